@@ -1,0 +1,38 @@
+"""What the API holds for the life of the process: settings and connections."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+
+from fusion.config import Settings
+from fusion.db.session import Database
+from fusion.errors import ConfigError
+
+
+@dataclass
+class Hub:
+    settings: Settings
+    database: Database
+    redis: redis.Redis
+
+    @classmethod
+    def connect(cls, settings: Settings) -> Hub:
+        if not settings.app_database_url:
+            raise ConfigError("FUSION_DATABASE_URL: not set (the API needs a database)")
+        if not settings.redis_url:
+            raise ConfigError("FUSION_REDIS_URL: not set (the API needs the broker)")
+        return cls(
+            settings=settings,
+            database=Database(settings.app_database_url),
+            redis=redis.Redis.from_url(
+                settings.redis_url, socket_timeout=2, socket_connect_timeout=2
+            ),
+        )
+
+
+def hub() -> Hub:
+    found: Hub = current_app.extensions["fusion"]
+    return found

@@ -1,0 +1,94 @@
+"""The org's catalog (products and variants, one stock figure per SKU) and its listings."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fusion.db.base import Base, TenantScoped, pg_enum
+
+
+class ListingStatus(enum.StrEnum):
+    DRAFT = "draft"
+    STAGED = "staged"
+    PUBLISHING = "publishing"
+    PUBLISHED = "published"
+    FAILED = "failed"
+    DELISTED = "delisted"
+
+
+class Product(TenantScoped, Base):
+    __tablename__ = "products"
+    title: Mapped[str] = mapped_column(String(500))
+    description: Mapped[str] = mapped_column(Text, server_default="")
+    vendor: Mapped[str] = mapped_column(String(200), server_default="")
+    product_type: Mapped[str] = mapped_column(String(200), server_default="")
+    tags: Mapped[list[str]] = mapped_column(
+        ARRAY(String(100)), server_default=text("'{}'::character varying[]")
+    )
+    status: Mapped[str] = mapped_column(String(20), server_default="active")
+    attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    __table_args__ = (Index("ix_products_org_id_created_at", "org_id", text("created_at DESC")),)
+
+
+class ProductVariant(TenantScoped, Base):
+    __tablename__ = "product_variants"
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    sku: Mapped[str] = mapped_column(String(120))
+    title: Mapped[str] = mapped_column(String(500), server_default="")
+    price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    # The one available quantity the hub holds for this SKU.
+    available_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    barcode: Mapped[str | None] = mapped_column(String(64))
+    attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "sku"),
+        CheckConstraint("available_quantity >= 0", name="quantity_not_negative"),
+        CheckConstraint("price >= 0", name="price_not_negative"),
+        Index("ix_product_variants_org_id_created_at", "org_id", text("created_at DESC")),
+        Index("ix_product_variants_product_id", "product_id"),
+    )
+
+
+class Listing(TenantScoped, Base):
+    """A product on one store."""
+
+    __tablename__ = "listings"
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    status: Mapped[ListingStatus] = mapped_column(
+        pg_enum(ListingStatus, "listing_status"), server_default=ListingStatus.DRAFT.value
+    )
+    external_id: Mapped[str | None] = mapped_column(String(255))
+    external_url: Mapped[str | None] = mapped_column(String(1000))
+    platform_data: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    published_at: Mapped[datetime | None]
+    last_synced_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("product_id", "store_id"),
+        Index("ix_listings_org_id_created_at", "org_id", text("created_at DESC")),
+        Index("ix_listings_store_id_status", "store_id", "status"),
+        Index("ix_listings_platform_data", "platform_data", postgresql_using="gin"),
+    )

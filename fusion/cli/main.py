@@ -1,0 +1,34 @@
+"""The ``fusion`` command. Each command group lives in its own module of this package."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from fusion.errors import ConfigError
+
+
+class FusionGroup(click.Group):
+    """Turns configuration errors into a one-line message and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            click.echo(f"fusion: configuration error: {exc}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=FusionGroup)
+def cli() -> None:
+    """Fusion Stage Hub: one catalog and one stock figure across every channel."""
+
+
+def _register() -> None:
+    from fusion.cli.db import db
+
+    cli.add_command(db)
+
+
+_register()

@@ -1,0 +1,228 @@
+"""Settings, read once from ``FUSION_*`` environment variables at the edge of the process.
+
+Every value is checked when it is read: a malformed one raises :class:`ConfigError` naming the
+variable. Outside dev mode (``FUSION_ENV=production``) secrets must be given explicitly; in
+dev/test mode (the default, used by ``fusion up`` with embedded servers) missing secrets are
+generated once and kept under ``FUSION_HOME`` so restarts keep working.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from fusion.errors import ConfigError
+
+ENVIRONMENTS = ("dev", "test", "production")
+APP_DB_ROLE = "fusion_app"
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -> int:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes:
+        allowed = ", ".join(schemes)
+        raise ConfigError(f"{name}: expected a URL with scheme {allowed}, got {parts.scheme!r}")
+    if not (parts.hostname or "host=" in parts.query or parts.path.strip("/")):
+        raise ConfigError(f"{name}: the URL names no host or socket")
+    return raw
+
+
+def _seconds_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"{name}: expected comma-separated seconds, got {raw!r}") from None
+    if not values or any(v < 0 for v in values):
+        raise ConfigError(f"{name}: expected one or more non-negative numbers, got {raw!r}")
+    return values
+
+
+def _fernet_keys(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    import base64
+    import binascii
+
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for i, key in enumerate(keys):
+        try:
+            ok = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"{name}: key #{i + 1} is not a Fernet key (32 url-safe base64-encoded bytes)"
+            )
+    return keys
+
+
+def app_url_from_admin(admin_url: str, password: str | None) -> str:
+    """The URL the API and workers use: the admin URL with the non-owner application role."""
+    parts = urlsplit(admin_url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = APP_DB_ROLE + (f":{password}" if password else "") + "@" + host
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the hub reads from its environment; build it with :meth:`from_env`."""
+
+    env: str = "dev"
+    home: Path = Path(".fusion")
+    database_url: str | None = None  # owner/admin: migrations only
+    app_database_url: str | None = None  # the non-owner role every process uses
+    app_db_password: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str = ""
+    encryption_keys: tuple[str, ...] = ()
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    flower_port: int = 5555
+    access_token_ttl_s: int = 900
+    refresh_token_ttl_s: int = 30 * 24 * 3600
+    lease_s: int = 15
+    retry_ladder_s: tuple[int, ...] = (60, 300, 900, 3600)
+    max_attempts: int = 5
+    db_statement_timeout_ms: int = 30_000
+    db_idle_in_transaction_timeout_ms: int = 60_000
+    request_quota_per_minute: int = 600
+    max_body_bytes: int = 1024 * 1024
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def dev(self) -> bool:
+        return self.env != "production"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check every ``FUSION_*`` variable; raise ConfigError naming a bad one."""
+        env = os.environ if environ is None else environ
+        mode = _text(env, "FUSION_ENV") or "dev"
+        if mode not in ENVIRONMENTS:
+            raise ConfigError(
+                f"FUSION_ENV: expected one of {', '.join(ENVIRONMENTS)}, got {mode!r}"
+            )
+        home = Path(_text(env, "FUSION_HOME") or ".fusion").absolute()
+        pg = ("postgresql", "postgresql+psycopg2", "postgres")
+        database_url = _url(env, "FUSION_DATABASE_URL", pg)
+        app_password = _text(env, "FUSION_DB_APP_PASSWORD")
+        app_database_url = _url(env, "FUSION_APP_DATABASE_URL", pg)
+        if app_database_url is None and database_url is not None:
+            app_database_url = app_url_from_admin(database_url, app_password)
+        redis_url = _url(env, "FUSION_REDIS_URL", ("redis", "rediss", "unix"))
+        jwt_secret = _text(env, "FUSION_JWT_SECRET")
+        keys = _fernet_keys(env, "FUSION_ENCRYPTION_KEYS")
+        if mode == "production":
+            for name, value in (
+                ("FUSION_APP_DATABASE_URL or FUSION_DATABASE_URL", app_database_url),
+                ("FUSION_REDIS_URL", redis_url),
+                ("FUSION_JWT_SECRET", jwt_secret),
+                ("FUSION_ENCRYPTION_KEYS", keys),
+            ):
+                if not value:
+                    raise ConfigError(f"{name}: required when FUSION_ENV=production")
+            if jwt_secret and len(jwt_secret) < 32:
+                raise ConfigError("FUSION_JWT_SECRET: must be at least 32 characters")
+        else:
+            jwt_secret = jwt_secret or _dev_secret(
+                home, "jwt_secret", lambda: secrets.token_urlsafe(48)
+            )
+            if keys is None:
+                keys = (_dev_secret(home, "encryption_key", _new_fernet_key),)
+        return cls(
+            env=mode,
+            home=home,
+            database_url=database_url,
+            app_database_url=app_database_url,
+            app_db_password=app_password,
+            redis_url=redis_url,
+            jwt_secret=jwt_secret or "",
+            encryption_keys=keys or (),
+            api_host=_text(env, "FUSION_API_HOST") or "127.0.0.1",
+            api_port=_int(env, "FUSION_API_PORT", 8000, lo=1, hi=65535),
+            flower_port=_int(env, "FUSION_FLOWER_PORT", 5555, lo=1, hi=65535),
+            access_token_ttl_s=_int(env, "FUSION_ACCESS_TOKEN_TTL", 900, lo=30, hi=86400),
+            refresh_token_ttl_s=_int(
+                env, "FUSION_REFRESH_TOKEN_TTL", 30 * 24 * 3600, lo=60, hi=365 * 86400
+            ),
+            lease_s=_int(env, "FUSION_LEASE_SECONDS", 15, lo=2, hi=3600),
+            retry_ladder_s=_seconds_list(env, "FUSION_RETRY_LADDER", (60, 300, 900, 3600)),
+            max_attempts=_int(env, "FUSION_MAX_ATTEMPTS", 5, lo=1, hi=100),
+            db_statement_timeout_ms=_int(
+                env, "FUSION_DB_STATEMENT_TIMEOUT_MS", 30_000, lo=100, hi=3_600_000
+            ),
+            db_idle_in_transaction_timeout_ms=_int(
+                env, "FUSION_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, lo=100, hi=3_600_000
+            ),
+            request_quota_per_minute=_int(
+                env, "FUSION_REQUEST_QUOTA_PER_MINUTE", 600, lo=1, hi=10**7
+            ),
+            max_body_bytes=_int(env, "FUSION_MAX_BODY_BYTES", 1024 * 1024, lo=1024, hi=10**9),
+        )
+
+    def with_urls(self, *, database_url: str, redis_url: str) -> Settings:
+        """A copy pointing at the given (e.g. embedded) servers."""
+        return replace(
+            self,
+            database_url=database_url,
+            app_database_url=app_url_from_admin(database_url, self.app_db_password),
+            redis_url=redis_url,
+        )
+
+
+def _new_fernet_key() -> str:
+    from cryptography.fernet import Fernet
+
+    return Fernet.generate_key().decode()
+
+
+def _dev_secret(home: Path, name: str, make: object) -> str:
+    """A secret generated once per FUSION_HOME (dev/test only) so restarts keep sessions."""
+    path = home / "secrets" / name
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    value = make()  # type: ignore[operator]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process of the same hub won the race
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(str(value))
+    return str(value)

@@ -1,0 +1,53 @@
+"""Imports every model so that ``Base.metadata`` knows the whole schema (Alembic, tests)."""
+
+from __future__ import annotations
+
+from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
+from fusion.audit.models import AuditLog
+from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
+from fusion.db.base import Base
+from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
+from fusion.orders.models import Order, OrderLine
+from fusion.orgs.models import ApiKey, Org, OrgMember, RefreshToken, Role, User
+from fusion.plugins.models import ContractLevel, PluginContract, PluginInstance, PluginRecord
+from fusion.stores.models import Store
+from fusion.webhooks.models import WebhookDelivery
+
+# Tables whose rows belong to one org: every one has RLS keyed on fusion.org_id.
+TENANT_TABLES: tuple[str, ...] = tuple(
+    sorted(t.name for t in Base.metadata.sorted_tables if "org_id" in t.c)
+)
+# orgs itself is isolated too, by its id.
+RLS_TABLES: tuple[str, ...] = ("orgs", *TENANT_TABLES)
+
+__all__ = [
+    "RLS_TABLES",
+    "TENANT_TABLES",
+    "ApiKey",
+    "Approval",
+    "ApprovalPolicy",
+    "ApprovalStatus",
+    "AuditLog",
+    "Base",
+    "ContractLevel",
+    "Job",
+    "JobLog",
+    "JobStatus",
+    "Listing",
+    "ListingStatus",
+    "LogLevel",
+    "Order",
+    "OrderLine",
+    "Org",
+    "OrgMember",
+    "PluginContract",
+    "PluginInstance",
+    "PluginRecord",
+    "Product",
+    "ProductVariant",
+    "RefreshToken",
+    "Role",
+    "Store",
+    "User",
+    "WebhookDelivery",
+]

@@ -1,0 +1,48 @@
+"""Orders ingested from the platforms: stored once per (store, external id)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fusion.db.base import Base, TenantScoped
+
+
+class Order(TenantScoped, Base):
+    __tablename__ = "orders"
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    external_id: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(40), server_default="open")
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    total: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    placed_at: Mapped[datetime | None]
+    # Set once, in the transaction that decremented stock: an order never counts twice.
+    stock_applied_at: Mapped[datetime | None]
+    raw: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "store_id", "external_id"),
+        Index("ix_orders_org_id_created_at", "org_id", text("created_at DESC")),
+    )
+
+
+class OrderLine(TenantScoped, Base):
+    __tablename__ = "order_lines"
+    order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
+    variant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("product_variants.id", ondelete="SET NULL")
+    )
+    sku: Mapped[str] = mapped_column(String(120))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
+    external_line_id: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (
+        Index("ix_order_lines_org_id_created_at", "org_id", text("created_at DESC")),
+        Index("ix_order_lines_order_id", "order_id"),
+    )

@@ -1,0 +1,1 @@
+"""Running the hub: embedded servers, the process supervisor and the services of ``fusion up``."""

@@ -1,0 +1,36 @@
+"""A merchant's store on one platform, with its encrypted credentials and rate-limit state."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fusion.db.base import Base, TenantScoped
+
+
+class Store(TenantScoped, Base):
+    __tablename__ = "stores"
+    platform: Mapped[str] = mapped_column(String(40))  # the plugin slug
+    plugin_instance_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("plugin_instances.id", ondelete="SET NULL")
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    external_id: Mapped[str] = mapped_column(String(255))  # shop domain, shop id, seller id
+    base_url: Mapped[str | None] = mapped_column(String(500))  # API root; a sandbox in tests
+    status: Mapped[str] = mapped_column(String(20), server_default="active")
+    # Fernet tokens; decrypted only inside a worker for the platform call.
+    credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    rate_limit_config: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    rate_limit_state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    settings: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    last_synced_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "platform", "external_id"),
+        Index("ix_stores_org_id_created_at", "org_id", text("created_at DESC")),
+    )

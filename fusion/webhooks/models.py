@@ -1,0 +1,28 @@
+"""Webhook deliveries received from the platforms, stored once per delivery id."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from fusion.db.base import Base, TenantScoped
+
+
+class WebhookDelivery(TenantScoped, Base):
+    __tablename__ = "webhooks"
+    store_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("stores.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(40))
+    delivery_id: Mapped[str] = mapped_column(String(255))
+    topic: Mapped[str] = mapped_column(String(120))
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    status: Mapped[str] = mapped_column(String(20), server_default="received")
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+
+    __table_args__ = (
+        UniqueConstraint("org_id", "store_id", "delivery_id"),
+        Index("ix_webhooks_org_id_created_at", "org_id", text("created_at DESC")),
+    )

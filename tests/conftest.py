@@ -1,0 +1,121 @@
+"""Fixtures shared by the whole suite: a migrated database per run, a private Redis, orgs.
+
+Given/when/then tests talk to real servers. Each test starts from empty tables: rows are
+truncated after it (workers in other processes make savepoint rollback impossible).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import Engine, text
+
+from fusion.config import Settings
+from fusion.db import migrate
+from fusion.db.models import Base
+from fusion.db.session import Database, make_engine
+from tests.support.servers import RedisServer, ScratchDatabase, admin_postgres_url
+
+
+@pytest.fixture(scope="session")
+def test_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScratchDatabase]:
+    database = ScratchDatabase(admin_postgres_url())
+    database.create()
+    try:
+        yield database
+    finally:
+        database.drop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer | None]:
+    if os.environ.get("FUSION_TEST_REDIS_URL"):
+        yield None
+        return
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def hub_env(
+    test_database: ScratchDatabase,
+    redis_server: RedisServer | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> dict[str, str]:
+    """The FUSION_* environment of this test run, for in-process settings and child processes."""
+    home = tmp_path_factory.mktemp("fusion-home")
+    return {
+        "FUSION_ENV": "test",
+        "FUSION_HOME": str(home),
+        "FUSION_DATABASE_URL": test_database.url,
+        "FUSION_REDIS_URL": os.environ.get("FUSION_TEST_REDIS_URL")
+        or (redis_server.url if redis_server else ""),
+    }
+
+
+@pytest.fixture(scope="session")
+def settings(hub_env: dict[str, str]) -> Settings:
+    settings = Settings.from_env(hub_env)
+    migrate.upgrade(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def admin_engine(settings: Settings) -> Iterator[Engine]:
+    """The owner's connection: bypasses RLS; for arranging and asserting, never for the app."""
+    assert settings.database_url
+    engine = make_engine(settings.database_url, pool_size=2)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Iterator[Database]:
+    """The application's handle, connected as the non-owner application role."""
+    assert settings.app_database_url
+    db = Database(settings.app_database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
+    uses_db = {"settings", "database", "admin_engine"} & set(request.fixturenames)
+    engine = request.getfixturevalue("admin_engine") if uses_db else None
+    yield
+    if engine is None:
+        return
+    tables = ", ".join(
+        t.name for t in Base.metadata.sorted_tables if t.name not in ("plugins", "plugin_contracts")
+    )
+    with engine.begin() as conn:
+        # replica mode skips the audit log's append-only triggers (superuser only: tests).
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+
+
+def make_org(admin_engine: Engine, name: str) -> uuid.UUID:
+    org_id = uuid.uuid4()
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO orgs (id, name, slug) VALUES (:id, :name, :slug)"),
+            {"id": org_id, "name": name, "slug": f"{name.lower()}-{org_id.hex[:8]}"},
+        )
+    return org_id
+
+
+@pytest.fixture
+def org_a(admin_engine: Engine) -> uuid.UUID:
+    return make_org(admin_engine, "Alpha")
+
+
+@pytest.fixture
+def org_b(admin_engine: Engine) -> uuid.UUID:
+    return make_org(admin_engine, "Bravo")

@@ -1,0 +1,1 @@
+"""Test support: real servers for the suite (no mocks of Postgres, Redis or HTTP)."""

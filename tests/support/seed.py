@@ -1,0 +1,99 @@
+"""One row in every tenant table for an org, written as the owner (RLS does not apply)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from fusion.db.models import TENANT_TABLES
+
+
+def _insert(conn: Connection, table: str, **values: Any) -> uuid.UUID:
+    values.setdefault("id", uuid.uuid4())
+    cols = ", ".join(values)
+    params = ", ".join(f":{k}" for k in values)
+    conn.execute(text(f"INSERT INTO {table} ({cols}) VALUES ({params})"), values)
+    return values["id"]
+
+
+def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
+    """Create a row in each tenant table for ``org``; returns {table: row id}."""
+    tag = uuid.uuid4().hex[:8]
+    ids: dict[str, uuid.UUID] = {}
+    with engine.begin() as conn:
+        user = _insert(conn, "users", email=f"u-{tag}@example.test", password_hash="x")
+        plugin = conn.execute(
+            text(
+                "INSERT INTO plugins (id, slug, name, version, auth_type) "
+                "VALUES (:id, :slug, 'Seed', '1', 'api_key') "
+                "ON CONFLICT (slug) DO UPDATE SET name = EXCLUDED.name RETURNING id"
+            ),
+            {"id": uuid.uuid4(), "slug": "seed-plugin"},
+        ).scalar_one()
+        ids["org_members"] = _insert(conn, "org_members", org_id=org, user_id=user, role="owner")
+        ids["api_keys"] = _insert(
+            conn, "api_keys", org_id=org, name="k", public_id=tag, secret_hash="h", role="viewer"
+        )
+        ids["plugin_instances"] = _insert(conn, "plugin_instances", org_id=org, plugin_id=plugin)
+        ids["stores"] = _insert(
+            conn, "stores", org_id=org, platform="shopify", name="S", external_id=f"shop-{tag}"
+        )
+        ids["products"] = _insert(conn, "products", org_id=org, title="P")
+        ids["product_variants"] = _insert(
+            conn,
+            "product_variants",
+            org_id=org,
+            product_id=ids["products"],
+            sku="SKU-1",
+            price=10,
+        )
+        ids["listings"] = _insert(
+            conn, "listings", org_id=org, product_id=ids["products"], store_id=ids["stores"]
+        )
+        ids["jobs"] = _insert(
+            conn, "jobs", org_id=org, store_id=ids["stores"], job_type="noop", queue="default"
+        )
+        ids["job_logs"] = _insert(
+            conn, "job_logs", org_id=org, job_id=ids["jobs"], level="info", message="m"
+        )
+        ids["approvals"] = _insert(
+            conn,
+            "approvals",
+            org_id=org,
+            resource_type="listing",
+            action="delete",
+            expires_at=datetime(2999, 1, 1, tzinfo=UTC),
+        )
+        ids["approval_policies"] = _insert(
+            conn, "approval_policies", org_id=org, resource_type="listing", action="delete"
+        )
+        ids["orders"] = _insert(
+            conn, "orders", org_id=org, store_id=ids["stores"], external_id="o-1"
+        )
+        ids["order_lines"] = _insert(
+            conn, "order_lines", org_id=org, order_id=ids["orders"], sku="SKU-1", quantity=1
+        )
+        ids["webhooks"] = _insert(
+            conn,
+            "webhooks",
+            org_id=org,
+            store_id=ids["stores"],
+            platform="shopify",
+            delivery_id="d-1",
+            topic="orders/create",
+            body_sha256="0" * 64,
+        )
+        ids["audit_logs"] = _insert(
+            conn,
+            "audit_logs",
+            org_id=org,
+            actor_type="system",
+            action="seed",
+            resource_type="org",
+        )
+    missing = set(TENANT_TABLES) - set(ids)
+    assert not missing, f"seed_org does not cover {sorted(missing)}: add them here"
+    return ids

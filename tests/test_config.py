@@ -1,0 +1,63 @@
+"""Settings: malformed values stop start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fusion.config import Settings
+from fusion.errors import ConfigError
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"FUSION_API_PORT": "eighty"}, "FUSION_API_PORT: expected an integer, got 'eighty'"),
+        ({"FUSION_API_PORT": "70000"}, "FUSION_API_PORT: must be between 1 and 65535, got 70000"),
+        ({"FUSION_DATABASE_URL": "mysql://x@h/db"}, "FUSION_DATABASE_URL: expected a URL with"),
+        ({"FUSION_REDIS_URL": "http://h:1"}, "FUSION_REDIS_URL: expected a URL with scheme"),
+        ({"FUSION_ENV": "staging"}, "FUSION_ENV: expected one of dev, test, production"),
+        ({"FUSION_ENCRYPTION_KEYS": "short"}, "FUSION_ENCRYPTION_KEYS: key #1 is not a Fernet"),
+        ({"FUSION_RETRY_LADDER": "60,five"}, "FUSION_RETRY_LADDER: expected comma-separated"),
+    ],
+)
+def test_a_malformed_value_names_the_variable(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"FUSION_HOME": str(tmp_path), **env})
+    assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize(
+    "missing", ["FUSION_REDIS_URL", "FUSION_JWT_SECRET", "FUSION_ENCRYPTION_KEYS"]
+)
+def test_production_refuses_to_start_without_a_required_value(tmp_path: Path, missing: str) -> None:
+    env = {
+        "FUSION_ENV": "production",
+        "FUSION_HOME": str(tmp_path),
+        "FUSION_DATABASE_URL": "postgresql://admin@db/fusion",
+        "FUSION_REDIS_URL": "redis://cache:6379/0",
+        "FUSION_JWT_SECRET": "s" * 40,
+        "FUSION_ENCRYPTION_KEYS": "n1ZzI8bJ2p5Pk6b7Q0pVfWmH6a3xT2yK9sD4cE5fG1A=",
+    }
+    del env[missing]
+    with pytest.raises(ConfigError, match=f"{missing}: required when FUSION_ENV=production"):
+        Settings.from_env(env)
+    assert not (tmp_path / "secrets").exists()
+
+
+def test_dev_mode_generates_secrets_once_and_keeps_them(tmp_path: Path) -> None:
+    first = Settings.from_env({"FUSION_HOME": str(tmp_path)})
+    second = Settings.from_env({"FUSION_HOME": str(tmp_path)})
+    assert first.jwt_secret and first.jwt_secret == second.jwt_secret
+    assert first.encryption_keys == second.encryption_keys
+    assert oct((tmp_path / "secrets" / "jwt_secret").stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_application_connects_as_the_non_owner_role(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"FUSION_HOME": str(tmp_path), "FUSION_DATABASE_URL": "postgresql://postgres@db:5433/hub"}
+    )
+    assert settings.app_database_url == "postgresql://fusion_app@db:5433/hub"
