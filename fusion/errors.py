@@ -32,3 +32,36 @@ class ValidationFailed(FusionError):
     def __init__(self, message: str | None = None, *, fields: dict[str, list[str]] | None = None):
         super().__init__(message)
         self.fields = fields or {}
+
+
+class JobError(FusionError):
+    """A job's work failed."""
+
+
+class RetryableError(JobError):
+    """A transient failure (network, timeout, 5xx): the job is retried on the backoff ladder."""
+
+
+class PermanentError(JobError):
+    """A failure that retrying cannot fix (validation, auth): the job fails at once."""
+
+
+class RateLimited(JobError):
+    """The platform's allowance is spent: the job is rescheduled without spending an attempt."""
+
+    def __init__(self, retry_after_s: float, message: str | None = None) -> None:
+        super().__init__(message or f"rate limited; retry in {retry_after_s:.2f}s")
+        self.retry_after_s = retry_after_s
+
+
+class Cancelled(JobError):
+    """The job was cancelled; it stopped at a checkpoint."""
+
+
+class UnsupportedCapability(PermanentError):
+    """The store's plugin does not support this capability."""
+
+    def __init__(self, plugin: str, capability: str) -> None:
+        super().__init__(f"plugin {plugin!r} does not support capability {capability!r}")
+        self.plugin = plugin
+        self.capability = capability

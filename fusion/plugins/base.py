@@ -1,0 +1,248 @@
+"""The plugin interface: what a marketplace adapter declares and what it can do.
+
+A plugin is discovered through the ``fusion.plugins`` entry-point group (the built-in four are
+registered the same way in ``pyproject.toml``), declares its capabilities with a level each,
+its rate limit and its auth type, and makes a :class:`PlatformClient` for one store. Clients
+speak the platform's real wire format through the shared :class:`HttpClient` port, which
+takes rate-limit tokens before each call and never logs credentials.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from fusion.plugins.models import ContractLevel
+
+
+class Capability(enum.StrEnum):
+    LIST_PRODUCTS = "list_products"
+    CREATE_PRODUCT = "create_product"
+    UPDATE_PRODUCT = "update_product"
+    DELETE_PRODUCT = "delete_product"
+    BULK_OPERATIONS = "bulk_operations"
+    REAL_TIME_INVENTORY = "real_time_inventory"
+    ORDER_WEBHOOKS = "order_webhooks"
+
+
+class AuthType(enum.StrEnum):
+    OAUTH = "oauth"
+    API_KEY = "api_key"
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """What a client is about to send, so a plugin's cost function can price it."""
+
+    operation: str  # e.g. "graphql:productCreate", "PATCH /listings/items"
+    items: int = 1
+
+
+@dataclass(frozen=True)
+class RateLimitSpec:
+    requests_per_second: float
+    burst_size: int
+    cost: Callable[[ApiCall], float] | None = None
+
+    def cost_of(self, call: ApiCall) -> float:
+        return self.cost(call) if self.cost else 1.0
+
+
+class Secret(str):
+    """A credential value: prints as ``***`` in reprs, logs and tracebacks."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
+
+
+@dataclass(frozen=True)
+class StoreConnection:
+    """One store as a client sees it; ``credentials`` are decrypted only for the call."""
+
+    store_id: str
+    org_id: str
+    platform: str
+    external_id: str
+    base_url: str
+    credentials: Mapping[str, Secret] = field(repr=False)
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VariantDraft:
+    sku: str
+    price: Decimal
+    quantity: int
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class ProductDraft:
+    """A catalog product as the hub wants it on a platform."""
+
+    title: str
+    variants: Sequence[VariantDraft]
+    description: str = ""
+    currency: str = "USD"
+    # Stable across retries (the listing id): a retried create never makes a second product.
+    idempotency_key: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoteProduct:
+    external_id: str
+    title: str
+    quantities: Mapping[str, int]  # sku -> available quantity on the platform
+    url: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InventoryUpdate:
+    sku: str
+    quantity: int
+    external_id: str | None = None  # the platform's product/listing id, when known
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    sku: str
+    quantity: int
+    unit_price: Decimal
+    external_line_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RemoteOrder:
+    external_id: str
+    lines: Sequence[OrderLine]
+    total: Decimal
+    currency: str
+    status: str
+    placed_at: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WebhookEvent:
+    delivery_id: str
+    topic: str
+    payload: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body or b"null")
+
+
+class HttpClient(Protocol):
+    """The one way a client calls its platform (``fusion/plugins/http.py`` implements it).
+
+    ``request`` takes ``cost`` tokens from the store's shared bucket first (raising
+    ``RateLimited`` when short), applies timeouts and transport retries, maps 429 to
+    ``RateLimited``, 5xx/timeouts to ``RetryableError`` and other 4xx to ``PermanentError``
+    (unless ``expect`` lists the status), and feeds the platform's rate-limit headers back into
+    the bucket. ``feedback`` lets a client report quota it read from a body (Shopify's
+    ``throttleStatus``)."""
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        call: ApiCall,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+        expect: Sequence[int] = (),
+    ) -> HttpResponse: ...
+
+    def feedback(
+        self,
+        *,
+        available: float | None = None,
+        retry_after_s: float | None = None,
+        capacity: float | None = None,
+        refill_rate: float | None = None,
+    ) -> None: ...
+
+
+class PlatformClient(ABC):
+    """One store's client for one job. Methods for unsupported capabilities raise
+    ``UnsupportedCapability``; workarounds log what they do instead via ``log``."""
+
+    def __init__(
+        self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
+    ) -> None:
+        self.conn = conn
+        self.http = http
+        self.log = log or (lambda message: None)
+
+    @abstractmethod
+    def list_products(self) -> list[RemoteProduct]: ...
+
+    @abstractmethod
+    def create_product(self, draft: ProductDraft) -> RemoteProduct: ...
+
+    @abstractmethod
+    def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct: ...
+
+    @abstractmethod
+    def delete_product(self, external_id: str) -> None: ...
+
+    @abstractmethod
+    def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        """Push quantities now (real_time_inventory, or the sync's per-item path)."""
+
+    @abstractmethod
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        """Push many quantities in the platform's bulk way (bulk_operations)."""
+
+    @abstractmethod
+    def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
+        """Orders changed since ``since`` (the reconciliation pull behind webhooks)."""
+
+
+class Plugin(ABC):
+    slug: str
+    name: str
+    version: str
+    auth_type: AuthType
+    capabilities: Mapping[Capability, ContractLevel]
+    rate_limit: RateLimitSpec
+
+    def level(self, capability: Capability) -> ContractLevel:
+        return self.capabilities.get(capability, ContractLevel.UNSUPPORTED)
+
+    @abstractmethod
+    def client(
+        self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
+    ) -> PlatformClient: ...
+
+    @abstractmethod
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent:
+        """Check the signature over the raw ``body`` (constant-time) and freshness; return the
+        event, or raise ``PermanentError`` naming what is wrong (never echoing the secret)."""
+
+    @abstractmethod
+    def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
+        """The order a webhook event carries, or None for a topic the hub ignores."""
