@@ -13,10 +13,10 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from fusion.config import Settings
-from fusion.errors import FusionError
+from fusion.errors import ConfigError, FusionError
 from fusion.runtime.embedded import EmbeddedServers
 from fusion.runtime.services import child_env, http_address, hub_services
-from fusion.runtime.supervisor import STOP_SIGNALS, Supervisor
+from fusion.runtime.supervisor import STOP_SIGNALS, Supervisor, prefixed
 
 EXIT_INTERRUPTED = 130
 
@@ -47,6 +47,8 @@ def up(grace: float) -> None:
     """
     try:
         code = run_hub(Settings.from_env(), grace_s=grace, say=click.echo)
+    except ConfigError:
+        raise  # the fusion group reports these itself
     except FusionError as exc:
         raise click.ClickException(str(exc)) from exc
     sys.exit(code)
@@ -60,25 +62,30 @@ def run_hub(settings: Settings, *, grace_s: float, say: Callable[[str], None]) -
     """
     from fusion.db.migrate import upgrade
 
+    def note(message: str) -> None:
+        say(prefixed("fusion", message))
+
     servers = EmbeddedServers(settings)
     try:
         with _stop_signals_interrupt():
+            if servers.postgres or servers.redis:
+                note(f"starting the embedded servers under {settings.home}")
             resolved = servers.start()
-            say("fusion up: applying migrations")
+            note("applying migrations")
             upgrade(resolved)
-            services = hub_services(resolved, note=lambda m: say(f"fusion up: {m}"))
+            services = hub_services(resolved, note=note)
     except KeyboardInterrupt:
-        say("fusion up: interrupted while starting")
-        _quiet_stop(servers)
+        note("interrupted while starting")
+        _quiet_stop(servers, note)
         return EXIT_INTERRUPTED
     except BaseException:
-        _quiet_stop(servers)
+        _quiet_stop(servers, note)
         raise
     supervisor = Supervisor(services, env={**os.environ, **child_env(resolved)}, grace_s=grace_s)
     try:
         return supervisor.run(on_started=lambda: _banner(resolved, servers, supervisor.say))
     finally:
-        _quiet_stop(servers)
+        _quiet_stop(servers, note)
 
 
 def _banner(settings: Settings, servers: EmbeddedServers, say: Callable[[str], None]) -> None:
@@ -99,11 +106,16 @@ def _banner(settings: Settings, servers: EmbeddedServers, say: Callable[[str], N
         say(line)
 
 
-def _quiet_stop(servers: EmbeddedServers) -> None:
+def _quiet_stop(servers: EmbeddedServers, note: Callable[[str], None]) -> None:
     """Stop the servers, ignoring stop signals meanwhile: a half-done stop leaves them running."""
     previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in STOP_SIGNALS}
     try:
+        running = servers.running
+        if running:
+            note("stopping the embedded servers")
         servers.stop()
+        if running:
+            note("embedded servers stopped")
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -99,11 +99,22 @@ def _kill_leftover(pid: int, name: str, marker: Path, sig: int) -> None:
         if not proc.name().startswith(name) or str(marker) not in " ".join(proc.cmdline()):
             return  # the pid was reused by something else: not ours to touch
         proc.send_signal(sig)
-        proc.wait(15)
-    except psutil.TimeoutExpired:
-        proc.kill()
+        try:
+            proc.wait(15)
+        except psutil.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
     except psutil.Error:
         pass
+
+
+def _runs_as(pid: int, name: str) -> bool:
+    try:
+        return psutil.Process(pid).name().startswith(name)
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:
+        return True  # cannot tell: assume it is, and touch nothing
 
 
 def _short_dir(preferred: Path, name: str, home: Path) -> Path:
@@ -165,6 +176,9 @@ class EmbeddedPostgres:
         if self._proc is not None:
             _stop_process(self._proc, [(signal.SIGINT, timeout), (signal.SIGQUIT, 5.0)])
             self._proc = None
+            if not self.socket_dir.is_relative_to(self.root):
+                with contextlib.suppress(OSError):  # the /tmp fallback: leave no litter
+                    self.socket_dir.rmdir()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -192,12 +206,14 @@ class EmbeddedPostgres:
 
     def _clear_leftover(self) -> None:
         pidfile = self.data / "postmaster.pid"
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            _kill_leftover(
-                int(pidfile.read_text().split()[0]), "postgres", self.data, signal.SIGINT
-            )
-            # Postgres would refuse to start if the stale pid now belongs to another process.
-            pidfile.unlink()
+        try:
+            pid = int(pidfile.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return
+        _kill_leftover(pid, "postgres", self.data, signal.SIGINT)
+        if not _runs_as(pid, "postgres"):
+            # Stale: postgres would refuse to start if its pid now belongs to another process.
+            pidfile.unlink(missing_ok=True)
 
     def _run_as(self, owner: pwd.struct_passwd | None) -> dict[str, Any]:
         if owner is None:
@@ -265,15 +281,21 @@ def _postgres_owner() -> pwd.struct_passwd | None:
     """The system user to run postgres as: None (ourselves) unless we are root."""
     if os.geteuid() != 0:
         return None
-    try:
+    with contextlib.suppress(KeyError):
         return pwd.getpwnam(PG_SYSTEM_USER)
-    except KeyError:
+    try:
+        # No check: a concurrent start may have made the user first; getpwnam decides.
         subprocess.run(
             ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
              PG_SYSTEM_USER],
-            check=True, capture_output=True,
+            check=False, capture_output=True,
         )  # fmt: skip
         return pwd.getpwnam(PG_SYSTEM_USER)
+    except (OSError, KeyError) as exc:
+        raise EmbeddedServerError(
+            f"postgres cannot run as root and the user {PG_SYSTEM_USER!r} could not be made"
+            f" ({exc}); run as another user or set FUSION_DATABASE_URL"
+        ) from exc
 
 
 def _allow_traversal(path: Path) -> None:
@@ -481,6 +503,11 @@ class EmbeddedServers:
         if self.postgres is None:  # keep a configured app URL as it is
             return dataclasses.replace(self.settings, redis_url=redis_url)
         return self.settings.with_urls(database_url=db_url, redis_url=redis_url)
+
+    @property
+    def running(self) -> bool:
+        """Whether any server this object started is still running."""
+        return any(s is not None and s.pid is not None for s in (self.redis, self.postgres))
 
     def stop(self) -> None:
         """Stop whatever this object started (Redis first, then Postgres)."""

@@ -14,14 +14,13 @@ from collections.abc import Callable
 from fusion.config import Settings
 from fusion.runtime.supervisor import Service
 
-# Every platform queue plus default: in dev one worker takes them all (DESIGN §4).
-ALL_QUEUES = ("shopify", "etsy", "amazon_sc", "printify", "default")
 API_WORKERS = 2
 API_THREADS = 4
-WORKER_THREADS = 8
 # Shorter than the supervisor's grace period so gunicorn finishes its own shutdown first.
 API_GRACEFUL_TIMEOUT_S = 5
-SANDBOX_MODULE = "fusion.sandbox"
+SANDBOX_COMMAND_MODULE = "fusion.cli.sandbox"
+# `fusion ...` with this interpreter, whether or not the console script is on PATH.
+_RUN_CLI = "import sys; from fusion.cli.main import cli; sys.exit(cli(prog_name='fusion'))"
 
 
 def http_address(host: str, port: int) -> str:
@@ -52,10 +51,12 @@ def hub_services(
 ) -> list[Service]:
     """The services of ``fusion up`` for ``settings``, in start order.
 
-    The sandboxes are included only when ``fusion.sandbox`` can be run as a module
-    (``python -m fusion.sandbox``); otherwise ``note`` is told they are skipped.
+    The worker and beat go through ``fusion worker`` / ``fusion beat`` so that they run as
+    they do in production. The sandboxes are included when the ``fusion sandbox`` command is
+    installed (it prints the ports it serves); otherwise ``note`` is told they are skipped.
     """
-    celery = (python, "-m", "celery", "-A", "workers.app")
+    fusion = (python, "-c", _RUN_CLI)
+    beat_state = str(settings.home / "celerybeat-schedule")
     services = [
         Service(
             "api",
@@ -69,31 +70,22 @@ def hub_services(
                 "--access-logfile", "-",
             ),
         ),
-        Service(
-            "worker",
-            (
-                *celery, "worker", "--queues", ",".join(ALL_QUEUES),
-                "--pool", "threads", "--concurrency", str(WORKER_THREADS),
-                "--hostname", "fusion-up@%h", "--loglevel", "INFO",
-            ),
-        ),
-        Service(
-            "beat",
-            (
-                *celery, "beat", "--loglevel", "INFO",
-                # Keep beat's state with the rest of the hub's, not in the current directory.
-                "--schedule", str(settings.home / "celerybeat-schedule"),
-            ),
-        ),
+        # In dev one worker takes every queue; production runs one per queue.
+        Service("worker", (*fusion, "worker", "--platform", "all")),
+        # Beat's state lives with the rest of the hub's, not in the current directory.
+        Service("beat", (*fusion, "beat", "--schedule", beat_state)),
         Service(
             "flower",
-            (*celery, "flower", "--address=127.0.0.1", f"--port={settings.flower_port}"),
+            (
+                python, "-m", "celery", "-A", "workers.app", "flower",
+                "--address=127.0.0.1", f"--port={settings.flower_port}",
+            ),
         ),
     ]  # fmt: skip
-    if _has_module(f"{SANDBOX_MODULE}.__main__"):
-        services.append(Service("sandbox", (python, "-m", SANDBOX_MODULE)))
+    if _has_module(SANDBOX_COMMAND_MODULE):
+        services.append(Service("sandbox", (*fusion, "sandbox")))
     else:
-        note(f"sandboxes skipped: {SANDBOX_MODULE} has no server entry point yet")
+        note("sandboxes skipped: the fusion sandbox command is not installed")
     return services
 
 

@@ -23,6 +23,7 @@ from types import FrameType
 from typing import IO, Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+PREFIX_WIDTH = 7  # fits every name fusion up uses, so its own lines line up with the children's
 _PR_SET_PDEATHSIG = 1
 _libc: Any = None
 if sys.platform.startswith("linux"):
@@ -43,6 +44,11 @@ def die_with_parent(sig: int = signal.SIGTERM) -> Callable[[], None]:
             _libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
 
     return preexec
+
+
+def prefixed(name: str, line: str, width: int = PREFIX_WIDTH) -> str:
+    """``line`` behind its source's name, as the supervisor prints it."""
+    return f"{name.ljust(width)} | {line}"
 
 
 def signal_group(pgid: int, sig: int) -> None:
@@ -86,7 +92,7 @@ class Supervisor:
         self.env = dict(os.environ if env is None else env)
         self.grace_s = grace_s
         self.out = out or sys.stdout
-        self._width = max(len(n) for n in [*names, "fusion"])
+        self._width = max([PREFIX_WIDTH, *(len(n) for n in names)])
         self._write_lock = threading.Lock()
         self._children: list[_Child] = []
         self._stop_requested = threading.Event()
@@ -95,7 +101,7 @@ class Supervisor:
     def say(self, line: str, *, name: str = "fusion") -> None:
         """Write one prefixed line to the shared output."""
         with self._write_lock:
-            self.out.write(f"{name.ljust(self._width)} | {line}\n")
+            self.out.write(prefixed(name, line, self._width) + "\n")
             self.out.flush()
 
     def run(self, *, on_started: Callable[[], None] | None = None) -> int:

@@ -10,6 +10,7 @@ anybody else's Redis.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -38,15 +39,23 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
+@functools.cache
 def admin_postgres_url() -> str:
+    """``FUSION_TEST_DATABASE_URL`` (``embedded`` forces the embedded server), else the
+    machine's Postgres on 127.0.0.1:5432, else an embedded one started for this run."""
     url = os.environ.get("FUSION_TEST_DATABASE_URL")
-    if url:
+    if url and url != "embedded":
         return url
-    if _reachable("127.0.0.1", 5432):
+    if url != "embedded" and _reachable("127.0.0.1", 5432):
         return "postgresql://postgres@127.0.0.1:5432/postgres"
-    from fusion.runtime.embedded import ensure_postgres  # type: ignore[attr-defined]
+    import atexit
 
-    return str(ensure_postgres(Path(".fusion/test-pg").absolute()))
+    from fusion.runtime.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(Path(".fusion/test").absolute())
+    url = server.start()
+    atexit.register(server.stop)
+    return url
 
 
 def with_database(url: str, name: str) -> str:
@@ -75,7 +84,7 @@ class ScratchDatabase:
         )
 
     def _exec(self, statement: sql.Composable) -> None:
-        conn = psycopg2.connect(self.admin_url)
+        conn = psycopg2.connect(self.admin_url.replace("postgresql+psycopg2://", "postgresql://"))
         conn.autocommit = True
         try:
             with conn.cursor() as cur:
