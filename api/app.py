@@ -2,20 +2,166 @@
 
 from __future__ import annotations
 
-from flask import Flask
+import http
+import importlib
+import logging
+from typing import Any
 
+from flask import Flask, Response
+from flask_smorest import Api
+from flask_smorest.utils import prepare_response
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+from api import problems
 from api.context import Hub
+from api.quota import QuotaExceeded
 from fusion.config import Settings
+from fusion.errors import FusionError
+from fusion.jobs import dispatch
+from fusion.plugins.sync import sync_plugins
+from schemas.common import ProblemSchema
+from workers import dispatcher  # the one allowed import from workers (the publish port)
+
+log = logging.getLogger(__name__)
+# Modules whose import registers job payload schemas with ``schemas.jobs``.
+PAYLOAD_SCHEMA_MODULES = ("schemas.plugin_jobs",)
 
 
-def create_app(settings: Settings | None = None) -> Flask:
+class FusionApi(Api):
+    """flask-smorest's Api with problem+json errors, both served and documented."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Response:
+        return problems.from_http_exception(error)
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if not (100 <= status < 200) and status not in (204, 304):
+                response["schema"] = self.ERROR_SCHEMA
+            prepare_response(response, self.spec, problems.PROBLEM_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default: dict[str, Any] = {"description": "Any error", "schema": self.ERROR_SCHEMA}
+        prepare_response(default, self.spec, problems.PROBLEM_TYPE)
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
+def _configure(app: Flask, settings: Settings) -> None:
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        API_TITLE="Fusion Stage Hub",
+        API_VERSION="1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        API_SPEC_OPTIONS={
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "A JWT access token or an org API key.",
+                    },
+                    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+                }
+            },
+        },
+        PROPAGATE_EXCEPTIONS=False,
+        JSON_SORT_KEYS=False,
+    )
+
+
+def _install_ports(hub: Hub) -> None:
+    """Connect the parts other layers provide: log redaction, the job payload validator, the
+    Celery publisher, and the plugin contract sync."""
+    from fusion.security import redact
+
+    redact.install()
+    from fusion.jobs.registry import load_job_modules
+    from schemas import jobs as job_schemas
+
+    load_job_modules()
+    for name in PAYLOAD_SCHEMA_MODULES:
+        try:
+            importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            log.warning("payload schemas %s not installed: %s", name, exc)
+    job_schemas.install()
+    try:
+        with hub.database.system_session() as session:
+            sync_plugins(session)
+    except SQLAlchemyError as exc:  # the API can serve without it; the table lags until next
+        log.warning("plugin contract sync failed: %s", type(exc).__name__)
+    # The publisher talks to this app's broker (celeryconfig alone would read the environment).
+    publisher = dispatcher.producer_app()
+    publisher.conf.broker_url = hub.settings.redis_url
+    dispatch.install(dispatcher.CeleryDispatcher(publisher))
+
+
+def create_app(settings: Settings | None = None, *, install_ports: bool = True) -> Flask:
     """Build the API for ``settings`` (read from the environment when not given)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.extensions["fusion"] = Hub.connect(settings)
+    _configure(app, settings)
+    hub = app.extensions["fusion"] = Hub.connect(settings)
+    if install_ports:
+        _install_ports(hub)
 
-    from api.health import blp as health
+    api = FusionApi(app)
+    app.register_error_handler(FusionError, _fusion_error)
+    app.register_error_handler(Exception, problems.from_unexpected)
 
-    app.register_blueprint(health)
+    from api import (
+        api_keys,
+        approvals,
+        audit,
+        auth,
+        events,
+        health,
+        jobs,
+        listings,
+        me,
+        metrics,
+        orders,
+        orgs,
+        plugins,
+        products,
+        stores,
+    )
+
+    for module in (
+        auth,
+        me,
+        orgs,
+        api_keys,
+        stores,
+        plugins,
+        products,
+        listings,
+        jobs,
+        orders,
+        approvals,
+        audit,
+        events,
+    ):
+        api.register_blueprint(module.blp)
+    app.register_blueprint(health.blp)
+    metrics.install(app)
+    app.after_request(_no_store)
     return app
+
+
+def _no_store(response: Response) -> Response:
+    # Responses carry one org's data for one caller: no shared cache may keep them.
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _fusion_error(error: FusionError) -> Response:
+    if isinstance(error, QuotaExceeded):
+        return problems.problem(429, str(error), headers={"Retry-After": str(error.retry_after_s)})
+    return problems.from_fusion_error(error)

@@ -6,17 +6,20 @@ from flask import Blueprint
 from sqlalchemy import text
 
 from api.context import hub
+from api.security import public
 
 blp = Blueprint("health", __name__)
 
 
 @blp.get("/healthz")
+@public
 def healthz() -> tuple[dict[str, str], int]:
     """The process is alive."""
     return {"status": "ok"}, 200
 
 
 @blp.get("/readyz")
+@public
 def readyz() -> tuple[dict[str, object], int]:
     """The database and the broker both answer."""
     checks: dict[str, str] = {}

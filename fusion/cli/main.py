@@ -26,9 +26,23 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from fusion.cli.audit import audit_group
     from fusion.cli.db import db
+    from fusion.cli.plugins import plugins
+    from fusion.cli.sandbox import sandbox
+    from fusion.cli.up import up
+    from fusion.cli.users import orgs_group, users
+    from fusion.cli.worker import beat, worker
 
+    cli.add_command(audit_group)
     cli.add_command(db)
+    cli.add_command(users)
+    cli.add_command(orgs_group)
+    cli.add_command(plugins)
+    cli.add_command(sandbox)
+    cli.add_command(up)
+    cli.add_command(worker)
+    cli.add_command(beat)
 
 
 _register()

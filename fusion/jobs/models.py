@@ -80,6 +80,13 @@ class Job(TenantScoped, Base):
             "scheduled_at",
             postgresql_where=text("status = 'pending'"),
         ),
+        # Enqueue's backlog check: how many jobs an org already has waiting on a queue.
+        Index(
+            "ix_jobs_org_pending",
+            "org_id",
+            "queue",
+            postgresql_where=text("status = 'pending'"),
+        ),
         # The reaper: leases of claimed/running jobs.
         Index(
             "ix_jobs_active_lease",

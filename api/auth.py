@@ -1,0 +1,69 @@
+"""Sign-up, login, refresh-token rotation and logout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from api.context import hub
+from api.quota import charge_login
+from api.security import claims, public, system_tx, user_scope
+from fusion.auth import sessions
+from fusion.auth.errors import AuthenticationFailed
+from schemas.auth import LoginSchema, RefreshSchema, SignupSchema, TokenPairSchema
+from schemas.orgs import OkSchema
+
+blp = Blueprint("auth", __name__, url_prefix="/auth", description="Logging in and out.")
+
+
+@blp.post("/signup")
+@blp.arguments(SignupSchema)
+@blp.response(201, TokenPairSchema)
+@blp.alt_response(409, response="CONFLICT")
+@public
+def signup(body: dict[str, Any]) -> sessions.TokenPair:
+    """Create an account and log in (create or join an organisation next)."""
+    with system_tx() as session:
+        user = sessions.create_user(session, **body)
+        return sessions.start_session(session, hub().settings, user)
+
+
+@blp.post("/login")
+@blp.arguments(LoginSchema)
+@blp.response(200, TokenPairSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@public
+def login(body: dict[str, Any]) -> sessions.TokenPair:
+    """Exchange email and password for an access token and a refresh token (at most
+    10 attempts per email per minute: 429 with Retry-After beyond that)."""
+    charge_login(body["email"])
+    with system_tx() as session:
+        return sessions.login(session, hub().settings, **body)
+
+
+@blp.post("/refresh")
+@blp.arguments(RefreshSchema)
+@blp.response(200, TokenPairSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@public
+def refresh(body: dict[str, Any]) -> sessions.TokenPair:
+    """Use up a refresh token for a new pair. Presenting a used token again revokes the whole
+    login session (it was stolen or replayed)."""
+    with system_tx() as session:
+        pair = sessions.rotate(session, hub().settings, body["refresh_token"])
+    # Outside the block: a reuse revoked the family, and that must commit before the 401.
+    if pair is None:
+        raise AuthenticationFailed("refresh refused")
+    return pair
+
+
+@blp.post("/logout")
+@blp.response(200, OkSchema)
+@user_scope()
+def logout() -> dict[str, str]:
+    """End this login session: its refresh token and access tokens stop working."""
+    with system_tx() as session:
+        sessions.logout(session, claims())
+    return {"status": "logged out"}

@@ -1,0 +1,44 @@
+"""Orders ingested from the stores (read only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from api.pagination import page
+from api.security import org_scope, tx
+from fusion.orders import service as orders
+from fusion.orders.models import Order
+from fusion.orgs.models import Role
+from fusion.stores.models import Store
+from schemas.orders import OrderDetailSchema, OrderPageSchema, OrderQuerySchema, OrderSchema
+
+blp = Blueprint("orders", __name__, url_prefix="/orgs", description="Orders.")
+
+
+@blp.get("/<uuid:org_id>/orders")
+@blp.arguments(OrderQuerySchema, location="query")
+@blp.response(200, OrderPageSchema)
+@org_scope(Role.VIEWER)
+def list_orders(query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+    """Orders, newest first, filtered by store or status."""
+    filters = {k: query[k] for k in ("store_id", "status")}
+    return page(
+        tx(),
+        Order,
+        limit=query["limit"],
+        cursor=query["cursor"],
+        filters=filters,
+        references={"store_id": Store},
+    )
+
+
+@blp.get("/<uuid:org_id>/orders/<uuid:order_id>")
+@blp.response(200, OrderDetailSchema)
+@org_scope(Role.VIEWER)
+def get_order(org_id: uuid.UUID, order_id: uuid.UUID) -> dict[str, Any]:
+    """One order with its lines."""
+    order, lines = orders.get_order(tx(), order_id)
+    return {**{name: getattr(order, name) for name in OrderSchema().fields}, "lines": lines}

@@ -1,0 +1,99 @@
+"""Organisations and their members (owners manage members)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.context import hub
+from api.pagination import page
+from api.security import access, org_scope, principal, tx, user_scope
+from fusion.orgs import service as orgs
+from fusion.orgs.models import Org, OrgMember, Role
+from schemas.orgs import (
+    MemberCreateSchema,
+    MemberPageSchema,
+    MemberQuerySchema,
+    MemberSchema,
+    MemberUpdateSchema,
+    OrgCreateSchema,
+    OrgSchema,
+    OrgUpdateSchema,
+)
+
+blp = Blueprint("orgs", __name__, url_prefix="/orgs", description="Organisations and members.")
+
+
+@blp.post("")
+@blp.arguments(OrgCreateSchema)
+@blp.response(201, OrgSchema)
+@user_scope()
+def create_org(body: dict[str, Any]) -> Org:
+    """Create an organisation with you as its owner."""
+    org_id = uuid.uuid4()
+    with hub().database.org_session(org_id) as session:
+        return orgs.create_org(session, org_id=org_id, name=body["name"], owner=principal())
+
+
+@blp.route("/<uuid:org_id>")
+class OrgView(MethodView):
+    @blp.response(200, OrgSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, org_id: uuid.UUID) -> Org:
+        """The organisation."""
+        return orgs.get_org(tx(), org_id)
+
+    @blp.arguments(OrgUpdateSchema)
+    @blp.response(200, OrgSchema)
+    @org_scope(Role.OWNER)
+    def patch(self, body: dict[str, Any], org_id: uuid.UUID) -> Org:
+        """Rename the organisation."""
+        return orgs.update_org(tx(), access(), name=body.get("name"))
+
+
+@blp.route("/<uuid:org_id>/members")
+class Members(MethodView):
+    @blp.arguments(MemberQuerySchema, location="query")
+    @blp.response(200, MemberPageSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        """The organisation's members."""
+        return page(
+            tx(),
+            OrgMember,
+            limit=query["limit"],
+            cursor=query["cursor"],
+            filters={"role": query["role"]},
+        )
+
+    @blp.arguments(MemberCreateSchema)
+    @blp.response(201, MemberSchema)
+    @org_scope(Role.OWNER)
+    def post(self, body: dict[str, Any], org_id: uuid.UUID) -> OrgMember:
+        """Add an existing account as a member."""
+        return orgs.add_member(tx(), access(), email=body["email"], role=body["role"])
+
+
+@blp.route("/<uuid:org_id>/members/<uuid:member_id>")
+class Member(MethodView):
+    @blp.response(200, MemberSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, org_id: uuid.UUID, member_id: uuid.UUID) -> OrgMember:
+        """One member."""
+        return orgs.get_member(tx(), member_id)
+
+    @blp.arguments(MemberUpdateSchema)
+    @blp.response(200, MemberSchema)
+    @org_scope(Role.OWNER)
+    def patch(self, body: dict[str, Any], org_id: uuid.UUID, member_id: uuid.UUID) -> OrgMember:
+        """Change a member's role."""
+        return orgs.change_role(tx(), access(), member_id, body["role"])
+
+    @blp.response(204)
+    @org_scope(Role.OWNER)
+    def delete(self, org_id: uuid.UUID, member_id: uuid.UUID) -> None:
+        """Remove a member; their access ends with their next request."""
+        orgs.remove_member(tx(), access(), member_id)

@@ -1,0 +1,133 @@
+"""Products and their variants (SKUs with the one stock figure the hub holds)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.outcomes import accepted
+from api.pagination import page
+from api.security import access, org_scope, tx
+from fusion.catalog import service as catalog
+from fusion.catalog.models import Product, ProductVariant
+from fusion.orgs.models import Role
+from schemas.approvals import OutcomeSchema
+from schemas.catalog import (
+    ProductCreateSchema,
+    ProductPageSchema,
+    ProductQuerySchema,
+    ProductSchema,
+    ProductUpdateSchema,
+    VariantCreateSchema,
+    VariantPageSchema,
+    VariantQuerySchema,
+    VariantSchema,
+    VariantUpdateSchema,
+)
+
+blp = Blueprint("products", __name__, url_prefix="/orgs", description="The catalog.")
+
+
+@blp.route("/<uuid:org_id>/products")
+class Products(MethodView):
+    @blp.arguments(ProductQuerySchema, location="query")
+    @blp.response(200, ProductPageSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        """The catalog, newest first."""
+        return page(
+            tx(),
+            Product,
+            limit=query["limit"],
+            cursor=query["cursor"],
+            filters={"status": query["status"], "vendor": query["vendor"]},
+        )
+
+    @blp.arguments(ProductCreateSchema)
+    @blp.response(201, ProductSchema)
+    @org_scope(Role.OPERATOR)
+    def post(self, body: dict[str, Any], org_id: uuid.UUID) -> Product:
+        """Add a product."""
+        return catalog.create_product(tx(), access(), **body)
+
+
+@blp.route("/<uuid:org_id>/products/<uuid:product_id>")
+class ProductView(MethodView):
+    @blp.response(200, ProductSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, org_id: uuid.UUID, product_id: uuid.UUID) -> Product:
+        """One product."""
+        return catalog.get_product(tx(), product_id)
+
+    @blp.arguments(ProductUpdateSchema)
+    @blp.response(200, ProductSchema)
+    @org_scope(Role.OPERATOR)
+    def patch(self, body: dict[str, Any], org_id: uuid.UUID, product_id: uuid.UUID) -> Product:
+        """Change a product."""
+        return catalog.update_product(tx(), access(), product_id, **body)
+
+    @blp.response(204)
+    @blp.alt_response(202, schema=OutcomeSchema, description="Waiting for approval.")
+    @org_scope(Role.OPERATOR)
+    def delete(self, org_id: uuid.UUID, product_id: uuid.UUID) -> Response | None:
+        """Delete a product, or (an operator's delete) ask for approval: 202 with it."""
+        approval = catalog.delete_product(tx(), access(), product_id)
+        return accepted(approval) if approval else None
+
+
+@blp.route("/<uuid:org_id>/products/<uuid:product_id>/variants")
+class Variants(MethodView):
+    @blp.arguments(VariantQuerySchema, location="query")
+    @blp.response(200, VariantPageSchema)
+    @org_scope(Role.VIEWER)
+    def get(
+        self, query: dict[str, Any], org_id: uuid.UUID, product_id: uuid.UUID
+    ) -> dict[str, Any]:
+        """The product's variants."""
+        catalog.get_product(tx(), product_id)
+        return page(
+            tx(),
+            ProductVariant,
+            limit=query["limit"],
+            cursor=query["cursor"],
+            filters={"product_id": product_id, "sku": query["sku"]},
+        )
+
+    @blp.arguments(VariantCreateSchema)
+    @blp.response(201, VariantSchema)
+    @org_scope(Role.OPERATOR)
+    def post(
+        self, body: dict[str, Any], org_id: uuid.UUID, product_id: uuid.UUID
+    ) -> ProductVariant:
+        """Add a variant (a SKU, unique in the organisation)."""
+        return catalog.create_variant(tx(), access(), product_id, **body)
+
+
+@blp.route("/<uuid:org_id>/variants/<uuid:variant_id>")
+class VariantView(MethodView):
+    @blp.response(200, VariantSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, org_id: uuid.UUID, variant_id: uuid.UUID) -> ProductVariant:
+        """One variant."""
+        return catalog.get_variant(tx(), variant_id)
+
+    @blp.arguments(VariantUpdateSchema)
+    @blp.response(200, VariantSchema)
+    @org_scope(Role.OPERATOR)
+    def patch(
+        self, body: dict[str, Any], org_id: uuid.UUID, variant_id: uuid.UUID
+    ) -> ProductVariant:
+        """Change a variant, its price or its available quantity."""
+        return catalog.update_variant(tx(), access(), variant_id, **body)
+
+    @blp.response(204)
+    @blp.alt_response(202, schema=OutcomeSchema, description="Waiting for approval.")
+    @org_scope(Role.OPERATOR)
+    def delete(self, org_id: uuid.UUID, variant_id: uuid.UUID) -> Response | None:
+        """Delete a variant, or (an operator's delete) ask for approval: 202 with it."""
+        approval = catalog.delete_variant(tx(), access(), variant_id)
+        return accepted(approval) if approval else None

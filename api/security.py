@@ -1,0 +1,175 @@
+"""Authentication and authorisation for every view, declared once per view with a decorator.
+
+``org_scope(role)`` opens the request's one org-scoped transaction (RLS applies underneath),
+authenticates the caller inside it, checks their membership and role in the org named by the
+URL, applies the org's request quota, and only then runs the view. ``user_scope()`` does the
+same for the caller's own account (no org). ``public()`` marks the few open endpoints. A test
+walks ``app.url_map`` and fails on any view that declares none of them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from copy import deepcopy
+from functools import wraps
+from typing import Any, TypeVar
+
+from flask import g, request
+from sqlalchemy import inspect
+from sqlalchemy.orm import Session
+
+from api.context import hub
+from api.quota import charge
+from fusion.auth import api_keys, sessions
+from fusion.auth.access import Access, ActorType, Principal, authorize
+from fusion.auth.errors import AuthenticationFailed
+from fusion.auth.tokens import AccessClaims, decode_access_token
+from fusion.orgs.models import Role
+
+F = TypeVar("F", bound=Callable[..., Any])
+SecurityDoc = list[dict[str, list[str]]]
+SECURITY: SecurityDoc = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+USER_SECURITY: SecurityDoc = [{"bearerAuth": []}]
+SCOPE_ATTR = "__fusion_scope__"
+
+
+def _presented() -> tuple[str, str]:
+    """("jwt"|"key", value) from the Authorization or X-API-Key header. API keys in the query
+    string are refused outright: URLs end up in logs."""
+    if "api_key" in request.args or "access_token" in request.args:
+        raise AuthenticationFailed("credentials in the query string")
+    header = request.headers.get("Authorization", "")
+    key_header = request.headers.get("X-API-Key", "")
+    if header and key_header:
+        raise AuthenticationFailed("two credentials")
+    if key_header:
+        return "key", key_header.strip()
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise AuthenticationFailed("no bearer credentials")
+    value = value.strip()
+    return ("key" if value.startswith(api_keys.PREFIX) else "jwt"), value
+
+
+def authenticate(session: Session, *, allow_keys: bool = True) -> Principal:
+    """The caller of the current request; raises AuthenticationFailed."""
+    kind, value = _presented()
+    if kind == "key":
+        if not allow_keys:
+            raise AuthenticationFailed("api keys cannot act as a person")
+        identity = api_keys.authenticate(session, value)
+        g.api_key_id = identity.key_id
+        return Principal(ActorType.API_KEY, identity.key_id, identity.org_id, identity.role)
+    claims = decode_access_token(hub().settings.jwt_secret, value)
+    sessions.active_user(session, claims)
+    g.claims = claims
+    return Principal(ActorType.USER, claims.user_id)
+
+
+def _document(wrapper: Any, security: list[dict[str, list[str]]], codes: tuple[int, ...]) -> None:
+    doc = deepcopy(getattr(wrapper, "_apidoc", {}))
+    doc.setdefault("manual_doc", {})["security"] = security
+    responses = doc.setdefault("response", {}).setdefault("responses", {})
+    names = {
+        401: "UNAUTHORIZED",
+        403: "FORBIDDEN",
+        404: "NOT_FOUND",
+        409: "CONFLICT",
+        429: "TOO_MANY_REQUESTS",
+    }
+    for code in codes:
+        responses.setdefault(code, []).append(names[code])
+    wrapper._apidoc = doc
+
+
+def org_scope(minimum: Role) -> Callable[[F], F]:
+    """Run the view in the org's transaction once the caller holds ``minimum`` in the org."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            org_id: uuid.UUID = kwargs["org_id"]
+            with hub().database.org_session(org_id) as session:
+                principal = authenticate(session)
+                access = authorize(session, principal, org_id, minimum)
+                charge(org_id)
+                if principal.actor_type is ActorType.API_KEY:
+                    api_keys.touch(session, principal.actor_id)
+                g.session, g.access = session, access
+                try:
+                    result = view(*args, **kwargs)
+                    _load_server_values(session)
+                    return result
+                finally:
+                    g.pop("session", None)
+
+        setattr(wrapper, SCOPE_ATTR, f"org:{minimum.value}")
+        _document(wrapper, SECURITY, (401, 403, 404, 409, 429))
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def _load_server_values(session: Session) -> None:
+    """Read back columns the database filled (timestamps, defaults) while the transaction is
+    open: the response is rendered after it ends."""
+    session.flush()
+    for obj in list(session.identity_map.values()):
+        if inspect(obj).expired_attributes:
+            session.refresh(obj)
+
+
+def user_scope(*, allow_keys: bool = False) -> Callable[[F], F]:
+    """Run the view for an authenticated person (no org: a system transaction)."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with hub().database.system_session() as session:
+                g.principal = authenticate(session, allow_keys=allow_keys)
+            return view(*args, **kwargs)
+
+        setattr(wrapper, SCOPE_ATTR, "user")
+        _document(wrapper, SECURITY if allow_keys else USER_SECURITY, (401, 409))
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def public(view: F) -> F:
+    """An endpoint anyone may call (sign-up, login, probes)."""
+    setattr(view, SCOPE_ATTR, "public")
+    doc = deepcopy(getattr(view, "_apidoc", {}))
+    doc.setdefault("manual_doc", {})["security"] = []
+    view._apidoc = doc  # type: ignore[attr-defined]
+    return view
+
+
+def tx() -> Session:
+    """The current request's org-scoped session."""
+    session: Session = g.session
+    return session
+
+
+def access() -> Access:
+    found: Access = g.access
+    return found
+
+
+def principal() -> Principal:
+    found: Principal = g.principal
+    return found
+
+
+def claims() -> AccessClaims:
+    found: AccessClaims = g.claims
+    return found
+
+
+@contextmanager
+def system_tx() -> Iterator[Session]:
+    """A transaction with no org (global tables: users, refresh tokens)."""
+    with hub().database.system_session() as session:
+        yield session

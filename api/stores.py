@@ -1,0 +1,154 @@
+"""Stores: connected with credentials that are encrypted at once and never returned."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from api.context import hub
+from api.pagination import page
+from api.security import access, org_scope, tx
+from fusion.audit.service import record, snapshot
+from fusion.errors import JobError, ValidationFailed
+from fusion.orgs.models import Role
+from fusion.stores import service as stores
+from fusion.stores.models import Store
+from schemas.stores import (
+    ConnectionTestSchema,
+    CredentialsSchema,
+    StoreConnectSchema,
+    StorePageSchema,
+    StoreQuerySchema,
+    StoreSchema,
+    StoreUpdateSchema,
+)
+
+blp = Blueprint("stores", __name__, url_prefix="/orgs", description="Connected stores.")
+FIELDS = ("platform", "name", "external_id", "base_url", "status", "rate_limit_config")
+
+
+@blp.route("/<uuid:org_id>/stores")
+class Stores(MethodView):
+    @blp.arguments(StoreQuerySchema, location="query")
+    @blp.response(200, StorePageSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        """The organisation's stores (credentials are never included)."""
+        return page(
+            tx(),
+            Store,
+            limit=query["limit"],
+            cursor=query["cursor"],
+            filters={"platform": query["platform"], "status": query["status"]},
+        )
+
+    @blp.arguments(StoreConnectSchema)
+    @blp.response(201, StoreSchema)
+    @org_scope(Role.OWNER)
+    def post(self, body: dict[str, Any], org_id: uuid.UUID) -> Store:
+        """Connect a store. Credentials are encrypted before they are stored."""
+        store = stores.connect_store(tx(), org_id=org_id, settings=hub().settings, **body)
+        record(
+            tx(),
+            org_id=org_id,
+            actor=access().principal,
+            action="store.connect",
+            resource_type="store",
+            resource_id=store.id,
+            after=snapshot(store, FIELDS),
+        )
+        return store
+
+
+@blp.route("/<uuid:org_id>/stores/<uuid:store_id>")
+class StoreView(MethodView):
+    @blp.response(200, StoreSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
+        """One store."""
+        return stores.get_store(tx(), store_id)
+
+    @blp.arguments(StoreUpdateSchema)
+    @blp.response(200, StoreSchema)
+    @org_scope(Role.OPERATOR)
+    def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
+        """Rename a store or pause it."""
+        store = stores.get_store(tx(), store_id)
+        before = snapshot(store, FIELDS)
+        for name, value in body.items():
+            setattr(store, name, value)
+        tx().flush()
+        record(
+            tx(),
+            org_id=org_id,
+            actor=access().principal,
+            action="store.update",
+            resource_type="store",
+            resource_id=store.id,
+            before=before,
+            after=snapshot(store, FIELDS),
+        )
+        return store
+
+    @blp.response(204)
+    @org_scope(Role.OWNER)
+    def delete(self, org_id: uuid.UUID, store_id: uuid.UUID) -> None:
+        """Disconnect a store and forget its credentials, listings and jobs."""
+        store = stores.get_store(tx(), store_id)
+        before = snapshot(store, FIELDS)
+        tx().delete(store)
+        tx().flush()
+        record(
+            tx(),
+            org_id=org_id,
+            actor=access().principal,
+            action="store.delete",
+            resource_type="store",
+            resource_id=store_id,
+            before=before,
+        )
+
+
+@blp.route("/<uuid:org_id>/stores/<uuid:store_id>/credentials")
+class StoreCredentials(MethodView):
+    @blp.arguments(CredentialsSchema)
+    @blp.response(200, StoreSchema)
+    @org_scope(Role.OWNER)
+    def put(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
+        """Replace a store's credentials and/or webhook secret (write only)."""
+        store = stores.update_credentials(
+            tx(), store=stores.get_store(tx(), store_id), settings=hub().settings, **body
+        )
+        record(
+            tx(),
+            org_id=org_id,
+            actor=access().principal,
+            action="store.credentials",
+            resource_type="store",
+            resource_id=store.id,
+            after={"rotated": sorted(body)},
+        )
+        return store
+
+
+@blp.route("/<uuid:org_id>/stores/<uuid:store_id>/test-connection")
+class StoreConnectionTest(MethodView):
+    @blp.response(200, ConnectionTestSchema)
+    @org_scope(Role.OPERATOR)
+    def post(self, org_id: uuid.UUID, store_id: uuid.UUID) -> dict[str, Any]:
+        """Call the platform once with the store's credentials. The platform's answer is not
+        echoed (it could carry anything); only whether it worked."""
+        store = stores.get_store(tx(), store_id)
+        try:
+            count = stores.test_connection(hub().settings, store)
+        except ValidationFailed as exc:
+            return {"ok": False, "detail": f"The store is incomplete: {', '.join(exc.fields)}."}
+        except JobError as exc:
+            return {
+                "ok": False,
+                "detail": f"The platform refused or did not answer ({type(exc).__name__}).",
+            }
+        return {"ok": True, "detail": f"Connected; the store holds {count} product(s)."}

@@ -1,0 +1,103 @@
+"""Every Celery setting of the hub, in one module (``app.config_from_object("celeryconfig")``).
+
+Postgres is the truth and Celery the transport (DESIGN §3): a message carries a job id, the
+claim in Postgres makes duplicates harmless, the sweeps make lost messages only a delay. The
+settings below make the transport itself as safe as it can be (QUEUE-NOTES §3.4).
+
+Knobs for operators and tests, read here at the edge: ``FUSION_BROKER_VISIBILITY_TIMEOUT_S``
+(default 7200: longer than the longest job), ``FUSION_BROKER_RESTORE_INTERVAL_S`` (how often a
+worker looks for unacknowledged messages to restore; kombu's default 10),
+``FUSION_SWEEP_INTERVAL_S`` (reaper and dispatcher, default 5), ``FUSION_DISPATCH_STALE_S``
+(default 30), ``FUSION_WORKER_SOFT_SHUTDOWN_S`` (default 10).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery.schedules import crontab
+from kombu import Queue
+
+from fusion.config import Settings
+from fusion.jobs.lanes import Lane
+from fusion.jobs.queues import ALL_QUEUES, DEFAULT_QUEUE
+
+RUN_JOB = "fusion.run_job"
+RUN_JOBS = "fusion.run_jobs"  # a bulk lane message: several job ids, run one after another
+DISPATCH_DUE = "fusion.sweep.dispatch_due"
+REAP = "fusion.sweep.reap"
+# Recurring work of other parts of the hub, sent by name so beat needs none of their code.
+SYNC_INVENTORY = "fusion.inventory.sync_all_stores"
+EXPIRE_APPROVALS = "fusion.approvals.expire"
+
+
+def _number(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
+_settings = Settings.from_env()
+VISIBILITY_TIMEOUT_S = _number("FUSION_BROKER_VISIBILITY_TIMEOUT_S", 7200)
+SWEEP_INTERVAL_S = _number("FUSION_SWEEP_INTERVAL_S", 5)
+DISPATCH_STALE_S = int(_number("FUSION_DISPATCH_STALE_S", 30))
+
+broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
+broker_connection_retry_on_startup = True
+broker_connection_max_retries = None  # keep trying through a broker restart
+broker_transport_options = {
+    "visibility_timeout": VISIBILITY_TIMEOUT_S,
+    "unacked_restore_interval": _number("FUSION_BROKER_RESTORE_INTERVAL_S", 10),
+    # Lanes (fusion.jobs.lanes) are Redis priority lists; 0 is served first.
+    "queue_order_strategy": "priority",
+    "priority_steps": sorted({0, *(int(lane) for lane in Lane), 9}),
+}
+visibility_timeout = VISIBILITY_TIMEOUT_S
+
+# Results live in the jobs table, not in Redis.
+result_backend = None
+task_ignore_result = True
+result_backend_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
+
+task_serializer = "json"
+accept_content = ["json"]
+event_serializer = "json"
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+# Failures are the engine's business (it reschedules in Postgres); the message is done.
+task_acks_on_failure = True
+task_acks_on_timeout = True
+worker_prefetch_multiplier = 1
+worker_cancel_long_running_tasks_on_connection_loss = True
+worker_soft_shutdown_timeout = _number("FUSION_WORKER_SOFT_SHUTDOWN_S", 10)
+worker_enable_soft_shutdown_on_idle = True
+worker_max_memory_per_child = 512_000  # KiB; prefork only, a guard against leaks
+
+task_default_queue = DEFAULT_QUEUE
+task_queues = [Queue(name, routing_key=name) for name in ALL_QUEUES]
+task_create_missing_queues = False
+# run_job is sent to its job's queue explicitly (the store's platform); the rest is default.
+task_routes = {
+    DISPATCH_DUE: {"queue": DEFAULT_QUEUE},
+    REAP: {"queue": DEFAULT_QUEUE},
+    SYNC_INVENTORY: {"queue": DEFAULT_QUEUE},
+    EXPIRE_APPROVALS: {"queue": DEFAULT_QUEUE},
+}
+
+_sweep = {"queue": DEFAULT_QUEUE, "priority": int(Lane.URGENT), "expires": SWEEP_INTERVAL_S * 2}
+beat_schedule = {
+    "reap-expired-leases": {"task": REAP, "schedule": SWEEP_INTERVAL_S, "options": _sweep},
+    "dispatch-due-jobs": {"task": DISPATCH_DUE, "schedule": SWEEP_INTERVAL_S, "options": _sweep},
+    "sync-inventory-every-store": {
+        "task": SYNC_INVENTORY,
+        "schedule": crontab(minute="*/15"),
+        "options": {"queue": DEFAULT_QUEUE, "expires": 15 * 60},
+    },
+    "expire-approvals": {
+        "task": EXPIRE_APPROVALS,
+        "schedule": crontab(minute="*/5"),
+        "options": {"queue": DEFAULT_QUEUE, "expires": 5 * 60},
+    },
+}
+timezone = "UTC"
+enable_utc = True

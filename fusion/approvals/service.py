@@ -1,0 +1,236 @@
+"""Approval requests, decisions and the per-org policies that ask for them.
+
+This module holds the rules the API needs now: when an action needs approval, how a request is
+recorded, and the four-eyes decision that enqueues the approved job. Expiry (beat) and the
+events of the full workflow build on these functions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
+from fusion.audit.service import record, snapshot
+from fusion.auth.access import Access
+from fusion.errors import Conflict, NotFound, PermissionDenied
+from fusion.orgs.models import Role
+
+DEFAULT_EXPIRY_S = 86400
+DELETES = frozenset({"delete", "delist"})
+APPROVAL_FIELDS = ("resource_type", "resource_id", "action", "status", "decided_by", "job_id")
+POLICY_FIELDS = (
+    "resource_type",
+    "action",
+    "requires_approval",
+    "auto_approve_threshold",
+    "expires_after_s",
+)
+
+
+def policy_for(session: Session, resource_type: str, action: str) -> ApprovalPolicy | None:
+    return session.scalar(
+        select(ApprovalPolicy).where(
+            ApprovalPolicy.resource_type == resource_type, ApprovalPolicy.action == action
+        )
+    )
+
+
+def _under_threshold(threshold: Mapping[str, Any], amounts: Mapping[str, Any]) -> bool:
+    """True when every limit of the threshold is given and respected (``max_price`` bounds
+    ``price``, ``max_quantity`` bounds ``quantity``); an empty threshold never waives."""
+    if not threshold:
+        return False
+    for key, limit in threshold.items():
+        name = key.removeprefix("max_")
+        value = amounts.get(name)
+        if value is None or Decimal(str(value)) > Decimal(str(limit)):
+            return False
+    return True
+
+
+def needs_approval(
+    session: Session,
+    access: Access,
+    *,
+    resource_type: str,
+    action: str,
+    amounts: Mapping[str, Any] | None = None,
+) -> bool:
+    """Whether ``access`` must ask before doing ``action``: an operator's deletes always need
+    approval; otherwise the org's policy decides, waived under its threshold."""
+    if action in DELETES and access.role is Role.OPERATOR:
+        return True
+    policy = policy_for(session, resource_type, action)
+    if policy is None or not policy.requires_approval:
+        return False
+    return not _under_threshold(policy.auto_approve_threshold, amounts or {})
+
+
+def request_approval(
+    session: Session,
+    access: Access,
+    *,
+    resource_type: str,
+    resource_id: uuid.UUID | None,
+    action: str,
+    payload: Mapping[str, Any],
+) -> Approval:
+    """A pending approval carrying the change (``payload``: job_type, store_id, job_payload),
+    expiring after the policy's period."""
+    policy = policy_for(session, resource_type, action)
+    expires_s = policy.expires_after_s if policy else DEFAULT_EXPIRY_S
+    approval = Approval(
+        org_id=access.org_id,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        action=action,
+        payload=dict(payload),
+        requested_by=access.user_id,
+        expires_at=datetime.now(UTC) + timedelta(seconds=expires_s),
+    )
+    session.add(approval)
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="approval.request",
+        resource_type="approval",
+        resource_id=approval.id,
+        after=snapshot(approval, APPROVAL_FIELDS),
+    )
+    return approval
+
+
+def get_approval(session: Session, approval_id: uuid.UUID) -> Approval:
+    approval = session.get(Approval, approval_id)
+    if approval is None:
+        raise NotFound("No such approval.")
+    return approval
+
+
+def decide(
+    session: Session, access: Access, approval_id: uuid.UUID, *, approve: bool, note: str | None
+) -> Approval:
+    """Approve or reject a pending approval. Approving enqueues the job its payload describes.
+
+    Raises NotFound for an unknown id, Conflict if it is no longer pending (decided, or past
+    its expiry), and PermissionDenied when the decider is the requester (four eyes).
+    """
+    approval = session.scalar(select(Approval).where(Approval.id == approval_id).with_for_update())
+    if approval is None:
+        raise NotFound("No such approval.")
+    if approval.status is not ApprovalStatus.PENDING:
+        raise Conflict(f"This approval is already {approval.status.value}.")
+    now = datetime.now(UTC)
+    if approval.expires_at <= now:
+        raise Conflict("This approval has expired.")
+    if approval.requested_by is not None and approval.requested_by == access.user_id:
+        raise PermissionDenied("An approval must be decided by someone other than the requester.")
+    before = snapshot(approval, APPROVAL_FIELDS)
+    approval.status = ApprovalStatus.APPROVED if approve else ApprovalStatus.REJECTED
+    approval.decided_by = access.user_id
+    approval.decided_at = now
+    approval.decision_note = note
+    if approve and approval.payload.get("job_type"):
+        from fusion.jobs import service as jobs
+
+        job = jobs.enqueue(
+            session,
+            org_id=access.org_id,
+            job_type=str(approval.payload["job_type"]),
+            payload=approval.payload.get("job_payload") or {},
+            store_id=_uuid_or_none(approval.payload.get("store_id")),
+            created_by=approval.requested_by,
+        )
+        approval.job_id = job.id
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="approval.approve" if approve else "approval.reject",
+        resource_type="approval",
+        resource_id=approval.id,
+        before=before,
+        after=snapshot(approval, APPROVAL_FIELDS),
+    )
+    return approval
+
+
+def _uuid_or_none(value: Any) -> uuid.UUID | None:
+    return uuid.UUID(str(value)) if value else None
+
+
+def get_policy(session: Session, policy_id: uuid.UUID) -> ApprovalPolicy:
+    policy = session.get(ApprovalPolicy, policy_id)
+    if policy is None:
+        raise NotFound("No such approval policy.")
+    return policy
+
+
+def create_policy(session: Session, access: Access, **fields: Any) -> ApprovalPolicy:
+    """A policy for one (resource_type, action). Raises Conflict if the org already has one."""
+    policy = ApprovalPolicy(org_id=access.org_id, **fields)
+    session.add(policy)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("A policy for this resource type and action exists.") from None
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="policy.create",
+        resource_type="approval_policy",
+        resource_id=policy.id,
+        after=snapshot(policy, POLICY_FIELDS),
+    )
+    return policy
+
+
+def update_policy(
+    session: Session, access: Access, policy_id: uuid.UUID, **changes: Any
+) -> ApprovalPolicy:
+    """Change the given fields of a policy (others unchanged)."""
+    policy = get_policy(session, policy_id)
+    before = snapshot(policy, POLICY_FIELDS)
+    for name, value in changes.items():
+        setattr(policy, name, value)
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="policy.update",
+        resource_type="approval_policy",
+        resource_id=policy.id,
+        before=before,
+        after=snapshot(policy, POLICY_FIELDS),
+    )
+    return policy
+
+
+def delete_policy(session: Session, access: Access, policy_id: uuid.UUID) -> None:
+    policy = get_policy(session, policy_id)
+    before = snapshot(policy, POLICY_FIELDS)
+    session.delete(policy)
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="policy.delete",
+        resource_type="approval_policy",
+        resource_id=policy_id,
+        before=before,
+    )

@@ -1,0 +1,78 @@
+"""Who the caller is (a principal) and whether their role in an org allows an action.
+
+Roles are never trusted from a token: a person's membership is read inside the org's own
+transaction on every request, so removing a member or changing their role applies at once.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fusion.errors import NotFound, PermissionDenied
+from fusion.orgs.models import OrgMember, Role
+
+RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.OWNER: 3}
+
+
+class ActorType(enum.StrEnum):
+    USER = "user"
+    API_KEY = "api_key"
+    SYSTEM = "system"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller: a person, or an API key bound to one org."""
+
+    actor_type: ActorType
+    actor_id: uuid.UUID
+    key_org_id: uuid.UUID | None = None
+    key_role: Role | None = None
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.actor_id if self.actor_type is ActorType.USER else None
+
+
+@dataclass(frozen=True)
+class Access:
+    """A principal's standing in one org, established for the current transaction."""
+
+    principal: Principal
+    org_id: uuid.UUID
+    role: Role
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.principal.user_id
+
+
+def role_in_org(session: Session, principal: Principal, org_id: uuid.UUID) -> Role | None:
+    """The principal's role in ``org_id`` (None if not a member). ``session`` must be scoped to
+    ``org_id``: RLS makes other orgs' memberships invisible anyway."""
+    if principal.actor_type is ActorType.API_KEY:
+        return principal.key_role if principal.key_org_id == org_id else None
+    return session.scalar(
+        select(OrgMember.role).where(
+            OrgMember.org_id == org_id, OrgMember.user_id == principal.actor_id
+        )
+    )
+
+
+def authorize(session: Session, principal: Principal, org_id: uuid.UUID, minimum: Role) -> Access:
+    """The principal's access to ``org_id`` if their role is at least ``minimum``.
+
+    Raises NotFound when they are not a member (the same answer as for an org that does not
+    exist, so org ids cannot be probed) and PermissionDenied when the role is too low.
+    """
+    role = role_in_org(session, principal, org_id)
+    if role is None:
+        raise NotFound("No such organisation.")
+    if RANK[role] < RANK[minimum]:
+        raise PermissionDenied(f"This action needs the {minimum.value} role or higher.")
+    return Access(principal=principal, org_id=org_id, role=role)

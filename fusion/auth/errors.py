@@ -1,0 +1,14 @@
+"""Authentication failures. Every one reads the same to the client (no oracle)."""
+
+from __future__ import annotations
+
+from fusion.errors import FusionError
+
+
+class AuthenticationFailed(FusionError):
+    """Authentication required: the credentials are missing, invalid or expired."""
+
+    def __init__(self, reason: str = "invalid credentials") -> None:
+        # ``reason`` is for logs and tests; the API never shows it to the client.
+        super().__init__()
+        self.reason = reason

@@ -1,0 +1,161 @@
+"""People's logins: sign-up, login, rotating refresh tokens with reuse detection, logout.
+
+A login session is a refresh-token family. Each refresh uses up the presented token and issues
+the next one of the same family; presenting a used token again means it was stolen (or
+replayed), so the whole family is revoked, and with it every access token naming it as ``sid``.
+Every function takes the caller's session and never commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from fusion.auth.errors import AuthenticationFailed
+from fusion.auth.passwords import hash_password, password_problems, verify_password
+from fusion.auth.secrets import digest, new_opaque_token
+from fusion.auth.tokens import AccessClaims, issue_access_token
+from fusion.config import Settings
+from fusion.errors import Conflict, ValidationFailed
+from fusion.orgs.models import RefreshToken, User
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    user_id: uuid.UUID
+    access_token: str
+    access_expires_at: datetime
+    refresh_token: str
+    refresh_expires_at: datetime
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def create_user(session: Session, *, email: str, password: str, display_name: str = "") -> User:
+    """A new active user. Raises ValidationFailed for a weak password and Conflict if the
+    email (case-insensitive) is taken."""
+    problems = password_problems(password)
+    if problems:
+        raise ValidationFailed(fields={"password": problems})
+    email = normalise_email(email)
+    taken = session.scalar(select(User.id).where(func.lower(User.email) == email))
+    if taken is not None:
+        raise Conflict("An account with this email already exists.")
+    user = User(email=email, password_hash=hash_password(password), display_name=display_name)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def find_user_by_email(session: Session, email: str) -> User | None:
+    return session.scalar(select(User).where(func.lower(User.email) == normalise_email(email)))
+
+
+def _start_family(session: Session, settings: Settings, user_id: uuid.UUID) -> TokenPair:
+    return _issue(session, settings, user_id=user_id, family_id=uuid.uuid4())
+
+
+def _issue(
+    session: Session, settings: Settings, *, user_id: uuid.UUID, family_id: uuid.UUID
+) -> TokenPair:
+    refresh = new_opaque_token()
+    refresh_expires = datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_s)
+    session.add(
+        RefreshToken(
+            user_id=user_id,
+            family_id=family_id,
+            token_hash=digest(refresh),
+            expires_at=refresh_expires,
+        )
+    )
+    session.flush()
+    access, access_expires = issue_access_token(
+        settings.jwt_secret,
+        user_id=user_id,
+        session_id=family_id,
+        ttl_s=settings.access_token_ttl_s,
+    )
+    return TokenPair(user_id, access, access_expires, refresh, refresh_expires)
+
+
+def login(session: Session, settings: Settings, *, email: str, password: str) -> TokenPair:
+    """A new login session for the user with ``email`` and ``password``. Raises
+    AuthenticationFailed (the same for an unknown email, a wrong password or an inactive
+    account, and taking the same time)."""
+    user = find_user_by_email(session, email)
+    ok = verify_password(user.password_hash if user else None, password)
+    if user is None or not ok or not user.is_active:
+        raise AuthenticationFailed("login refused")
+    return _start_family(session, settings, user.id)
+
+
+def start_session(session: Session, settings: Settings, user: User) -> TokenPair:
+    """A new login session for a user just created (sign-up)."""
+    return _start_family(session, settings, user.id)
+
+
+def rotate(session: Session, settings: Settings, refresh_token: str) -> TokenPair | None:
+    """Use up ``refresh_token`` and return the next pair of its family, or None if refused:
+    unknown, expired, revoked, or already used. A reused token revokes its whole family
+    (that change must be committed by the caller even though the answer is a refusal)."""
+    row = session.scalar(
+        select(RefreshToken)
+        .where(RefreshToken.token_hash == digest(refresh_token))
+        .with_for_update()
+    )
+    now = datetime.now(UTC)
+    if row is None or row.revoked_at is not None or row.expires_at <= now:
+        return None
+    if row.used_at is not None:
+        revoke_family(session, row.family_id)
+        return None
+    if _family_revoked(session, row.family_id):
+        return None
+    user = session.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    row.used_at = now
+    return _issue(session, settings, user_id=row.user_id, family_id=row.family_id)
+
+
+def revoke_family(session: Session, family_id: uuid.UUID) -> None:
+    """Revoke every refresh token of the login session ``family_id`` (idempotent)."""
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
+
+
+def logout(session: Session, claims: AccessClaims) -> None:
+    """End the login session the access token belongs to: its refresh tokens and every access
+    token naming it stop working."""
+    revoke_family(session, claims.session_id)
+
+
+def _family_revoked(session: Session, family_id: uuid.UUID) -> bool:
+    return (
+        session.scalar(
+            select(RefreshToken.id)
+            .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_not(None))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def active_user(session: Session, claims: AccessClaims) -> User:
+    """The user an access token names, if their account is active and the login session is not
+    revoked. Raises AuthenticationFailed otherwise."""
+    user = session.get(User, claims.user_id)
+    if user is None or not user.is_active:
+        raise AuthenticationFailed("user unknown or inactive")
+    if _family_revoked(session, claims.session_id):
+        raise AuthenticationFailed("login session revoked")
+    return user

@@ -1,0 +1,50 @@
+"""``fusion sandbox``: run the platform emulators on loopback until Ctrl-C."""
+
+from __future__ import annotations
+
+import signal
+import threading
+
+import click
+
+from fusion.sandbox import SANDBOXES
+from fusion.sandbox.server import SandboxServer
+
+
+@click.command()
+@click.option(
+    "--platform",
+    "platforms",
+    multiple=True,
+    type=click.Choice(sorted(SANDBOXES)),
+    help="Platform to emulate (repeatable); all of them when omitted.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port for a single platform; free ports otherwise.",
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+def sandbox(platforms: tuple[str, ...], port: int, host: str) -> None:
+    """Start the platform sandboxes and print their URLs."""
+    chosen = list(platforms) or sorted(SANDBOXES)
+    if port and len(chosen) > 1:
+        raise click.UsageError("--port needs exactly one --platform")
+    servers: list[SandboxServer] = []
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        for slug in chosen:
+            server = SandboxServer(SANDBOXES[slug](), host=host, port=port).start()
+            servers.append(server)
+            click.echo(f"{slug} sandbox: {server.url}")
+        click.echo("Ctrl-C to stop.")
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        for server in servers:
+            server.stop()

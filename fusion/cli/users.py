@@ -1,0 +1,75 @@
+"""``fusion users create`` and ``fusion orgs create``: the first owner, from the shell."""
+
+from __future__ import annotations
+
+import sys
+import uuid
+
+import click
+
+from fusion.auth import sessions
+from fusion.auth.access import ActorType, Principal
+from fusion.config import Settings
+from fusion.db.session import Database
+from fusion.errors import ConfigError, Conflict, ValidationFailed
+from fusion.orgs import service as orgs
+
+
+def _database() -> Database:
+    settings = Settings.from_env()
+    if not settings.app_database_url:
+        raise ConfigError("FUSION_DATABASE_URL: not set")
+    return Database(settings.app_database_url)
+
+
+@click.group()
+def users() -> None:
+    """People who log in."""
+
+
+@users.command("create")
+@click.option("--email", required=True)
+@click.option("--name", "display_name", default="", help="Display name.")
+@click.password_option(help="Prompted (twice) when not given.")
+def create_user(email: str, display_name: str, password: str) -> None:
+    """Create an account (then add it to an org with ``fusion orgs create``)."""
+    database = _database()
+    try:
+        with database.system_session() as session:
+            user = sessions.create_user(
+                session, email=email, password=password, display_name=display_name
+            )
+        click.echo(f"created user {user.id} <{user.email}>")
+    except (Conflict, ValidationFailed) as exc:
+        details = "; ".join(f"{k}: {' '.join(v)}" for k, v in getattr(exc, "fields", {}).items())
+        click.echo(f"fusion: {exc}{' ' + details if details else ''}", err=True)
+        sys.exit(1)
+    finally:
+        database.dispose()
+
+
+@click.group("orgs")
+def orgs_group() -> None:
+    """Organisations."""
+
+
+@orgs_group.command("create")
+@click.option("--name", required=True)
+@click.option("--owner-email", required=True, help="An existing account; it becomes the owner.")
+def create_org(name: str, owner_email: str) -> None:
+    """Create an organisation owned by an existing account."""
+    database = _database()
+    try:
+        with database.system_session() as session:
+            user = sessions.find_user_by_email(session, owner_email)
+        if user is None:
+            click.echo(f"fusion: no account with email {owner_email}", err=True)
+            sys.exit(1)
+        org_id = uuid.uuid4()
+        with database.org_session(org_id) as session:
+            org = orgs.create_org(
+                session, org_id=org_id, name=name, owner=Principal(ActorType.USER, user.id)
+            )
+        click.echo(f"created org {org.id} ({org.slug}) owned by {user.email}")
+    finally:
+        database.dispose()

@@ -1,0 +1,100 @@
+"""The publish port: how ``fusion`` hands a job id to the transport without importing it.
+
+``workers.dispatcher.CeleryDispatcher`` implements :class:`Dispatcher`; the API and the
+workers :func:`install` it at start-up. Enqueue never publishes inside the transaction: it
+queues the ids on the session and they are published after the commit (nothing is published
+on rollback). A publish that fails after the commit loses nothing: the row is pending, and
+the dispatcher sweep publishes it again once its message is stale.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Protocol
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from fusion.jobs.lanes import Lane
+
+log = logging.getLogger(__name__)
+
+_PENDING_KEY = "fusion.jobs.to_publish"
+
+
+class Dispatcher(Protocol):
+    """Publishes one message per (job id, queue); the message carries ids only."""
+
+    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None: ...
+
+
+class LanedDispatcher(Dispatcher, Protocol):
+    """A dispatcher that can also put messages in a lane other than normal (optional)."""
+
+    def publish_in_lane(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane) -> None: ...
+
+
+_dispatcher: Dispatcher | None = None
+_LISTENING_KEY = "fusion.jobs.publish_listening"
+
+
+def install(dispatcher: Dispatcher | None) -> None:
+    """Make ``dispatcher`` the one every enqueue publishes through (``None``: publish
+    nothing; jobs then wait for the dispatcher sweep)."""
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def installed() -> Dispatcher | None:
+    """The installed dispatcher, if any."""
+    return _dispatcher
+
+
+def publish_now(jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> bool:
+    """Publish ``jobs`` at once (housekeeping, after its own commit). Returns False, logging
+    why, if nothing is installed or the transport refused; never raises."""
+    if not jobs:
+        return True
+    if _dispatcher is None:
+        return False
+    try:
+        in_lane = getattr(_dispatcher, "publish_in_lane", None)
+        if lane != Lane.NORMAL and in_lane is not None:
+            in_lane(jobs, lane)
+        else:
+            _dispatcher.publish(jobs)
+    except Exception as exc:  # the sweep republishes whatever this loses
+        log.warning(
+            "publishing %d job(s) failed (%s: %s); the dispatcher sweep will retry",
+            len(jobs),
+            type(exc).__name__,
+            exc,
+        )
+        return False
+    return True
+
+
+def publish_after_commit(
+    session: Session, jobs: Sequence[tuple[uuid.UUID, str]], *, lane: Lane = Lane.NORMAL
+) -> None:
+    """Publish ``jobs`` once ``session``'s transaction commits; drop them if it rolls back."""
+    if not jobs:
+        return
+    if not session.info.get(_LISTENING_KEY):
+        # Listeners stay for the session's life; each transaction starts a fresh list.
+        session.info[_LISTENING_KEY] = True
+        event.listen(session, "after_commit", _flush)
+        event.listen(session, "after_rollback", _discard)
+    session.info.setdefault(_PENDING_KEY, {}).setdefault(lane, []).extend(jobs)
+
+
+def _flush(session: Session) -> None:
+    by_lane: dict[Lane, list[tuple[uuid.UUID, str]]] = session.info.pop(_PENDING_KEY, None) or {}
+    for lane in sorted(by_lane):
+        publish_now(by_lane[lane], lane)
+
+
+def _discard(session: Session) -> None:
+    session.info.pop(_PENDING_KEY, None)

@@ -1,0 +1,334 @@
+"""Enqueue, cancel, re-run and read jobs, inside the caller's org-scoped transaction.
+
+The caller owns the transaction (``database.org_session(org_id)``): nothing here commits.
+Messages for new or re-run jobs are published only after that commit, through the installed
+dispatcher (see :mod:`fusion.jobs.dispatch`); a rollback publishes nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.orm import Session
+
+from fusion.errors import Conflict, NotFound, UnsupportedCapability, ValidationFailed
+from fusion.jobs import dispatch, lanes, registry
+from fusion.jobs import log as joblog
+from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
+from fusion.jobs.queues import DEFAULT_QUEUE, queue_for
+from fusion.stores.models import Store
+
+DEFAULT_MAX_ATTEMPTS = 5
+MAX_BULK = 10_000
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job for :func:`enqueue_many`."""
+
+    job_type: str
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    store_id: uuid.UUID | None = None
+    priority: int | None = None
+    scheduled_at: datetime | None = None
+    idempotency_key: str | None = None
+    created_by: uuid.UUID | None = None
+    max_attempts: int | None = None
+
+
+def enqueue(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    job_type: str,
+    payload: Mapping[str, Any] | None = None,
+    store_id: uuid.UUID | None = None,
+    priority: int | None = None,
+    scheduled_at: datetime | None = None,
+    idempotency_key: str | None = None,
+    created_by: uuid.UUID | None = None,
+    max_attempts: int | None = None,
+) -> Job:
+    """Add a pending job to the caller's transaction and publish it after the commit.
+
+    Raises ValidationFailed (with field errors) for an unknown job type, a payload that fails
+    its schema, a missing store the type needs, or bad numbers; NotFound if ``store_id`` is
+    not a store of this org; UnsupportedCapability if the store's plugin cannot do the job.
+    Nothing is stored when it raises. The same ``idempotency_key`` (per org) returns the first
+    job and stores nothing new. A job scheduled in the future is published when it is due.
+    """
+    spec = JobSpec(
+        job_type=job_type,
+        payload=payload or {},
+        store_id=store_id,
+        priority=priority,
+        scheduled_at=scheduled_at,
+        idempotency_key=idempotency_key,
+        created_by=created_by,
+        max_attempts=max_attempts,
+    )
+    return enqueue_many(session, org_id=org_id, specs=[spec])[0]
+
+
+def enqueue_many(
+    session: Session, *, org_id: uuid.UUID, specs: Sequence[JobSpec | Mapping[str, Any]]
+) -> list[Job]:
+    """Enqueue every spec with one INSERT; returns the jobs in the order of ``specs``.
+
+    Each spec is checked as :func:`enqueue` checks one, and the first bad spec raises
+    (ValidationFailed names it as ``specs.<i>.<field>``) before anything is stored. A spec
+    whose idempotency key already has a job gets that job back. More than 10,000 specs raise
+    ValidationFailed (split the batch).
+    """
+    items = [s if isinstance(s, JobSpec) else JobSpec(**s) for s in specs]
+    if not items:
+        return []
+    if len(items) > MAX_BULK:
+        raise ValidationFailed(fields={"specs": [f"at most {MAX_BULK} jobs per call"]})
+    stores = _stores(session, {s.store_id for s in items if s.store_id is not None})
+    now = datetime.now(UTC)
+    publishing = dispatch.installed() is not None
+    rows: list[dict[str, Any]] = []
+    for i, spec in enumerate(items):
+        prefix = "" if len(items) == 1 else f"specs.{i}."
+        rows.append(_row(spec, org_id, stores, now, publishing, prefix))
+    keyed = [r for r in rows if r["idempotency_key"] is not None]
+    keys = {r["idempotency_key"] for r in keyed}
+    if len(keys) != len(keyed):
+        raise ValidationFailed(fields={"idempotency_key": ["repeated within one batch"]})
+    statement = pg_insert(Job).values(rows)
+    if keyed:
+        statement = statement.on_conflict_do_nothing(
+            index_elements=["org_id", "idempotency_key"],
+            index_where=text("idempotency_key IS NOT NULL"),
+        )
+    inserted = set(session.scalars(statement.returning(Job.id)))
+    new_rows = [r for r in rows if r["id"] in inserted]
+    if new_rows:
+        session.execute(
+            insert(JobLog),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "org_id": org_id,
+                    "job_id": r["id"],
+                    "level": LogLevel.INFO,
+                    "message": _enqueued_message(r, now),
+                    "data": {"status": JobStatus.PENDING.value, "queue": r["queue"]},
+                }
+                for r in new_rows
+            ],
+        )
+    ids = [r["id"] for r in rows]
+    if keys - {r["idempotency_key"] for r in new_rows}:
+        # A key already used: the first job stands in for this spec.
+        existing = dict(
+            session.execute(
+                select(Job.idempotency_key, Job.id).where(
+                    Job.org_id == org_id, Job.idempotency_key.in_(keys)
+                )
+            ).all()
+        )
+        ids = [existing[r["idempotency_key"]] if r["id"] not in inserted else r["id"] for r in rows]
+    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(set(ids))))}
+    _publish(session, org_id, [r for r in new_rows if r["dispatched_at"] is not None])
+    return [jobs[i] for i in ids]
+
+
+def cancel(session: Session, job_id: uuid.UUID) -> Job:
+    """Cancel a job: a pending or claimed one at once (it will never run); a running one is
+    asked to stop and stops at its next checkpoint. Raises NotFound for a job not in this org,
+    Conflict for a job already completed, failed or cancelled."""
+    job = _locked(session, job_id)
+    if job.status in (JobStatus.PENDING, JobStatus.CLAIMED):
+        job.status = JobStatus.CANCELLED
+        # Python clock, not now(): the returned object stays fully loaded after commit.
+        job.finished_at = datetime.now(UTC)
+        job.locked_by = None
+        job.lease_expires_at = None
+        joblog.write(
+            session, job.org_id, job.id, "cancelled before it ran", data={"status": "cancelled"}
+        )
+    elif job.status == JobStatus.RUNNING:
+        if not job.cancel_requested:
+            job.cancel_requested = True
+            joblog.write(
+                session,
+                job.org_id,
+                job.id,
+                "cancel requested; the job stops at its next checkpoint",
+                data={"cancel_requested": True},
+            )
+    else:
+        raise Conflict(f"job {job_id} is already {job.status.value}")
+    session.flush()
+    return job
+
+
+def rerun(session: Session, job_id: uuid.UUID) -> Job:
+    """Run a failed or cancelled job again from scratch: back to pending, attempts reset, its
+    last error kept for the record until the new run overwrites it. Raises NotFound for a job
+    not in this org, Conflict for a job in any other state."""
+    job = _locked(session, job_id)
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise Conflict(f"only failed or cancelled jobs can be re-run; job is {job.status.value}")
+    was = job.status.value
+    publishing = dispatch.installed() is not None
+    job.status = JobStatus.PENDING
+    job.attempts = 0
+    now = datetime.now(UTC)
+    job.scheduled_at = now
+    job.finished_at = None
+    job.result = None
+    job.cancel_requested = False
+    job.dispatched_at = now if publishing else None
+    joblog.write(
+        session, job.org_id, job.id, f"re-run requested (was {was})", data={"status": "pending"}
+    )
+    session.flush()
+    if publishing:
+        dispatch.publish_after_commit(session, [(job.id, job.queue)])
+    return job
+
+
+def get_job(session: Session, job_id: uuid.UUID) -> Job:
+    """The job ``job_id`` of the session's org; raises NotFound otherwise."""
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def job_logs(session: Session, job_id: uuid.UUID, *, limit: int = 500) -> list[JobLog]:
+    """The job's log, oldest first; raises NotFound for a job not in this org."""
+    get_job(session, job_id)
+    return joblog.entries(session, job_id, limit=limit)
+
+
+def _locked(session: Session, job_id: uuid.UUID) -> Job:
+    job = session.scalars(
+        select(Job)
+        .where(Job.id == job_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def _stores(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    ids = set(ids)
+    if not ids:
+        return {}
+    found = dict(session.execute(select(Store.id, Store.platform).where(Store.id.in_(ids))).all())
+    missing = ids - set(found)
+    if missing:
+        raise NotFound(f"no store {sorted(map(str, missing))[0]} in this organisation")
+    return found
+
+
+def _row(
+    spec: JobSpec,
+    org_id: uuid.UUID,
+    stores: Mapping[uuid.UUID, str],
+    now: datetime,
+    publishing: bool,
+    prefix: str,
+) -> dict[str, Any]:
+    try:
+        job_type = registry.get(spec.job_type)
+    except registry.UnknownJobType as exc:
+        raise ValidationFailed(fields={f"{prefix}job_type": [str(exc)]}) from None
+    try:
+        payload = registry.validate_payload(job_type, spec.payload)
+    except ValidationFailed as exc:
+        fields = {f"{prefix}payload.{k}": v for k, v in exc.fields.items()}
+        raise ValidationFailed(str(exc), fields=fields or None) from None
+    platform = stores.get(spec.store_id) if spec.store_id is not None else None
+    if job_type.needs_store and spec.store_id is None:
+        raise ValidationFailed(fields={f"{prefix}store_id": [f"{job_type.name} needs a store"]})
+    if job_type.capability and platform is not None:
+        _check_capability(platform, job_type.capability)
+    priority = job_type.priority if spec.priority is None else spec.priority
+    if not -100 <= priority <= 100:
+        raise ValidationFailed(fields={f"{prefix}priority": ["must be between -100 and 100"]})
+    attempts = spec.max_attempts or job_type.max_attempts or DEFAULT_MAX_ATTEMPTS
+    if not 1 <= attempts <= 100:
+        raise ValidationFailed(fields={f"{prefix}max_attempts": ["must be between 1 and 100"]})
+    if spec.idempotency_key is not None and not 1 <= len(spec.idempotency_key) <= 255:
+        raise ValidationFailed(fields={f"{prefix}idempotency_key": ["1 to 255 characters"]})
+    if spec.scheduled_at is not None and spec.scheduled_at.tzinfo is None:
+        raise ValidationFailed(fields={f"{prefix}scheduled_at": ["needs a time zone"]})
+    due = spec.scheduled_at is None or spec.scheduled_at <= now
+    return {
+        "id": uuid.uuid4(),
+        "org_id": org_id,
+        "store_id": spec.store_id,
+        "job_type": job_type.name,
+        "queue": queue_for(platform) if platform else DEFAULT_QUEUE,
+        "status": JobStatus.PENDING,
+        "priority": priority,
+        "payload": payload,
+        "attempts": 0,
+        "max_attempts": attempts,
+        "scheduled_at": spec.scheduled_at or now,
+        # Only due jobs are published now; later ones wait for the dispatcher sweep.
+        "dispatched_at": now if (due and publishing) else None,
+        "idempotency_key": spec.idempotency_key,
+        "created_by": spec.created_by,
+    }
+
+
+def _check_capability(platform: str, capability: str) -> None:
+    try:
+        plugins = importlib.import_module("fusion.plugins.registry")
+    except ImportError:  # the plugin registry is not installed: nothing to check against
+        return
+    from fusion.plugins.models import ContractLevel
+
+    plugin = plugins.get_plugin(platform)
+    if plugin.level(capability) == ContractLevel.UNSUPPORTED:
+        raise UnsupportedCapability(platform, capability)
+
+
+def _enqueued_message(row: Mapping[str, Any], now: datetime) -> str:
+    later = row["scheduled_at"] > now
+    when = f" for {row['scheduled_at'].isoformat()}" if later else ""
+    return f"enqueued {row['job_type']} on queue {row['queue']}{when}"
+
+
+def _publish(session: Session, org_id: uuid.UUID, rows: Sequence[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    by_lane: dict[lanes.Lane, list[tuple[uuid.UUID, str]]] = {}
+    backlog = _backlogs(session, org_id, {r["queue"] for r in rows}, len(rows))
+    for r in rows:
+        lane = lanes.lane_for(priority=r["priority"], backlog=backlog[r["queue"]])
+        by_lane.setdefault(lane, []).append((r["id"], r["queue"]))
+    for lane, jobs in by_lane.items():
+        dispatch.publish_after_commit(session, jobs, lane=lane)
+
+
+def _backlogs(session: Session, org_id: uuid.UUID, queues: set[str], batch: int) -> dict[str, int]:
+    """How many jobs this org has waiting on each queue, counted up to the bulk threshold
+    (a big batch is a backlog by itself, no need to count)."""
+    if batch >= lanes.BULK_BACKLOG:
+        return dict.fromkeys(queues, batch)
+    cap = lanes.BULK_BACKLOG
+    result = {}
+    for queue in queues:
+        waiting = (
+            select(Job.id)
+            .where(Job.org_id == org_id, Job.queue == queue, Job.status == JobStatus.PENDING)
+            .limit(cap)
+        )
+        result[queue] = session.scalar(select(func.count()).select_from(waiting.subquery())) or 0
+    return result

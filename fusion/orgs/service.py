@@ -1,0 +1,227 @@
+"""Organisations, their members and their API keys. Owners manage all of it; every change is
+audited in the caller's transaction."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fusion.audit.service import record, snapshot
+from fusion.auth import api_keys
+from fusion.auth.access import Access, Principal
+from fusion.errors import Conflict, NotFound
+from fusion.orgs.models import ApiKey, Org, OrgMember, Role, User
+
+ORG_FIELDS = ("name", "slug", "settings")
+MEMBER_FIELDS = ("user_id", "role")
+KEY_FIELDS = ("name", "public_id", "role", "expires_at", "revoked_at")
+
+
+@dataclass(frozen=True)
+class Membership:
+    org_id: uuid.UUID
+    name: str
+    slug: str
+    role: Role
+    joined_at: datetime
+
+
+def _slugify(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "org"
+
+
+def create_org(
+    session: Session, *, org_id: uuid.UUID, name: str, owner: Principal, slug: str | None = None
+) -> Org:
+    """A new org with ``owner`` (a person) as its first owner. ``session`` must be scoped to
+    ``org_id`` (RLS only lets a transaction create its own org). Raises Conflict if the slug
+    is taken."""
+    if owner.user_id is None:
+        raise Conflict("Only a person can create an organisation.")
+    slug = slug or f"{_slugify(name)}-{org_id.hex[:6]}"
+    org = Org(id=org_id, name=name, slug=slug)
+    session.add(org)
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("This slug is taken.") from None
+    member = OrgMember(org_id=org_id, user_id=owner.user_id, role=Role.OWNER)
+    session.add(member)
+    session.flush()
+    record(
+        session,
+        org_id=org_id,
+        actor=owner,
+        action="org.create",
+        resource_type="org",
+        resource_id=org_id,
+        after=snapshot(org, ORG_FIELDS),
+    )
+    return org
+
+
+def get_org(session: Session, org_id: uuid.UUID) -> Org:
+    org = session.get(Org, org_id)
+    if org is None:
+        raise NotFound("No such organisation.")
+    return org
+
+
+def update_org(session: Session, access: Access, *, name: str | None) -> Org:
+    """Rename the caller's org (fields left None are unchanged)."""
+    org = get_org(session, access.org_id)
+    before = snapshot(org, ORG_FIELDS)
+    if name is not None:
+        org.name = name
+    session.flush()
+    record(
+        session,
+        org_id=org.id,
+        actor=access.principal,
+        action="org.update",
+        resource_type="org",
+        resource_id=org.id,
+        before=before,
+        after=snapshot(org, ORG_FIELDS),
+    )
+    return org
+
+
+def memberships(session: Session, user_id: uuid.UUID) -> list[Membership]:
+    """Every org ``user_id`` belongs to, with their role (a narrow cross-org read)."""
+    rows = session.execute(
+        text("SELECT org_id, name, slug, role, joined_at FROM user_memberships(:u)"),
+        {"u": user_id},
+    ).mappings()
+    return [
+        Membership(r["org_id"], r["name"], r["slug"], Role(r["role"]), r["joined_at"]) for r in rows
+    ]
+
+
+def get_member(session: Session, member_id: uuid.UUID) -> OrgMember:
+    member = session.get(OrgMember, member_id)
+    if member is None:
+        raise NotFound("No such member.")
+    return member
+
+
+def add_member(session: Session, access: Access, *, email: str, role: Role) -> OrgMember:
+    """Add the existing user with ``email`` to the org. Raises NotFound if no account has that
+    email and Conflict if they are already a member."""
+    user_id = session.scalar(select(User.id).where(func.lower(User.email) == email.strip().lower()))
+    if user_id is None:
+        raise NotFound("No account with this email.")
+    existing = session.scalar(select(OrgMember.id).where(OrgMember.user_id == user_id))
+    if existing is not None:
+        raise Conflict("This person is already a member.")
+    member = OrgMember(org_id=access.org_id, user_id=user_id, role=role)
+    session.add(member)
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="member.add",
+        resource_type="org_member",
+        resource_id=member.id,
+        after=snapshot(member, MEMBER_FIELDS),
+    )
+    return member
+
+
+def _other_owners(session: Session, member: OrgMember) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(OrgMember)
+            .where(OrgMember.role == Role.OWNER, OrgMember.id != member.id)
+        )
+        or 0
+    )
+
+
+def change_role(session: Session, access: Access, member_id: uuid.UUID, role: Role) -> OrgMember:
+    """Give a member another role. Raises Conflict if it would leave the org without owners."""
+    member = get_member(session, member_id)
+    before = snapshot(member, MEMBER_FIELDS)
+    if member.role is Role.OWNER and role is not Role.OWNER and not _other_owners(session, member):
+        raise Conflict("An organisation needs at least one owner.")
+    member.role = role
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="member.role",
+        resource_type="org_member",
+        resource_id=member.id,
+        before=before,
+        after=snapshot(member, MEMBER_FIELDS),
+    )
+    return member
+
+
+def remove_member(session: Session, access: Access, member_id: uuid.UUID) -> None:
+    """Remove a member; their tokens stop reaching this org on the next request. Raises
+    Conflict for the last owner."""
+    member = get_member(session, member_id)
+    if member.role is Role.OWNER and not _other_owners(session, member):
+        raise Conflict("An organisation needs at least one owner.")
+    before = snapshot(member, MEMBER_FIELDS)
+    session.delete(member)
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="member.remove",
+        resource_type="org_member",
+        resource_id=member_id,
+        before=before,
+    )
+
+
+def create_api_key(
+    session: Session, access: Access, *, name: str, role: Role, expires_at: datetime | None
+) -> api_keys.IssuedKey:
+    """A new API key for the org; its plaintext is in the result and nowhere else."""
+    issued = api_keys.issue(
+        session,
+        org_id=access.org_id,
+        name=name,
+        role=role,
+        created_by=access.user_id,
+        expires_at=expires_at,
+    )
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="api_key.create",
+        resource_type="api_key",
+        resource_id=issued.key.id,
+        after=snapshot(issued.key, KEY_FIELDS),
+    )
+    return issued
+
+
+def revoke_api_key(session: Session, access: Access, key_id: uuid.UUID) -> ApiKey:
+    """Revoke a key of the org (idempotent); raises NotFound for another org's or unknown id."""
+    key = api_keys.revoke(session, key_id)
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="api_key.revoke",
+        resource_type="api_key",
+        resource_id=key.id,
+        after=snapshot(key, KEY_FIELDS),
+    )
+    return key

@@ -1,0 +1,455 @@
+"""Amazon Seller Central through the Selling Partner API.
+
+- Listings Items 2021-08-01 (``x-amz-access-token`` from Login with Amazon): put, patch, get,
+  delete, search. An Amazon listing is keyed by (seller, SKU), so a hub product becomes one
+  listing per variant SKU and its ``external_id`` is those SKUs joined by ``|``.
+- Create is idempotent by the platform's own key: ``putListingsItem`` on a SKU is an upsert, so
+  a create retried after a timeout replaces the same listing and never makes a second one.
+- Inventory (workaround): SP-API has no stock endpoint for merchant-fulfilled items; quantities
+  go out as ``fulfillment_availability`` patches on each listing (the job log says so).
+- Bulk: the Feeds API, ``JSON_LISTINGS_FEED`` (document, upload, createFeed, poll, report).
+- Orders: ``ORDER_CHANGE`` notifications arrive only through SQS (``fusion/plugins/
+  amazon_sqs.py``); ``fetch_orders`` reconciles through Orders v0 ``getOrders`` with
+  ``LastUpdatedAfter``.
+
+Store fields: ``external_id`` = seller id; ``credentials`` = client_id, client_secret,
+refresh_token (plus aws_access_key_id / aws_secret_access_key for the queue); ``settings`` =
+marketplace_id, product_type, lwa_url, sqs_queue_url, sqs_endpoint_url, aws_region,
+feed_poll_interval_s, feed_poll_attempts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import quote
+
+from fusion.errors import PermanentError
+from fusion.plugins import _amazon_lwa as lwa
+from fusion.plugins.base import (
+    ApiCall,
+    AuthType,
+    Capability,
+    HttpClient,
+    HttpResponse,
+    InventoryUpdate,
+    OrderLine,
+    PlatformClient,
+    Plugin,
+    ProductDraft,
+    RateLimitSpec,
+    RemoteOrder,
+    RemoteProduct,
+    StoreConnection,
+    WebhookEvent,
+)
+from fusion.plugins.models import ContractLevel
+
+DEFAULT_MARKETPLACE = "ATVPDKIKX0DER"
+LISTINGS = "/listings/2021-08-01/items"
+FEEDS = "/feeds/2021-06-30"
+CHANNEL = "DEFAULT"  # merchant-fulfilled; FBA quantities belong to Amazon
+SKU_SEPARATOR = "|"
+# Per selling-partner account, each Listings Items operation allows 5 rps with a burst of 5.
+LISTINGS_RATE = RateLimitSpec(requests_per_second=5.0, burst_size=5)
+
+
+class AmazonClient(PlatformClient):
+    """One seller's SP-API client for one job."""
+
+    def __init__(
+        self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
+    ) -> None:
+        super().__init__(conn, http, log)
+        self.seller_id = conn.external_id
+        self.marketplace_id = str(conn.settings.get("marketplace_id") or DEFAULT_MARKETPLACE)
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        expect: Sequence[int] = (),
+    ) -> HttpResponse:
+        """One SP-API call with a valid access token; a token Amazon calls expired or revoked
+        is dropped and the call made once more with a fresh one."""
+        for attempt in (1, 2):
+            token = lwa.access_token(self.conn, self.http)
+            response = self.http.request(
+                method,
+                path,
+                call=ApiCall(operation),
+                headers={"x-amz-access-token": token, "Accept": "application/json"},
+                json=json_body,
+                params=params,
+                expect=(*expect, 403),
+            )
+            if response.status != 403:
+                break
+            lwa.forget(self.conn)
+            if attempt == 2 or "access token" not in _error_text(response):
+                raise PermanentError(
+                    f"amazon_sc {operation} refused the seller's authorisation (403): "
+                    f"{_error_text(response)}"
+                )
+        if not operation.startswith(
+            (
+                "getListingsItem",
+                "putListingsItem",
+                "patchListingsItem",
+                "deleteListingsItem",
+                "searchListingsItems",
+            )
+        ):
+            # x-amzn-RateLimit-Limit is per operation (createFeed allows 0.0083 rps); put the
+            # store's shared bucket back on the listings plan it is sized for.
+            self.http.feedback(refill_rate=LISTINGS_RATE.requests_per_second)
+        return response
+
+    def _item_path(self, sku: str) -> str:
+        return f"{LISTINGS}/{quote(self.seller_id, safe='')}/{quote(sku, safe='')}"
+
+    def _mp(self, **extra: Any) -> dict[str, Any]:
+        return {"marketplaceIds": self.marketplace_id, **extra}
+
+    # -- products -------------------------------------------------------------------------------
+
+    def list_products(self) -> list[RemoteProduct]:
+        products: list[RemoteProduct] = []
+        token = None
+        while True:
+            params = self._mp(includedData="summaries,fulfillmentAvailability", pageSize=20)
+            if token:
+                params["pageToken"] = token
+            path = f"{LISTINGS}/{quote(self.seller_id, safe='')}"
+            body = self._call("GET", path, "searchListingsItems", params=params).json()
+            products.extend(_remote(item) for item in body.get("items", []))
+            token = (body.get("pagination") or {}).get("nextToken")
+            if not token:
+                return products
+
+    def create_product(self, draft: ProductDraft) -> RemoteProduct:
+        if not draft.variants:
+            raise PermanentError("an Amazon listing needs at least one SKU")
+        quantities = {}
+        for variant in draft.variants:
+            body = {
+                "productType": self._product_type(draft),
+                "requirements": "LISTING",
+                "attributes": self._attributes(
+                    draft, variant.price, variant.quantity, variant.title
+                ),
+            }
+            response = self._call(
+                "PUT",
+                self._item_path(variant.sku),
+                "putListingsItem",
+                json_body=body,
+                params=self._mp(),
+            )
+            _accepted(response, variant.sku)
+            quantities[variant.sku] = variant.quantity
+        skus = [v.sku for v in draft.variants]
+        return RemoteProduct(SKU_SEPARATOR.join(skus), draft.title, quantities)
+
+    def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
+        by_sku = {v.sku: v for v in draft.variants}
+        quantities = {}
+        for sku in _skus(external_id):
+            variant = by_sku.get(sku)
+            if variant is None:
+                continue
+            attributes = self._attributes(draft, variant.price, variant.quantity, variant.title)
+            patches = [
+                {"op": "replace", "path": f"/attributes/{name}", "value": value}
+                for name, value in attributes.items()
+            ]
+            self._patch(sku, patches, draft)
+            quantities[sku] = variant.quantity
+        return RemoteProduct(external_id, draft.title, quantities)
+
+    def delete_product(self, external_id: str) -> None:
+        for sku in _skus(external_id):
+            response = self._call(
+                "DELETE",
+                self._item_path(sku),
+                "deleteListingsItem",
+                params=self._mp(),
+                expect=(404,),
+            )
+            if response.status == 404:
+                self.log(f"listing {sku} was already gone from Amazon; nothing to delete")
+
+    # -- inventory ------------------------------------------------------------------------------
+
+    def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        for update in updates:
+            self._patch(update.sku, [_quantity_patch(update.quantity)], None)
+            self.log(
+                f"workaround: Amazon has no stock endpoint for merchant-fulfilled items; set "
+                f"{update.sku} to {update.quantity} by patching its listing's "
+                "fulfillment_availability"
+            )
+
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        from fusion.plugins._amazon_feeds import submit_listings_feed
+
+        messages = [
+            {
+                "messageId": n,
+                "sku": update.sku,
+                "operationType": "PATCH",
+                "productType": self._product_type(None),
+                "patches": [_quantity_patch(update.quantity)],
+            }
+            for n, update in enumerate(updates, 1)
+        ]
+        if messages:
+            submit_listings_feed(self, messages)
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
+        orders: list[RemoteOrder] = []
+        token = None
+        stamp = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        while True:
+            params: dict[str, Any] = {"MarketplaceIds": self.marketplace_id}
+            if token:
+                params["NextToken"] = token
+            else:
+                params["LastUpdatedAfter"] = stamp
+            payload = self._call("GET", "/orders/v0/orders", "getOrders", params=params).json()
+            payload = payload.get("payload", {})
+            for order in payload.get("Orders", []):
+                orders.append(self.get_order(order))
+            token = payload.get("NextToken")
+            if not token:
+                return orders
+
+    def get_order(self, order: Mapping[str, Any]) -> RemoteOrder:
+        """The order with its items (prices live only in ``getOrderItems``)."""
+        order_id = quote(str(order["AmazonOrderId"]), safe="")
+        path = f"/orders/v0/orders/{order_id}/orderItems"
+        items = self._call("GET", path, "getOrderItems").json()["payload"]["OrderItems"]
+        return order_from_api(order, items)
+
+    def fetch_order(self, amazon_order_id: str) -> RemoteOrder:
+        """One order by id (what an ORDER_CHANGE notification names), with items and prices."""
+        path = f"/orders/v0/orders/{quote(amazon_order_id, safe='')}"
+        return self.get_order(self._call("GET", path, "getOrder").json()["payload"])
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _patch(self, sku: str, patches: list[dict[str, Any]], draft: ProductDraft | None) -> None:
+        body = {"productType": self._product_type(draft), "patches": patches}
+        response = self._call(
+            "PATCH",
+            self._item_path(sku),
+            "patchListingsItem",
+            json_body=body,
+            params=self._mp(),
+            expect=(404,),
+        )
+        if response.status == 404:
+            raise PermanentError(f"listing {sku} does not exist on Amazon")
+        _accepted(response, sku)
+
+    def _product_type(self, draft: ProductDraft | None) -> str:
+        if draft is not None and draft.attributes.get("amazon_product_type"):
+            return str(draft.attributes["amazon_product_type"])
+        return str(self.conn.settings.get("product_type") or "PRODUCT")
+
+    def _attributes(
+        self, draft: ProductDraft, price: Decimal, quantity: int, variant_title: str
+    ) -> dict[str, Any]:
+        mp = self.marketplace_id
+        title = f"{draft.title} - {variant_title}" if variant_title else draft.title
+        attributes: dict[str, Any] = {
+            "item_name": [{"value": title, "language_tag": "en_US", "marketplace_id": mp}],
+            "condition_type": [{"value": "new_new", "marketplace_id": mp}],
+            "purchasable_offer": [
+                {
+                    "currency": draft.currency,
+                    "marketplace_id": mp,
+                    "our_price": [{"schedule": [{"value_with_tax": float(price)}]}],
+                }
+            ],
+            "fulfillment_availability": _quantity_patch(quantity)["value"],
+        }
+        if draft.description:
+            attributes["product_description"] = [
+                {"value": draft.description, "language_tag": "en_US", "marketplace_id": mp}
+            ]
+        extra = draft.attributes.get("amazon_attributes")
+        if isinstance(extra, Mapping):
+            attributes.update(extra)
+        return attributes
+
+
+def _quantity_patch(quantity: int) -> dict[str, Any]:
+    return {
+        "op": "replace",
+        "path": "/attributes/fulfillment_availability",
+        "value": [{"fulfillment_channel_code": CHANNEL, "quantity": max(0, int(quantity))}],
+    }
+
+
+def _skus(external_id: str) -> list[str]:
+    return [sku for sku in external_id.split(SKU_SEPARATOR) if sku]
+
+
+def _error_text(response: HttpResponse) -> str:
+    try:
+        errors = response.json().get("errors", [])
+        return "; ".join(
+            f"{e.get('code')}: {e.get('message')} {e.get('details', '')}".strip() for e in errors
+        )[:300]
+    except (ValueError, AttributeError):
+        return f"HTTP {response.status}"
+
+
+def _accepted(response: HttpResponse, sku: str) -> None:
+    """Amazon answers 200 with ``status: INVALID`` for data it refuses: that is permanent."""
+    body = response.json()
+    if body.get("status") == "INVALID":
+        issues = "; ".join(
+            f"{i.get('code')}: {i.get('message')}"
+            for i in body.get("issues", [])
+            if i.get("severity") == "ERROR"
+        )
+        raise PermanentError(f"Amazon refused listing {sku}: {issues[:300]}")
+
+
+def _remote(item: Mapping[str, Any]) -> RemoteProduct:
+    summary = (item.get("summaries") or [{}])[0]
+    quantity = next(
+        (
+            int(f.get("quantity", 0))
+            for f in item.get("fulfillmentAvailability", [])
+            if f.get("fulfillmentChannelCode") == CHANNEL
+        ),
+        0,
+    )
+    return RemoteProduct(
+        external_id=str(item["sku"]),
+        title=str(summary.get("itemName", "")),
+        quantities={str(item["sku"]): quantity},
+        raw=dict(item),
+    )
+
+
+def order_from_api(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]]) -> RemoteOrder:
+    """A hub order from an Orders v0 ``Order`` and its ``OrderItem`` list."""
+    lines = []
+    for item in items:
+        quantity = int(item.get("QuantityOrdered", 0))
+        amount = Decimal(str((item.get("ItemPrice") or {}).get("Amount", "0")))
+        lines.append(
+            OrderLine(
+                sku=str(item.get("SellerSKU", "")),
+                quantity=quantity,
+                unit_price=(amount / quantity) if quantity else Decimal(0),
+                external_line_id=str(item["OrderItemId"]),
+            )
+        )
+    total = order.get("OrderTotal") or {}
+    return RemoteOrder(
+        external_id=str(order["AmazonOrderId"]),
+        lines=lines,
+        total=Decimal(str(total.get("Amount", "0"))),
+        currency=str(total.get("CurrencyCode", "USD")),
+        status=str(order.get("OrderStatus", "")),
+        placed_at=_parse_time(order.get("PurchaseDate")),
+        raw={"order": dict(order), "items": [dict(i) for i in items]},
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class AmazonPlugin(Plugin):
+    slug = "amazon_sc"
+    name = "Amazon Seller Central"
+    version = "1.0.0"
+    auth_type = AuthType.OAUTH
+    capabilities = {
+        Capability.LIST_PRODUCTS: ContractLevel.NATIVE,
+        Capability.CREATE_PRODUCT: ContractLevel.NATIVE,
+        Capability.UPDATE_PRODUCT: ContractLevel.NATIVE,
+        Capability.DELETE_PRODUCT: ContractLevel.NATIVE,
+        Capability.BULK_OPERATIONS: ContractLevel.NATIVE,
+        Capability.REAL_TIME_INVENTORY: ContractLevel.WORKAROUND,
+        Capability.ORDER_WEBHOOKS: ContractLevel.NATIVE,
+    }
+    rate_limit = LISTINGS_RATE
+
+    def client(
+        self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
+    ) -> AmazonClient:
+        return AmazonClient(conn, http, log)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent:
+        """Always refuses: Amazon delivers notifications only to SQS, unsigned, trusted through
+        the queue's access policy. An HTTP POST claiming to be one is forged by definition;
+        the SQS consumer (``fusion.plugins.amazon_sqs``) is the only way in."""
+        raise PermanentError(
+            "Amazon sends ORDER_CHANGE notifications only through SQS; HTTP deliveries are refused"
+        )
+
+    def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
+        """The order an ORDER_CHANGE event carries. The SQS consumer adds the Orders API order
+        (with prices) under ``order``/``items``; without it the lines come from the
+        notification, which has no prices (unit prices 0, fixed by the reconciliation pull)."""
+        if event.topic != "ORDER_CHANGE":
+            return None
+        if "order" in event.payload:
+            return order_from_api(event.payload["order"], event.payload.get("items", []))
+        change = event.payload.get("Payload", {}).get("OrderChangeNotification", {})
+        summary = change.get("Summary", {})
+        lines = [
+            OrderLine(
+                sku=str(item.get("SellerSKU", "")),
+                quantity=int(item.get("Quantity", 0)),
+                unit_price=Decimal(0),
+                external_line_id=str(item.get("OrderItemId", "")),
+            )
+            for item in summary.get("OrderItems", [])
+        ]
+        return RemoteOrder(
+            external_id=str(change.get("AmazonOrderId", "")),
+            lines=lines,
+            total=Decimal(0),
+            currency="USD",
+            status=str(summary.get("OrderStatus", "")),
+            placed_at=_parse_time(summary.get("PurchaseDate")),
+            raw=dict(event.payload),
+        )
+
+
+def notification_event(body: bytes) -> WebhookEvent:
+    """A WebhookEvent from an SQS message body holding an SP-API notification.
+
+    Raises PermanentError for a body that is not JSON or lacks the notification type or its
+    ``NotificationMetadata.NotificationId`` (the dedupe key)."""
+    try:
+        data = json.loads(body)
+        topic = str(data["NotificationType"])
+        delivery_id = str(data["NotificationMetadata"]["NotificationId"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError(f"not an SP-API notification: {type(exc).__name__}") from None
+    return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=data)
+
+
+plugin = AmazonPlugin()

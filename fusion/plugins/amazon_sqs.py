@@ -1,0 +1,156 @@
+"""The consumer of Amazon's ORDER_CHANGE notifications: an SQS queue, long-polled with boto3.
+
+Amazon sends order notifications only to SQS, unsigned; trust comes from the queue's access
+policy (only Amazon's principal may send), so whoever can read the queue is the receiver.
+Notifications can arrive twice or out of order: each is handed on once per
+``NotificationMetadata.NotificationId`` (a bounded in-process memory here; the durable dedupe is
+the ``webhooks`` row unique per (org, store, delivery id) that the handler writes), and a
+message is deleted from the queue only after the handler succeeded, so a crash means a
+redelivery, never a loss. The Orders API reconciliation (``AmazonClient.fetch_orders``) is the
+backup Amazon itself asks for.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fusion.errors import PermanentError
+from fusion.plugins.amazon import notification_event
+from fusion.plugins.base import StoreConnection, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+SEEN_LIMIT = 10_000
+
+
+@dataclass
+class ConsumeResult:
+    """What one :meth:`OrderChangeConsumer.poll` did, for logs and tests."""
+
+    received: int = 0
+    handled: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    failed: int = 0
+
+
+class OrderChangeConsumer:
+    """Reads one seller's notification queue and hands each new ORDER_CHANGE to ``handle``.
+
+    ``handle(event)`` must be idempotent per ``event.delivery_id`` (store the delivery once);
+    when it raises, the message stays on the queue and comes back after its visibility
+    timeout."""
+
+    def __init__(
+        self,
+        *,
+        queue_url: str,
+        handle: Callable[[WebhookEvent], None],
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: str | None = None,
+        secret_access_key: str | None = None,
+        wait_s: int = 10,
+        batch: int = 10,
+        visibility_timeout_s: int = 60,
+    ) -> None:
+        import boto3
+
+        self.queue_url = queue_url
+        self.handle = handle
+        self.wait_s = max(0, min(20, wait_s))  # SQS allows long polls of at most 20 s
+        self.batch = max(1, min(10, batch))  # and at most 10 messages per receive
+        self.visibility_timeout_s = visibility_timeout_s
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._sqs: Any = boto3.client(
+            "sqs",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            aws_access_key_id=access_key_id,
+            aws_secret_access_key=secret_access_key,
+        )
+
+    @classmethod
+    def for_store(
+        cls, conn: StoreConnection, handle: Callable[[WebhookEvent], None], **options: Any
+    ) -> OrderChangeConsumer:
+        """A consumer for an ``amazon_sc`` store's queue (``settings.sqs_queue_url``, optional
+        ``sqs_endpoint_url``/``aws_region``, AWS keys in its credentials). Raises
+        PermanentError when the store has no queue configured."""
+        queue_url = conn.settings.get("sqs_queue_url")
+        if not queue_url:
+            raise PermanentError("amazon_sc store has no sqs_queue_url setting")
+        key = conn.credentials.get("aws_access_key_id")
+        secret = conn.credentials.get("aws_secret_access_key")
+        return cls(
+            queue_url=str(queue_url),
+            handle=handle,
+            endpoint_url=conn.settings.get("sqs_endpoint_url"),
+            region=str(conn.settings.get("aws_region") or "us-east-1"),
+            access_key_id=str.__str__(key) if key else None,
+            secret_access_key=str.__str__(secret) if secret else None,
+            **options,
+        )
+
+    def poll(self) -> ConsumeResult:
+        """One long poll: receive up to ``batch`` messages and process each. Never raises for
+        a bad message (it is logged and deleted: it can never succeed); boto3 errors reaching
+        the queue itself propagate."""
+        result = ConsumeResult()
+        answer = self._sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.batch,
+            WaitTimeSeconds=self.wait_s,
+            VisibilityTimeout=self.visibility_timeout_s,
+        )
+        for message in answer.get("Messages", []):
+            result.received += 1
+            self._process(message, result)
+        return result
+
+    def drain(self, *, max_polls: int = 100) -> ConsumeResult:
+        """Poll until a receive comes back empty (or ``max_polls``); the totals."""
+        total = ConsumeResult()
+        for _ in range(max_polls):
+            step = self.poll()
+            for name in ("received", "handled", "duplicates", "invalid", "failed"):
+                setattr(total, name, getattr(total, name) + getattr(step, name))
+            if step.received == 0:
+                break
+        return total
+
+    def _process(self, message: dict[str, Any], result: ConsumeResult) -> None:
+        receipt = message["ReceiptHandle"]
+        try:
+            event = notification_event(message.get("Body", "").encode())
+        except PermanentError as exc:
+            log.warning("amazon sqs: dropping a message that is not a notification: %s", exc)
+            result.invalid += 1
+            self._delete(receipt)
+            return
+        if event.delivery_id in self._seen:
+            result.duplicates += 1
+            self._delete(receipt)
+            return
+        try:
+            self.handle(event)
+        except Exception:
+            # Left on the queue: SQS makes it visible again after the visibility timeout.
+            log.exception("amazon sqs: handler failed for notification %s", event.delivery_id)
+            result.failed += 1
+            return
+        self._remember(event.delivery_id)
+        result.handled += 1
+        self._delete(receipt)
+
+    def _remember(self, notification_id: str) -> None:
+        self._seen[notification_id] = None
+        while len(self._seen) > SEEN_LIMIT:
+            self._seen.popitem(last=False)
+
+    def _delete(self, receipt: str) -> None:
+        self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt)

@@ -1,0 +1,119 @@
+"""The one way a job gets a platform client for its store.
+
+:func:`store_client` reads the store, decrypts its credentials (inside the call, never into
+the payload or a log), binds the pooled HTTP helper to the store's shared token bucket and
+hands the plugin's client to the handler. Everything the client says through ``log`` (a
+workaround, what it did instead) lands in the job's log.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from fusion.errors import ConfigError, NotFound, UnsupportedCapability
+from fusion.plugins.base import Capability, PlatformClient, Plugin
+from fusion.plugins.http import StoreHttp
+from fusion.plugins.models import ContractLevel
+from fusion.plugins.registry import get_plugin
+from fusion.ratelimit.bucket import BucketConfig, TokenBucket
+from fusion.ratelimit.state import persist_state
+from fusion.stores.models import Store
+from fusion.stores.service import store_connection
+
+if TYPE_CHECKING:
+    from fusion.jobs.context import JobContext
+
+_redis_clients: dict[str, redis.Redis] = {}
+_redis_lock = threading.Lock()
+
+
+def _redis_for(ctx: JobContext) -> redis.Redis:
+    if isinstance(ctx.redis, redis.Redis):
+        return ctx.redis
+    url = ctx.settings.redis_url
+    if not url:
+        raise ConfigError("FUSION_REDIS_URL: not set (rate limits need Redis)")
+    with _redis_lock:
+        client = _redis_clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+            _redis_clients[url] = client
+        return client
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """What a handler may know about its store outside the client (no credentials)."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    platform: str
+    external_id: str
+
+
+@dataclass
+class Bound:
+    plugin: Plugin
+    client: PlatformClient
+    http: StoreHttp
+    store: StoreInfo
+
+    def level(self, capability: Capability) -> ContractLevel:
+        return self.plugin.level(capability)
+
+
+def require(ctx: JobContext, plugin: Plugin, capability: Capability) -> ContractLevel:
+    """The plugin's level for ``capability``; raises UnsupportedCapability (permanent: the
+    job fails at once, never retried) when unsupported, and logs a workaround."""
+    level = plugin.level(capability)
+    if level == ContractLevel.UNSUPPORTED:
+        raise UnsupportedCapability(plugin.slug, capability.value)
+    if level == ContractLevel.WORKAROUND:
+        ctx.log(
+            f"{plugin.slug} has no native {capability.value}; using the plugin's workaround",
+            "info",
+            workaround=capability.value,
+        )
+    return level
+
+
+@contextmanager
+def store_client(ctx: JobContext, capability: Capability | None = None) -> Iterator[Bound]:
+    """The store's plugin client for this job, credentials decrypted for its duration only.
+
+    Raises NotFound when the job has no store (or it is gone), UnsupportedCapability when the
+    plugin cannot do ``capability``, CredentialsUnreadable when the credentials do not
+    decrypt; the HTTP helper's errors propagate from the client's calls."""
+    if ctx.store_id is None:
+        raise NotFound("this job names no store")
+    with ctx.session() as session:
+        store = session.get(Store, ctx.store_id)
+        if store is None:
+            raise NotFound(f"store {ctx.store_id} no longer exists")
+        plugin = get_plugin(store.platform)
+        if capability is not None:
+            require(ctx, plugin, capability)
+        config = BucketConfig.resolve(plugin.rate_limit, store.rate_limit_config)
+        conn = store_connection(ctx.settings, store)
+        info = StoreInfo(store.id, store.org_id, store.platform, store.external_id)
+
+    def on_state(state: dict[str, Any]) -> None:
+        persist_state(ctx.database, info.org_id, info.id, state)
+
+    def client_log(message: str) -> None:
+        ctx.log(message, "info", platform=info.platform)
+
+    bucket = TokenBucket(_redis_for(ctx), str(info.id), config)
+    http = StoreHttp(conn, spec=plugin.rate_limit, bucket=bucket, on_state=on_state)
+    client = plugin.client(conn, http, client_log)
+    try:
+        yield Bound(plugin=plugin, client=client, http=http, store=info)
+    finally:
+        del client, conn  # the decrypted credentials go out of scope with the call

@@ -1,0 +1,430 @@
+"""Etsy through Open API v3.
+
+- Every call sends ``x-api-key: {keystring}:{shared_secret}`` and ``Authorization: Bearer
+  {access_token}`` (Etsy's OAuth tokens already carry the ``{user_id}.`` prefix). Paths are
+  ``{base_url}/v3/application/...``; the base URL is ``https://openapi.etsy.com`` for real.
+- Listings: ``createDraftListing`` / ``updateListing`` (form-encoded), ``deleteListing``,
+  ``getListingsByShop`` (every state the hub manages, with ``includes=Inventory``). Variants are
+  the listing inventory's products (``PUT /listings/{id}/inventory`` replaces it whole); several
+  variants vary on Etsy's custom property 513 with the SKU as its value.
+- Idempotent create: Etsy listings hold no private key, so the hub tags each listing it creates
+  with ``fh`` + 16 hex digits of the draft's idempotency key and looks for that tag before
+  creating. A create retried after a timeout finds the first attempt's listing and finishes it.
+- Bulk (workaround): Etsy has no bulk endpoint; ``bulk_set_inventory`` sends one inventory call
+  per listing, paced by the store's bucket, and says so in the job log.
+- Real-time inventory is unsupported (refused at enqueue): Etsy stock goes out with the
+  recurring sync, which uses ``set_inventory``.
+- Orders: ``order.paid`` (and other ``order.*``) webhooks signed the Standard Webhooks way;
+  ``fetch_orders`` reconciles with ``getShopReceipts(min_last_modified=...)``.
+
+Store fields: ``external_id`` = the numeric shop id; ``credentials`` = ``keystring``,
+``shared_secret``, ``access_token``; ``settings`` (optional) = ``taxonomy_id``, ``who_made``,
+``when_made``, ``shipping_profile_id``, ``readiness_state_id``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from fusion.errors import PermanentError
+from fusion.plugins.base import (
+    ApiCall,
+    AuthType,
+    Capability,
+    HttpClient,
+    HttpResponse,
+    InventoryUpdate,
+    OrderLine,
+    PlatformClient,
+    Plugin,
+    ProductDraft,
+    RateLimitSpec,
+    RemoteOrder,
+    RemoteProduct,
+    StoreConnection,
+    WebhookEvent,
+)
+from fusion.plugins.models import ContractLevel
+from fusion.sandbox.webhooks import verify_standard_webhook
+
+API = "/v3/application"
+PAGE = 100
+MANAGED_STATES = ("active", "draft", "inactive")
+VARIANT_PROPERTY = 513  # Etsy's custom property for a seller-defined variation
+KEY_TAG_PREFIX = "fh"
+
+
+def key_tag(idempotency_key: str) -> str:
+    """The listing tag that marks the listing created for ``idempotency_key`` (18 characters,
+    within Etsy's 20-character tag limit)."""
+    return KEY_TAG_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
+
+
+class EtsyClient(PlatformClient):
+    @property
+    def shop_id(self) -> str:
+        return self.conn.external_id
+
+    def _headers(self) -> dict[str, str]:
+        credentials = self.conn.credentials
+        key = f"{str.__str__(credentials['keystring'])}:{str.__str__(credentials['shared_secret'])}"
+        return {
+            "x-api-key": key,
+            "Authorization": f"Bearer {str.__str__(credentials['access_token'])}",
+        }
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        operation: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        form: Sequence[tuple[str, Any]] | None = None,
+        json_body: Any = None,
+        expect: Sequence[int] = (),
+    ) -> HttpResponse:
+        headers = self._headers()
+        data: bytes | None = None
+        if form is not None:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+            data = urlencode([(k, str(v)) for k, v in form]).encode()
+        return self.http.request(
+            method,
+            f"{API}{path}",
+            call=ApiCall(operation=operation),
+            headers=headers,
+            params=params,
+            data=data,
+            json=json_body,
+            expect=expect,
+        )
+
+    # -- listings -------------------------------------------------------------------------------
+
+    def _listings(self, state: str) -> Iterator[dict[str, Any]]:
+        offset = 0
+        while True:
+            body = self._call(
+                "GET",
+                f"/shops/{self.shop_id}/listings",
+                "getListingsByShop",
+                params={"state": state, "limit": PAGE, "offset": offset, "includes": "Inventory"},
+            ).json()
+            yield from body["results"]
+            offset += len(body["results"])
+            if not body["results"] or offset >= body["count"]:
+                return
+
+    def _all_listings(self) -> Iterator[dict[str, Any]]:
+        for state in MANAGED_STATES:
+            yield from self._listings(state)
+
+    def list_products(self) -> list[RemoteProduct]:
+        return [_remote_product(listing) for listing in self._all_listings()]
+
+    def create_product(self, draft: ProductDraft) -> RemoteProduct:
+        """Create a draft listing and its inventory, or finish the one an earlier attempt with
+        the same idempotency key created (found by its key tag)."""
+        _check_draft(draft)
+        tag = key_tag(draft.idempotency_key or draft.variants[0].sku)
+        existing = next(
+            (lst for lst in self._all_listings() if tag in (lst.get("tags") or [])), None
+        )
+        if existing is not None:
+            listing_id = str(existing["listing_id"])
+            self.log(f"etsy listing {listing_id} from an earlier attempt found by tag; reusing it")
+        else:
+            settings = self.conn.settings
+            form: list[tuple[str, Any]] = [
+                ("title", draft.title),
+                ("description", draft.description or draft.title),
+                ("price", f"{draft.variants[0].price:.2f}"),
+                ("quantity", sum(v.quantity for v in draft.variants)),
+                ("who_made", settings.get("who_made", "i_did")),
+                ("when_made", settings.get("when_made", "made_to_order")),
+                ("taxonomy_id", settings.get("taxonomy_id", 1)),
+                ("tags", tag),
+            ]
+            for optional in ("shipping_profile_id", "readiness_state_id"):
+                if settings.get(optional):
+                    form.append((optional, settings[optional]))
+            created = self._call(
+                "POST", f"/shops/{self.shop_id}/listings", "createDraftListing", form=form
+            ).json()
+            listing_id = str(created["listing_id"])
+        self._put_inventory(listing_id, draft)
+        return self._get(listing_id)
+
+    def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
+        """Title and description, then the whole inventory (variants, prices, quantities)."""
+        _check_draft(draft)
+        form: list[tuple[str, Any]] = [("title", draft.title)]
+        if draft.description:
+            form.append(("description", draft.description))
+        self._call(
+            "PATCH", f"/shops/{self.shop_id}/listings/{external_id}", "updateListing", form=form
+        )
+        self._put_inventory(external_id, draft)
+        return self._get(external_id)
+
+    def delete_product(self, external_id: str) -> None:
+        """Delete the listing; one already gone (404) counts as deleted."""
+        response = self._call("DELETE", f"/listings/{external_id}", "deleteListing", expect=(404,))
+        if response.status == 404:
+            self.log(f"etsy listing {external_id} was already deleted")
+
+    def _get(self, listing_id: str) -> RemoteProduct:
+        listing = self._call(
+            "GET", f"/listings/{listing_id}", "getListing", params={"includes": "Inventory"}
+        ).json()
+        return _remote_product(listing)
+
+    def _put_inventory(self, listing_id: str, draft: ProductDraft) -> None:
+        several = len(draft.variants) > 1
+        products = [
+            _inventory_product(v.sku, v.price, v.quantity, several, self.conn.settings)
+            for v in draft.variants
+        ]
+        self._send_inventory(listing_id, products, several)
+
+    def _send_inventory(
+        self, listing_id: str, products: list[dict[str, Any]], several: bool
+    ) -> None:
+        on_property = [VARIANT_PROPERTY] if several else []
+        self._call(
+            "PUT",
+            f"/listings/{listing_id}/inventory",
+            "updateListingInventory",
+            json_body={
+                "products": products,
+                "price_on_property": on_property,
+                "quantity_on_property": on_property,
+                "sku_on_property": on_property,
+            },
+        )
+
+    # -- inventory ------------------------------------------------------------------------------
+
+    def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        """Set quantities listing by listing: read its inventory, change the SKUs' quantities,
+        write it back whole (Etsy replaces the inventory on every write)."""
+        for listing_id, quantities in self._by_listing(updates).items():
+            self._set_listing_quantities(listing_id, quantities)
+
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        by_listing = self._by_listing(updates)
+        self.log(
+            f"etsy has no bulk inventory endpoint: updating {len(by_listing)} listings with one "
+            "inventory call each, paced by the store's rate limit"
+        )
+        for listing_id, quantities in by_listing.items():
+            self._set_listing_quantities(listing_id, quantities)
+
+    def _by_listing(self, updates: Sequence[InventoryUpdate]) -> dict[str, dict[str, int]]:
+        grouped: dict[str, dict[str, int]] = {}
+        unknown = [u for u in updates if not u.external_id]
+        sku_listing: dict[str, str] = {}
+        if unknown:
+            # Without the listing id the SKU has to be found among the shop's listings.
+            for listing in self._all_listings():
+                for product in (listing.get("inventory") or {}).get("products", []):
+                    if product.get("sku"):
+                        sku_listing[product["sku"]] = str(listing["listing_id"])
+        for update in updates:
+            listing_id = update.external_id or sku_listing.get(update.sku)
+            if listing_id is None:
+                self.log(f"etsy has no listing with SKU {update.sku}; skipped it")
+                continue
+            grouped.setdefault(listing_id, {})[update.sku] = update.quantity
+        return grouped
+
+    def _set_listing_quantities(self, listing_id: str, quantities: Mapping[str, int]) -> None:
+        inventory = self._call(
+            "GET", f"/listings/{listing_id}/inventory", "getListingInventory"
+        ).json()
+        products = []
+        found = set()
+        for product in inventory["products"]:
+            offering = product["offerings"][0]
+            quantity = offering["quantity"]
+            if product.get("sku") in quantities:
+                quantity = quantities[product["sku"]]
+                found.add(product["sku"])
+            price = Decimal(offering["price"]["amount"]) / Decimal(offering["price"]["divisor"])
+            products.append(
+                {
+                    "sku": product.get("sku") or "",
+                    "property_values": [
+                        {k: pv[k] for k in ("property_id", "value_ids", "values") if k in pv}
+                        for pv in product.get("property_values") or []
+                    ],
+                    "offerings": [
+                        {
+                            "price": float(price),
+                            "quantity": quantity,
+                            "is_enabled": offering.get("is_enabled", True),
+                            "readiness_state_id": offering.get("readiness_state_id"),
+                        }
+                    ],
+                }
+            )
+        missing = sorted(set(quantities) - found)
+        if missing:
+            self.log(f"etsy listing {listing_id} has no SKUs {', '.join(missing)}; skipped them")
+        if found:
+            self._send_inventory(listing_id, products, len(products) > 1)
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
+        orders: list[RemoteOrder] = []
+        offset = 0
+        while True:
+            body = self._call(
+                "GET",
+                f"/shops/{self.shop_id}/receipts",
+                "getShopReceipts",
+                params={
+                    "min_last_modified": int(since.timestamp()),
+                    "limit": PAGE,
+                    "offset": offset,
+                },
+            ).json()
+            orders.extend(order_from_receipt(r) for r in body["results"])
+            offset += len(body["results"])
+            if not body["results"] or offset >= body["count"]:
+                return orders
+
+
+class EtsyPlugin(Plugin):
+    slug = "etsy"
+    name = "Etsy"
+    version = "1.0.0"
+    auth_type = AuthType.OAUTH
+    capabilities = {
+        Capability.LIST_PRODUCTS: ContractLevel.NATIVE,
+        Capability.CREATE_PRODUCT: ContractLevel.NATIVE,
+        Capability.UPDATE_PRODUCT: ContractLevel.NATIVE,
+        Capability.DELETE_PRODUCT: ContractLevel.NATIVE,
+        Capability.BULK_OPERATIONS: ContractLevel.WORKAROUND,
+        Capability.REAL_TIME_INVENTORY: ContractLevel.UNSUPPORTED,
+        Capability.ORDER_WEBHOOKS: ContractLevel.NATIVE,
+    }
+    # Etsy's documented per-app default of 10 queries per second (headers correct it).
+    rate_limit = RateLimitSpec(requests_per_second=10.0, burst_size=10)
+
+    def client(
+        self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
+    ) -> EtsyClient:
+        return EtsyClient(conn, http, log)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent:
+        """Standard Webhooks: one ``v1`` entry of ``webhook-signature`` must match the HMAC of
+        ``id.timestamp.body`` (constant-time) and the timestamp must be within 5 minutes.
+        Raises PermanentError naming what is wrong."""
+        h = {k.lower(): v for k, v in headers.items()}
+        msg_id = h.get("webhook-id")
+        verify_standard_webhook(
+            secret,
+            msg_id=msg_id,
+            timestamp=h.get("webhook-timestamp"),
+            signature=h.get("webhook-signature"),
+            body=body,
+        )
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise PermanentError("webhook body is not JSON") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("event_type"), str):
+            raise PermanentError("webhook body has no event_type")
+        return WebhookEvent(delivery_id=str(msg_id), topic=payload["event_type"], payload=payload)
+
+    def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
+        """The receipt an ``order.*`` event carries; None for other events, and for an event
+        without the receipt (then the reconciliation pull brings the order in)."""
+        if not event.topic.startswith("order.") or "receipt" not in event.payload:
+            return None
+        return order_from_receipt(event.payload["receipt"])
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def _check_draft(draft: ProductDraft) -> None:
+    if not draft.variants:
+        raise PermanentError("an Etsy listing needs at least one variant")
+    if any(v.price <= 0 for v in draft.variants):
+        raise PermanentError("Etsy prices must be positive")
+
+
+def _inventory_product(
+    sku: str, price: Decimal, quantity: int, several: bool, settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "sku": sku,
+        "property_values": (
+            [{"property_id": VARIANT_PROPERTY, "value_ids": [], "values": [sku]}] if several else []
+        ),
+        "offerings": [
+            {
+                "price": float(price),
+                "quantity": quantity,
+                "is_enabled": True,
+                "readiness_state_id": settings.get("readiness_state_id"),
+            }
+        ],
+    }
+
+
+def _money(value: Mapping[str, Any]) -> Decimal:
+    return Decimal(int(value["amount"])) / Decimal(int(value["divisor"]))
+
+
+def _remote_product(listing: Mapping[str, Any]) -> RemoteProduct:
+    products = (listing.get("inventory") or {}).get("products") or []
+    return RemoteProduct(
+        external_id=str(listing["listing_id"]),
+        title=str(listing.get("title") or ""),
+        quantities={
+            str(p["sku"]): int(p["offerings"][0]["quantity"])
+            for p in products
+            if p.get("sku") and p.get("offerings")
+        },
+        url=listing.get("url"),
+        raw={"state": listing.get("state"), "tags": listing.get("tags") or []},
+    )
+
+
+def order_from_receipt(receipt: Mapping[str, Any]) -> RemoteOrder:
+    """A RemoteOrder from an Etsy ShopReceipt; raises PermanentError when it is malformed."""
+    try:
+        total = receipt["grandtotal"]
+        return RemoteOrder(
+            external_id=str(receipt["receipt_id"]),
+            lines=[
+                OrderLine(
+                    sku=str(t.get("sku") or ""),
+                    quantity=int(t["quantity"]),
+                    unit_price=_money(t["price"]),
+                    external_line_id=str(t["transaction_id"]),
+                )
+                for t in receipt.get("transactions") or []
+            ],
+            total=_money(total),
+            currency=str(total.get("currency_code") or "USD"),
+            status=str(receipt.get("status") or "unknown"),
+            placed_at=datetime.fromtimestamp(int(receipt["create_timestamp"]), UTC),
+            raw=dict(receipt),
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise PermanentError(f"malformed etsy receipt: {type(exc).__name__}") from None
+
+
+plugin = EtsyPlugin()

@@ -1,0 +1,373 @@
+"""The one HTTP helper every plugin client calls its platform through.
+
+It implements :class:`fusion.plugins.base.HttpClient`: before each attempt it takes the call's
+cost from the store's shared token bucket (raising ``RateLimited`` when short, so the job is
+rescheduled and the worker slot freed), always sets connect and read timeouts, retries
+transport failures of idempotent calls with tenacity, maps statuses to the hub's errors, and
+feeds the platform's rate-limit headers back into the bucket. Error messages carry the method,
+the path without its query string and a redacted excerpt of the platform's answer: never a
+credential, never a URL with a token in it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from tenacity import (
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential,
+)
+from tenacity import Retrying as _Retrying
+
+from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.plugins.base import ApiCall, HttpResponse, RateLimitSpec, StoreConnection
+from fusion.ratelimit.bucket import TokenBucket
+from fusion.security.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 3.05
+READ_TIMEOUT_S = 20.0
+TRANSPORT_ATTEMPTS = 3
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+STATE_WRITE_INTERVAL_S = 5.0
+# A job that has already made calls waits this long at most, inline, for tokens before it is
+# rescheduled: rescheduling re-runs the job from the start, so a multi-call job whose first
+# call drains the bucket would otherwise never get past its second (a livelock).
+MAX_INLINE_WAIT_S = 2.0
+USER_AGENT = "FusionStageHub/0.1 (+https://github.com/fusion-stage-hub)"
+
+_sessions: dict[str, requests.Session] = {}
+_sessions_lock = threading.Lock()
+
+
+def session_for(store_id: str) -> requests.Session:
+    """The pooled session of ``store_id`` in this process (created on first use).
+
+    One session per store keeps its connections warm across jobs while never sharing cookies
+    or auth between stores. Thread-safe."""
+    with _sessions_lock:
+        session = _sessions.get(store_id)
+        if session is None:
+            session = requests.Session()
+            # Enough connections for a thread pool hammering one store.
+            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32)
+            session.mount("http://", adapter)
+            session.mount("https://", adapter)
+            session.headers["User-Agent"] = USER_AGENT
+            _sessions[store_id] = session
+        return session
+
+
+def drop_session(store_id: str) -> None:
+    """Close and forget ``store_id``'s session (after its credentials or base URL change)."""
+    with _sessions_lock:
+        session = _sessions.pop(store_id, None)
+    if session is not None:
+        session.close()
+
+
+class _TransportError(Exception):
+    """A failure worth another immediate attempt (connection, timeout, 502/503/504)."""
+
+    def __init__(self, error: RetryableError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (a number or an HTTP date); None if absent or
+    unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _float(headers: Mapping[str, str], *names: str) -> float | None:
+    for name in names:
+        raw = headers.get(name)
+        if raw is None:
+            continue
+        try:
+            return float(raw)
+        except ValueError:
+            continue
+    return None
+
+
+class StoreHttp:
+    """The :class:`HttpClient` of one store for one job.
+
+    ``bucket`` may be None only where no shared limit applies (a connection test). ``on_state``
+    receives the bucket's state (``stores.rate_limit_state`` shape) at most every few seconds
+    and after each throttled response, so the database shows how the store is doing."""
+
+    def __init__(
+        self,
+        conn: StoreConnection,
+        *,
+        spec: RateLimitSpec,
+        bucket: TokenBucket | None,
+        on_state: Callable[[dict[str, Any]], None] | None = None,
+        connect_timeout_s: float | None = None,
+        read_timeout_s: float | None = None,
+        transport_attempts: int = TRANSPORT_ATTEMPTS,
+        transport_backoff_s: float = 0.2,
+    ) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.bucket = bucket
+        self.on_state = on_state
+        settings = conn.settings or {}
+        self.timeout = (
+            float(connect_timeout_s or settings.get("connect_timeout_s") or CONNECT_TIMEOUT_S),
+            float(read_timeout_s or settings.get("read_timeout_s") or READ_TIMEOUT_S),
+        )
+        self.max_inline_wait_s = float(settings.get("max_inline_wait_s", MAX_INLINE_WAIT_S))
+        self.transport_attempts = max(1, transport_attempts)
+        self.transport_backoff_s = transport_backoff_s
+        self.session = session_for(conn.store_id)
+        self.calls = 0  # attempts actually sent, for logs and benches
+        self._last_state_write = 0.0
+
+    # -- HttpClient ---------------------------------------------------------------------
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        call: ApiCall,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        data: bytes | None = None,
+        expect: Sequence[int] = (),
+    ) -> HttpResponse:
+        """Send one call (see :class:`HttpClient`). Raises RateLimited (bucket short or
+        platform 429), RetryableError (5xx, timeouts, connection failures, after transport
+        retries for idempotent methods) or PermanentError (other 4xx)."""
+        invested = self.calls > 0
+        budget = self.max_inline_wait_s
+        while True:
+            try:
+                return self._request(method, path, call, headers, json, params, data, expect)
+            except RateLimited as exc:
+                # A 429 means the call was not processed, so sending it again is safe; a job
+                # that has made calls already waits briefly rather than starting over.
+                if not invested or exc.retry_after_s > budget:
+                    raise
+                time.sleep(max(exc.retry_after_s, 0.01))
+                budget -= max(exc.retry_after_s, 0.01)
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        call: ApiCall,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        data: bytes | None,
+        expect: Sequence[int],
+    ) -> HttpResponse:
+        method = method.upper()
+        attempts = self.transport_attempts if method in IDEMPOTENT_METHODS else 1
+        retrying = _Retrying(
+            stop=stop_after_attempt(attempts),
+            wait=wait_exponential(multiplier=self.transport_backoff_s, max=2.0),
+            retry=retry_if_exception_type(_TransportError),
+            reraise=True,
+            before_sleep=self._log_transport_retry,
+        )
+        try:
+            for attempt in retrying:
+                with attempt:
+                    return self._send_once(
+                        method, path, call, headers, json, params, data, tuple(expect)
+                    )
+        except _TransportError as exc:
+            raise exc.error from None
+        raise AssertionError("unreachable: tenacity either returns or raises")
+
+    def feedback(
+        self,
+        *,
+        available: float | None = None,
+        retry_after_s: float | None = None,
+        capacity: float | None = None,
+        refill_rate: float | None = None,
+    ) -> None:
+        """Correct the store's bucket from quota the platform reported in a body."""
+        if self.bucket is None:
+            return
+        self.bucket.feedback(
+            available=available,
+            retry_after_s=retry_after_s,
+            capacity=capacity,
+            refill_rate=refill_rate,
+        )
+        self._write_state(force=retry_after_s is not None)
+
+    # -- internals ----------------------------------------------------------------------
+    def _url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path  # e.g. a pre-signed document URL the platform handed back
+        return self.conn.base_url.rstrip("/") + "/" + path.lstrip("/")
+
+    def _where(self, method: str, path: str) -> str:
+        # The path only: query strings and pre-signed URLs may carry tokens.
+        return f"{self.conn.platform} {method} {urlsplit(path).path or '/'}"
+
+    def _scrub(self, text: str) -> str:
+        for value in self.conn.credentials.values():
+            if value and len(value) >= 4:
+                text = text.replace(str.__str__(value), "***")
+        return redact_text(text)
+
+    def _excerpt(self, body: bytes) -> str:
+        text = body[:500].decode("utf-8", "replace").strip()
+        return self._scrub(text)[:300]
+
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        call: ApiCall,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        data: bytes | None,
+        expect: tuple[int, ...],
+    ) -> HttpResponse:
+        if self.bucket is not None:
+            self._take(self.spec.cost_of(call))
+        where = self._where(method, path)
+        self.calls += 1
+        try:
+            resp = self.session.request(
+                method,
+                self._url(path),
+                headers=dict(headers or {}),
+                json=json,
+                params=dict(params) if params else None,
+                data=data,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise _TransportError(
+                RetryableError(f"{where} timed out (read timeout {self.timeout[1]:g}s)")
+            ) from None
+        except requests.ConnectionError:
+            raise _TransportError(RetryableError(f"{where}: could not connect")) from None
+        except requests.RequestException as exc:
+            raise RetryableError(f"{where}: {type(exc).__name__}") from None
+        response = HttpResponse(
+            status=resp.status_code,
+            headers={k.lower(): v for k, v in resp.headers.items()},
+            body=resp.content,
+        )
+        self._header_feedback(response)
+        status = response.status
+        if status in expect or 200 <= status < 300:
+            self._write_state()
+            return response
+        if status == 429:
+            retry_after = parse_retry_after(response.headers.get("retry-after"))
+            wait = retry_after if retry_after is not None else 1.0
+            if self.bucket is not None:
+                self.bucket.feedback(retry_after_s=max(wait, 0.001))
+            self._write_state(force=True)
+            raise RateLimited(wait, f"{where} answered 429; retry in {wait:.2f}s")
+        excerpt = self._excerpt(response.body)
+        if status >= 500 or status == 408:
+            error = RetryableError(f"{where} answered {status}: {excerpt}")
+            if status in (502, 503, 504) and method in IDEMPOTENT_METHODS:
+                raise _TransportError(error)
+            raise error
+        if status in (401, 403):
+            raise PermanentError(f"{where} refused the store's credentials ({status}): {excerpt}")
+        raise PermanentError(f"{where} answered {status}: {excerpt}")
+
+    def _take(self, cost: float) -> None:
+        """Take ``cost`` tokens; a job's first call is rescheduled at once when short (it has
+        invested nothing), later calls wait inline up to ``max_inline_wait_s`` in total."""
+        assert self.bucket is not None
+        waited = 0.0
+        while True:
+            first = self.calls == 0
+            grant = self.bucket.take(cost, queue=first)
+            if grant.granted:
+                return
+            if first or waited + grant.wait_s > self.max_inline_wait_s:
+                raise RateLimited(
+                    grant.wait_s,
+                    f"{self.conn.platform} store bucket short; retry in {grant.wait_s:.2f}s",
+                )
+            pause = max(grant.wait_s, 0.01)
+            time.sleep(pause)
+            waited += pause
+
+    def _header_feedback(self, response: HttpResponse) -> None:
+        if self.bucket is None:
+            return
+        h = response.headers
+        available = _float(h, "x-remaining-this-second", "x-remaining-this-secon")
+        capacity = refill = None
+        per_second = _float(h, "x-limit-per-second")
+        if per_second is not None and per_second > 0:
+            # Etsy counts fixed one-second windows: a bucket lets through capacity + refill
+            # in one window, so N per window is safe only with capacity + refill <= N.
+            capacity = 1.0
+            refill = per_second - 1 if per_second >= 2 else per_second / 2
+        shop_limit = h.get("x-shopify-shop-api-call-limit")  # REST: "used/bucket"
+        if shop_limit and "/" in shop_limit:
+            used, _, size = shop_limit.partition("/")
+            try:
+                capacity = float(size)
+                available = capacity - float(used)
+            except ValueError:
+                pass
+        amazon_rate = _float(h, "x-amzn-ratelimit-limit")
+        if amazon_rate is not None:
+            refill = amazon_rate
+        if available is None:
+            available = _float(h, "x-ratelimit-remaining")
+        if available is None and capacity is None and refill is None:
+            return
+        self.bucket.feedback(available=available, capacity=capacity, refill_rate=refill)
+
+    def _write_state(self, *, force: bool = False) -> None:
+        if self.on_state is None or self.bucket is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._last_state_write < STATE_WRITE_INTERVAL_S:
+            return
+        self._last_state_write = now
+        try:
+            self.on_state(self.bucket.state())
+        except Exception:  # the state is a view; failing to write it must not fail the call
+            log.warning("could not record the rate-limit state of store %s", self.conn.store_id)
+
+    def _log_transport_retry(self, state: RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        log.info("transport retry %d: %s", state.attempt_number, error)

@@ -1,0 +1,591 @@
+"""Shopify through the Admin GraphQL API (2026-07).
+
+- One endpoint, ``POST {base_url}/admin/api/2026-07/graphql.json`` with
+  ``X-Shopify-Access-Token``. GraphQL failures come back with HTTP 200: ``THROTTLED`` becomes
+  ``RateLimited`` (wait = missing points / restore rate), other top-level errors and
+  ``userErrors`` become ``PermanentError``. Every answer's ``extensions.cost.throttleStatus``
+  is fed back into the store's shared bucket (capacity, level, restore rate).
+- Products and variants: ``productSet`` (declarative; one option "SKU" whose values are the
+  SKUs, so variants are matched by SKU on every update). Create is idempotent through the
+  product handle: ``productSet(identifier: {handle: "fusion-<idempotency key>"})`` upserts, so a
+  create retried after a timeout updates the product the first attempt made.
+- Inventory: ``inventorySetQuantities`` on the store's primary location with the mandatory
+  ``@idempotent`` key and ``changeFromQuantity: null`` (the hub is the source of truth).
+- Bulk: staged upload of JSONL variables, ``bulkOperationRunMutation`` of
+  ``inventorySetQuantities``, polling ``bulkOperation(id:)``, then the result file checked line by
+  line.
+- Orders: ``orders/create`` (and ``orders/paid``/``orders/updated``) webhooks signed with
+  ``X-Shopify-Hmac-SHA256``; ``fetch_orders`` reconciles with ``orders(query: "updated_at:>...")``.
+
+Store fields: ``external_id`` = the shop domain; ``base_url`` = ``https://<shop>.myshopify.com``;
+``credentials`` = ``access_token``; ``settings`` (optional) = ``bulk_poll_interval_s``,
+``bulk_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.plugins import _shopify_queries as q
+from fusion.plugins.base import (
+    ApiCall,
+    AuthType,
+    Capability,
+    HttpClient,
+    InventoryUpdate,
+    OrderLine,
+    PlatformClient,
+    Plugin,
+    ProductDraft,
+    RateLimitSpec,
+    RemoteOrder,
+    RemoteProduct,
+    StoreConnection,
+    WebhookEvent,
+)
+from fusion.plugins.models import ContractLevel
+from fusion.sandbox.webhooks import verify_shopify_hmac
+
+GRAPHQL_PATH = f"/admin/api/{q.API_VERSION}/graphql.json"
+OPTION = "SKU"
+ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated"})
+# Shopify retries a failed delivery for about 4 hours with the original X-Shopify-Triggered-At,
+# so an older delivery is a replay; a little clock skew is tolerated the other way.
+WEBHOOK_MAX_AGE = timedelta(hours=5)
+WEBHOOK_MAX_SKEW = timedelta(minutes=5)
+RETRYABLE_CODES = frozenset({"INTERNAL_SERVER_ERROR", "IDEMPOTENCY_CONCURRENT_REQUEST"})
+
+
+_known_maximum: dict[str, float] = {}
+
+
+class _TooCostly(RateLimited):
+    """THROTTLED for a query that costs more than the whole bucket: only a smaller one helps."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1.0, message)
+
+
+class ShopifyClient(PlatformClient):
+    def __init__(
+        self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
+    ) -> None:
+        super().__init__(conn, http, log)
+        self._location: str | None = None
+        # The shop's bucket size, once Shopify has said it (remembered per process, so the
+        # next job's first page already fits).
+        self._maximum: float | None = _known_maximum.get(conn.store_id)
+
+    # -- transport ------------------------------------------------------------------------------
+
+    def graphql(
+        self, operation: str, query: str, variables: Mapping[str, Any], *, items: int = 1
+    ) -> dict[str, Any]:
+        """Run one operation (``items`` = its page size, for pricing); returns ``data``.
+        Raises RateLimited on THROTTLED, PermanentError on other GraphQL errors, and the HTTP
+        helper's errors otherwise."""
+        response = self.http.request(
+            "POST",
+            GRAPHQL_PATH,
+            call=ApiCall(operation=f"graphql:{operation}", items=items),
+            headers={
+                "X-Shopify-Access-Token": str.__str__(self.conn.credentials["access_token"]),
+                "Content-Type": "application/json",
+            },
+            json={"query": query, "variables": dict(variables), "operationName": operation},
+        )
+        try:
+            body = response.json()
+        except ValueError:
+            raise RetryableError("shopify answered a body that is not JSON") from None
+        cost = (body.get("extensions") or {}).get("cost") or {}
+        status = cost.get("throttleStatus") or {}
+        if status:
+            self._maximum = _known_maximum[self.conn.store_id] = float(status["maximumAvailable"])
+            self.http.feedback(
+                available=float(status["currentlyAvailable"]),
+                capacity=float(status["maximumAvailable"]),
+                refill_rate=float(status["restoreRate"]),
+            )
+        errors = body.get("errors")
+        if errors:
+            codes = [((e.get("extensions") or {}).get("code")) for e in errors]
+            if "THROTTLED" in codes:
+                requested = float(cost.get("requestedQueryCost") or 0)
+                if status and requested > float(status["maximumAvailable"]):
+                    # No wait would let this through: the caller must ask for less.
+                    raise _TooCostly(f"shopify {operation} costs more than the whole bucket")
+                wait = _throttle_wait(cost, status)
+                self.http.feedback(retry_after_s=wait)
+                raise RateLimited(wait, f"shopify throttled {operation}; retry in {wait:.2f}s")
+            message = "; ".join(str(e.get("message")) for e in errors)[:500]
+            if any(code in RETRYABLE_CODES for code in codes):
+                raise RetryableError(f"shopify {operation}: {message}")
+            raise PermanentError(f"shopify {operation} refused: {message}")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise RetryableError(f"shopify {operation}: answer without data")
+        return data
+
+    def _payload(self, data: Mapping[str, Any], field: str, operation: str) -> dict[str, Any]:
+        payload = data.get(field) or {}
+        user_errors = payload.get("userErrors") or []
+        if user_errors:
+            codes = {e.get("code") for e in user_errors}
+            message = "; ".join(
+                f"{'.'.join(e.get('field') or [])}: {e.get('message')}".lstrip(": ")
+                for e in user_errors
+            )
+            if codes & RETRYABLE_CODES:
+                raise RetryableError(f"shopify {operation}: {message}")
+            raise PermanentError(f"shopify {operation} refused: {message}")
+        return dict(payload)
+
+    # -- products -------------------------------------------------------------------------------
+
+    def _page(
+        self, operation: str, query: str, variables: Mapping[str, Any], limit: int, node_cost: int
+    ) -> dict[str, Any]:
+        """One page of a connection query, sized to fit the shop's bucket: a page that costs
+        more than the whole bucket would be throttled forever, so when Shopify reveals a smaller
+        bucket the page shrinks and is asked for again at once."""
+        while True:
+            first = q.page_size(limit, node_cost, self._maximum)
+            try:
+                return self.graphql(operation, query, {**variables, "first": first}, items=first)
+            except _TooCostly:
+                if q.page_size(limit, node_cost, self._maximum) >= first:
+                    raise PermanentError(
+                        f"shopify {operation}: one node costs more than the shop's bucket"
+                    ) from None
+
+    def list_products(self) -> list[RemoteProduct]:
+        products: list[RemoteProduct] = []
+        after: str | None = None
+        while True:
+            data = self._page(
+                "listProducts", q.LIST_PRODUCTS, {"after": after}, q.LIST_PAGE, q.LIST_NODE_COST
+            )
+            page = data["products"]
+            products.extend(_remote_product(node) for node in page["nodes"])
+            if not page["pageInfo"]["hasNextPage"]:
+                return products
+            after = page["pageInfo"]["endCursor"]
+
+    def create_product(self, draft: ProductDraft) -> RemoteProduct:
+        """Create (or, on a retry, converge) the product whose handle is derived from the
+        draft's idempotency key; initial stock is set at the primary location."""
+        handle = product_handle(draft)
+        location = self.primary_location()
+        product_input = _product_input(draft, location=location)
+        product_input["handle"] = handle
+        data = self.graphql(
+            "productSet",
+            q.PRODUCT_SET,
+            {"input": product_input, "identifier": {"handle": handle}},
+        )
+        product = self._payload(data, "productSet", "productSet")["product"]
+        return _remote_product(product)
+
+    def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
+        """Make the product match ``draft`` (title, description, variants by SKU, prices);
+        variants not in the draft are removed, as ``productSet`` does. Stock is not touched."""
+        data = self.graphql(
+            "productSet",
+            q.PRODUCT_SET,
+            {"input": _product_input(draft, location=None), "identifier": {"id": external_id}},
+        )
+        product = self._payload(data, "productSet", "productSet")["product"]
+        return _remote_product(product)
+
+    def delete_product(self, external_id: str) -> None:
+        """Delete the product; one that is already gone counts as deleted (a retried delete)."""
+        data = self.graphql("productDelete", q.PRODUCT_DELETE, {"id": external_id})
+        payload = data.get("productDelete") or {}
+        errors = payload.get("userErrors") or []
+        if errors and all("does not exist" in str(e.get("message")) for e in errors):
+            self.log(f"shopify product {external_id} was already deleted")
+            return
+        self._payload(data, "productDelete", "productDelete")
+
+    # -- inventory ------------------------------------------------------------------------------
+
+    def primary_location(self) -> str:
+        if self._location is None:
+            data = self.graphql("primaryLocation", q.LOCATIONS, {})
+            nodes = data["locations"]["nodes"]
+            if not nodes:
+                raise PermanentError("the shop has no location to hold stock")
+            self._location = str(nodes[0]["id"])
+        return self._location
+
+    def inventory_items(self, skus: Sequence[str]) -> dict[str, str]:
+        """SKU -> inventory item id for the SKUs the shop has (unknown SKUs are left out)."""
+        items: dict[str, str] = {}
+        unique = sorted(set(skus))
+        while unique:
+            size = q.page_size(q.VARIANTS_PAGE, q.VARIANT_NODE_COST, self._maximum)
+            chunk, unique = unique[:size], unique[size:]
+            search = " OR ".join(f'sku:"{_search_quote(sku)}"' for sku in chunk)
+            data = self._page(
+                "variantsBySku",
+                q.VARIANTS_BY_SKU,
+                {"query": search},
+                len(chunk),
+                q.VARIANT_NODE_COST,
+            )
+            for node in data["productVariants"]["nodes"]:
+                if node.get("sku") in chunk:
+                    items[node["sku"]] = node["inventoryItem"]["id"]
+        return items
+
+    def _quantities(self, updates: Sequence[InventoryUpdate]) -> list[dict[str, Any]]:
+        items = self.inventory_items([u.sku for u in updates])
+        missing = sorted({u.sku for u in updates} - set(items))
+        if missing:
+            self.log(f"shopify has no variant for SKUs {', '.join(missing)}; skipped them")
+        location = self.primary_location()
+        latest = {u.sku: u.quantity for u in updates}  # the last update of a SKU wins
+        return [
+            {
+                "inventoryItemId": items[sku],
+                "locationId": location,
+                "quantity": quantity,
+                # Explicit null opts out of compare-and-set: the hub's figure is the truth.
+                "changeFromQuantity": None,
+            }
+            for sku, quantity in latest.items()
+            if sku in items
+        ]
+
+    def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        quantities = self._quantities(updates)
+        for start in range(0, len(quantities), q.INVENTORY_BATCH):
+            self._set_batch(quantities[start : start + q.INVENTORY_BATCH])
+
+    def _set_batch(self, quantities: list[dict[str, Any]]) -> None:
+        variables = {
+            "input": {
+                "name": "available",
+                "reason": "correction",
+                "referenceDocumentUri": "gid://fusion-stage-hub/InventorySync/"
+                f"{self.conn.store_id}",
+                "quantities": quantities,
+            },
+            # A fresh key per request: absolute quantities are safe to resend, and reusing a
+            # key for a later push of the same figures would replay instead of applying.
+            "key": str(uuid.uuid4()),
+        }
+        data = self.graphql("inventorySet", q.INVENTORY_SET, variables)
+        self._payload(data, "inventorySetQuantities", "inventorySetQuantities")
+
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        """One bulk operation: stage the JSONL variables, run ``inventorySetQuantities`` over
+        them, poll until it finishes and check every result line."""
+        quantities = self._quantities(updates)
+        if not quantities:
+            return
+        lines = [
+            json.dumps(
+                {
+                    "input": {
+                        "name": "available",
+                        "reason": "correction",
+                        "quantities": quantities[start : start + q.INVENTORY_BATCH],
+                    },
+                    "key": str(uuid.uuid4()),
+                }
+            )
+            for start in range(0, len(quantities), q.INVENTORY_BATCH)
+        ]
+        path = self._stage(("\n".join(lines) + "\n").encode())
+        data = self.graphql(
+            "bulkRun",
+            q.BULK_RUN,
+            {"mutation": q.INVENTORY_SET, "path": path, "client": self.conn.store_id},
+        )
+        operation = self._payload(data, "bulkOperationRunMutation", "bulkOperationRunMutation")
+        finished = self._await_bulk(str(operation["bulkOperation"]["id"]))
+        self._check_bulk_results(finished)
+
+    def _stage(self, content: bytes) -> str:
+        data = self.graphql(
+            "stagedUpload",
+            q.STAGED_UPLOAD,
+            {
+                "input": [
+                    {
+                        "resource": "BULK_MUTATION_VARIABLES",
+                        "filename": "inventory.jsonl",
+                        "mimeType": "text/jsonl",
+                        "httpMethod": "POST",
+                    }
+                ]
+            },
+        )
+        target = self._payload(data, "stagedUploadsCreate", "stagedUploadsCreate")["stagedTargets"][
+            0
+        ]
+        fields = [(p["name"], p["value"]) for p in target["parameters"]]
+        body, content_type = _multipart(fields, "inventory.jsonl", content)
+        # The upload goes to the storage host, never with the shop's access token.
+        self.http.request(
+            "POST",
+            target["url"],
+            call=ApiCall(operation="staged-upload"),
+            headers={"Content-Type": content_type},
+            data=body,
+        )
+        return str(dict(fields)["key"])
+
+    def _await_bulk(self, operation_id: str) -> dict[str, Any]:
+        interval = float(self.conn.settings.get("bulk_poll_interval_s", 1.0))
+        deadline = time.monotonic() + float(self.conn.settings.get("bulk_timeout_s", 600.0))
+        while True:
+            data = self.graphql("bulkPoll", q.BULK_POLL, {"id": operation_id})
+            operation = data.get("bulkOperation") or {}
+            status = operation.get("status")
+            if status == "COMPLETED":
+                return dict(operation)
+            if status in ("FAILED", "CANCELED", "EXPIRED"):
+                raise RetryableError(
+                    f"shopify bulk operation {operation_id} ended {status} "
+                    f"({operation.get('errorCode')})"
+                )
+            if time.monotonic() > deadline:
+                raise RetryableError(f"shopify bulk operation {operation_id} still {status}")
+            time.sleep(interval)
+
+    def _check_bulk_results(self, operation: Mapping[str, Any]) -> None:
+        if not operation.get("url"):
+            return  # no output: nothing ran (an empty file)
+        response = self.http.request("GET", str(operation["url"]), call=ApiCall("bulk-result"))
+        failures = []
+        for raw in response.body.decode().splitlines():
+            if not raw.strip():
+                continue
+            line = json.loads(raw)
+            payload = (line.get("data") or {}).get("inventorySetQuantities") or {}
+            problems = [e.get("message") for e in line.get("errors") or []] + [
+                e.get("message") for e in payload.get("userErrors") or []
+            ]
+            if problems:
+                failures.append(f"line {line.get('__lineNumber')}: {'; '.join(map(str, problems))}")
+        if failures:
+            raise PermanentError("shopify bulk inventory failed: " + " | ".join(failures)[:500])
+        self.log(f"shopify bulk operation {operation.get('id')} completed")
+
+    # -- orders ---------------------------------------------------------------------------------
+
+    def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
+        stamp = since.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+        orders: list[RemoteOrder] = []
+        after: str | None = None
+        while True:
+            data = self._page(
+                "recentOrders",
+                q.ORDERS,
+                {"after": after, "query": f"updated_at:>'{stamp}'"},
+                q.ORDERS_PAGE,
+                q.ORDER_NODE_COST,
+            )
+            page = data["orders"]
+            orders.extend(_order_from_graphql(node) for node in page["nodes"])
+            if not page["pageInfo"]["hasNextPage"]:
+                return orders
+            after = page["pageInfo"]["endCursor"]
+
+
+class ShopifyPlugin(Plugin):
+    slug = "shopify"
+    name = "Shopify"
+    version = "1.0.0"
+    auth_type = AuthType.OAUTH
+    capabilities = {capability: ContractLevel.NATIVE for capability in Capability}
+    # Points, not requests: Shopify's cost bucket (1000 points, 50 restored per second, the
+    # store's plan may say more and throttleStatus corrects it).
+    rate_limit = RateLimitSpec(
+        requests_per_second=50.0,
+        burst_size=1000,
+        cost=lambda call: q.call_cost(call.operation, call.items),
+    )
+
+    def client(
+        self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
+    ) -> ShopifyClient:
+        return ShopifyClient(conn, http, log)
+
+    def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent:
+        """Check ``X-Shopify-Hmac-SHA256`` over the raw body (constant-time), refuse a delivery
+        triggered more than 5 hours ago (past Shopify's retry window) or in the future, and
+        return the event keyed by ``X-Shopify-Webhook-Id``. Raises PermanentError otherwise."""
+        h = {k.lower(): v for k, v in headers.items()}
+        verify_shopify_hmac(secret, body, h.get("x-shopify-hmac-sha256"))
+        delivery_id, topic = h.get("x-shopify-webhook-id"), h.get("x-shopify-topic")
+        if not delivery_id or not topic:
+            raise PermanentError("missing X-Shopify-Webhook-Id or X-Shopify-Topic header")
+        triggered = h.get("x-shopify-triggered-at")
+        if triggered:
+            try:
+                at = _parse_time(triggered)
+            except ValueError:
+                raise PermanentError("X-Shopify-Triggered-At is not a timestamp") from None
+            now = datetime.now(UTC)
+            if at < now - WEBHOOK_MAX_AGE:
+                raise PermanentError("webhook delivery is stale (triggered over 5 hours ago)")
+            if at > now + WEBHOOK_MAX_SKEW:
+                raise PermanentError("webhook delivery is from the future")
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            raise PermanentError("webhook body is not JSON") from None
+        if not isinstance(payload, dict):
+            raise PermanentError("webhook body is not a JSON object")
+        return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=payload)
+
+    def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
+        """The order of an ``orders/*`` event (REST order JSON), keyed by its GraphQL id so the
+        webhook and the reconciliation pull name the same order; None for other topics."""
+        if event.topic not in ORDER_TOPICS:
+            return None
+        p = event.payload
+        try:
+            return RemoteOrder(
+                external_id=str(p.get("admin_graphql_api_id") or f"gid://shopify/Order/{p['id']}"),
+                lines=[
+                    OrderLine(
+                        sku=str(line.get("sku") or ""),
+                        quantity=int(line["quantity"]),
+                        unit_price=Decimal(str(line["price"])),
+                        external_line_id=f"gid://shopify/LineItem/{line['id']}",
+                    )
+                    for line in p.get("line_items", [])
+                ],
+                total=Decimal(str(p["total_price"])),
+                currency=str(p.get("currency") or "USD"),
+                status=str(p.get("financial_status") or "unknown"),
+                placed_at=_parse_time(p["created_at"]) if p.get("created_at") else None,
+                raw=p,
+            )
+        except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+            raise PermanentError(f"malformed shopify order payload: {type(exc).__name__}") from None
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+
+def product_handle(draft: ProductDraft) -> str:
+    """The handle a draft's product gets: stable for one idempotency key (or, without one, for
+    its first SKU), so the same create always names the same product."""
+    seed = draft.idempotency_key or (draft.variants[0].sku if draft.variants else draft.title)
+    slug = re.sub(r"[^a-z0-9]+", "-", seed.lower()).strip("-")
+    return f"fusion-{slug}"[:255]
+
+
+def _product_input(draft: ProductDraft, *, location: str | None) -> dict[str, Any]:
+    if not draft.variants:
+        raise PermanentError("a Shopify product needs at least one variant")
+    variants = []
+    for variant in draft.variants:
+        item: dict[str, Any] = {
+            "optionValues": [{"optionName": OPTION, "name": variant.sku}],
+            "sku": variant.sku,
+            "price": f"{Decimal(variant.price):.2f}",
+            "inventoryItem": {"tracked": True},
+        }
+        if location is not None:
+            item["inventoryQuantities"] = [
+                {"locationId": location, "name": "available", "quantity": variant.quantity}
+            ]
+        variants.append(item)
+    return {
+        "title": draft.title,
+        "descriptionHtml": draft.description,
+        "status": "ACTIVE",
+        "productOptions": [{"name": OPTION, "values": [{"name": v.sku} for v in draft.variants]}],
+        "variants": variants,
+    }
+
+
+def _remote_product(node: Mapping[str, Any]) -> RemoteProduct:
+    variants = (node.get("variants") or {}).get("nodes") or []
+    return RemoteProduct(
+        external_id=str(node["id"]),
+        title=str(node.get("title") or ""),
+        quantities={
+            str(v["sku"]): int(v.get("inventoryQuantity") or 0) for v in variants if v.get("sku")
+        },
+        url=None,
+        raw={"handle": node.get("handle"), "variants": variants},
+    )
+
+
+def _order_from_graphql(node: Mapping[str, Any]) -> RemoteOrder:
+    total = node["totalPriceSet"]["shopMoney"]
+    return RemoteOrder(
+        external_id=str(node["id"]),
+        lines=[
+            OrderLine(
+                sku=str(line.get("sku") or ""),
+                quantity=int(line["quantity"]),
+                unit_price=Decimal(str(line["originalUnitPriceSet"]["shopMoney"]["amount"])),
+                external_line_id=str(line["id"]),
+            )
+            for line in node["lineItems"]["nodes"]
+        ],
+        total=Decimal(str(total["amount"])),
+        currency=str(total.get("currencyCode") or node.get("currencyCode") or "USD"),
+        status=str(node.get("displayFinancialStatus") or "unknown").lower(),
+        placed_at=_parse_time(str(node["createdAt"])),
+        raw=dict(node),
+    )
+
+
+def _throttle_wait(cost: Mapping[str, Any], status: Mapping[str, Any]) -> float:
+    """Seconds until the bucket holds the requested cost again (at least a tenth of one)."""
+    requested = float(cost.get("requestedQueryCost") or 0)
+    available = float(status.get("currentlyAvailable") or 0)
+    rate = float(status.get("restoreRate") or 0)
+    if rate <= 0:
+        return 1.0
+    return max(0.1, (requested - available) / rate)
+
+
+def _parse_time(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _search_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _multipart(
+    fields: Sequence[tuple[str, str]], filename: str, content: bytes
+) -> tuple[bytes, str]:
+    """A multipart/form-data body: the target's fields first, the file last (storage hosts
+    ignore fields after the file)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields:
+        disposition = f'Content-Disposition: form-data; name="{name}"'
+        parts.append(f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: text/jsonl\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+plugin = ShopifyPlugin()

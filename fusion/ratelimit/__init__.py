@@ -1,0 +1,1 @@
+"""Shared per-store rate limiting: a token bucket in Redis that every worker process uses."""

@@ -1,0 +1,676 @@
+"""Etsy Open API v3 sandbox.
+
+Paths are the real ones under ``/v3/application/`` (point a store's base URL at the sandbox
+instead of ``https://openapi.etsy.com``). Every API request needs ``x-api-key:
+{keystring}:{shared_secret}`` (401 otherwise) and ``Authorization: Bearer {user_id}.{token}``
+for the shop's owner (401 for a bad token, 403 for another user's shop). Errors are
+``{"error": "..."}``.
+
+Modelled operations: ``getListingsByShop`` (``state``, ``limit``, ``offset``,
+``includes=Inventory``), ``createDraftListing`` and ``updateListing`` (form-encoded, 201/200),
+``deleteListing`` (204), ``getListing``, ``getListingInventory``/``updateListingInventory`` (JSON,
+replaces the whole inventory), ``getShopReceipts`` (``min_last_modified``, ...) and
+``getShopReceipt``. Form and JSON bodies are validated against ``etsy/etsy-openapi-v3.json``
+when the contract is present (400 with the first problem otherwise).
+
+Rate limits as Etsy documents them, counted per API keystring: queries per second (a bucket
+holding one second's worth, refilled continuously, so a client that paces itself by the
+headers is never refused) and queries per day (a fixed day window), with ``x-limit-per-second``,
+``x-remaining-this-second``, ``x-limit-per-day`` and ``x-remaining-today`` on every answer
+and 429 + ``retry-after`` when exceeded. Defaults 10/s and 10,000/day; the ``rate_limit`` knob
+``[per second, per day]`` overrides them.
+
+Control bodies: ``POST /_sandbox/shops`` ``{"shop_id": 1001, "user_id": 77, "keystring": "...",
+"shared_secret": "...", "access_token": "...", "webhook_secret": "whsec_...",
+"webhook_url": "http://..." (optional)}``; ``POST /_sandbox/orders`` ``{"shop_id": 1001,
+"lines": [{"sku": "A-1", "quantity": 1}]}`` creates a paid receipt, takes the stock and sends an
+``order.paid`` event signed the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``,
+``webhook-signature``). The event carries ``event_type``, ``resource_url`` and ``shop_id`` as
+Etsy documents, plus the receipt itself under ``receipt`` (an assumption, see docs/sandboxes.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from itertools import count
+from typing import Any
+
+from openapi_schema_validator import OAS30Validator
+from werkzeug.datastructures import MultiDict
+from werkzeug.routing import Rule
+from werkzeug.wrappers import Request, Response
+
+from fusion.sandbox.knobs import TokenBucket
+from fusion.sandbox.server import (
+    Respond,
+    SandboxApp,
+    SandboxError,
+    contracts_dir,
+    json_response,
+)
+from fusion.sandbox.webhooks import standard_webhooks_sign
+
+log = logging.getLogger(__name__)
+
+API = "/v3/application"
+DEFAULT_LIMITS = (10.0, 10_000.0)  # (queries per second, queries per day)
+DAY_S = 86_400.0
+PUBLIC_API = "https://openapi.etsy.com"
+
+
+@cache
+def _contract() -> dict[str, Any] | None:
+    path = contracts_dir() / "etsy" / "etsy-openapi-v3.json"
+    if not path.is_file():
+        log.warning("etsy sandbox: %s not found; request validation is off", path)
+        return None
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+# The few form fields the sandbox relies on, typed for when the contract is absent.
+FALLBACK_FORM: dict[str, Any] = {
+    "required": ["quantity", "title", "description", "price", "who_made", "when_made",
+                 "taxonomy_id"],
+    "properties": {
+        "quantity": {"type": "integer"},
+        "price": {"type": "number"},
+        "taxonomy_id": {"type": "integer"},
+        "shipping_profile_id": {"type": "integer"},
+        "readiness_state_id": {"type": "integer"},
+        "tags": {"type": "array", "items": {"type": "string"}},
+    },
+}  # fmt: skip
+
+
+def request_schema(path: str, method: str, content_type: str) -> dict[str, Any] | None:
+    """The contract's request-body schema of one operation, or None without a contract."""
+    contract = _contract()
+    if contract is None:
+        return None
+    body = contract["paths"][path][method].get("requestBody") or {}
+    schema: dict[str, Any] | None = (body.get("content") or {}).get(content_type, {}).get("schema")
+    return schema
+
+
+def _coerce_form(form: MultiDict[str, str], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Form strings typed as the schema says (arrays from repeated keys or comma lists); a
+    value that does not parse is kept as a string so validation reports it."""
+    out: dict[str, Any] = {}
+    properties = schema.get("properties", {})
+    for key in form:
+        spec = properties.get(key, {})
+        values = form.getlist(key)
+        if spec.get("type") == "array":
+            items = [part for v in values for part in v.split(",") if part != ""]
+            out[key] = [_scalar(i, spec.get("items", {})) for i in items]
+        else:
+            out[key] = _scalar(values[-1], spec)
+    return out
+
+
+def _scalar(raw: str, spec: Mapping[str, Any]) -> Any:
+    kind = spec.get("type")
+    try:
+        if kind == "integer":
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+    except ValueError:
+        return raw
+    if kind == "boolean" and raw.lower() in ("true", "false", "1", "0"):
+        return raw.lower() in ("true", "1")
+    return raw
+
+
+def _problem(schema: Mapping[str, Any] | None, instance: Any) -> str | None:
+    if schema is None:
+        return None
+    errors = sorted(OAS30Validator(schema).iter_errors(instance), key=lambda e: list(e.path))
+    if not errors:
+        return None
+    first = errors[0]
+    where = ".".join(str(p) for p in first.path)
+    return f"{where}: {first.message}" if where else first.message
+
+
+class _Window:
+    """Fixed-window counter for the day quota."""
+
+    def __init__(self, length_s: float) -> None:
+        self.length_s = length_s
+        self.started = time.monotonic()
+        self.used = 0
+
+    def roll(self) -> None:
+        now = time.monotonic()
+        if now - self.started >= self.length_s:
+            self.started, self.used = now, 0
+
+    def reset_in(self) -> float:
+        return max(0.0, self.length_s - (time.monotonic() - self.started))
+
+
+@dataclass
+class Shop:
+    shop_id: int
+    user_id: int
+    keystring: str
+    shared_secret: str
+    access_token: str
+    webhook_secret: str
+    webhook_url: str | None
+    listings: dict[int, dict[str, Any]] = field(default_factory=dict)
+    inventories: dict[int, dict[str, Any]] = field(default_factory=dict)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _money(amount: float, currency: str = "USD") -> dict[str, Any]:
+    return {"amount": round(amount * 100), "divisor": 100, "currency_code": currency}
+
+
+class EtsySandbox(SandboxApp):
+    platform = "etsy"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shops: dict[int, Shop] = {}
+        self._ids = count(5_000_001)
+        self._windows: dict[str, tuple[TokenBucket, _Window]] = {}
+        self._limit_lock = threading.Lock()
+
+    def routes(self) -> Iterable[Rule]:
+        return [
+            Rule(f"{API}/shops/<int:shop_id>/listings", methods=["GET"], endpoint="get_listings"),
+            Rule(
+                f"{API}/shops/<int:shop_id>/listings", methods=["POST"], endpoint="create_listing"
+            ),
+            Rule(
+                f"{API}/shops/<int:shop_id>/listings/<int:listing_id>",
+                methods=["PATCH"],
+                endpoint="update_listing",
+            ),
+            Rule(f"{API}/listings/<int:listing_id>", methods=["GET"], endpoint="get_listing"),
+            Rule(f"{API}/listings/<int:listing_id>", methods=["DELETE"], endpoint="delete_listing"),
+            Rule(
+                f"{API}/listings/<int:listing_id>/inventory",
+                methods=["GET"],
+                endpoint="get_inventory",
+            ),
+            Rule(
+                f"{API}/listings/<int:listing_id>/inventory",
+                methods=["PUT"],
+                endpoint="put_inventory",
+            ),
+            Rule(f"{API}/shops/<int:shop_id>/receipts", methods=["GET"], endpoint="get_receipts"),
+            Rule(
+                f"{API}/shops/<int:shop_id>/receipts/<int:receipt_id>",
+                methods=["GET"],
+                endpoint="get_receipt",
+            ),
+        ]
+
+    # -- control hooks --------------------------------------------------------------------------
+
+    def create_shop(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            shop = Shop(
+                shop_id=int(data["shop_id"]),
+                user_id=int(data["user_id"]),
+                keystring=str(data["keystring"]),
+                shared_secret=str(data["shared_secret"]),
+                access_token=str(data["access_token"]),
+                webhook_secret=str(data["webhook_secret"]),
+                webhook_url=data.get("webhook_url"),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SandboxError(
+                "shop_id, user_id, keystring, shared_secret, access_token and webhook_secret "
+                "are required"
+            ) from exc
+        self.shops[shop.shop_id] = shop
+        return {"shop_id": shop.shop_id, "user_id": shop.user_id}
+
+    def reset_state(self) -> None:
+        self.shops.clear()
+        with self._limit_lock:
+            self._windows.clear()
+
+    def dump_state(self) -> dict[str, Any]:
+        return {
+            str(shop.shop_id): {
+                "listings": list(shop.listings.values()),
+                "inventories": {str(k): v for k, v in shop.inventories.items()},
+                "receipts": shop.receipts,
+            }
+            for shop in self.shops.values()
+        }
+
+    def error_response(self, status: int, message: str) -> Response:
+        return json_response({"error": message}, status)
+
+    # -- auth and rate limits -------------------------------------------------------------------
+
+    def _limits(self) -> tuple[int, int]:
+        per_second, per_day = self.knobs.rate_limit or DEFAULT_LIMITS
+        return int(per_second), int(per_day)
+
+    def _admit(self, keystring: str) -> tuple[dict[str, str], Response | None]:
+        """Count one request against the key's windows; the rate headers, and a 429 to send
+        instead of answering when a window is spent."""
+        per_second, per_day = self._limits()
+        with self._limit_lock:
+            if keystring not in self._windows:
+                self._windows[keystring] = (
+                    TokenBucket(per_second, per_second),
+                    _Window(DAY_S),
+                )
+            second, day = self._windows[keystring]
+            if (second.refill, second.capacity) != (per_second, per_second):
+                second.configure(per_second, per_second)
+            day.roll()
+            refused: float | None = None
+            if day.used >= per_day:
+                refused = day.reset_in()
+            else:
+                taken, _ = second.take(1)
+                if taken:
+                    day.used += 1
+                else:
+                    refused = second.wait_s(1)
+            headers = {
+                "x-limit-per-second": str(per_second),
+                "x-remaining-this-second": str(int(second.available())),
+                "x-limit-per-day": str(per_day),
+                "x-remaining-today": str(max(0, per_day - day.used)),
+            }
+        if refused is None:
+            return headers, None
+        self.knobs.note_throttled()
+        headers["retry-after"] = str(max(1, math.ceil(refused)))
+        response = json_response(
+            {"error": "You have exceeded your quota of requests. Please retry later."},
+            429,
+            headers,
+        )
+        return headers, response
+
+    def _authorise(self, request: Request, shop_id: int | None) -> tuple[Shop, dict[str, str]]:
+        api_key = request.headers.get("x-api-key", "")
+        keystring, _, secret = api_key.partition(":")
+        app_shops = [s for s in self.shops.values() if s.keystring == keystring and keystring]
+        if not app_shops or not secret or secret != app_shops[0].shared_secret:
+            raise _refusal(401, "Invalid API key: the x-api-key header must be keystring:secret")
+        headers, throttled = self._admit(keystring)
+        if throttled is not None:
+            raise Respond(throttled)
+        scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+        user, _, token = credential.partition(".")
+        owner = next(
+            (s for s in app_shops if str(s.user_id) == user and s.access_token == token and token),
+            None,
+        )
+        if scheme != "Bearer" or owner is None:
+            raise _refusal(401, "invalid_token", headers)
+        if shop_id is None:
+            return owner, headers
+        shop = self.shops.get(shop_id)
+        if shop is None:
+            raise _refusal(404, f"Shop {shop_id} not found", headers)
+        if shop.user_id != owner.user_id:
+            raise _refusal(403, "The token does not own this shop", headers)
+        return shop, headers
+
+    def _listing_shop(self, owner: Shop, listing_id: int) -> Shop:
+        for shop in self.shops.values():
+            if listing_id in shop.listings:
+                if shop.user_id != owner.user_id:
+                    raise _refusal(403, "The token does not own this listing")
+                return shop
+        raise _refusal(404, f"Listing {listing_id} not found")
+
+    # -- listings -------------------------------------------------------------------------------
+
+    def _listing_view(self, shop: Shop, listing: dict[str, Any], includes: str) -> dict[str, Any]:
+        view = dict(listing)
+        inventory = shop.inventories[listing["listing_id"]]
+        view["skus"] = [p["sku"] for p in inventory["products"] if p.get("sku")]
+        view["quantity"] = sum(
+            o["quantity"] for p in inventory["products"] for o in p["offerings"] if o["is_enabled"]
+        )
+        if "inventory" in includes.lower():
+            view["inventory"] = inventory
+        return view
+
+    def get_listings(self, request: Request, shop_id: int) -> Response:
+        with self.lock:
+            shop, headers = self._authorise(request, shop_id)
+            state = request.args.get("state", "active")
+            try:
+                limit = int(request.args.get("limit", 25))
+                offset = int(request.args.get("offset", 0))
+            except ValueError:
+                return json_response({"error": "limit and offset must be integers"}, 400, headers)
+            if not 1 <= limit <= 100 or offset < 0:
+                return json_response({"error": "limit must be within 1-100"}, 400, headers)
+            chosen = [lst for lst in shop.listings.values() if lst["state"] == state]
+            page = chosen[offset : offset + limit]
+            includes = request.args.get("includes", "")
+            results = [self._listing_view(shop, lst, includes) for lst in page]
+        return json_response({"count": len(chosen), "results": results}, 200, headers)
+
+    def get_listing(self, request: Request, listing_id: int) -> Response:
+        with self.lock:
+            owner, headers = self._authorise(request, None)
+            shop = self._listing_shop(owner, listing_id)
+            view = self._listing_view(
+                shop, shop.listings[listing_id], request.args.get("includes", "")
+            )
+        return json_response(view, 200, headers)
+
+    def create_listing(self, request: Request, shop_id: int) -> Response:
+        path = f"{API}/shops/{{shop_id}}/listings"
+        with self.lock:
+            shop, headers = self._authorise(request, shop_id)
+            data, problem = self._form(request, path, "post")
+            if problem:
+                return json_response({"error": problem}, 400, headers)
+            if data.get("price", 0) <= 0 or data.get("quantity", 0) < 0:
+                return json_response({"error": "price must be positive"}, 400, headers)
+            now = int(time.time())
+            listing_id = next(self._ids)
+            listing = {
+                "listing_id": listing_id,
+                "user_id": shop.user_id,
+                "shop_id": shop.shop_id,
+                "title": data["title"],
+                "description": data["description"],
+                "state": "draft",
+                "creation_timestamp": now,
+                "created_timestamp": now,
+                "updated_timestamp": now,
+                "last_modified_timestamp": now,
+                "url": f"https://www.etsy.com/listing/{listing_id}",
+                "price": _money(data["price"]),
+                "tags": data.get("tags") or [],
+                "who_made": data["who_made"],
+                "when_made": data["when_made"],
+                "taxonomy_id": data["taxonomy_id"],
+                "has_variations": False,
+            }
+            shop.listings[listing_id] = listing
+            # A new listing holds one product with one offering, as on Etsy.
+            shop.inventories[listing_id] = {
+                "products": [
+                    self._product(None, [], data["price"], data["quantity"]),
+                ],
+                "price_on_property": [],
+                "quantity_on_property": [],
+                "sku_on_property": [],
+                "readiness_state_on_property": [],
+            }
+            view = self._listing_view(shop, listing, "")
+        return json_response(view, 201, headers)
+
+    def update_listing(self, request: Request, shop_id: int, listing_id: int) -> Response:
+        path = f"{API}/shops/{{shop_id}}/listings/{{listing_id}}"
+        with self.lock:
+            shop, headers = self._authorise(request, shop_id)
+            listing = shop.listings.get(listing_id)
+            if listing is None:
+                return json_response({"error": f"Listing {listing_id} not found"}, 404, headers)
+            data, problem = self._form(request, path, "patch")
+            if problem:
+                return json_response({"error": problem}, 400, headers)
+            if data.get("state") not in (None, "active", "inactive"):
+                return json_response({"error": "state must be active or inactive"}, 400, headers)
+            for key, value in data.items():
+                listing[key] = value
+            listing["updated_timestamp"] = listing["last_modified_timestamp"] = int(time.time())
+            view = self._listing_view(shop, listing, "")
+        return json_response(view, 200, headers)
+
+    def delete_listing(self, request: Request, listing_id: int) -> Response:
+        with self.lock:
+            owner, headers = self._authorise(request, None)
+            shop = self._listing_shop(owner, listing_id)
+            del shop.listings[listing_id]
+            del shop.inventories[listing_id]
+        return Response(status=204, headers=headers)
+
+    def _form(self, request: Request, path: str, method: str) -> tuple[dict[str, Any], str | None]:
+        if request.mimetype != "application/x-www-form-urlencoded":
+            return {}, "Content-Type must be application/x-www-form-urlencoded"
+        schema = request_schema(path, method, "application/x-www-form-urlencoded")
+        data = _coerce_form(request.form, schema or FALLBACK_FORM)
+        if schema is not None:
+            return data, _problem(schema, data)
+        # Without the contract: only the fields the sandbox itself relies on are checked.
+        required = FALLBACK_FORM["required"] if method == "post" else []
+        missing = [name for name in required if name not in data]
+        wrong = [
+            name
+            for name, spec in FALLBACK_FORM["properties"].items()
+            if name in data
+            and spec["type"] in ("integer", "number")
+            and not isinstance(data[name], int | float)
+        ]
+        problems = [f"{n}: required" for n in missing] + [f"{n}: not a number" for n in wrong]
+        return data, "; ".join(problems) or None
+
+    # -- inventory ------------------------------------------------------------------------------
+
+    def _product(
+        self, sku: str | None, property_values: list[Any], price: float, quantity: int
+    ) -> dict[str, Any]:
+        return {
+            "product_id": next(self._ids),
+            "sku": sku or "",
+            "is_deleted": False,
+            "property_values": property_values,
+            "offerings": [
+                {
+                    "offering_id": next(self._ids),
+                    "quantity": quantity,
+                    "is_enabled": True,
+                    "is_deleted": False,
+                    "price": _money(price),
+                }
+            ],
+        }
+
+    def get_inventory(self, request: Request, listing_id: int) -> Response:
+        with self.lock:
+            owner, headers = self._authorise(request, None)
+            shop = self._listing_shop(owner, listing_id)
+            inventory = shop.inventories[listing_id]
+        return json_response(inventory, 200, headers)
+
+    def put_inventory(self, request: Request, listing_id: int) -> Response:
+        path = f"{API}/listings/{{listing_id}}/inventory"
+        with self.lock:
+            owner, headers = self._authorise(request, None)
+            shop = self._listing_shop(owner, listing_id)
+            try:
+                data = json.loads(request.get_data() or b"")
+            except ValueError:
+                return json_response({"error": "body must be JSON"}, 400, headers)
+            problem = _problem(request_schema(path, "put", "application/json"), data)
+            if problem is None:
+                try:
+                    problem = _inventory_problem(data)
+                except (KeyError, TypeError, ValueError) as exc:  # only without the contract
+                    problem = f"malformed inventory: {type(exc).__name__}"
+            if problem:
+                return json_response({"error": problem}, 400, headers)
+            products = [
+                self._product(
+                    p.get("sku"),
+                    p.get("property_values") or [],
+                    float(p["offerings"][0]["price"]),
+                    int(p["offerings"][0]["quantity"]),
+                )
+                for p in data["products"]
+            ]
+            for product, given in zip(products, data["products"], strict=True):
+                product["offerings"][0]["is_enabled"] = bool(given["offerings"][0]["is_enabled"])
+            shop.inventories[listing_id] = {
+                "products": products,
+                "price_on_property": data.get("price_on_property") or [],
+                "quantity_on_property": data.get("quantity_on_property") or [],
+                "sku_on_property": data.get("sku_on_property") or [],
+                "readiness_state_on_property": data.get("readiness_state_on_property") or [],
+            }
+            listing = shop.listings[listing_id]
+            listing["has_variations"] = len(products) > 1
+            listing["updated_timestamp"] = listing["last_modified_timestamp"] = int(time.time())
+            inventory = shop.inventories[listing_id]
+        return json_response(inventory, 200, headers)
+
+    # -- receipts and orders --------------------------------------------------------------------
+
+    def get_receipts(self, request: Request, shop_id: int) -> Response:
+        with self.lock:
+            shop, headers = self._authorise(request, shop_id)
+            try:
+                since = int(request.args.get("min_last_modified", 0))
+                limit = int(request.args.get("limit", 25))
+                offset = int(request.args.get("offset", 0))
+            except ValueError:
+                return json_response({"error": "parameters must be integers"}, 400, headers)
+            if not 1 <= limit <= 100:
+                return json_response({"error": "limit must be within 1-100"}, 400, headers)
+            chosen = [r for r in shop.receipts if r["update_timestamp"] >= since]
+            page = chosen[offset : offset + limit]
+        return json_response({"count": len(chosen), "results": page}, 200, headers)
+
+    def get_receipt(self, request: Request, shop_id: int, receipt_id: int) -> Response:
+        with self.lock:
+            shop, headers = self._authorise(request, shop_id)
+            receipt = next((r for r in shop.receipts if r["receipt_id"] == receipt_id), None)
+        if receipt is None:
+            return json_response({"error": f"Receipt {receipt_id} not found"}, 404, headers)
+        return json_response(receipt, 200, headers)
+
+    def place_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            shop = self.shops[int(data["shop_id"])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SandboxError("unknown shop_id") from exc
+        lines = data.get("lines")
+        if not isinstance(lines, list) or not lines:
+            raise SandboxError("lines must be a non-empty list of {sku, quantity}")
+        by_sku = {
+            p["sku"]: (listing_id, p)
+            for listing_id, inventory in shop.inventories.items()
+            for p in inventory["products"]
+            if p.get("sku")
+        }
+        chosen = []
+        for line in lines:
+            found, quantity = by_sku.get(line.get("sku")), line.get("quantity")
+            if found is None or not isinstance(quantity, int) or quantity <= 0:
+                raise SandboxError(f"unknown sku or bad quantity in {line!r}")
+            chosen.append((found[0], found[1], quantity))
+        now = int(time.time())
+        transactions = []
+        total = 0
+        for listing_id, product, quantity in chosen:
+            offering = product["offerings"][0]
+            offering["quantity"] = max(0, offering["quantity"] - quantity)
+            total += offering["price"]["amount"] * quantity
+            transactions.append(
+                {
+                    "transaction_id": next(self._ids),
+                    "listing_id": listing_id,
+                    "product_id": product["product_id"],
+                    "sku": product["sku"],
+                    "quantity": quantity,
+                    "price": offering["price"],
+                    "title": shop.listings[listing_id]["title"],
+                }
+            )
+            shop.listings[listing_id]["last_modified_timestamp"] = now
+        receipt_id = next(self._ids)
+        receipt = {
+            "receipt_id": receipt_id,
+            "receipt_type": 0,
+            "seller_user_id": shop.user_id,
+            "buyer_user_id": 1,
+            "buyer_email": data.get("email", "buyer@example.com"),
+            "status": "paid",
+            "is_paid": True,
+            "is_shipped": False,
+            "create_timestamp": now,
+            "created_timestamp": now,
+            "update_timestamp": now,
+            "updated_timestamp": now,
+            "grandtotal": {"amount": total, "divisor": 100, "currency_code": "USD"},
+            "subtotal": {"amount": total, "divisor": 100, "currency_code": "USD"},
+            "total_price": {"amount": total, "divisor": 100, "currency_code": "USD"},
+            "transactions": transactions,
+        }
+        shop.receipts.append(receipt)
+        if shop.webhook_url:
+            self._send_event(shop, "order.paid", receipt)
+        return receipt
+
+    def _send_event(self, shop: Shop, event_type: str, receipt: dict[str, Any]) -> None:
+        body = json.dumps(
+            {
+                "event_type": event_type,
+                "resource_url": f"{PUBLIC_API}{API}/shops/{shop.shop_id}/receipts/"
+                f"{receipt['receipt_id']}",
+                "shop_id": shop.shop_id,
+                "receipt": receipt,
+            }
+        ).encode()
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        timestamp = str(int(time.time()))
+        self.deliver(
+            url=str(shop.webhook_url),
+            body=body,
+            delivery_id=msg_id,
+            topic=event_type,
+            headers={
+                "webhook-id": msg_id,
+                "webhook-timestamp": timestamp,
+                "webhook-signature": standard_webhooks_sign(
+                    shop.webhook_secret, msg_id, timestamp, body
+                ),
+            },
+        )
+
+
+def _inventory_problem(data: Mapping[str, Any]) -> str | None:
+    """Rules the schema cannot say: one offering per product, distinct variations."""
+    products = data["products"]
+    if not products:
+        return "products must not be empty"
+    seen = set()
+    for product in products:
+        if not isinstance(product, dict) or len(product.get("offerings") or []) != 1:
+            return "each product needs exactly one entry in offerings"
+        offering = product["offerings"][0]
+        if offering["quantity"] < 0 or offering["price"] <= 0:
+            return "offering quantity must be >= 0 and price > 0"
+        key = json.dumps(product.get("property_values") or [], sort_keys=True)
+        if key in seen:
+            return "products must differ in their property_values"
+        seen.add(key)
+    skus = [p.get("sku") for p in products if p.get("sku")]
+    if len(skus) != len(set(skus)):
+        return "SKUs must be unique within a listing"
+    return None
+
+
+def _refusal(status: int, message: str, headers: Mapping[str, str] | None = None) -> Respond:
+    return Respond(json_response({"error": message}, status, headers))

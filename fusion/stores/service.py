@@ -1,0 +1,185 @@
+"""Connecting stores and handing their credentials to a plugin call, and nowhere else.
+
+Credentials arrive as plain strings once (when a store is connected or its credentials
+change), are encrypted at once (``fusion.security.crypto``, bound to the org and store) and
+are decrypted only by :func:`store_connection`, which job handlers call inside the plugin
+call. The caller owns the transaction: nothing here commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from fusion.config import Settings
+from fusion.errors import NotFound, ValidationFailed
+from fusion.plugins.base import Capability, StoreConnection
+from fusion.plugins.registry import get_plugin, plugin_slugs
+from fusion.ratelimit.bucket import BucketConfig
+from fusion.security.crypto import (
+    decrypt_credentials,
+    decrypt_secret,
+    encrypt_credentials,
+    encrypt_secret,
+)
+from fusion.stores.models import Store
+
+
+def _check_platform(platform: str) -> None:
+    if platform not in plugin_slugs():
+        raise ValidationFailed(
+            f"unknown platform {platform!r}",
+            fields={"platform": [f"must be one of {', '.join(plugin_slugs())}"]},
+        )
+
+
+def _check_credentials(credentials: Mapping[str, str]) -> None:
+    if not credentials or not all(
+        isinstance(k, str) and k and isinstance(v, str) and v for k, v in credentials.items()
+    ):
+        raise ValidationFailed(
+            "credentials must be a non-empty mapping of non-empty strings",
+            fields={"credentials": ["must map names to non-empty strings"]},
+        )
+
+
+def _settings(settings: Settings | None) -> Settings:
+    # The published signature of connect_store has no settings argument; callers that do not
+    # pass them get the process's own (read from the environment once, at first use).
+    if settings is not None:
+        return settings
+    global _env_settings
+    if _env_settings is None:
+        _env_settings = Settings.from_env()
+    return _env_settings
+
+
+_env_settings: Settings | None = None
+
+
+def connect_store(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    platform: str,
+    name: str,
+    external_id: str,
+    base_url: str | None,
+    credentials: Mapping[str, str],
+    webhook_secret: str | None,
+    rate_limit_config: Mapping[str, Any] | None = None,
+    store_settings: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> Store:
+    """Add a store for ``org_id`` on ``platform`` with its credentials encrypted.
+
+    Raises ValidationFailed (with field details) for an unknown platform, empty credentials,
+    a base URL that is not http(s) or an invalid ``rate_limit_config``. Flushes so the id is
+    known; the caller commits. The plaintext credentials are not kept anywhere."""
+    settings = _settings(settings)
+    _check_platform(platform)
+    _check_credentials(credentials)
+    if base_url is not None and not base_url.startswith(("http://", "https://")):
+        raise ValidationFailed("invalid base_url", fields={"base_url": ["must be http(s)"]})
+    BucketConfig.resolve(get_plugin(platform).rate_limit, rate_limit_config)
+    store = Store(
+        id=uuid.uuid4(),
+        org_id=org_id,
+        platform=platform,
+        name=name,
+        external_id=external_id,
+        base_url=base_url,
+        rate_limit_config=dict(rate_limit_config or {}),
+        settings=dict(store_settings or {}),
+    )
+    store.credentials_encrypted = encrypt_credentials(settings, org_id, store.id, credentials)
+    if webhook_secret:
+        store.webhook_secret_encrypted = encrypt_secret(settings, org_id, store.id, webhook_secret)
+    session.add(store)
+    session.flush()
+    return store
+
+
+def update_credentials(
+    session: Session,
+    *,
+    store: Store,
+    credentials: Mapping[str, str] | None = None,
+    webhook_secret: str | None = None,
+    settings: Settings | None = None,
+) -> Store:
+    """Replace the store's credentials and/or webhook secret (only those given), encrypted
+    under the newest key. Raises ValidationFailed for empty credentials."""
+    settings = _settings(settings)
+    if credentials is not None:
+        _check_credentials(credentials)
+        store.credentials_encrypted = encrypt_credentials(
+            settings, store.org_id, store.id, credentials
+        )
+    if webhook_secret is not None:
+        store.webhook_secret_encrypted = encrypt_secret(
+            settings, store.org_id, store.id, webhook_secret
+        )
+    session.flush()
+    from fusion.plugins.http import drop_session
+
+    drop_session(str(store.id))  # pooled connections may carry the old auth
+    return store
+
+
+def get_store(session: Session, store_id: uuid.UUID) -> Store:
+    """The store ``store_id`` of the session's org; raises NotFound otherwise."""
+    store = session.get(Store, store_id)
+    if store is None:
+        raise NotFound(f"no store {store_id}")
+    return store
+
+
+def store_connection(settings: Settings, store: Store) -> StoreConnection:
+    """The store as a plugin client sees it, credentials decrypted (as ``Secret`` values).
+
+    Call it inside the plugin call only and let the result go out of scope with it. Raises
+    CredentialsUnreadable (a PermanentError) when the credentials cannot be decrypted or
+    belong to another store, ValidationFailed when the store has no base URL or credentials."""
+    if not store.base_url:
+        raise ValidationFailed("the store has no base_url", fields={"base_url": ["required"]})
+    if store.credentials_encrypted is None:
+        raise ValidationFailed("the store has no credentials", fields={"credentials": ["none"]})
+    credentials = decrypt_credentials(settings, store.org_id, store.id, store.credentials_encrypted)
+    return StoreConnection(
+        store_id=str(store.id),
+        org_id=str(store.org_id),
+        platform=store.platform,
+        external_id=store.external_id,
+        base_url=store.base_url,
+        credentials=credentials,
+        settings=dict(store.settings or {}),
+    )
+
+
+def webhook_secret(settings: Settings, store: Store) -> str | None:
+    """The store's decrypted webhook signing secret, or None when it has none."""
+    if store.webhook_secret_encrypted is None:
+        return None
+    return decrypt_secret(settings, store.org_id, store.id, store.webhook_secret_encrypted)
+
+
+def test_connection(settings: Settings, store: Store) -> int:
+    """Call the platform once (``list_products``) with the store's credentials, outside the
+    shared bucket; returns how many products it holds. Raises the HTTP helper's errors
+    (PermanentError for refused credentials, RetryableError when unreachable)."""
+    from fusion.plugins.http import StoreHttp
+
+    plugin = get_plugin(store.platform)
+    conn = store_connection(settings, store)
+    http = StoreHttp(conn, spec=plugin.rate_limit, bucket=None, transport_attempts=1)
+    client = plugin.client(conn, http)
+    if plugin.level(Capability.LIST_PRODUCTS).value == "unsupported":
+        return 0
+    return len(client.list_products())
+
+
+test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -1,0 +1,135 @@
+"""Products, variants and listings."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+from fusion.catalog.models import ListingStatus
+from schemas.common import Money, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
+
+PRODUCT_STATUSES = ["active", "draft", "archived"]
+MAX_PRICE = Decimal("9999999999")
+ATTRIBUTES = fields.Dict(
+    keys=Text(validate=validate.Length(max=100)), values=Text(validate=validate.Length(max=2000))
+)
+TAGS = fields.List(Text(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
+
+
+class ProductSchema(Timestamps):
+    title = Text(required=True)
+    description = Text(required=True)
+    vendor = Text(required=True)
+    product_type = Text(required=True)
+    tags = fields.List(Text(), required=True)
+    status = Text(required=True)
+    attributes = fields.Dict(required=True)
+
+
+ProductPageSchema = page_of(ProductSchema, "ProductPageSchema")
+
+
+class ProductQuerySchema(PageQuerySchema):
+    status = Text(load_default=None, validate=validate.OneOf(PRODUCT_STATUSES))
+    vendor = Text(load_default=None, validate=validate.Length(max=200))
+
+
+class ProductCreateSchema(StrictSchema):
+    title = Text(required=True, validate=validate.Length(min=1, max=500))
+    description = Text(validate=validate.Length(max=20000))
+    vendor = Text(validate=validate.Length(max=200))
+    product_type = Text(validate=validate.Length(max=200))
+    tags = TAGS
+    status = Text(validate=validate.OneOf(PRODUCT_STATUSES))
+    attributes = fields.Dict(
+        keys=Text(validate=validate.Length(max=100)),
+        values=Text(validate=validate.Length(max=2000)),
+    )
+
+
+class ProductUpdateSchema(ProductCreateSchema):
+    title = Text(validate=validate.Length(min=1, max=500))
+
+
+def _price_in_range(value: Decimal) -> None:
+    if not Decimal(0) <= value <= MAX_PRICE:
+        raise ValidationError(f"Must be between 0 and {MAX_PRICE}.")
+
+
+class Price(fields.Decimal):
+    """A price: two decimals, 0 to MAX_PRICE (the range is declared in metadata because
+    apispec renders a Decimal field's Range bounds as strings)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            places=2,
+            as_string=True,
+            allow_nan=False,
+            validate=_price_in_range,
+            metadata={"minimum": 0, "maximum": int(MAX_PRICE)},
+            **kwargs,
+        )
+
+
+class VariantSchema(Timestamps):
+    product_id = fields.UUID(required=True)
+    sku = Text(required=True)
+    title = Text(required=True)
+    price = Money(required=True)
+    currency = Text(required=True)
+    available_quantity = fields.Integer(required=True)
+    barcode = Text(allow_none=True, required=True)
+    attributes = fields.Dict(required=True)
+
+
+VariantPageSchema = page_of(VariantSchema, "VariantPageSchema")
+
+
+class VariantQuerySchema(PageQuerySchema):
+    sku = Text(load_default=None, validate=validate.Length(max=120))
+
+
+class VariantCreateSchema(StrictSchema):
+    sku = Text(required=True, validate=validate.Length(min=1, max=120))
+    title = Text(validate=validate.Length(max=500))
+    price = Price(required=True)
+    currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
+    available_quantity = fields.Integer(validate=validate.Range(min=0, max=2**31 - 1))
+    barcode = Text(allow_none=True, validate=validate.Length(max=64))
+    attributes = fields.Dict(
+        keys=Text(validate=validate.Length(max=100)),
+        values=Text(validate=validate.Length(max=2000)),
+    )
+
+
+class VariantUpdateSchema(VariantCreateSchema):
+    sku = Text(validate=validate.Length(min=1, max=120))
+    price = Price()
+
+
+class ListingSchema(Timestamps):
+    product_id = fields.UUID(required=True)
+    store_id = fields.UUID(required=True)
+    status = fields.Enum(ListingStatus, by_value=True, required=True)
+    external_id = Text(allow_none=True, required=True)
+    external_url = Text(allow_none=True, required=True)
+    platform_data = fields.Dict(required=True)
+    last_error = Text(allow_none=True, required=True)
+    published_at = fields.AwareDateTime(allow_none=True, required=True)
+    last_synced_at = fields.AwareDateTime(allow_none=True, required=True)
+
+
+ListingPageSchema = page_of(ListingSchema, "ListingPageSchema")
+
+
+class ListingQuerySchema(PageQuerySchema):
+    store_id = fields.UUID(load_default=None)
+    product_id = fields.UUID(load_default=None)
+    status = fields.Enum(ListingStatus, by_value=True, load_default=None)
+
+
+class ListingCreateSchema(StrictSchema):
+    product_id = fields.UUID(required=True)
+    store_id = fields.UUID(required=True)

@@ -1,0 +1,79 @@
+"""Organisations, members and API keys."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from fusion.orgs.models import Role
+from schemas.common import Moment, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
+
+ROLES = [r.value for r in Role]
+NAME = validate.Length(min=1, max=200)
+
+
+class OrgSchema(Timestamps):
+    name = Text(required=True)
+    slug = Text(required=True)
+
+
+class OrgCreateSchema(StrictSchema):
+    name = Text(required=True, validate=NAME)
+
+
+class OrgUpdateSchema(StrictSchema):
+    name = Text(validate=NAME)
+
+
+class MemberSchema(Timestamps):
+    org_id = fields.UUID(required=True)
+    user_id = fields.UUID(required=True)
+    role = fields.Enum(Role, by_value=True, required=True)
+
+
+MemberPageSchema = page_of(MemberSchema, "MemberPageSchema")
+
+
+class MemberQuerySchema(PageQuerySchema):
+    role = fields.Enum(Role, by_value=True, load_default=None)
+
+
+class MemberCreateSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=320))
+    role = fields.Enum(Role, by_value=True, required=True)
+
+
+class MemberUpdateSchema(StrictSchema):
+    role = fields.Enum(Role, by_value=True, required=True)
+
+
+class ApiKeySchema(Timestamps):
+    name = Text(required=True)
+    public_id = Text(required=True)
+    role = fields.Enum(Role, by_value=True, required=True)
+    created_by = fields.UUID(allow_none=True, required=True)
+    last_used_at = fields.AwareDateTime(allow_none=True, required=True)
+    expires_at = fields.AwareDateTime(allow_none=True, required=True)
+    revoked_at = fields.AwareDateTime(allow_none=True, required=True)
+
+
+class ApiKeyCreatedSchema(ApiKeySchema):
+    key = Text(
+        required=True, metadata={"description": "The key itself: shown now and never again."}
+    )
+
+
+ApiKeyPageSchema = page_of(ApiKeySchema, "ApiKeyPageSchema")
+
+
+class ApiKeyCreateSchema(StrictSchema):
+    name = Text(required=True, validate=NAME)
+    role = fields.Enum(Role, by_value=True, required=True)
+    expires_at = Moment(load_default=None)
+
+
+class ApiKeyQuerySchema(PageQuerySchema):
+    pass
+
+
+class OkSchema(Schema):
+    status = Text(required=True)

@@ -1,0 +1,64 @@
+"""Payload schemas of the capability job types (``fusion/plugins/jobs.py``).
+
+Payloads carry ids and figures only, never credentials: a field the schema does not know is
+refused, so a token cannot be slipped into a job row or a Celery message through a payload.
+Importing this module registers each schema under its job type's name with the engine's
+``schemas.jobs.register_payload_schema``.
+"""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from schemas.common import StrictSchema
+from schemas.jobs import register_payload_schema
+
+MAX_UPDATES = 10_000
+
+
+class NoPayloadSchema(StrictSchema):
+    """Jobs that take everything from the store and the catalog."""
+
+
+class ListingPayloadSchema(StrictSchema):
+    listing_id = fields.UUID(required=True)
+    product_id = fields.UUID()  # informational: the handler re-reads the listing's product
+
+
+class InventoryUpdateSchema(StrictSchema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=120))
+    quantity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    external_id = fields.String(validate=validate.Length(max=255), allow_none=True)
+
+
+class InventoryPayloadSchema(StrictSchema):
+    """Either exact ``updates`` or ``skus`` whose current hub quantity is pushed at run time
+    (neither: every published listing of the store)."""
+
+    skus = fields.List(
+        fields.String(validate=validate.Length(min=1, max=120)),
+        validate=validate.Length(min=1, max=MAX_UPDATES),
+    )
+    updates = fields.List(
+        fields.Nested(InventoryUpdateSchema), validate=validate.Length(min=1, max=MAX_UPDATES)
+    )
+
+
+class ReconcileOrdersPayloadSchema(StrictSchema):
+    since = fields.AwareDateTime(format="iso")
+
+
+# By job type name, as ``schemas.jobs`` looks them up.
+SCHEMAS: dict[str, type[Schema]] = {
+    "list_products": NoPayloadSchema,
+    "create_product": ListingPayloadSchema,
+    "update_product": ListingPayloadSchema,
+    "delete_product": ListingPayloadSchema,
+    "bulk_operations": InventoryPayloadSchema,
+    "real_time_inventory": InventoryPayloadSchema,
+    "sync_inventory": NoPayloadSchema,
+    "reconcile_orders": ReconcileOrdersPayloadSchema,
+}
+
+for _name, _schema in SCHEMAS.items():
+    register_payload_schema(_name, _schema)

@@ -1,0 +1,88 @@
+"""Stores: connected with credentials that go in and never come out."""
+
+from __future__ import annotations
+
+from marshmallow import fields, validate
+
+from fusion.plugins.registry import plugin_slugs
+from schemas.common import PageQuerySchema, StrictSchema, Text, Timestamps, page_of
+
+STATUSES = ["active", "paused", "disconnected"]
+
+
+class StoreSchema(Timestamps):
+    platform = Text(required=True)
+    name = Text(required=True)
+    external_id = Text(required=True)
+    base_url = Text(allow_none=True, required=True)
+    status = Text(required=True)
+    rate_limit_config = fields.Dict(required=True)
+    settings = fields.Dict(required=True)
+    last_synced_at = fields.AwareDateTime(allow_none=True, required=True)
+    has_credentials = fields.Method("_has_credentials", required=True)
+    has_webhook_secret = fields.Method("_has_webhook_secret", required=True)
+
+    def _has_credentials(self, store: object) -> bool:
+        return getattr(store, "credentials_encrypted", None) is not None
+
+    def _has_webhook_secret(self, store: object) -> bool:
+        return getattr(store, "webhook_secret_encrypted", None) is not None
+
+
+StorePageSchema = page_of(StoreSchema, "StorePageSchema")
+
+
+class StoreQuerySchema(PageQuerySchema):
+    platform = Text(load_default=None, validate=validate.Length(max=40))
+    status = Text(load_default=None, validate=validate.OneOf(STATUSES))
+
+
+class RateLimitConfigSchema(StrictSchema):
+    """Overrides of the plugin's limits for one store (e.g. a higher plan)."""
+
+    requests_per_second = fields.Float(validate=validate.Range(min=0, min_inclusive=False))
+    burst_size = fields.Float(validate=validate.Range(min=1))
+    safety_margin = fields.Float(validate=validate.Range(min=0, max=0.5))
+
+
+class StoreConnectSchema(StrictSchema):
+    platform = Text(required=True, validate=validate.OneOf(plugin_slugs()))
+    name = Text(required=True, validate=validate.Length(min=1, max=200))
+    external_id = Text(required=True, validate=validate.Length(min=1, max=255))
+    base_url = fields.Url(
+        load_default=None,
+        validate=validate.Length(max=500),
+        schemes={"http", "https"},
+        require_tld=False,
+    )
+    credentials = fields.Dict(
+        keys=Text(validate=validate.Length(min=1, max=100)),
+        values=Text(validate=validate.Length(min=1, max=4096)),
+        validate=validate.Length(min=1, max=20),
+        metadata={"minProperties": 1, "maxProperties": 20},
+        required=True,
+        load_only=True,
+    )
+    webhook_secret = Text(load_default=None, load_only=True, validate=validate.Length(max=1024))
+    rate_limit_config = fields.Nested(RateLimitConfigSchema, load_default=None)
+
+
+class StoreUpdateSchema(StrictSchema):
+    name = Text(validate=validate.Length(min=1, max=200))
+    status = Text(validate=validate.OneOf(STATUSES))
+
+
+class ConnectionTestSchema(StrictSchema):
+    ok = fields.Boolean(required=True)
+    detail = Text(required=True)
+
+
+class CredentialsSchema(StrictSchema):
+    credentials = fields.Dict(
+        keys=Text(validate=validate.Length(min=1, max=100)),
+        values=Text(validate=validate.Length(min=1, max=4096)),
+        validate=validate.Length(min=1, max=20),
+        metadata={"minProperties": 1, "maxProperties": 20},
+        load_only=True,
+    )
+    webhook_secret = Text(load_only=True, validate=validate.Length(min=1, max=1024))

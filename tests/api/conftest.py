@@ -1,0 +1,120 @@
+"""Fixtures for the API tests: the real app in-process over the session's Postgres and Redis,
+and people with each role in two orgs, created through the API itself."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from api.app import create_app
+from fusion.config import Settings
+from fusion.jobs import dispatch
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def api_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, request_quota_per_minute=100_000, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="module")
+def app(api_settings: Settings) -> Iterator[Flask]:
+    # create_app installs the Celery publisher process-wide; put back what was there so the
+    # rest of the suite runs as if these tests had not.
+    previous = dispatch.installed()
+    app = create_app(api_settings)
+    app.config["TESTING"] = True
+    yield app
+    dispatch.install(previous)
+    app.extensions["fusion"].database.dispose()
+
+
+@pytest.fixture
+def client(app: Flask, admin_engine: Engine) -> FlaskClient:
+    return app.test_client()
+
+
+@dataclass
+class Caller:
+    """Someone calling the API: the headers that authenticate them."""
+
+    client: FlaskClient
+    headers: dict[str, str]
+    user_id: uuid.UUID | None = None
+    refresh_token: str | None = None
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        headers = {**self.headers, **kwargs.pop("headers", {})}
+        return self.client.open(path, method=method, headers=headers, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> Any:
+        return self.call("POST", path, **kwargs)
+
+
+def signup(client: FlaskClient, email: str | None = None) -> Caller:
+    email = email or f"user-{uuid.uuid4().hex[:10]}@example.test"
+    response = client.post("/auth/signup", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.json
+    body = response.json
+    return Caller(
+        client,
+        {"Authorization": f"Bearer {body['access_token']}"},
+        uuid.UUID(body["user_id"]),
+        body["refresh_token"],
+    )
+
+
+@dataclass
+class Team:
+    org_id: uuid.UUID
+    owner: Caller
+    operator: Caller
+    viewer: Caller
+    member_ids: dict[str, uuid.UUID]
+
+
+def make_team(client: FlaskClient, name: str) -> Team:
+    owner = signup(client)
+    created = owner.post("/orgs", json={"name": name})
+    assert created.status_code == 201, created.json
+    org_id = uuid.UUID(created.json["id"])
+    people = {}
+    member_ids = {}
+    for role in ("operator", "viewer"):
+        person = signup(client)
+        email = client.get("/me", headers=person.headers).json["user"]["email"]
+        added = owner.post(f"/orgs/{org_id}/members", json={"email": email, "role": role})
+        assert added.status_code == 201, added.json
+        people[role] = person
+        member_ids[role] = uuid.UUID(added.json["id"])
+    return Team(org_id, owner, people["operator"], people["viewer"], member_ids)
+
+
+@pytest.fixture
+def team_a(client: FlaskClient) -> Team:
+    return make_team(client, "Alpha")
+
+
+@pytest.fixture
+def team_b(client: FlaskClient) -> Team:
+    return make_team(client, "Bravo")
+
+
+def count_rows(engine: Engine, table: str, **where: Any) -> int:
+    clause = " AND ".join(f"{k} = :{k}" for k in where) or "true"
+    with engine.connect() as conn:
+        return int(
+            conn.execute(text(f"SELECT count(*) FROM {table} WHERE {clause}"), where).scalar_one()
+        )

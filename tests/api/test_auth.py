@@ -1,0 +1,209 @@
+"""Authentication: JWT edge cases, refresh rotation with reuse detection, logout, API keys."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from fusion.auth.tokens import AUDIENCE, ISSUER
+from fusion.config import Settings
+from tests.api.conftest import PASSWORD, Team, count_rows, signup
+
+
+def _claims(user_id: uuid.UUID, session_id: uuid.UUID, **over: Any) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    claims: dict[str, Any] = {
+        "sub": str(user_id),
+        "sid": str(session_id),
+        "iat": now,
+        "nbf": now,
+        "exp": now + timedelta(minutes=5),
+        "iss": ISSUER,
+        "aud": AUDIENCE,
+        "jti": uuid.uuid4().hex,
+    }
+    for key, value in over.items():
+        if value is None:
+            claims.pop(key)
+        else:
+            claims[key] = value
+    return claims
+
+
+def _session_id(token: str) -> uuid.UUID:
+    return uuid.UUID(jwt.decode(token, options={"verify_signature": False})["sid"])
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    import base64
+    import json
+
+    def part(data: dict[str, Any]) -> str:
+        raw = json.dumps(data, default=lambda d: int(d.timestamp())).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+def test_forged_and_broken_tokens_all_get_the_same_401(
+    client: FlaskClient, team_a: Team, api_settings: Settings
+) -> None:
+    # Given a valid token for the owner, and its login session
+    owner = team_a.owner
+    token = owner.headers["Authorization"].split()[1]
+    sid = _session_id(token)
+    secret = api_settings.jwt_secret
+    assert owner.user_id
+    uid = owner.user_id
+    now = datetime.now(UTC)
+    bad = {
+        "alg=none": _unsigned(_claims(uid, sid)),
+        "wrong key": jwt.encode(_claims(uid, sid), "another-secret-" * 4, algorithm="HS256"),
+        "HS512 with the right key": jwt.encode(_claims(uid, sid), secret, algorithm="HS512"),
+        "expired": jwt.encode(
+            _claims(
+                uid,
+                sid,
+                exp=now - timedelta(minutes=2),
+                iat=now - timedelta(minutes=20),
+                nbf=now - timedelta(minutes=20),
+            ),
+            secret,
+            algorithm="HS256",
+        ),
+        "future nbf": jwt.encode(
+            _claims(uid, sid, nbf=now + timedelta(minutes=5)), secret, algorithm="HS256"
+        ),
+        "wrong audience": jwt.encode(
+            _claims(uid, sid, aud="someone-else"), secret, algorithm="HS256"
+        ),
+        "wrong issuer": jwt.encode(_claims(uid, sid, iss="evil"), secret, algorithm="HS256"),
+        "missing exp": jwt.encode(_claims(uid, sid, exp=None), secret, algorithm="HS256"),
+        "missing sid": jwt.encode(_claims(uid, sid, sid=None), secret, algorithm="HS256"),
+        "tampered": token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"),
+        "garbage": "not.a.jwt",
+        "unknown user": jwt.encode(_claims(uuid.uuid4(), sid), secret, algorithm="HS256"),
+    }
+    path = f"/orgs/{team_a.org_id}/members"
+    # When each is presented
+    answers = {
+        name: client.get(path, headers={"Authorization": f"Bearer {value}"})
+        for name, value in bad.items()
+    }
+    answers["no header"] = client.get(path)
+    answers["basic auth"] = client.get(path, headers={"Authorization": "Basic dXNlcjpwdw=="})
+    # Then every one is a 401 with one and the same body
+    assert {name: r.status_code for name, r in answers.items()} == {n: 401 for n in answers}
+    bodies = {r.get_data(as_text=True) for r in answers.values()}
+    assert len(bodies) == 1
+    assert all(r.content_type == "application/problem+json" for r in answers.values())
+    # And the genuine token still works
+    assert client.get(path, headers=owner.headers).status_code == 200
+
+
+def test_refresh_rotates_and_reuse_revokes_the_whole_family(client: FlaskClient) -> None:
+    # Given a login with refresh token R1
+    person = signup(client)
+    r1 = person.refresh_token
+    # When R1 is used, R2 comes back and R1 is used up
+    first = client.post("/auth/refresh", json={"refresh_token": r1})
+    assert first.status_code == 200
+    r2, access2 = first.json["refresh_token"], first.json["access_token"]
+    assert r2 != r1
+    assert client.get("/me", headers={"Authorization": f"Bearer {access2}"}).status_code == 200
+    # When R1 is presented again (stolen and replayed)
+    replay = client.post("/auth/refresh", json={"refresh_token": r1})
+    # Then it is refused, and R2 and the family's access tokens are dead too
+    assert replay.status_code == 401
+    assert client.post("/auth/refresh", json={"refresh_token": r2}).status_code == 401
+    assert client.get("/me", headers={"Authorization": f"Bearer {access2}"}).status_code == 401
+    assert client.get("/me", headers=person.headers).status_code == 401
+    # And a fresh login still works (only that family was revoked)
+    email = f"{uuid.uuid4().hex[:8]}@example.test"
+    signup(client, email)
+    login = client.post("/auth/login", json={"email": email.upper(), "password": PASSWORD})
+    assert login.status_code == 200
+
+
+def test_login_refusals_look_alike(client: FlaskClient) -> None:
+    email = f"{uuid.uuid4().hex[:8]}@example.test"
+    signup(client, email)
+    wrong = client.post("/auth/login", json={"email": email, "password": "wrong password!"})
+    unknown = client.post("/auth/login", json={"email": "nobody@example.test", "password": "x"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert wrong.get_data() == unknown.get_data()
+
+
+def test_signup_rules(client: FlaskClient) -> None:
+    email = f"{uuid.uuid4().hex[:8]}@example.test"
+    weak = client.post("/auth/signup", json={"email": email, "password": "short"})
+    assert weak.status_code == 422 and "password" in weak.json["errors"]
+    signup(client, email)
+    again = client.post("/auth/signup", json={"email": email.upper(), "password": PASSWORD})
+    assert again.status_code == 409
+
+
+def test_logout_ends_the_session(client: FlaskClient) -> None:
+    person = signup(client)
+    assert client.post("/auth/logout", headers=person.headers).status_code == 200
+    assert client.get("/me", headers=person.headers).status_code == 401
+    refreshed = client.post("/auth/refresh", json={"refresh_token": person.refresh_token})
+    assert refreshed.status_code == 401
+
+
+def test_api_keys(client: FlaskClient, team_a: Team, team_b: Team, admin_engine: Engine) -> None:
+    org = team_a.org_id
+    # Given an owner creates an operator key
+    created = team_a.owner.post(f"/orgs/{org}/api-keys", json={"name": "ci", "role": "operator"})
+    assert created.status_code == 201
+    key = created.json["key"]
+    assert key.startswith("fsh_")
+    # Then it is shown once: listing never shows it, and the DB holds only public id + hash
+    listed = team_a.owner.get(f"/orgs/{org}/api-keys")
+    assert key not in listed.get_data(as_text=True)
+    assert "secret_hash" not in listed.get_data(as_text=True)
+    with admin_engine.connect() as conn:
+        row = conn.execute(
+            text("SELECT public_id, secret_hash FROM api_keys WHERE id = :id"),
+            {"id": created.json["id"]},
+        ).one()
+    secret = key.split("_", 2)[2]
+    assert row.public_id in key and secret not in row.secret_hash and len(row.secret_hash) == 64
+    path = f"/orgs/{org}/products"
+    # When used in either header, it acts as an operator of its own org only
+    assert client.get(path, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    assert client.get(path, headers={"X-API-Key": key}).status_code == 200
+    made = client.post(path, headers={"X-API-Key": key}, json={"title": "by key"})
+    assert made.status_code == 201
+    assert client.get(f"/orgs/{org}/api-keys", headers={"X-API-Key": key}).status_code == 403
+    assert (
+        client.get(f"/orgs/{team_b.org_id}/products", headers={"X-API-Key": key}).status_code == 404
+    )
+    # And it cannot act as a person
+    assert client.get("/me", headers={"X-API-Key": key}).status_code == 401
+    # A key in the query string, or with one character changed, is refused
+    assert client.get(f"{path}?api_key={key}").status_code == 401
+    assert client.get(f"{path}?api_key={key}", headers={"X-API-Key": key}).status_code == 401
+    flipped = key[:-1] + ("A" if key[-1] != "A" else "B")
+    assert client.get(path, headers={"X-API-Key": flipped}).status_code == 401
+    # The audit log names the key as the actor of its write
+    assert (
+        count_rows(admin_engine, "audit_logs", actor_type="api_key", action="product.create") == 1
+    )
+    # When revoked, it stops working at once
+    revoked = team_a.owner.call("DELETE", f"/orgs/{org}/api-keys/{created.json['id']}")
+    assert revoked.status_code == 200 and revoked.json["revoked_at"]
+    assert client.get(path, headers={"X-API-Key": key}).status_code == 401
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_non_owners_cannot_mint_keys(team_a: Team, role: str) -> None:
+    caller = getattr(team_a, role)
+    answer = caller.post(f"/orgs/{team_a.org_id}/api-keys", json={"name": "x", "role": "owner"})
+    assert answer.status_code == 403

@@ -1,0 +1,60 @@
+"""``fusion users create``, ``fusion orgs create`` and ``fusion audit verify`` against the real
+database, and a tampered audit entry caught at its exact position."""
+
+from __future__ import annotations
+
+import uuid
+
+from click.testing import CliRunner
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from fusion.cli.main import cli
+from tests.api.conftest import PASSWORD
+
+
+def test_first_owner_from_the_shell_then_audit_verify(
+    hub_env: dict[str, str], client: FlaskClient, admin_engine: Engine
+) -> None:
+    runner = CliRunner()
+    email = f"first-{uuid.uuid4().hex[:6]}@example.test"
+    made = runner.invoke(
+        cli, ["users", "create", "--email", email, "--password", PASSWORD], env=hub_env
+    )
+    assert made.exit_code == 0, made.output
+    again = runner.invoke(
+        cli, ["users", "create", "--email", email, "--password", PASSWORD], env=hub_env
+    )
+    assert again.exit_code == 1 and "already exists" in again.output
+    org = runner.invoke(
+        cli, ["orgs", "create", "--name", "Shell Co", "--owner-email", email], env=hub_env
+    )
+    assert org.exit_code == 0, org.output
+    org_id = org.output.split()[2]
+    # The owner can log in and sees the org
+    login = client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    token = login.json["access_token"]
+    me = client.get("/me", headers={"Authorization": f"Bearer {token}"}).json
+    assert [(o["org_id"], o["role"]) for o in me["orgs"]] == [(org_id, "owner")]
+    # Some audited writes, then the chain verifies
+    for title in ("a", "b", "c"):
+        client.post(
+            f"/orgs/{org_id}/products",
+            json={"title": title},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    ok = runner.invoke(cli, ["audit", "verify", "--org", org_id], env=hub_env)
+    assert ok.exit_code == 0 and "intact" in ok.output
+    # When one entry is changed out of band (superuser, triggers off)
+    with admin_engine.begin() as conn:
+        conn.execute(text("SET LOCAL session_replication_role = replica"))
+        conn.execute(
+            text(
+                'UPDATE audit_logs SET after = \'{"title": "forged"}\' '
+                "WHERE org_id = :org AND seq = 3"
+            ),
+            {"org": org_id},
+        )
+    # Then verify names exactly that entry
+    bad = runner.invoke(cli, ["audit", "verify", "--org", org_id], env=hub_env)
+    assert bad.exit_code == 1 and "seq=3" in bad.output

@@ -1,0 +1,107 @@
+"""Probes, Prometheus metrics and the server-sent events stream."""
+
+from __future__ import annotations
+
+import json
+
+from flask.testing import FlaskClient
+from sqlalchemy import Engine, text
+
+from api import events
+from tests.api.conftest import Team
+from tests.api.kit import make_kit
+
+
+def test_probes(client: FlaskClient) -> None:
+    assert client.get("/healthz").json == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json["checks"] == {"database": "ok", "broker": "ok"}
+
+
+def test_metrics_report_requests_and_jobs(
+    client: FlaskClient, team_a: Team, admin_engine: Engine
+) -> None:
+    make_kit(admin_engine, team_a.org_id, None)  # one pending and one failed shopify job
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE jobs SET started_at = now() - interval '3 seconds', finished_at = now() "
+                "WHERE status = 'failed'"
+            )
+        )
+    team_a.viewer.get(f"/orgs/{team_a.org_id}/jobs")
+    body = client.get("/metrics").get_data(as_text=True)
+    assert 'fusion_jobs{queue="shopify",status="pending"} 1.0' in body
+    assert 'fusion_jobs{queue="shopify",status="failed"} 1.0' in body
+    assert 'fusion_queue_depth_jobs{queue="shopify"} 1.0' in body
+    assert 'fusion_job_duration_seconds_count{queue="shopify",status="failed"} 1.0' in body
+    assert 'fusion_metrics_source_up{source="database"} 1.0' in body
+    assert 'fusion_metrics_source_up{source="broker"} 1.0' in body
+    assert (
+        'fusion_http_requests_total{endpoint="/orgs/<uuid:org_id>/jobs",method="GET",status="200"}'
+    ) in body
+    assert str(team_a.org_id) not in body
+
+
+def _events(response, count: int) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    found: list[dict[str, object]] = []
+    buffer = ""
+    for chunk in response.response:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            block, buffer = buffer.split("\n\n", 1)
+            lines = dict(
+                line.split(": ", 1)
+                for line in block.splitlines()
+                if ": " in line and not line.startswith(":")
+            )
+            if "event" in lines:
+                found.append(
+                    {
+                        "event": lines["event"],
+                        "position": lines.get("id"),
+                        **json.loads(lines["data"]),
+                    }
+                )
+        if len(found) >= count:
+            return found
+    return found
+
+
+def test_event_stream_shows_job_and_approval_changes(
+    client: FlaskClient, team_a: Team, team_b: Team, admin_engine: Engine, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(events, "POLL_S", 0.1)
+    monkeypatch.setattr(events, "STREAM_S", 20)
+    make_kit(admin_engine, team_b.org_id, None)  # B's changes must never show up
+    # Given a viewer listening
+    stream = team_a.viewer.get(f"/orgs/{team_a.org_id}/events")
+    assert stream.status_code == 200 and stream.mimetype == "text/event-stream"
+    # When a job is enqueued and an approval requested in A
+    kit = make_kit(admin_engine, team_a.org_id, None)
+    try:
+        got = _events(stream, 3)
+    finally:
+        stream.close()
+    # Then the stream carries exactly A's changes, each with a resumable position
+    assert {(e["event"], e["id"], e["status"]) for e in got} == {
+        ("job", str(kit["job_id"]), "pending"),
+        ("job", str(kit["failed_job_id"]), "failed"),
+        ("approval", str(kit["approval_id"]), "pending"),
+    }
+    assert all(e["position"] for e in got)
+
+
+def test_removed_member_stream_ends(client: FlaskClient, team_a: Team, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(events, "POLL_S", 0.05)
+    monkeypatch.setattr(events, "STREAM_S", 3)
+    stream = team_a.viewer.get(f"/orgs/{team_a.org_id}/events")
+    assert stream.status_code == 200
+    removed = team_a.owner.call(
+        "DELETE", f"/orgs/{team_a.org_id}/members/{team_a.member_ids['viewer']}"
+    )
+    assert removed.status_code == 204
+    got = _events(stream, 1)
+    stream.close()
+    assert got and got[-1]["event"] == "end"

@@ -1,0 +1,120 @@
+"""The role matrix: every org endpoint x {owner, operator, viewer, member of another org,
+anonymous, removed member}, each on fresh objects, against one table of expectations."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from api.security import SCOPE_ATTR
+from fusion.auth.access import RANK
+from fusion.orgs.models import Role
+from tests.api.conftest import Caller, Team, signup
+from tests.api.kit import ENDPOINTS, make_kit
+
+
+def _removed_member(client: FlaskClient, team: Team) -> Caller:
+    person = signup(client)
+    email = client.get("/me", headers=person.headers).json["user"]["email"]
+    added = team.owner.post(
+        f"/orgs/{team.org_id}/members", json={"email": email, "role": "operator"}
+    )
+    assert added.status_code == 201
+    assert person.get(f"/orgs/{team.org_id}").status_code == 200
+    removed = team.owner.call("DELETE", f"/orgs/{team.org_id}/members/{added.json['id']}")
+    assert removed.status_code == 204
+    return person
+
+
+def test_role_matrix(client: FlaskClient, team_a: Team, team_b: Team, admin_engine: Engine) -> None:
+    # Given people of every standing towards org A (the removed one still holds a valid token)
+    callers = {
+        "owner": team_a.owner,
+        "operator": team_a.operator,
+        "viewer": team_a.viewer,
+        "other org": team_b.owner,
+        "anonymous": Caller(client, {}),
+        "removed": _removed_member(client, team_a),
+    }
+    mismatches = []
+    for endpoint in ENDPOINTS:
+        for name, caller in callers.items():
+            # When each calls the endpoint on objects made just for this call
+            kit = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id)
+            response = caller.call(endpoint.method, endpoint.url(kit), json=endpoint.json(kit))
+            status = response.status_code
+            response.close()
+            # Then the answer is exactly what the table says
+            if name == "anonymous":
+                expected = 401
+            elif name in ("other org", "removed"):
+                expected = 404
+            elif RANK[Role(name)] < RANK[Role(endpoint.role)]:
+                expected = 403
+            else:
+                expected = endpoint.expected_success(name)
+            if status != expected:
+                detail = response.get_json(silent=True)
+                mismatches.append(
+                    f"{endpoint.method} {endpoint.path} as {name}: {status} != {expected} {detail}"
+                )
+    assert not mismatches, "\n".join(mismatches)
+
+
+def test_account_endpoints(client: FlaskClient, team_a: Team) -> None:
+    assert client.get("/me").status_code == 401
+    assert client.post("/orgs", json={"name": "X"}).status_code == 401
+    me = team_a.viewer.get("/me")
+    assert me.status_code == 200
+    assert [o["role"] for o in me.json["orgs"]] == ["viewer"]
+
+
+def test_every_route_declares_who_may_call_it(app: Flask) -> None:
+    # A route without a declared scope would be open by accident (default deny).
+    undeclared = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in ("static",) or rule.endpoint.startswith("api-docs."):
+            continue
+        view = app.view_functions[rule.endpoint]
+        view_class = getattr(view, "view_class", None)
+        handlers = (
+            [
+                getattr(view_class, m.lower())
+                for m in rule.methods or ()
+                if hasattr(view_class, m.lower())
+            ]
+            if view_class
+            else [view]
+        )
+        for handler in handlers:
+            if not _declared(handler):
+                undeclared.append(f"{rule.rule} {handler.__name__}")
+    assert not undeclared
+    # And every org route is in the matrix above
+    matrix = {(e.method, e.path.replace("{", "<").replace("}", ">")) for e in ENDPOINTS}
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/orgs/<uuid:org_id>"):
+            for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
+                path = _normalise(rule.rule)
+                if not any(m == method and _normalise(p) == path for m, p in matrix):
+                    missing.append(f"{method} {rule.rule}")
+    assert not missing
+
+
+def _normalise(path: str) -> str:
+    import re
+
+    return re.sub(r"<[^>]+>", "<>", path)
+
+
+def _declared(handler: object) -> bool:
+    seen = handler
+    for _ in range(20):
+        if getattr(seen, SCOPE_ATTR, None):
+            return True
+        seen = getattr(seen, "__wrapped__", None)
+        if seen is None:
+            return False
+    return False

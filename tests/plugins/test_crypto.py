@@ -1,0 +1,64 @@
+"""Store credentials at rest: Fernet, bound to org and store, rotatable."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+from cryptography.fernet import Fernet
+
+from fusion.config import Settings
+from fusion.errors import PermanentError
+from fusion.security.crypto import (
+    CredentialsUnreadable,
+    decrypt_credentials,
+    encrypt_credentials,
+    rotate,
+)
+
+ORG, STORE, OTHER = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+CANARY = "shpat_canary0123456789abcdef"
+
+
+def _settings(*keys: str) -> Settings:
+    return Settings(encryption_keys=tuple(keys))
+
+
+def test_round_trip_gives_secrets_that_never_print() -> None:
+    s = _settings(Fernet.generate_key().decode())
+    token = encrypt_credentials(s, ORG, STORE, {"access_token": CANARY})
+    assert CANARY.encode() not in token
+    creds = decrypt_credentials(s, ORG, STORE, token)
+    assert creds == {"access_token": CANARY}
+    assert CANARY not in repr(creds) and CANARY not in f"{creds['access_token']}"
+
+
+def test_ciphertext_of_another_store_is_refused_without_echoing_it() -> None:
+    s = _settings(Fernet.generate_key().decode())
+    token = encrypt_credentials(s, ORG, STORE, {"access_token": CANARY})
+    with pytest.raises(CredentialsUnreadable, match="different store") as caught:
+        decrypt_credentials(s, ORG, OTHER, token)
+    assert isinstance(caught.value, PermanentError)
+    assert CANARY not in str(caught.value)
+
+
+def test_rotation_moves_to_the_new_key_and_the_old_key_is_retired() -> None:
+    old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
+    token = encrypt_credentials(_settings(old), ORG, STORE, {"k": "v1"})
+    both = _settings(new, old)
+    rotated = rotate(both, token)
+    assert decrypt_credentials(_settings(new), ORG, STORE, rotated) == {"k": "v1"}
+    with pytest.raises(CredentialsUnreadable):
+        decrypt_credentials(_settings(new), ORG, STORE, token)
+    # new encryptions use the newest key
+    fresh = encrypt_credentials(both, ORG, STORE, {"k": "v2"})
+    assert decrypt_credentials(replace(both, encryption_keys=(new,)), ORG, STORE, fresh)
+
+
+def test_garbage_and_non_string_values_are_refused() -> None:
+    s = _settings(Fernet.generate_key().decode())
+    with pytest.raises(CredentialsUnreadable):
+        decrypt_credentials(s, ORG, STORE, b"not a token")
+    with pytest.raises(ValueError):
+        encrypt_credentials(s, ORG, STORE, {"k": 1})  # type: ignore[dict-item]

@@ -1,0 +1,121 @@
+"""Real workers: the happy path, duplicate messages, and a job outliving the visibility
+timeout."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import Engine, text
+
+from fusion.db.session import Database
+from fusion.jobs import service
+from fusion.jobs.models import JobStatus
+from fusion.jobs.service import JobSpec
+from tests.jobs.conftest import executions_of
+from tests.workers.conftest import Celery, wait_until
+from workers.dispatcher import BULK_CHUNK, CeleryDispatcher
+
+pytestmark = pytest.mark.usefixtures("executions")
+
+
+def _status(database: Database, org: uuid.UUID, job_id: uuid.UUID) -> JobStatus:
+    with database.org_session(org) as session:
+        return service.get_job(session, job_id).status
+
+
+def test_an_enqueued_job_is_run_by_a_worker_and_completed(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+) -> None:
+    celery.worker("w1")
+    with database.org_session(org_a) as session:
+        job = service.enqueue(session, org_id=org_a, job_type="test.record")
+    wait_until(lambda: _status(database, org_a, job.id) is JobStatus.COMPLETED, 30)
+    assert executions_of(admin_engine, job.id) == 1
+
+
+def test_the_same_job_id_published_three_times_runs_once(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+) -> None:
+    worker = celery.worker("w1", concurrency=4)
+    with database.org_session(org_a) as session:
+        job = service.enqueue(session, org_id=org_a, job_type="test.record",
+                              payload={"sleep_s": 1})  # fmt: skip
+    publisher.publish([(job.id, "default"), (job.id, "default")])  # two more copies
+    wait_until(lambda: worker.output().count("fusion.run_job[") >= 6, 30)  # 3 received+done
+    wait_until(lambda: _status(database, org_a, job.id) is JobStatus.COMPLETED, 30)
+    time.sleep(0.5)
+    assert executions_of(admin_engine, job.id) == 1
+    assert worker.output().count(f"job {job.id} not claimable") == 2
+
+
+@pytest.mark.slow
+def test_a_job_longer_than_the_visibility_timeout_redelivered_to_a_second_worker_runs_once(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+) -> None:
+    # Given two workers whose broker gives an unacknowledged message to another worker after
+    # 2 s, and checks for such messages every ~5 s (kombu: every 10th of 0.5 s ticks)
+    short = {"FUSION_BROKER_VISIBILITY_TIMEOUT_S": "2", "FUSION_BROKER_RESTORE_INTERVAL_S": "0.5"}
+    first = celery.worker("first", concurrency=1, **short)
+    with database.org_session(org_a) as session:
+        job = service.enqueue(
+            session, org_id=org_a, job_type="test.record", payload={"sleep_s": 14}
+        )
+    wait_until(lambda: _status(database, org_a, job.id) is JobStatus.RUNNING, 20)
+    second = celery.worker("second", concurrency=1, **short)
+    # When the broker redelivers the running job's message to the second worker
+    wait_until(lambda: f"job {job.id} not claimable" in second.output(), 40)
+    assert _status(database, org_a, job.id) is JobStatus.RUNNING
+    # Then it is completed by the first worker, once
+    wait_until(lambda: _status(database, org_a, job.id) is JobStatus.COMPLETED, 30)
+    assert executions_of(admin_engine, job.id) == 1
+    with admin_engine.connect() as conn:
+        worker = conn.execute(
+            text("SELECT worker FROM test_executions WHERE job_id = :j"), {"j": job.id}
+        ).scalar_one()
+    assert first.proc is not None and f":{first.proc.pid}:" in worker
+
+
+def test_another_orgs_new_job_passes_an_orgs_backlog_on_the_same_queue(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+    org_b: uuid.UUID,
+) -> None:
+    # Given org A's 400-job import waiting on the queue (bulk lane) and one slow worker slot
+    with database.org_session(org_a) as session:
+        service.enqueue_many(
+            session,
+            org_id=org_a,
+            specs=[JobSpec("test.record", payload={"sleep_s": 0.02}) for _ in range(400)],
+        )
+    # When org B enqueues one job after all of them
+    with database.org_session(org_b) as session:
+        b_job = service.enqueue(session, org_id=org_b, job_type="test.record")
+    celery.worker("w1", concurrency=1)
+    # Then B's job runs long before A's backlog is through
+    wait_until(lambda: _status(database, org_b, b_job.id) is JobStatus.COMPLETED, 60)
+    with admin_engine.connect() as conn:
+        a_done_before_b = conn.execute(
+            text(
+                "SELECT count(*) FROM jobs WHERE org_id = :a AND started_at < "
+                "(SELECT started_at FROM jobs WHERE id = :b)"
+            ),
+            {"a": org_a, "b": b_job.id},
+        ).scalar_one()
+    assert a_done_before_b <= BULK_CHUNK  # at most the one message the worker had taken

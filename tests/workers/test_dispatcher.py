@@ -1,0 +1,38 @@
+"""How the Celery dispatcher packs job ids into messages (pure logic, no broker needed)."""
+
+from __future__ import annotations
+
+import uuid
+
+from celery import Celery
+
+from fusion.jobs.lanes import Lane
+from workers.dispatcher import BULK_CHUNK, CeleryDispatcher
+
+
+def _jobs(n: int, queue: str = "etsy") -> list[tuple[uuid.UUID, str]]:
+    return [(uuid.uuid4(), queue) for _ in range(n)]
+
+
+def test_normal_and_urgent_jobs_get_one_message_each() -> None:
+    dispatcher = CeleryDispatcher(Celery("t"))
+    jobs = _jobs(100)
+    for lane in (Lane.NORMAL, Lane.URGENT):
+        messages = dispatcher._messages(jobs, lane)
+        assert messages == [("etsy", [str(job_id)]) for job_id, _ in jobs]
+
+
+def test_a_bulk_batch_is_packed_per_queue_into_small_chunks_keeping_every_id_once() -> None:
+    dispatcher = CeleryDispatcher(Celery("t"))
+    jobs = _jobs(1000) + _jobs(10, "shopify")
+    messages = dispatcher._messages(jobs, Lane.BULK)
+    ids = [i for _, chunk in messages for i in chunk]
+    assert sorted(ids) == sorted(str(j) for j, _ in jobs)
+    assert max(len(chunk) for _, chunk in messages) == BULK_CHUNK
+    assert {q for q, chunk in messages if len(chunk) > 1} == {"etsy"}  # 10 jobs: spread out
+    assert all(q == "shopify" for q, chunk in messages if str(jobs[-1][0]) in chunk)
+
+
+def test_chunking_can_be_turned_off() -> None:
+    dispatcher = CeleryDispatcher(Celery("t"), bulk_chunk=1)
+    assert len(dispatcher._messages(_jobs(300), Lane.BULK)) == 300

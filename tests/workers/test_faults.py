@@ -1,0 +1,106 @@
+"""Fault injection with real workers: kill -9 mid-job, Redis restarted with a backlog."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import Engine, text
+
+from fusion.db.session import Database
+from fusion.jobs import service
+from fusion.jobs.models import JobStatus
+from fusion.jobs.service import JobSpec
+from tests.jobs.conftest import executions_of
+from tests.support.servers import RedisServer
+from tests.workers.conftest import Celery, wait_until
+from workers.dispatcher import CeleryDispatcher
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("executions")]
+
+
+def _status(database: Database, org: uuid.UUID, job_id: uuid.UUID) -> JobStatus:
+    with database.org_session(org) as session:
+        return service.get_job(session, job_id).status
+
+
+def test_a_worker_killed_mid_job_leaves_the_job_completed_exactly_once(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+) -> None:
+    # Given a worker running a 3-second job, and beat sweeping every second
+    doomed = celery.worker("doomed", concurrency=2)
+    celery.beat()
+    with database.org_session(org_a) as session:
+        job = service.enqueue(session, org_id=org_a, job_type="test.record",
+                              payload={"sleep_s": 3})  # fmt: skip
+    wait_until(lambda: _status(database, org_a, job.id) is JobStatus.RUNNING, 20)
+    time.sleep(1)
+    # When the worker is killed with SIGKILL in the middle of it
+    doomed.kill()
+    killed_at = time.monotonic()
+    assert executions_of(admin_engine, job.id) == 0
+    survivor = celery.worker("survivor", concurrency=2)
+    # Then the reaper gives the job back and the survivor completes it, once
+    wait_until(lambda: _status(database, org_a, job.id) is JobStatus.COMPLETED, 60)
+    rescue_s = time.monotonic() - killed_at
+    assert executions_of(admin_engine, job.id) == 1
+    with database.org_session(org_a) as session:
+        job_row = service.get_job(session, job.id)
+        story = [e.message for e in service.job_logs(session, job.id)]
+    assert job_row.attempts == 2
+    assert any(m.startswith("lease expired; back to pending") for m in story)
+    assert survivor.proc is not None
+    print(f"rescued and completed {rescue_s:.1f}s after SIGKILL")
+
+
+def test_redis_restarted_with_a_thousand_jobs_pending_every_job_completes_once(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+    redis_server: RedisServer | None,
+) -> None:
+    if redis_server is None:
+        pytest.skip("FUSION_TEST_REDIS_URL is set: the shared Redis is not ours to restart")
+    # Given 1,000 jobs published to Redis and a worker draining them
+    with database.org_session(org_a) as session:
+        jobs = service.enqueue_many(
+            session,
+            org_id=org_a,
+            specs=[JobSpec("test.record", payload={"sleep_s": 0.05}) for _ in range(1000)],
+        )
+    celery.worker("w1", concurrency=8)
+    celery.worker("w2", concurrency=8)
+    celery.beat()
+    wait_until(lambda: _completed(admin_engine) >= 50, 60, every=0.05)
+    # When Redis restarts empty (no persistence): every message still queued is gone
+    redis_server.restart()
+    lost = 1000 - _completed(admin_engine)
+    assert lost > 0
+    # Then workers and beat reconnect, the dispatcher republishes, and every job completes
+    wait_until(lambda: _completed(admin_engine) == 1000, 120, every=0.5)
+    with admin_engine.connect() as conn:
+        runs = conn.execute(
+            text("SELECT count(*), count(DISTINCT job_id) FROM test_executions")
+        ).one()
+    assert tuple(runs) == (1000, 1000)
+    assert {j.id for j in jobs} == set(_completed_ids(admin_engine))
+    print(f"{lost} jobs had lost their message in the restart")
+
+
+def _completed(admin_engine: Engine) -> int:
+    with admin_engine.connect() as conn:
+        return int(
+            conn.execute(text("SELECT count(*) FROM jobs WHERE status = 'completed'")).scalar_one()
+        )
+
+
+def _completed_ids(admin_engine: Engine) -> list[uuid.UUID]:
+    with admin_engine.connect() as conn:
+        return list(conn.execute(text("SELECT id FROM jobs WHERE status = 'completed'")).scalars())

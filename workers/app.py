@@ -1,0 +1,94 @@
+"""The Celery app: ``celery -A workers.app worker`` / ``beat``. Tasks are thin wrappers.
+
+``run_job`` claims and runs one job through ``fusion.jobs.engine``; the sweeps call
+``fusion.jobs.sweeps``. Nothing here decides a retry: Celery never retries a task, the
+engine reschedules the job in Postgres (delays live in ``scheduled_at``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from celery import Celery
+from celery.signals import worker_ready
+
+import celeryconfig
+from fusion.jobs import sweeps
+from fusion.jobs.lanes import Lane
+from workers.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+# How long one bulk message may hold a worker thread before it passes the rest on.
+BULK_SLICE_S = 0.5
+
+app = Celery("fusion")
+app.config_from_object(celeryconfig)
+
+
+@app.task(name=celeryconfig.RUN_JOB, ignore_result=True)
+def run_job(job_id: str) -> str:
+    """Claim and run job ``job_id``; a malformed id is dropped (nothing could claim it)."""
+    try:
+        parsed = uuid.UUID(job_id)
+    except (ValueError, TypeError):
+        log.error("dropping a run_job message with a malformed id")
+        return "malformed"
+    return runtime(app).engine.execute(parsed).value
+
+
+@app.task(name=celeryconfig.RUN_JOBS, ignore_result=True)
+def run_jobs(job_ids: list[str], queue: str) -> dict[str, int]:
+    """Claim and run each of ``job_ids`` in turn (a bulk lane message); each is claimed on its
+    own, so the batch is only a way of carrying ids. After ``BULK_SLICE_S`` the ids not yet
+    started go back to the queue as a new message, so no thread is held by a batch for long
+    (a new job of another org waits for a free slot, not for a whole batch)."""
+    engine = runtime(app).engine
+    deadline = time.monotonic() + BULK_SLICE_S
+    outcomes: dict[str, int] = {}
+    ids = [str(i) for i in job_ids] if isinstance(job_ids, list) else []
+    for n, job_id in enumerate(ids):
+        if n and time.monotonic() > deadline:
+            app.send_task(
+                celeryconfig.RUN_JOBS,
+                args=[ids[n:], queue],
+                queue=queue,
+                routing_key=queue,
+                priority=int(Lane.BULK),
+            )
+            outcomes["passed_on"] = len(ids) - n
+            break
+        try:
+            parsed = uuid.UUID(job_id)
+        except ValueError:
+            log.error("dropping a malformed id from a run_jobs message")
+            continue
+        outcome = engine.execute(parsed).value
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
+@app.task(name=celeryconfig.REAP, ignore_result=True)
+def reap() -> dict[str, int]:
+    """Return expired leases to pending (or fail them); publish the rescued ones."""
+    counts = sweeps.reap(runtime(app).database)
+    if counts:
+        log.info("reaped: %s", counts)
+    return counts
+
+
+@app.task(name=celeryconfig.DISPATCH_DUE, ignore_result=True)
+def dispatch_due() -> int:
+    """Publish due pending jobs whose message is missing or stale."""
+    published = sweeps.dispatch_due(runtime(app).database, stale_s=celeryconfig.DISPATCH_STALE_S)
+    if published:
+        log.info("dispatched %d due job(s)", published)
+    return published
+
+
+@worker_ready.connect
+def _warm_up(**_: object) -> None:
+    # Connect and start the lease keeper before the first message, not during it.
+    runtime(app)

@@ -1,0 +1,75 @@
+"""The Celery implementation of the publish port (``fusion.jobs.dispatch.Dispatcher``).
+
+Public on purpose: the API installs it at start-up (``install(CeleryDispatcher())``), the
+one thing the API may import from ``workers``. A message carries job ids only, sent by task
+name to the jobs' queue; never a payload.
+
+Urgent and normal lanes get one message per job (``fusion.run_job``): lowest latency, and
+every worker slot can take one. The bulk lane packs a big batch into messages of up to
+``BULK_CHUNK`` ids (``fusion.run_jobs``), still claimed and run one job at a time: Celery's
+per-message cost is most of a short job's cost, and a 10,000-job import need not pay it
+10,000 times. Chunks stay small enough that a batch still spreads over every worker slot.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+
+from celery import Celery
+
+import celeryconfig
+from fusion.jobs.lanes import Lane
+
+BULK_CHUNK = 16
+# Aim for at least this many messages per batch so all worker slots get work.
+SPREAD = 64
+
+
+def producer_app() -> Celery:
+    """A Celery app that only publishes, configured from ``celeryconfig``."""
+    app = Celery("fusion-publisher")
+    app.config_from_object(celeryconfig)
+    return app
+
+
+class CeleryDispatcher:
+    """Publishes ``fusion.run_job(job_id)`` messages, one per job, on one pooled connection."""
+
+    def __init__(self, app: Celery | None = None, *, bulk_chunk: int = BULK_CHUNK) -> None:
+        self.app = app or producer_app()
+        self.bulk_chunk = max(bulk_chunk, 1)
+
+    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None:
+        self.publish_in_lane(jobs, Lane.NORMAL)
+
+    def publish_in_lane(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane) -> None:
+        if not jobs:
+            return
+        with self.app.producer_or_acquire() as producer:
+            for queue, ids in self._messages(jobs, lane):
+                single = len(ids) == 1
+                self.app.send_task(
+                    celeryconfig.RUN_JOB if single else celeryconfig.RUN_JOBS,
+                    args=[ids[0]] if single else [ids, queue],
+                    queue=queue,
+                    routing_key=queue,
+                    priority=int(lane),
+                    producer=producer,
+                )
+
+    def _messages(
+        self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane
+    ) -> list[tuple[str, list[str]]]:
+        if lane != Lane.BULK or self.bulk_chunk == 1:
+            return [(queue, [str(job_id)]) for job_id, queue in jobs]
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for job_id, queue in jobs:
+            by_queue[queue].append(str(job_id))
+        messages = []
+        for queue, ids in by_queue.items():
+            size = min(self.bulk_chunk, max(1, math.ceil(len(ids) / SPREAD)))
+            messages += [(queue, ids[i : i + size]) for i in range(0, len(ids), size)]
+        return messages

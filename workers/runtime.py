@@ -1,0 +1,74 @@
+"""What a worker process holds: settings, database, Redis, the engine; built once, lazily.
+
+Thread-pool workers share one runtime per process. It is built on first use (not at import)
+so that ``celery inspect`` and friends never connect to Postgres.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+
+import schemas.jobs
+from fusion.config import Settings
+from fusion.db.session import Database
+from fusion.errors import ConfigError
+from fusion.jobs import dispatch, registry
+from fusion.jobs.engine import Engine
+from workers.dispatcher import CeleryDispatcher
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    database: Database
+    redis: Any
+    engine: Engine
+    pid: int
+
+
+_runtime: Runtime | None = None
+_lock = threading.Lock()
+
+
+def runtime(app: Celery) -> Runtime:
+    """This process's runtime, built on first call: job modules imported, the payload
+    validator and the Celery dispatcher installed, the lease keeper started."""
+    global _runtime
+    # A forked pool child must not reuse its parent's connections: it builds its own.
+    if _runtime is not None and _runtime.pid == os.getpid():
+        return _runtime
+    with _lock:
+        if _runtime is None or _runtime.pid != os.getpid():
+            _redact_logs()
+            settings = Settings.from_env()
+            if not settings.app_database_url:
+                raise ConfigError("FUSION_DATABASE_URL or FUSION_APP_DATABASE_URL: required")
+            # Pool sized for the thread pool plus the lease keeper and sweeps.
+            database = Database(settings.app_database_url, pool_size=10, max_overflow=10)
+            client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
+            loaded = registry.load_job_modules()
+            schemas.jobs.install()
+            dispatch.install(CeleryDispatcher(app))
+            engine = Engine(settings, database, redis=client)
+            engine.start()
+            log.info("worker %s ready; job modules: %s", engine.worker_id, ", ".join(loaded))
+            _runtime = Runtime(settings, database, client, engine, os.getpid())
+    return _runtime
+
+
+def _redact_logs() -> None:
+    # Secrets must never reach a worker's log; the security module knows what they look like.
+    try:
+        from fusion.security import redact
+    except ImportError:
+        return
+    redact.install()
