@@ -1,7 +1,8 @@
 """The Celery app: ``celery -A workers.app worker`` / ``beat``. Tasks are thin wrappers.
 
 ``run_job`` claims and runs one job through ``fusion.jobs.engine``; the sweeps call
-``fusion.jobs.sweeps``. Nothing here decides a retry: Celery never retries a task, the
+``fusion.jobs.sweeps``; the two beat housekeeping tasks call ``fusion.inventory.sync`` and
+``fusion.approvals.expiry``. Nothing here decides a retry: Celery never retries a task, the
 engine reschedules the job in Postgres (delays live in ``scheduled_at``).
 """
 
@@ -15,6 +16,8 @@ from celery import Celery
 from celery.signals import worker_ready
 
 import celeryconfig
+from fusion.approvals import expiry
+from fusion.inventory import sync as inventory_sync
 from fusion.jobs import sweeps
 from fusion.jobs.lanes import Lane
 from workers.runtime import runtime
@@ -86,6 +89,29 @@ def dispatch_due() -> int:
     if published:
         log.info("dispatched %d due job(s)", published)
     return published
+
+
+@app.task(name=celeryconfig.SYNC_INVENTORY, ignore_result=True)
+def sync_all_stores() -> dict[str, int]:
+    """Enqueue this slot's sync_inventory job for every active store (beat, every 15 min)."""
+    run = inventory_sync.sync_all_stores(runtime(app).database)
+    log.info(
+        "inventory sync for slot %s: %d store(s) due, %d job(s) enqueued, %d org(s) failed",
+        run.slot.isoformat(),
+        run.due,
+        run.enqueued,
+        run.failed_orgs,
+    )
+    return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
+
+
+@app.task(name=celeryconfig.EXPIRE_APPROVALS, ignore_result=True)
+def expire_approvals() -> int:
+    """Mark pending approvals past their expiry as expired (beat, every 5 min)."""
+    expired = expiry.expire_due(runtime(app).database)
+    if expired:
+        log.info("expired %d approval(s)", len(expired))
+    return len(expired)
 
 
 @worker_ready.connect

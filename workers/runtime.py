@@ -14,6 +14,7 @@ from typing import Any
 
 import redis
 from celery import Celery
+from sqlalchemy.exc import SQLAlchemyError
 
 import schemas.jobs
 from fusion.config import Settings
@@ -21,6 +22,7 @@ from fusion.db.session import Database
 from fusion.errors import ConfigError
 from fusion.jobs import dispatch, registry
 from fusion.jobs.engine import Engine
+from fusion.plugins.sync import sync_plugins
 from workers.dispatcher import CeleryDispatcher
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,8 @@ _lock = threading.Lock()
 
 def runtime(app: Celery) -> Runtime:
     """This process's runtime, built on first call: job modules imported, the payload
-    validator and the Celery dispatcher installed, the lease keeper started."""
+    validator and the Celery dispatcher installed, the plugin contracts synced, the lease
+    keeper started."""
     global _runtime
     # A forked pool child must not reuse its parent's connections: it builds its own.
     if _runtime is not None and _runtime.pid == os.getpid():
@@ -57,12 +60,25 @@ def runtime(app: Celery) -> Runtime:
             client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
             loaded = registry.load_job_modules()
             schemas.jobs.install()
+            _sync_plugin_contracts(database)
             dispatch.install(CeleryDispatcher(app))
             engine = Engine(settings, database, redis=client)
             engine.start()
             log.info("worker %s ready; job modules: %s", engine.worker_id, ", ".join(loaded))
             _runtime = Runtime(settings, database, client, engine, os.getpid())
     return _runtime
+
+
+def _sync_plugin_contracts(database: Database) -> None:
+    # Once per process, as the API does at start: the plugins/plugin_contracts tables are
+    # global, so no org. A failure must not keep the worker from running jobs; the tables
+    # lag until the next process starts (or `fusion plugins sync`).
+    try:
+        with database.system_session() as session:
+            synced = sync_plugins(session)
+        log.info("plugin contracts synced: %s", ", ".join(r.slug for r in synced))
+    except SQLAlchemyError as exc:
+        log.warning("plugin contract sync failed: %s", type(exc).__name__)
 
 
 def _redact_logs() -> None:

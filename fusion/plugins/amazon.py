@@ -100,18 +100,6 @@ class AmazonClient(PlatformClient):
                     f"amazon_sc {operation} refused the seller's authorisation (403): "
                     f"{_error_text(response)}"
                 )
-        if not operation.startswith(
-            (
-                "getListingsItem",
-                "putListingsItem",
-                "patchListingsItem",
-                "deleteListingsItem",
-                "searchListingsItems",
-            )
-        ):
-            # x-amzn-RateLimit-Limit is per operation (createFeed allows 0.0083 rps); put the
-            # store's shared bucket back on the listings plan it is sized for.
-            self.http.feedback(refill_rate=LISTINGS_RATE.requests_per_second)
         return response
 
     def _item_path(self, sku: str) -> str:

@@ -334,10 +334,9 @@ class StoreHttp:
         capacity = refill = None
         per_second = _float(h, "x-limit-per-second")
         if per_second is not None and per_second > 0:
-            # Etsy counts fixed one-second windows: a bucket lets through capacity + refill
-            # in one window, so N per window is safe only with capacity + refill <= N.
-            capacity = 1.0
-            refill = per_second - 1 if per_second >= 2 else per_second / 2
+            # Etsy's queries-per-second limit, emulated as a bucket of N refilled N a second;
+            # the bucket's safety margin keeps the hub just under it.
+            capacity = refill = per_second
         shop_limit = h.get("x-shopify-shop-api-call-limit")  # REST: "used/bucket"
         if shop_limit and "/" in shop_limit:
             used, _, size = shop_limit.partition("/")
@@ -346,9 +345,6 @@ class StoreHttp:
                 available = capacity - float(used)
             except ValueError:
                 pass
-        amazon_rate = _float(h, "x-amzn-ratelimit-limit")
-        if amazon_rate is not None:
-            refill = amazon_rate
         if available is None:
             available = _float(h, "x-ratelimit-remaining")
         if available is None and capacity is None and refill is None:

@@ -1,7 +1,7 @@
 """api auth and access
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-28
 
 The narrow cross-org reads the API needs before it knows (or to list) the caller's orgs, and
@@ -16,8 +16,8 @@ from alembic import op
 
 from fusion.db.rls import system_function_owner
 
-revision = "0005"
-down_revision = "0004"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,185 @@
+"""The recurring inventory sync: one sync_inventory job per active store per 15-minute slot,
+against the real database (and, last, through a real Celery worker)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+
+import celeryconfig
+import schemas.jobs
+from fusion.db.session import Database
+from fusion.inventory.sync import idempotency_key, slot_start, sync_all_stores
+from fusion.jobs import dispatch, registry
+from tests.jobs.conftest import RecordingDispatcher
+from tests.workers.conftest import Celery, celery, wait_until, worker_env  # noqa: F401
+from workers.dispatcher import producer_app
+
+NOW = datetime(2026, 11, 28, 10, 7, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def recorder() -> Iterator[RecordingDispatcher]:
+    registry.load_job_modules()
+    schemas.jobs.install()
+    recording = RecordingDispatcher()
+    dispatch.install(recording)
+    try:
+        yield recording
+    finally:
+        dispatch.install(None)
+
+
+def add_store(
+    admin_engine: Engine, org: uuid.UUID, platform: str = "shopify", status: str = "active"
+) -> uuid.UUID:
+    store_id = uuid.uuid4()
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO stores (id, org_id, platform, name, external_id, status) "
+                "VALUES (:id, :org, :platform, 'Shop', :ext, :status)"
+            ),
+            {"id": store_id, "org": org, "platform": platform, "ext": store_id.hex,
+             "status": status},
+        )  # fmt: skip
+    return store_id
+
+
+def sync_jobs(admin_engine: Engine) -> list[tuple[uuid.UUID, uuid.UUID, str, str, str]]:
+    """(org, store, queue, status, idempotency key) of every sync_inventory job."""
+    with admin_engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT org_id, store_id, queue, status::text, idempotency_key FROM jobs "
+                "WHERE job_type = 'sync_inventory' ORDER BY created_at, store_id"
+            )
+        ).all()
+    return [tuple(r) for r in rows]
+
+
+def finish_all(admin_engine: Engine) -> None:
+    with admin_engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET status = 'completed', finished_at = now()"))
+
+
+def test_slot_start_floors_to_the_quarter_hour_in_utc() -> None:
+    assert slot_start(NOW) == datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
+    local = datetime(2026, 11, 28, 11, 59, 59, tzinfo=UTC).astimezone()
+    assert slot_start(local) == datetime(2026, 11, 28, 11, 45, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        slot_start(datetime(2026, 11, 28, 10, 7))  # naive
+
+
+def test_every_active_store_of_every_org_gets_exactly_one_sync_job(
+    recorder: RecordingDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+    org_b: uuid.UUID,
+) -> None:
+    # Given two stores in org A, one active and one paused store in org B
+    a1 = add_store(admin_engine, org_a, "shopify")
+    a2 = add_store(admin_engine, org_a, "etsy")
+    b1 = add_store(admin_engine, org_b, "printify")
+    add_store(admin_engine, org_b, "shopify", status="paused")
+    # When the sync runs
+    run = sync_all_stores(database, now=NOW)
+    # Then each active store has one pending job on its platform's queue, keyed by the slot
+    assert (run.due, run.enqueued, run.failed_orgs) == (3, 3, 0)
+    jobs = sync_jobs(admin_engine)
+    assert sorted(jobs) == sorted(
+        [
+            (org_a, a1, "shopify", "pending", idempotency_key(a1, NOW)),
+            (org_a, a2, "etsy", "pending", idempotency_key(a2, NOW)),
+            (org_b, b1, "printify", "pending", idempotency_key(b1, NOW)),
+        ]
+    )
+    assert idempotency_key(a1, NOW) == f"sync_inventory:{a1}:2026-11-28T10:00Z"
+    # and each was published once, after its org's commit, on its queue
+    assert sorted((q for _, q, _ in recorder.published)) == ["etsy", "printify", "shopify"]
+    assert len(set(recorder.ids)) == 3
+
+
+def test_a_second_run_in_the_same_slot_enqueues_nothing_the_next_slot_does(
+    recorder: RecordingDispatcher, database: Database, admin_engine: Engine, org_a: uuid.UUID
+) -> None:
+    # Given a store whose sync for this slot already ran to completion
+    store = add_store(admin_engine, org_a)
+    assert sync_all_stores(database, now=NOW).enqueued == 1
+    finish_all(admin_engine)
+    published = len(recorder.published)
+    # When the sync runs again later in the same slot
+    again = sync_all_stores(database, now=NOW + timedelta(minutes=7))
+    # Then the store is due but its slot key is taken: nothing new, nothing published
+    assert (again.due, again.enqueued) == (1, 0)
+    assert len(sync_jobs(admin_engine)) == 1
+    assert len(recorder.published) == published
+    # When the next slot starts, the store gets its next job
+    assert sync_all_stores(database, now=NOW + timedelta(minutes=15)).enqueued == 1
+    keys = [key for *_, key in sync_jobs(admin_engine)]
+    assert keys == [idempotency_key(store, NOW), f"sync_inventory:{store}:2026-11-28T10:15Z"]
+
+
+def test_a_store_whose_last_sync_has_not_finished_gets_none_in_the_next_slot(
+    recorder: RecordingDispatcher, database: Database, admin_engine: Engine, org_a: uuid.UUID
+) -> None:
+    add_store(admin_engine, org_a)
+    sync_all_stores(database, now=NOW)
+    with admin_engine.begin() as conn:  # the worker has claimed it and is still at it
+        conn.execute(text("UPDATE jobs SET status = 'running'"))
+    run = sync_all_stores(database, now=NOW + timedelta(minutes=15))
+    assert (run.due, run.enqueued) == (0, 0)
+    assert [status for *_, status, _ in sync_jobs(admin_engine)] == ["running"]
+
+
+def test_concurrent_runs_in_one_slot_enqueue_each_store_once(
+    recorder: RecordingDispatcher, database: Database, admin_engine: Engine, org_a: uuid.UUID
+) -> None:
+    stores = {add_store(admin_engine, org_a) for _ in range(5)}
+    runs = []
+    start = threading.Barrier(4)
+
+    def run() -> None:
+        start.wait()
+        runs.append(sync_all_stores(database, now=NOW))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert len(runs) == 4
+    assert sum(r.enqueued for r in runs) == 5
+    assert sorted(s for _, s, *_ in sync_jobs(admin_engine)) == sorted(stores)
+    assert len(recorder.published) == 5
+
+
+def test_the_beat_task_run_by_a_real_worker_enqueues_the_jobs(
+    celery: Celery,  # noqa: F811
+    worker_env: dict[str, str],  # noqa: F811
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+    org_b: uuid.UUID,
+) -> None:
+    # Given a worker on the default queue (the sync jobs go to platform queues nobody serves)
+    a = add_store(admin_engine, org_a, "shopify")
+    b = add_store(admin_engine, org_b, "etsy")
+    worker = celery.worker("housekeeping", queues="default", concurrency=2)
+    # When beat's message for the task name arrives
+    sender = producer_app()
+    sender.conf.broker_url = worker_env["FUSION_REDIS_URL"]
+    sender.send_task(celeryconfig.SYNC_INVENTORY, queue="default")
+    # Then each store's job appears, pending, on its queue
+    wait_until(lambda: len(sync_jobs(admin_engine)) == 2, 30)
+    assert sorted((s, q, st) for _, s, q, st, _ in sync_jobs(admin_engine)) == sorted(
+        [(a, "shopify", "pending"), (b, "etsy", "pending")]
+    )
+    wait_until(lambda: "2 job(s) enqueued" in worker.output(), 10)
+    assert "plugin contracts synced" in worker.output()
+    assert "unregistered task" not in worker.output().lower()
