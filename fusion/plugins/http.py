@@ -30,6 +30,7 @@ from tenacity import (
 from tenacity import Retrying as _Retrying
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.metrics import record_rate_limit_wait
 from fusion.plugins.base import ApiCall, HttpResponse, RateLimitSpec, StoreConnection
 from fusion.ratelimit.bucket import TokenBucket
 from fusion.security.redact import redact_text
@@ -296,6 +297,7 @@ class StoreHttp:
             if self.bucket is not None:
                 self.bucket.feedback(retry_after_s=max(wait, 0.001))
             self._write_state(force=True)
+            self._count_wait(wait)
             raise RateLimited(wait, f"{where} answered 429; retry in {wait:.2f}s")
         excerpt = self._excerpt(response.body)
         if status >= 500 or status == 408:
@@ -318,13 +320,20 @@ class StoreHttp:
             if grant.granted:
                 return
             if first or waited + grant.wait_s > self.max_inline_wait_s:
+                self._count_wait(grant.wait_s)
                 raise RateLimited(
                     grant.wait_s,
                     f"{self.conn.platform} store bucket short; retry in {grant.wait_s:.2f}s",
                 )
             pause = max(grant.wait_s, 0.01)
+            self._count_wait(pause)
             time.sleep(pause)
             waited += pause
+
+    def _count_wait(self, seconds: float) -> None:
+        """Feed ``/metrics``' rate-limit waits (kept in Redis: the API process serves them)."""
+        if self.bucket is not None:
+            record_rate_limit_wait(self.bucket.client, self.conn.platform, seconds)
 
     def _header_feedback(self, response: HttpResponse) -> None:
         if self.bucket is None:

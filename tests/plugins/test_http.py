@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.metrics import RATE_LIMIT_SECONDS_KEY, RATE_LIMIT_WAITS_KEY
 from fusion.plugins.base import ApiCall, RateLimitSpec, Secret, StoreConnection
 from fusion.plugins.http import StoreHttp, parse_retry_after
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
@@ -110,6 +111,7 @@ def test_429_is_rate_limited_with_retry_after_and_blocks_the_bucket(
     app, url = platform
     bucket = TokenBucket(redis_client, str(uuid.uuid4()), BucketConfig(10, 10, margin=0.0))
     http = _http(url, bucket)
+    waits_before = _waits(redis_client)
     with pytest.raises(RateLimited) as caught:
         http.request("GET", "/throttled", call=CALL)
     assert caught.value.retry_after_s == 0.5
@@ -118,6 +120,17 @@ def test_429_is_rate_limited_with_retry_after_and_blocks_the_bucket(
         _http(url, bucket).request("GET", "/ok", call=CALL)
     assert app.hits.get("/ok") is None
     assert bucket.state()["last_throttled_at"] is not None
+    # and both waits are counted for /metrics
+    assert _waits(redis_client) == (
+        waits_before[0] + 2,
+        pytest.approx(waits_before[1] + 1.0, abs=0.05),
+    )
+
+
+def _waits(redis_client: redis_lib.Redis) -> tuple[int, float]:
+    count = redis_client.hget(RATE_LIMIT_WAITS_KEY, "testplat")
+    seconds = redis_client.hget(RATE_LIMIT_SECONDS_KEY, "testplat")
+    return int(count or 0), float(seconds or 0)
 
 
 def test_5xx_is_retryable_4xx_permanent(platform: tuple[Platform, str]) -> None:
