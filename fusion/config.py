@@ -41,6 +41,17 @@ def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -
     return value
 
 
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
     raw = _text(env, name)
     if raw is None:
@@ -123,6 +134,8 @@ class Settings:
     db_idle_in_transaction_timeout_ms: int = 60_000
     request_quota_per_minute: int = 600
     max_body_bytes: int = 1024 * 1024
+    # Private/loopback destinations for store base URLs: sandboxes in dev and tests only.
+    allow_private_egress: bool = True
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -194,6 +207,7 @@ class Settings:
                 env, "FUSION_REQUEST_QUOTA_PER_MINUTE", 600, lo=1, hi=10**7
             ),
             max_body_bytes=_int(env, "FUSION_MAX_BODY_BYTES", 1024 * 1024, lo=1024, hi=10**9),
+            allow_private_egress=_bool(env, "FUSION_ALLOW_PRIVATE_EGRESS", mode != "production"),
         )
 
     def with_urls(self, *, database_url: str, redis_url: str) -> Settings:

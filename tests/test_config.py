@@ -20,6 +20,7 @@ from fusion.errors import ConfigError
         ({"FUSION_ENV": "staging"}, "FUSION_ENV: expected one of dev, test, production"),
         ({"FUSION_ENCRYPTION_KEYS": "short"}, "FUSION_ENCRYPTION_KEYS: key #1 is not a Fernet"),
         ({"FUSION_RETRY_LADDER": "60,five"}, "FUSION_RETRY_LADDER: expected comma-separated"),
+        ({"FUSION_ALLOW_PRIVATE_EGRESS": "maybe"}, "FUSION_ALLOW_PRIVATE_EGRESS: expected true or"),
     ],
 )
 def test_a_malformed_value_names_the_variable(

@@ -25,6 +25,7 @@ from fusion.security.crypto import (
     encrypt_credentials,
     encrypt_secret,
 )
+from fusion.security.egress import EgressRefused, check_destination
 from fusion.stores.models import Store
 
 
@@ -82,8 +83,11 @@ def connect_store(
     settings = _settings(settings)
     _check_platform(platform)
     _check_credentials(credentials)
-    if base_url is not None and not base_url.startswith(("http://", "https://")):
-        raise ValidationFailed("invalid base_url", fields={"base_url": ["must be http(s)"]})
+    if base_url is not None:
+        try:
+            check_destination(base_url, allow_private=settings.allow_private_egress)
+        except EgressRefused as exc:
+            raise ValidationFailed("invalid base_url", fields={"base_url": [str(exc)]}) from None
     BucketConfig.resolve(get_plugin(platform).rate_limit, rate_limit_config)
     store = Store(
         id=uuid.uuid4(),
@@ -143,11 +147,14 @@ def store_connection(settings: Settings, store: Store) -> StoreConnection:
 
     Call it inside the plugin call only and let the result go out of scope with it. Raises
     CredentialsUnreadable (a PermanentError) when the credentials cannot be decrypted or
-    belong to another store, ValidationFailed when the store has no base URL or credentials."""
+    belong to another store, ValidationFailed when the store has no base URL or credentials,
+    EgressRefused (a PermanentError) when the base URL leads somewhere the hub may not call."""
     if not store.base_url:
         raise ValidationFailed("the store has no base_url", fields={"base_url": ["required"]})
     if store.credentials_encrypted is None:
         raise ValidationFailed("the store has no credentials", fields={"credentials": ["none"]})
+    # Checked again at connect time: a name may resolve elsewhere than when it was saved.
+    check_destination(store.base_url, allow_private=settings.allow_private_egress)
     credentials = decrypt_credentials(settings, store.org_id, store.id, store.credentials_encrypted)
     return StoreConnection(
         store_id=str(store.id),
