@@ -8,7 +8,6 @@ theirs the same way). The API and the workers call :func:`install` at start-up.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,8 +15,6 @@ from marshmallow import RAISE, Schema, ValidationError
 
 from fusion.errors import ValidationFailed
 from fusion.jobs import registry
-
-log = logging.getLogger(__name__)
 
 # Modules whose import registers payload schemas here; :func:`install` imports them, so the
 # API and the workers know the same schemas. Add yours to this list.
@@ -52,14 +49,9 @@ def validate_payload(job_type: str, payload: Mapping[str, Any]) -> dict[str, Any
 
 def install() -> None:
     """Import the schema modules and make :func:`validate_payload` the payload validator of
-    ``fusion.jobs``. A schema module that does not exist yet is skipped with a warning."""
+    ``fusion.jobs``."""
     for name in SCHEMA_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if not (exc.name and name.startswith(exc.name)):
-                raise
-            log.warning("payload schema module %s is not installed", name)
+        importlib.import_module(name)
     registry.install_payload_validator(validate_payload)
 
 

@@ -24,16 +24,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The one list of modules whose import registers the hub's own job types; a missing one is
-# skipped (it belongs to a part of the hub that is not installed yet).
-BUILTIN_MODULES = (
-    "fusion.plugins.jobs",
-    "fusion.catalog.jobs",
-    "fusion.inventory.jobs",
-    "fusion.orders.jobs",
-    "fusion.webhooks.jobs",
-    "fusion.approvals.jobs",
-)
+# The one list of modules whose import registers the hub's own job types.
+BUILTIN_MODULES = ("fusion.plugins.jobs",)
 JOB_MODULES_ENV = "FUSION_JOB_MODULES"
 
 Handler = Callable[["JobContext"], Mapping[str, Any] | None]
@@ -109,16 +101,11 @@ def validate_payload(job_type: JobType, payload: Mapping[str, Any] | None) -> di
 
 def load_job_modules(extra: Iterable[str] | None = None) -> list[str]:
     """Import the built-in job modules and those named in ``FUSION_JOB_MODULES`` (or
-    ``extra``); returns the modules imported. Built-ins that do not exist are skipped; a
-    module named explicitly that fails to import raises (a typo must not go unnoticed)."""
+    ``extra``); returns the modules imported. A module that fails to import raises (a typo
+    must not go unnoticed)."""
     loaded: list[str] = []
     for name in BUILTIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name and name.startswith(exc.name):
-                continue
-            raise
+        importlib.import_module(name)
         loaded.append(name)
     names = extra if extra is not None else os.environ.get(JOB_MODULES_ENV, "").split(",")
     for name in (n.strip() for n in names):
