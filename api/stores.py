@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
-from fusion.audit.service import record, snapshot
+from fusion.audit.service import audited_update, record, snapshot
 from fusion.errors import JobError, ValidationFailed
 from fusion.orgs.models import Role
 from fusion.stores import service as stores
@@ -77,19 +77,15 @@ class StoreView(MethodView):
     def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
         """Rename a store or pause it."""
         store = stores.get_store(tx(), store_id)
-        before = snapshot(store, FIELDS)
-        for name, value in body.items():
-            setattr(store, name, value)
-        tx().flush()
-        record(
+        audited_update(
             tx(),
             org_id=org_id,
             actor=access().principal,
+            obj=store,
+            changes=body,
             action="store.update",
             resource_type="store",
-            resource_id=store.id,
-            before=before,
-            after=snapshot(store, FIELDS),
+            fields=FIELDS,
         )
         return store
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
-from fusion.audit.service import record, snapshot
+from fusion.audit.service import audited_update, record, snapshot
 from fusion.auth.access import Access
 from fusion.errors import Conflict, NotFound, PermissionDenied
 from fusion.orgs.models import Role
@@ -203,19 +203,15 @@ def update_policy(
 ) -> ApprovalPolicy:
     """Change the given fields of a policy (others unchanged)."""
     policy = get_policy(session, policy_id)
-    before = snapshot(policy, POLICY_FIELDS)
-    for name, value in changes.items():
-        setattr(policy, name, value)
-    session.flush()
-    record(
+    audited_update(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=policy,
+        changes=changes,
         action="policy.update",
         resource_type="approval_policy",
-        resource_id=policy.id,
-        before=before,
-        after=snapshot(policy, POLICY_FIELDS),
+        fields=POLICY_FIELDS,
     )
     return policy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -91,3 +91,33 @@ def verify(session: Session, org_id: uuid.UUID) -> int | None:
     ``session`` must be scoped to ``org_id`` (RLS hides every other org's entries)."""
     broken = session.scalar(text("SELECT audit_verify(:org)"), {"org": org_id})
     return int(broken) if broken is not None else None
+
+
+def audited_update(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    actor: Principal | None,
+    obj: Any,
+    changes: Mapping[str, Any],
+    action: str,
+    resource_type: str,
+    fields: Iterable[str],
+) -> None:
+    """Set ``changes`` on ``obj`` and record its ``fields`` before and after, in the caller's
+    transaction (so a failed audit insert undoes the change)."""
+    fields = tuple(fields)
+    before = snapshot(obj, fields)
+    for name, value in changes.items():
+        setattr(obj, name, value)
+    session.flush()
+    record(
+        session,
+        org_id=org_id,
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=obj.id,
+        before=before,
+        after=snapshot(obj, fields),
+    )

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from fusion.approvals import service as approvals
 from fusion.approvals.models import Approval
-from fusion.audit.service import record, snapshot
+from fusion.audit.service import audited_update, record, snapshot
 from fusion.auth.access import Access
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
 from fusion.errors import Conflict, NotFound
@@ -75,19 +75,15 @@ def update_product(
 ) -> Product:
     """Change the given fields of a product. Raises NotFound for an unknown id."""
     product = get_product(session, product_id)
-    before = snapshot(product, PRODUCT_FIELDS)
-    for name, value in changes.items():
-        setattr(product, name, value)
-    session.flush()
-    record(
+    audited_update(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=product,
+        changes=changes,
         action="product.update",
         resource_type="product",
-        resource_id=product.id,
-        before=before,
-        after=snapshot(product, PRODUCT_FIELDS),
+        fields=PRODUCT_FIELDS,
     )
     return product
 

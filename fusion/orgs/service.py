@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fusion.audit.service import record, snapshot
+from fusion.audit.service import audited_update, record, snapshot
 from fusion.auth import api_keys
 from fusion.auth.access import Access, Principal
 from fusion.errors import Conflict, NotFound
@@ -77,19 +77,15 @@ def get_org(session: Session, org_id: uuid.UUID) -> Org:
 def update_org(session: Session, access: Access, *, name: str | None) -> Org:
     """Rename the caller's org (fields left None are unchanged)."""
     org = get_org(session, access.org_id)
-    before = snapshot(org, ORG_FIELDS)
-    if name is not None:
-        org.name = name
-    session.flush()
-    record(
+    audited_update(
         session,
         org_id=org.id,
         actor=access.principal,
+        obj=org,
+        changes={"name": name} if name is not None else {},
         action="org.update",
         resource_type="org",
-        resource_id=org.id,
-        before=before,
-        after=snapshot(org, ORG_FIELDS),
+        fields=ORG_FIELDS,
     )
     return org
 
@@ -150,20 +146,17 @@ def _other_owners(session: Session, member: OrgMember) -> int:
 def change_role(session: Session, access: Access, member_id: uuid.UUID, role: Role) -> OrgMember:
     """Give a member another role. Raises Conflict if it would leave the org without owners."""
     member = get_member(session, member_id)
-    before = snapshot(member, MEMBER_FIELDS)
     if member.role is Role.OWNER and role is not Role.OWNER and not _other_owners(session, member):
         raise Conflict("An organisation needs at least one owner.")
-    member.role = role
-    session.flush()
-    record(
+    audited_update(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=member,
+        changes={"role": role},
         action="member.role",
         resource_type="org_member",
-        resource_id=member.id,
-        before=before,
-        after=snapshot(member, MEMBER_FIELDS),
+        fields=MEMBER_FIELDS,
     )
     return member
 
