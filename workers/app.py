@@ -9,7 +9,6 @@ engine reschedules the job in Postgres (delays live in ``scheduled_at``).
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 
 from celery import Celery
@@ -44,33 +43,28 @@ def run_job(job_id: str) -> str:
 
 @app.task(name=celeryconfig.RUN_JOBS, ignore_result=True)
 def run_jobs(job_ids: list[str], queue: str) -> dict[str, int]:
-    """Claim and run each of ``job_ids`` in turn (a bulk lane message); each is claimed on its
-    own, so the batch is only a way of carrying ids. After ``BULK_SLICE_S`` the ids not yet
-    started go back to the queue as a new message, so no thread is held by a batch for long
-    (a new job of another org waits for a free slot, not for a whole batch)."""
+    """Claim the claimable ones of ``job_ids`` in one statement and run them in turn (a bulk
+    lane message); their outcomes are written before this returns (so before the ack). After
+    ``BULK_SLICE_S`` the claimed jobs not yet started go back to pending and on to the queue
+    as a new message, so no thread is held by a batch for long (a new job of another org
+    waits for a free slot, not for a whole batch). Malformed ids are dropped."""
     engine = runtime(app).engine
-    deadline = time.monotonic() + BULK_SLICE_S
-    outcomes: dict[str, int] = {}
-    ids = [str(i) for i in job_ids] if isinstance(job_ids, list) else []
-    for n, job_id in enumerate(ids):
-        if n and time.monotonic() > deadline:
-            app.send_task(
-                celeryconfig.RUN_JOBS,
-                args=[ids[n:], queue],
-                queue=queue,
-                routing_key=queue,
-                priority=int(Lane.BULK),
-            )
-            outcomes["passed_on"] = len(ids) - n
-            break
+    parsed: list[uuid.UUID] = []
+    for job_id in job_ids if isinstance(job_ids, list) else []:
         try:
-            parsed = uuid.UUID(job_id)
+            parsed.append(uuid.UUID(str(job_id)))
         except ValueError:
             log.error("dropping a malformed id from a run_jobs message")
-            continue
-        outcome = engine.execute(parsed).value
-        outcomes[outcome] = outcomes.get(outcome, 0) + 1
-    return outcomes
+    run = engine.execute_many(parsed, slice_s=BULK_SLICE_S)
+    if run.passed_on:
+        app.send_task(
+            celeryconfig.RUN_JOBS,
+            args=[[str(i) for i in run.passed_on], queue],
+            queue=queue,
+            routing_key=queue,
+            priority=int(Lane.BULK),
+        )
+    return run.outcomes
 
 
 @app.task(name=celeryconfig.REAP, ignore_result=True)

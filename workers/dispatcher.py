@@ -6,9 +6,9 @@ name to the jobs' queue; never a payload.
 
 Urgent and normal lanes get one message per job (``fusion.run_job``): lowest latency, and
 every worker slot can take one. The bulk lane packs a big batch into messages of up to
-``BULK_CHUNK`` ids (``fusion.run_jobs``), still claimed and run one job at a time: Celery's
-per-message cost is most of a short job's cost, and a 10,000-job import need not pay it
-10,000 times. Chunks stay small enough that a batch still spreads over every worker slot.
+``BULK_CHUNK`` ids (``fusion.run_jobs``), claimed in one statement and run one job at a time:
+Celery's per-message cost is most of a short job's cost, and a 10,000-job import need not
+pay it 10,000 times. Chunks stay small enough that a batch still spreads over every worker slot.
 """
 
 from __future__ import annotations

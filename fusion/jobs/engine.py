@@ -10,6 +10,11 @@ or anything unexpected → pending again after the backoff ladder (Retry-After w
 for good after max_attempts; RateLimited → pending again at now + retry_after without
 spending an attempt; PermanentError (incl. UnsupportedCapability) → failed at once;
 Cancelled → cancelled.
+
+A bulk message's ids (:meth:`Engine.execute_many`) are claimed in one statement
+(``job_claim_many``: same conditions, same log rows) and their outcomes, when the jobs end
+close together, recorded in one statement (``job_finish_many``: same guard, same log rows)
+before the method returns, so before the message is acknowledged.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ from fusion.security.redact import redact_text
 log = logging.getLogger(__name__)
 
 CLAIM = text("SELECT * FROM job_claim(:id, :worker, :lease)")
+CLAIM_MANY = text("SELECT * FROM job_claim_many(CAST(:ids AS uuid[]), :worker, :lease)")
+FINISH_MANY = text("SELECT id FROM job_finish_many(:worker, CAST(:outcomes AS jsonb))")
 # One round trip, one implicit transaction (autocommit, two statements in one query): scope
 # to the job's org, then move the job (only if this worker still holds this attempt) and log
 # the move. RLS still applies; the guard makes a late finish by a reaped worker a no-op.
@@ -70,6 +77,9 @@ RETURNING job_id"""
 # leaves the job to the sweeps: long enough to ride out a database restart.
 DB_PATIENCE_S = 60.0
 MAX_ERROR_CHARS = 2000
+# Outcomes of a bulk message are written together unless the first of them has waited this
+# long: short jobs share one round trip, a slow batch does not sit on finished outcomes.
+FLUSH_WINDOW_S = 0.05
 
 T = TypeVar("T")
 
@@ -82,6 +92,7 @@ class Outcome(enum.StrEnum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     ABANDONED = "abandoned"  # the lease was lost; whoever holds the job now decides
+    PASSED_ON = "passed_on"  # claimed in a batch, not started in its slice: pending again
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,39 @@ class Claimed:
     payload: dict[str, Any]
     attempt: int
     max_attempts: int
+
+
+@dataclass(frozen=True)
+class Finish:
+    """An outcome decided for one claimed attempt, not yet written."""
+
+    job: Claimed
+    status: JobStatus
+    message: str
+    level: LogLevel
+    outcome: Outcome
+    result: dict[str, Any] | None = None
+    set_result: bool = False
+    error: str | None = None
+    scheduled_at: datetime | None = None
+    finished_at: datetime | None = None
+    refund: int = 0
+    redispatched: bool = False
+    data: Mapping[str, Any] | None = None
+
+    def log_data(self) -> str:
+        return json.dumps(
+            {"status": self.status.value, "attempt": self.job.attempt, **(self.data or {})}
+        )
+
+
+@dataclass
+class BatchRun:
+    """What :meth:`Engine.execute_many` did: outcome counts, and the ids it put back to
+    pending unstarted (the caller publishes them again)."""
+
+    outcomes: dict[str, int]
+    passed_on: list[uuid.UUID]
 
 
 def new_worker_id() -> str:
@@ -144,7 +188,63 @@ class Engine:
         if claimed is None:
             log.info("job %s not claimable (duplicate, early or stale delivery): ignored", job_id)
             return Outcome.SKIPPED
-        ctx = JobContext(
+        ctx = self._context(claimed)
+        self.leases.hold(ctx)
+        try:
+            decided = self._run(claimed, ctx)
+            return decided if isinstance(decided, Outcome) else self._write(decided)
+        finally:
+            self.leases.release(ctx)
+
+    def execute_many(self, job_ids: list[uuid.UUID], *, slice_s: float) -> BatchRun:
+        """Claim every claimable id of ``job_ids`` in one statement and run them in turn.
+
+        Ids not claimable (duplicate, early, stale, cancelled, unknown) count as SKIPPED and
+        run nothing. Once ``slice_s`` has passed, claimed jobs not yet started go back to
+        pending (attempt not counted, logged) and are returned in ``passed_on`` for the caller
+        to publish. Every outcome is written, under the (worker, attempt) guard, before this
+        returns. Raises only if Postgres stays unreachable longer than the worker's patience
+        (claimed jobs are then rescued by the reaper)."""
+        unique = list(dict.fromkeys(job_ids))
+        claimed = self._patiently(lambda: self._claim_many(unique)) if unique else []
+        run = BatchRun(outcomes={}, passed_on=[])
+        if len(claimed) < len(unique):
+            log.info("%d job(s) of a batch not claimable: ignored", len(unique) - len(claimed))
+            run.outcomes[Outcome.SKIPPED.value] = len(unique) - len(claimed)
+        contexts = [self._context(job) for job in claimed]
+        for ctx in contexts:
+            self.leases.hold(ctx)
+        deadline = time.monotonic() + slice_s
+        decided: list[Finish] = []
+        first_at = 0.0
+        try:
+            for n, (job, ctx) in enumerate(zip(claimed, contexts, strict=True)):
+                if n and time.monotonic() > deadline:
+                    decided += [self._pass_on(rest) for rest in claimed[n:]]
+                    break
+                if ctx._lost.is_set():
+                    outcome: Finish | Outcome = Outcome.ABANDONED
+                elif ctx.cancel_requested:
+                    outcome = self._cancelled(job, "cancel requested before it started")
+                else:
+                    outcome = self._run(job, ctx)
+                if isinstance(outcome, Outcome):
+                    run.outcomes[outcome.value] = run.outcomes.get(outcome.value, 0) + 1
+                    continue
+                if not decided:
+                    first_at = time.monotonic()
+                decided.append(outcome)
+                if time.monotonic() - first_at >= FLUSH_WINDOW_S:
+                    self._write_many(decided, run)
+                    decided = []
+            self._write_many(decided, run)
+        finally:
+            for ctx in contexts:
+                self.leases.release(ctx)
+        return run
+
+    def _context(self, claimed: Claimed) -> JobContext:
+        return JobContext(
             job_id=claimed.id,
             org_id=claimed.org_id,
             store_id=claimed.store_id,
@@ -157,30 +257,29 @@ class Engine:
             worker_id=self.worker_id,
             leases=self.leases,
         )
-        self.leases.hold(ctx)
-        try:
-            return self._run(claimed, ctx)
-        finally:
-            self.leases.release(ctx)
+
+    def _claim_many(self, job_ids: list[uuid.UUID]) -> list[Claimed]:
+        with self._fast.connect() as conn:
+            rows = conn.execute(
+                CLAIM_MANY,
+                {
+                    "ids": [str(i) for i in job_ids],
+                    "worker": self.worker_id,
+                    "lease": self.settings.lease_s,
+                },
+            ).all()
+        by_id = {row.id: row for row in rows}
+        # Run in the message's order (the dispatcher's order: priority, then age).
+        return [_claimed(by_id[i]) for i in job_ids if i in by_id]
 
     def _claim(self, job_id: uuid.UUID) -> Claimed | None:
         with self._fast.connect() as conn:
             row = conn.execute(
                 CLAIM, {"id": job_id, "worker": self.worker_id, "lease": self.settings.lease_s}
             ).first()
-        if row is None:
-            return None
-        return Claimed(
-            id=row.id,
-            org_id=row.org_id,
-            store_id=row.store_id,
-            job_type=row.job_type,
-            payload=dict(row.payload or {}),
-            attempt=row.attempts,
-            max_attempts=row.max_attempts,
-        )
+        return None if row is None else _claimed(row)
 
-    def _run(self, job: Claimed, ctx: JobContext) -> Outcome:
+    def _run(self, job: Claimed, ctx: JobContext) -> Finish | Outcome:
         try:
             handler = registry.get(job.job_type).handler
         except registry.UnknownJobType:
@@ -203,33 +302,34 @@ class Engine:
         except Exception as exc:  # RetryableError and anything unforeseen: retry on the ladder
             return self._retry(job, exc)
 
-    # Outcomes: each one conditional on this worker still holding this attempt.
+    # Outcomes: decided here, written by _write / _write_many, each one conditional on this
+    # worker still holding this attempt.
 
-    def _complete(self, job: Claimed, result: dict[str, Any] | None) -> Outcome:
-        return self._finish(
+    def _complete(self, job: Claimed, result: dict[str, Any] | None) -> Finish:
+        return Finish(
             job, JobStatus.COMPLETED, "completed", LogLevel.INFO, Outcome.COMPLETED,
-            result=result, set_result=True, finished=True,
+            result=result, set_result=True, finished_at=_now(),
         )  # fmt: skip
 
-    def _fail(self, job: Claimed, message: str) -> Outcome:
-        return self._finish(
+    def _fail(self, job: Claimed, message: str) -> Finish:
+        return Finish(
             job, JobStatus.FAILED, f"failed: {message}", LogLevel.ERROR, Outcome.FAILED,
-            error=message, finished=True,
+            error=message, finished_at=_now(),
         )  # fmt: skip
 
-    def _cancelled(self, job: Claimed, message: str) -> Outcome:
-        return self._finish(
+    def _cancelled(self, job: Claimed, message: str) -> Finish:
+        return Finish(
             job, JobStatus.CANCELLED, f"cancelled: {message}", LogLevel.WARNING,
-            Outcome.CANCELLED, finished=True,
+            Outcome.CANCELLED, finished_at=_now(),
         )  # fmt: skip
 
-    def _retry(self, job: Claimed, exc: Exception) -> Outcome:
+    def _retry(self, job: Claimed, exc: Exception) -> Finish:
         message = _describe(exc)
         if job.attempt >= job.max_attempts:
-            return self._finish(
+            return Finish(
                 job, JobStatus.FAILED,
                 f"failed for good after {job.attempt} attempts: {message}",
-                LogLevel.ERROR, Outcome.FAILED, error=message, finished=True,
+                LogLevel.ERROR, Outcome.FAILED, error=message, finished_at=_now(),
             )  # fmt: skip
         retry_after = getattr(exc, "retry_after_s", None)
         delay = (
@@ -238,7 +338,7 @@ class Engine:
             else backoff_s(job.attempt, self.settings.retry_ladder_s)
         )
         at = _now() + timedelta(seconds=delay)
-        return self._finish(
+        return Finish(
             job, JobStatus.PENDING,
             f"attempt {job.attempt} of {job.max_attempts} failed: {message}; "
             f"retry at {at.isoformat()}",
@@ -246,49 +346,43 @@ class Engine:
             error=message, scheduled_at=at, data={"retry_in_s": round(delay, 3)},
         )  # fmt: skip
 
-    def _rate_limited(self, job: Claimed, exc: RateLimited) -> Outcome:
+    def _rate_limited(self, job: Claimed, exc: RateLimited) -> Finish:
         delay = max(float(exc.retry_after_s), 0.0)
         at = _now() + timedelta(seconds=delay)
         # The platform said "not now", not "failed": this try does not count (refund).
-        return self._finish(
+        return Finish(
             job, JobStatus.PENDING,
             f"rate limited; rescheduled for {at.isoformat()} (attempt not counted)",
             LogLevel.INFO, Outcome.RESCHEDULED,
             scheduled_at=at, refund=1, data={"retry_in_s": round(delay, 3)},
         )  # fmt: skip
 
-    def _finish(
-        self,
-        job: Claimed,
-        status: JobStatus,
-        message: str,
-        level: LogLevel,
-        outcome: Outcome,
-        *,
-        result: dict[str, Any] | None = None,
-        set_result: bool = False,
-        error: str | None = None,
-        scheduled_at: datetime | None = None,
-        finished: bool = False,
-        refund: int = 0,
-        data: Mapping[str, Any] | None = None,
-    ) -> Outcome:
+    def _pass_on(self, job: Claimed) -> Finish:
+        # Published again by the caller right after the write, hence dispatched now.
+        return Finish(
+            job, JobStatus.PENDING,
+            "not started within its batch's time slice; back to pending (attempt not counted)",
+            LogLevel.INFO, Outcome.PASSED_ON,
+            scheduled_at=_now(), refund=1, redispatched=True,
+        )  # fmt: skip
+
+    def _write(self, f: Finish) -> Outcome:
         params = {
-            "org": str(job.org_id),
-            "id": job.id,
+            "org": str(f.job.org_id),
+            "id": f.job.id,
             "worker": self.worker_id,
-            "attempt": job.attempt,
-            "status": status.value,
-            "set_result": set_result,
-            "result": json.dumps(result) if result is not None else None,
-            "error": error,
-            "scheduled_at": scheduled_at,
-            "rescheduled": scheduled_at is not None,
-            "finished_at": _now() if finished else None,
-            "refund": refund,
-            "level": level.value,
-            "message": message,
-            "data": json.dumps({"status": status.value, "attempt": job.attempt, **(data or {})}),
+            "attempt": f.job.attempt,
+            "status": f.status.value,
+            "set_result": f.set_result,
+            "result": json.dumps(f.result) if f.result is not None else None,
+            "error": f.error,
+            "scheduled_at": f.scheduled_at,
+            "rescheduled": f.scheduled_at is not None,
+            "finished_at": f.finished_at,
+            "refund": f.refund,
+            "level": f.level.value,
+            "message": f.message,
+            "data": f.log_data(),
         }
 
         def write() -> bool:
@@ -296,9 +390,51 @@ class Engine:
                 return conn.execute(FINISH, params).first() is not None
 
         if self._patiently(write):
-            return outcome
-        log.warning("job %s: attempt %s was taken over before it finished", job.id, job.attempt)
+            return f.outcome
+        log.warning("job %s: attempt %s was taken over before it finished", f.job.id, f.job.attempt)
         return Outcome.ABANDONED
+
+    def _write_many(self, decided: list[Finish], run: BatchRun) -> None:
+        """Write ``decided`` in one statement; count each outcome in ``run`` (ABANDONED for a
+        job this worker no longer holds in that attempt)."""
+        if not decided:
+            return
+        outcomes = json.dumps(
+            [
+                {
+                    "id": str(f.job.id),
+                    "attempt": f.job.attempt,
+                    "status": f.status.value,
+                    "set_result": f.set_result,
+                    "result": f.result,
+                    "error": f.error,
+                    "scheduled_at": _iso(f.scheduled_at),
+                    "redispatched": f.redispatched,
+                    "finished_at": _iso(f.finished_at),
+                    "refund": f.refund,
+                    "level": f.level.value,
+                    "message": f.message,
+                    "data": json.loads(f.log_data()),
+                }
+                for f in decided
+            ]
+        )
+
+        def write() -> set[uuid.UUID]:
+            with self._fast.connect() as conn:
+                rows = conn.execute(FINISH_MANY, {"worker": self.worker_id, "outcomes": outcomes})
+                return {row.id for row in rows}
+
+        written = self._patiently(write)
+        for f in decided:
+            outcome = f.outcome if f.job.id in written else Outcome.ABANDONED
+            if outcome is Outcome.ABANDONED:
+                log.warning(
+                    "job %s: attempt %s was taken over before it finished", f.job.id, f.job.attempt
+                )
+            elif outcome is Outcome.PASSED_ON:
+                run.passed_on.append(f.job.id)
+            run.outcomes[outcome.value] = run.outcomes.get(outcome.value, 0) + 1
 
     def _patiently(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried while Postgres is unreachable, up to the worker's patience."""
@@ -313,6 +449,22 @@ class Engine:
                 log.warning("database unreachable (%s); retrying", type(exc.orig).__name__)
                 time.sleep(pause)
                 pause = min(pause * 2, 2.0)
+
+
+def _claimed(row: Any) -> Claimed:
+    return Claimed(
+        id=row.id,
+        org_id=row.org_id,
+        store_id=row.store_id,
+        job_type=row.job_type,
+        payload=dict(row.payload or {}),
+        attempt=row.attempts,
+        max_attempts=row.max_attempts,
+    )
+
+
+def _iso(at: datetime | None) -> str | None:
+    return at.isoformat() if at is not None else None
 
 
 def _connection_trouble(exc: SQLAlchemyError) -> bool:
