@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -136,7 +136,6 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Private/loopback destinations for store base URLs: sandboxes in dev and tests only.
     allow_private_egress: bool = True
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def dev(self) -> bool:
