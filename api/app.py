@@ -150,6 +150,7 @@ def create_app(settings: Settings | None = None, *, install_ports: bool = True) 
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.blp)
+    app.register_blueprint(importlib.import_module("api.webhooks").blp)
     metrics.install(app)
     app.after_request(_no_store)
     return app

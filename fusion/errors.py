@@ -65,3 +65,7 @@ class UnsupportedCapability(PermanentError):
         super().__init__(f"plugin {plugin!r} does not support capability {capability!r}")
         self.plugin = plugin
         self.capability = capability
+
+
+class MalformedWebhook(PermanentError):
+    """The webhook's signature holds but its body is not an event the platform sends."""

@@ -1,14 +1,24 @@
-"""Reading orders (ingestion and stock effects live with the order pipeline)."""
+"""Orders: reading them, ingesting them once, and their stock effect and fan-out."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from fusion.catalog.models import Listing, ListingStatus, ProductVariant
 from fusion.errors import NotFound
+from fusion.jobs.models import Job
+from fusion.jobs.service import enqueue
 from fusion.orders.models import Order, OrderLine
+from fusion.plugins.base import Capability, RemoteOrder
+from fusion.plugins.models import ContractLevel
+from fusion.plugins.registry import get_plugin
+from fusion.stores.models import Store
 
 
 def get_order(session: Session, order_id: uuid.UUID) -> tuple[Order, list[OrderLine]]:
@@ -20,3 +30,190 @@ def get_order(session: Session, order_id: uuid.UUID) -> tuple[Order, list[OrderL
         select(OrderLine).where(OrderLine.order_id == order_id).order_by(OrderLine.created_at)
     ).all()
     return order, list(lines)
+
+
+@dataclass(frozen=True)
+class StockChange:
+    """One SKU's stock effect of an order: what was asked, what was taken, what is left."""
+
+    sku: str
+    ordered: int
+    taken: int
+    remaining: int
+
+    @property
+    def clamped(self) -> bool:
+        """The hub held less than the order asked for (the quantity stopped at 0)."""
+        return self.taken < self.ordered
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What :func:`ingest_order` did: the order's id, whether this call stored it, and the
+    stock changes it applied (empty unless this call was the one that applied them)."""
+
+    order_id: uuid.UUID
+    created: bool
+    stock: list[StockChange] = field(default_factory=list)
+    unknown_skus: list[str] = field(default_factory=list)
+
+    @property
+    def stock_applied(self) -> bool:
+        return bool(self.stock) or bool(self.unknown_skus)
+
+
+def ingest_order(
+    session: Session, *, org_id: uuid.UUID, store_id: uuid.UUID, order: RemoteOrder
+) -> Ingested:
+    """Store ``order`` once per (org, store, external id) with its lines, and apply its stock
+    effect exactly once, in the caller's transaction.
+
+    The order row is inserted ON CONFLICT DO NOTHING, so a second delivery (or the
+    reconciliation pull) never makes a second row. Stock is taken only by the transaction
+    that flips ``stock_applied_at`` from NULL (a conditional UPDATE: a concurrent second
+    transaction waits on the row lock and then finds it set), so a re-run changes nothing.
+    Each matching variant's ``available_quantity`` drops by the ordered quantity but never
+    below 0 (the returned change says it was clamped); lines whose SKU the hub does not know
+    are reported in ``unknown_skus``. Raises ValueError for an order without an external id.
+    """
+    if not order.external_id:
+        raise ValueError("an order needs an external id")
+    new_id = uuid.uuid4()
+    inserted = session.execute(
+        pg_insert(Order)
+        .values(
+            id=new_id,
+            org_id=org_id,
+            store_id=store_id,
+            external_id=order.external_id,
+            status=order.status,
+            currency=order.currency,
+            total=order.total,
+            placed_at=order.placed_at,
+            raw=dict(order.raw),
+        )
+        .on_conflict_do_nothing(index_elements=["org_id", "store_id", "external_id"])
+        .returning(Order.id)
+    ).scalar_one_or_none()
+    if inserted is not None and order.lines:
+        session.execute(
+            insert(OrderLine),
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "org_id": org_id,
+                    "order_id": new_id,
+                    "sku": line.sku,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                    "external_line_id": line.external_line_id,
+                }
+                for line in order.lines
+            ],
+        )
+    # An order the reconciliation pull stored first still has its stock to apply: the guard
+    # is stock_applied_at, not who inserted the row.
+    applying = session.execute(
+        update(Order)
+        .where(
+            Order.org_id == org_id,
+            Order.store_id == store_id,
+            Order.external_id == order.external_id,
+            Order.stock_applied_at.is_(None),
+        )
+        .values(stock_applied_at=func.now())
+        .returning(Order.id)
+    ).scalar_one_or_none()
+    order_id = inserted or applying
+    if order_id is None:
+        order_id = session.execute(
+            select(Order.id).where(
+                Order.org_id == org_id,
+                Order.store_id == store_id,
+                Order.external_id == order.external_id,
+            )
+        ).scalar_one()
+    if applying is None:
+        return Ingested(order_id=order_id, created=inserted is not None)
+    stock, unknown = _take_stock(session, order_id)
+    return Ingested(
+        order_id=order_id, created=inserted is not None, stock=stock, unknown_skus=unknown
+    )
+
+
+def _take_stock(session: Session, order_id: uuid.UUID) -> tuple[list[StockChange], list[str]]:
+    # The stored lines, not the delivery's: an order first stored by the pull applies its own.
+    lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)).all()
+    wanted: dict[str, int] = {}
+    for line in lines:
+        if line.sku and line.quantity > 0:
+            wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
+    if not wanted:
+        return [], []
+    # Locked in SKU order so two orders touching the same SKUs cannot deadlock.
+    variants = {
+        v.sku: v
+        for v in session.scalars(
+            select(ProductVariant)
+            .where(ProductVariant.sku.in_(sorted(wanted)))
+            .order_by(ProductVariant.sku)
+            .with_for_update()
+        )
+    }
+    changes: list[StockChange] = []
+    for sku in sorted(wanted):
+        variant = variants.get(sku)
+        if variant is None:
+            continue
+        taken = min(wanted[sku], variant.available_quantity)
+        variant.available_quantity -= taken
+        changes.append(StockChange(sku, wanted[sku], taken, variant.available_quantity))
+    for line in lines:
+        if line.variant_id is None and line.sku in variants:
+            line.variant_id = variants[line.sku].id
+    session.flush()
+    return changes, sorted(set(wanted) - set(variants))
+
+
+def fan_out_stock(
+    session: Session, *, org_id: uuid.UUID, source_store_id: uuid.UUID, skus: Sequence[str]
+) -> list[Job]:
+    """Enqueue one ``real_time_inventory`` job per OTHER active store of the org that has a
+    published listing of a product owning one of ``skus`` and whose plugin can push stock in
+    real time; each job carries all of that store's affected SKUs (coalesced). Stores whose
+    platform cannot get their stock on the recurring sync. Returns the jobs enqueued (none
+    for no SKUs). In the caller's transaction: the jobs exist only if it commits."""
+    if not skus:
+        return []
+    rows = session.execute(
+        select(Listing.store_id, Store.platform, ProductVariant.sku)
+        .join(Store, Store.id == Listing.store_id)
+        .join(ProductVariant, ProductVariant.product_id == Listing.product_id)
+        .where(
+            ProductVariant.sku.in_(sorted(set(skus))),
+            Listing.status == ListingStatus.PUBLISHED,
+            Listing.store_id != source_store_id,
+            Store.status == "active",
+        )
+        .order_by(Listing.store_id, ProductVariant.sku)
+    ).all()
+    by_store: dict[uuid.UUID, list[str]] = {}
+    platforms: dict[uuid.UUID, str] = {}
+    for store_id, platform, sku in rows:
+        by_store.setdefault(store_id, []).append(sku)
+        platforms[store_id] = platform
+    jobs = []
+    for store_id, store_skus in by_store.items():
+        level = get_plugin(platforms[store_id]).level(Capability.REAL_TIME_INVENTORY)
+        if level == ContractLevel.UNSUPPORTED:
+            continue
+        jobs.append(
+            enqueue(
+                session,
+                org_id=org_id,
+                job_type="real_time_inventory",
+                store_id=store_id,
+                payload={"skus": sorted(set(store_skus))},
+            )
+        )
+    return jobs

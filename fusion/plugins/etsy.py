@@ -32,7 +32,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-from fusion.errors import PermanentError
+from fusion.errors import MalformedWebhook, PermanentError
 from fusion.plugins.base import (
     ApiCall,
     AuthType,
@@ -341,9 +341,9 @@ class EtsyPlugin(Plugin):
         try:
             payload = json.loads(body)
         except ValueError:
-            raise PermanentError("webhook body is not JSON") from None
+            raise MalformedWebhook("webhook body is not JSON") from None
         if not isinstance(payload, dict) or not isinstance(payload.get("event_type"), str):
-            raise PermanentError("webhook body has no event_type")
+            raise MalformedWebhook("webhook body has no event_type")
         return WebhookEvent(delivery_id=str(msg_id), topic=payload["event_type"], payload=payload)
 
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:

@@ -35,7 +35,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fusion.errors import PermanentError, RetryableError, UnsupportedCapability
+from fusion.errors import MalformedWebhook, PermanentError, RetryableError, UnsupportedCapability
 from fusion.plugins.base import (
     ApiCall,
     AuthType,
@@ -409,7 +409,7 @@ class PrintifyPlugin(Plugin):
             delivery_id, topic = str(event["id"]), str(event["type"])
             created = _when(event["created_at"])
         except (ValueError, KeyError, TypeError) as exc:
-            raise PermanentError(f"not a Printify event: {type(exc).__name__}") from None
+            raise MalformedWebhook(f"not a Printify event: {type(exc).__name__}") from None
         if created is None or datetime.now(UTC) - created > MAX_EVENT_AGE:
             raise PermanentError("stale Printify event (created over an hour ago)")
         return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=event)

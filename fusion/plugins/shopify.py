@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.errors import MalformedWebhook, PermanentError, RateLimited, RetryableError
 from fusion.plugins import _shopify_queries as q
 from fusion.plugins.base import (
     ApiCall,
@@ -446,9 +446,9 @@ class ShopifyPlugin(Plugin):
         try:
             payload = json.loads(body)
         except ValueError:
-            raise PermanentError("webhook body is not JSON") from None
+            raise MalformedWebhook("webhook body is not JSON") from None
         if not isinstance(payload, dict):
-            raise PermanentError("webhook body is not a JSON object")
+            raise MalformedWebhook("webhook body is not a JSON object")
         return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=payload)
 
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:

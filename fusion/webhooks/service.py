@@ -1,0 +1,153 @@
+"""Receiving a platform's webhook delivery: route, verify, store once, enqueue its processing.
+
+A delivery carries no credentials, only its store's id in the URL and the platform's
+signature over the raw body. The store is routed through the narrow ``webhook_route``
+function (its org and platform, nothing else); everything after that happens in the store's
+org session. Every way a delivery can fail to prove itself (unknown store, wrong platform, no
+secret, bad or missing signature, stale timestamp) raises the same :class:`WebhookRefused`,
+so the answer reveals nothing about which stores exist. Nothing here calls a platform: the
+receiver must answer within the platform's few seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from fusion.config import Settings
+from fusion.db.session import Database
+from fusion.errors import FusionError, MalformedWebhook, NotFound, PermanentError, ValidationFailed
+from fusion.jobs.service import enqueue
+from fusion.plugins.base import Plugin, WebhookEvent
+from fusion.plugins.registry import get_plugin
+from fusion.stores.models import Store
+from fusion.stores.service import webhook_secret
+from fusion.webhooks.models import WebhookDelivery
+
+PROCESS_JOB = "process_webhook"
+MAX_DELIVERY_ID = 255
+MAX_TOPIC = 120
+# What the plugins' verify_webhook says when the signature held but the body is not an event
+# of theirs (they check the signature first, then parse): those are the sender's malformed
+# payloads (400), everything else is a failed proof (401).
+
+
+class WebhookRefused(FusionError):
+    """The delivery did not prove it comes from the store's platform (one answer for all)."""
+
+
+class MalformedDelivery(ValidationFailed):
+    """A correctly signed delivery whose body is not an event the platform would send."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """The outcome of a verified delivery: ``accepted`` (stored, job enqueued), ``ignored``
+    (stored, a topic the hub does not act on), or ``duplicate`` (seen before; nothing done)."""
+
+    outcome: str
+    webhook_id: uuid.UUID | None
+    job_id: uuid.UUID | None = None
+
+
+def receive(
+    database: Database,
+    settings: Settings,
+    *,
+    platform: str,
+    store_id: uuid.UUID,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> Receipt:
+    """Verify one delivery for ``store_id`` on ``platform`` and store it once per delivery id,
+    enqueueing ``process_webhook`` in the same transaction when it is new and acted on.
+
+    Raises WebhookRefused for an unknown store, a platform other than the store's, a store
+    without a webhook secret, or a delivery the plugin does not verify (signature, freshness,
+    missing headers); MalformedDelivery for a verified body that is not a valid event. Nothing
+    is stored when it raises. The caller must cap ``body`` before calling."""
+    org_id = _route(database, store_id, platform)
+    plugin = _plugin(platform)
+    with database.org_session(org_id) as session:
+        store = session.get(Store, store_id)
+        if store is None:
+            raise WebhookRefused("webhook refused")
+        secret = webhook_secret(settings, store)
+        if not secret:
+            raise WebhookRefused("webhook refused")
+        event = _verify(plugin, headers, body, secret)
+        if not event.delivery_id or len(event.delivery_id) > MAX_DELIVERY_ID:
+            raise MalformedDelivery(fields={"delivery_id": ["missing or too long"]})
+        acted_on = _acts_on(plugin, event)
+        webhook_id = session.execute(
+            insert(WebhookDelivery)
+            .values(
+                id=uuid.uuid4(),
+                org_id=org_id,
+                store_id=store_id,
+                platform=platform,
+                delivery_id=event.delivery_id,
+                topic=event.topic[:MAX_TOPIC],
+                body_sha256=hashlib.sha256(body).hexdigest(),
+                payload=dict(event.payload),
+                status="received" if acted_on else "ignored",
+            )
+            .on_conflict_do_nothing(index_elements=["org_id", "store_id", "delivery_id"])
+            .returning(WebhookDelivery.id)
+        ).scalar_one_or_none()
+        if webhook_id is None:
+            return Receipt("duplicate", None)
+        if not acted_on:
+            return Receipt("ignored", webhook_id)
+        job = enqueue(
+            session, org_id=org_id, job_type=PROCESS_JOB, payload={"webhook_id": str(webhook_id)}
+        )
+        _link(session, webhook_id, job.id)
+        return Receipt("accepted", webhook_id, job.id)
+
+
+def _route(database: Database, store_id: uuid.UUID, platform: str) -> uuid.UUID:
+    with database.system_session() as session:
+        row = session.execute(
+            text("SELECT org_id, platform FROM webhook_route(:store_id)"), {"store_id": store_id}
+        ).first()
+    if row is None or row.platform != platform:
+        raise WebhookRefused("webhook refused")
+    return uuid.UUID(str(row.org_id))
+
+
+def _plugin(platform: str) -> Plugin:
+    try:
+        return get_plugin(platform)
+    except NotFound:
+        raise WebhookRefused("webhook refused") from None
+
+
+def _verify(plugin: Plugin, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent:
+    try:
+        return plugin.verify_webhook(headers, body, secret)
+    except MalformedWebhook:
+        raise MalformedDelivery(fields={"body": ["not a valid event"]}) from None
+    except PermanentError:
+        raise WebhookRefused("webhook refused") from None
+
+
+def _acts_on(plugin: Plugin, event: WebhookEvent) -> bool:
+    """Whether the hub processes this event: it carries an order. An order event whose
+    payload the plugin cannot read is still processed, so the failure shows in the job."""
+    try:
+        return plugin.order_from_event(event) is not None
+    except PermanentError:
+        return True
+
+
+def _link(session: Session, webhook_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    session.execute(
+        update(WebhookDelivery).where(WebhookDelivery.id == webhook_id).values(job_id=job_id)
+    )
