@@ -14,14 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 import fusion.db.models  # noqa: F401  (every table, so foreign keys resolve in a worker)
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
 from fusion.errors import NotFound, PermanentError, RetryableError
 from fusion.jobs.registry import JobType, register
-from fusion.orders.models import Order, OrderLine
+from fusion.orders.service import fan_out_stock, ingest_order
 from fusion.plugins.base import (
     Capability,
     InventoryUpdate,
@@ -281,9 +280,10 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
 
 
 def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
-    """Pull orders changed since the last pull (with an overlap) and store each new one once
-    per (store, external id). Stock effects and fan-out belong to the order pipeline, which
-    picks up orders whose ``stock_applied_at`` is empty."""
+    """Pull orders changed since the last pull (with an overlap): each is stored once per
+    (store, external id) and takes its stock once, whether the pull or the webhook sees it
+    first (``fusion.orders.service.ingest_order``); the changed SKUs then fan out to the
+    org's other real-time stores."""
     store_id = _store_id(ctx)
     with ctx.session() as session:
         store = session.get(Store, store_id)
@@ -301,44 +301,26 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
         orders = bound.client.fetch_orders(since)
     new = 0
+    taken: set[str] = set()
     with ctx.session() as session:
         for order in orders:
-            order_id = uuid.uuid4()
-            inserted = session.execute(
-                insert(Order)
-                .values(
-                    id=order_id,
-                    org_id=ctx.org_id,
-                    store_id=store_id,
-                    external_id=order.external_id,
-                    status=order.status,
-                    currency=order.currency,
-                    total=order.total,
-                    placed_at=order.placed_at,
-                    raw=dict(order.raw),
-                )
-                .on_conflict_do_nothing(index_elements=["org_id", "store_id", "external_id"])
-                .returning(Order.id)
-            ).scalar_one_or_none()
-            if inserted is None:
-                continue
-            new += 1
-            for line in order.lines:
-                session.add(
-                    OrderLine(
-                        org_id=ctx.org_id,
-                        order_id=order_id,
-                        sku=line.sku,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                        external_line_id=line.external_line_id,
-                    )
-                )
+            ingested = ingest_order(session, org_id=ctx.org_id, store_id=store_id, order=order)
+            new += int(ingested.created)
+            taken.update(change.sku for change in ingested.stock)
+        fanned = fan_out_stock(
+            session, org_id=ctx.org_id, source_store_id=store_id, skus=sorted(taken)
+        )
         store = session.get(Store, store_id)
         if store is not None:
             store.settings = {**(store.settings or {}), "orders_reconciled_at": started.isoformat()}
-    ctx.log(f"reconciled {len(orders)} orders, {new} new", "info", seen=len(orders), new=new)
-    return {"seen": len(orders), "new": new}
+    ctx.log(
+        f"reconciled {len(orders)} orders, {new} new; stock taken for {len(taken)} SKUs, "
+        f"{len(fanned)} stores to update",
+        "info",
+        seen=len(orders),
+        new=new,
+    )
+    return {"seen": len(orders), "new": new, "fan_out_jobs": len(fanned)}
 
 
 def _store_id(ctx: JobContext) -> uuid.UUID:

@@ -155,7 +155,8 @@ def test_every_capability_end_to_end(
     assert any(f"{sku}: platform held" in m and "hub holds 4" in m for m in hub.logs(job.id))
     assert _products(hub, store)[listing.external_id]["quantities"][sku] == 4
 
-    # order_webhooks (the reconciliation pull behind them): the order is stored once
+    # order_webhooks (the reconciliation pull behind them): the order is stored once and
+    # takes its stock once, however often the pull sees it
     store.place_order(sku, 1)
     for _ in range(2):
         job = hub.run("reconcile_orders", store)
@@ -168,7 +169,17 @@ def test_every_capability_end_to_end(
             ),
             {"s": store.id},
         ).all()
+        applied = conn.execute(
+            text(
+                "SELECT count(*) FROM orders WHERE store_id = :s AND stock_applied_at IS NOT NULL"
+            ),
+            {"s": store.id},
+        ).scalar_one()
+        held = conn.execute(
+            text("SELECT available_quantity FROM product_variants WHERE sku = :sku"), {"sku": sku}
+        ).scalar_one()
     assert [(r.sku, r.quantity) for r in lines] == [(sku, 1)]
+    assert (applied, held) == (1, 3)
 
     # delete_product: delisted and gone from the platform, or refused at enqueue
     if plugin.level(Capability.DELETE_PRODUCT) == ContractLevel.UNSUPPORTED:
