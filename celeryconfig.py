@@ -29,6 +29,7 @@ REAP = "fusion.sweep.reap"
 # Recurring work of other parts of the hub, sent by name so beat needs none of their code.
 SYNC_INVENTORY = "fusion.inventory.sync_all_stores"
 EXPIRE_APPROVALS = "fusion.approvals.expire"
+RECONCILE_ORDERS = "fusion.orders.reconcile_all_stores"
 
 
 def _number(name: str, default: float) -> float:
@@ -82,6 +83,7 @@ task_routes = {
     REAP: {"queue": DEFAULT_QUEUE},
     SYNC_INVENTORY: {"queue": DEFAULT_QUEUE},
     EXPIRE_APPROVALS: {"queue": DEFAULT_QUEUE},
+    RECONCILE_ORDERS: {"queue": DEFAULT_QUEUE},
 }
 
 _sweep = {"queue": DEFAULT_QUEUE, "priority": int(Lane.URGENT), "expires": SWEEP_INTERVAL_S * 2}
@@ -91,6 +93,12 @@ beat_schedule = {
     "sync-inventory-every-store": {
         "task": SYNC_INVENTORY,
         "schedule": crontab(minute="*/15"),
+        "options": {"queue": DEFAULT_QUEUE, "expires": 15 * 60},
+    },
+    # Offset from the inventory sync so the two fan-outs do not land on the same minute.
+    "reconcile-orders-every-store": {
+        "task": RECONCILE_ORDERS,
+        "schedule": crontab(minute="7-59/15"),
         "options": {"queue": DEFAULT_QUEUE, "expires": 15 * 60},
     },
     "expire-approvals": {

@@ -99,6 +99,16 @@ def sync_all_stores() -> dict[str, int]:
     return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
 
 
+@app.task(name=celeryconfig.RECONCILE_ORDERS, ignore_result=True)
+def reconcile_all_stores() -> dict[str, int]:
+    """Enqueue this slot's reconcile_orders pull for every active store (beat, every 15 min):
+    webhooks get lost, the pull finds what they missed."""
+    run = inventory_sync.sync_all_stores(
+        runtime(app).database, job_type=inventory_sync.RECONCILE_ORDERS
+    )
+    return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
+
+
 @app.task(name=celeryconfig.EXPIRE_APPROVALS, ignore_result=True)
 def expire_approvals() -> int:
     """Mark pending approvals past their expiry as expired (beat, every 5 min)."""

@@ -1,11 +1,13 @@
-"""The recurring inventory sync: one ``sync_inventory`` job per active store per 15 minutes.
+"""The recurring per-store jobs: one ``sync_inventory`` and one ``reconcile_orders`` job per
+active store per 15 minutes.
 
-Beat sends ``fusion.inventory.sync_all_stores`` every 15 minutes; the task calls
-:func:`sync_all_stores`. The stores are found through ``stores_due_for_sync()`` (migration
-0005), the one narrow cross-org read: it returns ids only, and skips stores whose previous
-sync is still pending, claimed or running. Each org's jobs are then enqueued in that org's own
-session (RLS holds; the messages go out after its commit) with an idempotency key per
-(store, slot), so a second or concurrent run in the same slot enqueues nothing.
+Beat sends ``fusion.inventory.sync_all_stores`` and ``fusion.orders.reconcile_all_stores``
+every 15 minutes; both tasks call :func:`sync_all_stores` with their job type. The stores
+are found through ``stores_due_for(job_type)`` (migration 0005), the one narrow cross-org
+read: it returns ids only, and skips stores whose previous job of that type is still
+pending, claimed or running. Each org's jobs are then enqueued in that org's own session
+(RLS holds; the messages go out after its commit) with an idempotency key per (store, job
+type, slot), so a second or concurrent run in the same slot enqueues nothing.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from fusion.stores.models import Store
 
 log = logging.getLogger(__name__)
 
-SYNC_INVENTORY = "sync_inventory"  # the plugin core's job type (fusion/plugins/jobs.py)
+SYNC_INVENTORY = "sync_inventory"  # the plugin core's job types (fusion/plugins/jobs.py)
+RECONCILE_ORDERS = "reconcile_orders"  # the pull behind webhooks, which get lost
 SLOT = timedelta(minutes=15)
 ACTIVE = "active"
-DUE = text("SELECT org_id, store_id FROM stores_due_for_sync()")
+DUE = text("SELECT org_id, store_id FROM stores_due_for(:job_type)")
 # Serialises runs per org so the "already enqueued this slot" read below is exact.
 ORG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
@@ -55,14 +58,18 @@ def slot_start(moment: datetime) -> datetime:
     return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
 
 
-def idempotency_key(store_id: uuid.UUID, slot: datetime) -> str:
-    """The key of ``store_id``'s sync job for ``slot`` (unique per org, so it names the store)."""
-    return f"{SYNC_INVENTORY}:{store_id}:{slot_start(slot).strftime('%Y-%m-%dT%H:%MZ')}"
+def idempotency_key(store_id: uuid.UUID, slot: datetime, job_type: str = SYNC_INVENTORY) -> str:
+    """The key of ``store_id``'s ``job_type`` job for ``slot`` (unique per org, so it names
+    the store)."""
+    return f"{job_type}:{store_id}:{slot_start(slot).strftime('%Y-%m-%dT%H:%MZ')}"
 
 
-def sync_all_stores(database: Database, *, now: datetime | None = None) -> SyncRun:
-    """Enqueue one ``sync_inventory`` job for every active store of every org that has none
-    pending, claimed or running and none yet for the current slot; returns what it did.
+def sync_all_stores(
+    database: Database, *, now: datetime | None = None, job_type: str = SYNC_INVENTORY
+) -> SyncRun:
+    """Enqueue one ``job_type`` job (``sync_inventory`` or ``reconcile_orders``) for every
+    active store of every org that has no job of that type pending, claimed or running and
+    none yet for the current slot; returns what it did.
 
     Safe to run twice or concurrently: a store gets at most one job per slot. An org whose
     enqueue fails with a FusionError is logged and skipped (the next slot tries again) without
@@ -71,37 +78,41 @@ def sync_all_stores(database: Database, *, now: datetime | None = None) -> SyncR
     """
     slot = slot_start(now or datetime.now(UTC))
     with database.system_session() as session:
-        rows = session.execute(DUE).all()
+        rows = session.execute(DUE, {"job_type": job_type}).all()
     by_org: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     for row in rows:
         by_org[row.org_id].append(row.store_id)
     enqueued = failed = 0
     for org_id, store_ids in by_org.items():
         try:
-            enqueued += _enqueue_for_org(database, org_id, store_ids, slot)
+            enqueued += _enqueue_for_org(database, org_id, store_ids, slot, job_type)
         except FusionError as exc:
             failed += 1
-            log.warning("inventory sync: org %s skipped: %s", org_id, type(exc).__name__)
+            log.warning("%s: org %s skipped: %s", job_type, org_id, type(exc).__name__)
     return SyncRun(slot=slot, due=len(rows), enqueued=enqueued, failed_orgs=failed)
 
 
 def _enqueue_for_org(
-    database: Database, org_id: uuid.UUID, store_ids: Sequence[uuid.UUID], slot: datetime
+    database: Database,
+    org_id: uuid.UUID,
+    store_ids: Sequence[uuid.UUID],
+    slot: datetime,
+    job_type: str,
 ) -> int:
     with database.org_session(org_id) as session:
-        session.execute(ORG_LOCK, {"key": f"{SYNC_INVENTORY}:{org_id}"})
+        session.execute(ORG_LOCK, {"key": f"{job_type}:{org_id}"})
         # Re-read under RLS: a store deleted or paused since the cross-org read gets nothing.
         live = session.scalars(
             select(Store.id).where(Store.id.in_(store_ids), Store.status == ACTIVE)
         ).all()
-        keys = {store_id: idempotency_key(store_id, slot) for store_id in live}
+        keys = {store_id: idempotency_key(store_id, slot, job_type) for store_id in live}
         taken = set(
             session.scalars(
                 select(Job.idempotency_key).where(Job.idempotency_key.in_(keys.values()))
             )
         )
         specs = [
-            JobSpec(job_type=SYNC_INVENTORY, store_id=store_id, idempotency_key=key)
+            JobSpec(job_type=job_type, store_id=store_id, idempotency_key=key)
             for store_id, key in keys.items()
             if key not in taken
         ]

@@ -7,8 +7,8 @@ Create Date: 2026-11-28
 The two cross-org reads and writes of the recurring beat tasks, each a SECURITY DEFINER
 function owned by the system role and callable by the application role only:
 
-- ``stores_due_for_sync()``: (org_id, store_id) of every active store that has no
-  sync_inventory job pending, claimed or running. Ids only: the enqueue itself happens in each
+- ``stores_due_for(job_type)``: (org_id, store_id) of every active store that has no job of
+  that type (``sync_inventory``, ``reconcile_orders``) pending, claimed or running. Ids only: the enqueue itself happens in each
   org's own session, under RLS, through the job service.
 - ``expire_approvals(batch)``: up to ``batch`` pending approvals past their ``expires_at``
   become ``expired`` (SKIP LOCKED, so concurrent runs never take the same row), each with an
@@ -28,16 +28,16 @@ branch_labels = None
 depends_on = None
 
 FUNCTIONS = {
-    "stores_due_for_sync()": """
-CREATE FUNCTION stores_due_for_sync()
+    "stores_due_for(text)": """
+CREATE FUNCTION stores_due_for(p_job_type text)
 RETURNS TABLE (org_id uuid, store_id uuid)
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     SELECT s.org_id, s.id FROM stores s
      WHERE s.status = 'active'
        AND NOT EXISTS (
-           -- a sync still waiting or running covers this slot too: coalesce, not pile up
+           -- a job still waiting or running covers this slot too: coalesce, not pile up
            SELECT 1 FROM jobs j
-            WHERE j.store_id = s.id AND j.job_type = 'sync_inventory'
+            WHERE j.store_id = s.id AND j.job_type = p_job_type
               AND j.status IN ('pending', 'claimed', 'running'))
      ORDER BY s.org_id, s.id;
 $$;

@@ -14,7 +14,12 @@ from sqlalchemy import Engine, text
 import celeryconfig
 import schemas.jobs
 from fusion.db.session import Database
-from fusion.inventory.sync import idempotency_key, slot_start, sync_all_stores
+from fusion.inventory.sync import (
+    RECONCILE_ORDERS,
+    idempotency_key,
+    slot_start,
+    sync_all_stores,
+)
 from fusion.jobs import dispatch, registry
 from tests.jobs.conftest import RecordingDispatcher
 from tests.workers.conftest import Celery, celery, wait_until, worker_env  # noqa: F401
@@ -181,5 +186,39 @@ def test_the_beat_task_run_by_a_real_worker_enqueues_the_jobs(
         [(a, "shopify", "pending"), (b, "etsy", "pending")]
     )
     wait_until(lambda: "2 job(s) enqueued" in worker.output(), 10)
+    # and the order reconciliation task does the same for its pull
+    sender.send_task(celeryconfig.RECONCILE_ORDERS, queue="default")
+    wait_until(lambda: reconcile_count(admin_engine) == 2, 30)
     assert "plugin contracts synced" in worker.output()
     assert "unregistered task" not in worker.output().lower()
+
+
+def reconcile_count(admin_engine: Engine) -> int:
+    with admin_engine.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT count(*) FROM jobs WHERE job_type = 'reconcile_orders'")
+            ).scalar_one()
+        )
+
+
+def test_the_order_reconciliation_pull_is_enqueued_per_store_and_slot_the_same_way(
+    recorder: RecordingDispatcher, database: Database, admin_engine: Engine, org_a: uuid.UUID
+) -> None:
+    # Given an active and a paused store
+    store = add_store(admin_engine, org_a, "etsy")
+    add_store(admin_engine, org_a, "shopify", status="paused")
+    # When the reconciliation fan-out runs twice in one slot
+    first = sync_all_stores(database, now=NOW, job_type=RECONCILE_ORDERS)
+    second = sync_all_stores(database, now=NOW + timedelta(minutes=3), job_type=RECONCILE_ORDERS)
+    # Then the active store has exactly one reconcile_orders job, keyed by the slot
+    with admin_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT store_id, queue, idempotency_key FROM jobs WHERE job_type = :t"),
+            {"t": RECONCILE_ORDERS},
+        ).all()
+    assert (first.enqueued, second.enqueued) == (1, 0)
+    assert [tuple(r) for r in rows] == [
+        (store, "etsy", f"reconcile_orders:{store}:2026-11-28T10:00Z")
+    ]
+    assert sync_jobs(admin_engine) == []  # and no inventory sync was asked for
