@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
-from fusion.audit.service import audited_update, record, snapshot
+from fusion.audit.service import audited_delete, audited_update, record, snapshot
 from fusion.errors import JobError, ValidationFailed
 from fusion.orgs.models import Role
 from fusion.stores import service as stores
@@ -94,17 +94,14 @@ class StoreView(MethodView):
     def delete(self, org_id: uuid.UUID, store_id: uuid.UUID) -> None:
         """Disconnect a store and forget its credentials, listings and jobs."""
         store = stores.get_store(tx(), store_id)
-        before = snapshot(store, FIELDS)
-        tx().delete(store)
-        tx().flush()
-        record(
+        audited_delete(
             tx(),
             org_id=org_id,
             actor=access().principal,
+            obj=store,
             action="store.delete",
             resource_type="store",
-            resource_id=store_id,
-            before=before,
+            fields=FIELDS,
         )
 
 

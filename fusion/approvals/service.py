@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
-from fusion.audit.service import audited_update, record, snapshot
+from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
 from fusion.auth.access import Access
 from fusion.errors import Conflict, NotFound, PermissionDenied
 from fusion.orgs.models import Role
@@ -96,16 +96,14 @@ def request_approval(
         requested_by=access.user_id,
         expires_at=datetime.now(UTC) + timedelta(seconds=expires_s),
     )
-    session.add(approval)
-    session.flush()
-    record(
+    audited_create(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=approval,
         action="approval.request",
         resource_type="approval",
-        resource_id=approval.id,
-        after=snapshot(approval, APPROVAL_FIELDS),
+        fields=APPROVAL_FIELDS,
     )
     return approval
 
@@ -218,15 +216,12 @@ def update_policy(
 
 def delete_policy(session: Session, access: Access, policy_id: uuid.UUID) -> None:
     policy = get_policy(session, policy_id)
-    before = snapshot(policy, POLICY_FIELDS)
-    session.delete(policy)
-    session.flush()
-    record(
+    audited_delete(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=policy,
         action="policy.delete",
         resource_type="approval_policy",
-        resource_id=policy_id,
-        before=before,
+        fields=POLICY_FIELDS,
     )

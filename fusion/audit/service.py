@@ -121,3 +121,54 @@ def audited_update(
         before=before,
         after=snapshot(obj, fields),
     )
+
+
+def audited_create(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    actor: Principal | None,
+    obj: Any,
+    action: str,
+    resource_type: str,
+    fields: Iterable[str],
+) -> None:
+    """Add ``obj`` and record its ``fields`` as the entry's after, in the caller's transaction."""
+    session.add(obj)
+    session.flush()
+    record(
+        session,
+        org_id=org_id,
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=obj.id,
+        after=snapshot(obj, fields),
+    )
+
+
+def audited_delete(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    actor: Principal | None,
+    obj: Any,
+    action: str,
+    resource_type: str,
+    fields: Iterable[str],
+) -> None:
+    """Delete ``obj`` and record its ``fields`` as the entry's before, in the caller's
+    transaction."""
+    before = snapshot(obj, fields)
+    resource_id = obj.id
+    session.delete(obj)
+    session.flush()
+    record(
+        session,
+        org_id=org_id,
+        actor=actor,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        before=before,
+    )

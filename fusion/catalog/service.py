@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from fusion.approvals import service as approvals
 from fusion.approvals.models import Approval
-from fusion.audit.service import audited_update, record, snapshot
+from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
 from fusion.auth.access import Access
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
 from fusion.errors import Conflict, NotFound
@@ -56,16 +56,14 @@ def get_product(session: Session, product_id: uuid.UUID) -> Product:
 def create_product(session: Session, access: Access, **fields: Any) -> Product:
     """A new product in the caller's org."""
     product = Product(org_id=access.org_id, **fields)
-    session.add(product)
-    session.flush()
-    record(
+    audited_create(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=product,
         action="product.create",
         resource_type="product",
-        resource_id=product.id,
-        after=snapshot(product, PRODUCT_FIELDS),
+        fields=PRODUCT_FIELDS,
     )
     return product
 
@@ -101,17 +99,14 @@ def delete_product(session: Session, access: Access, product_id: uuid.UUID) -> A
             action="delete",
             payload={"title": product.title},
         )
-    before = snapshot(product, PRODUCT_FIELDS)
-    session.delete(product)
-    session.flush()
-    record(
+    audited_delete(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=product,
         action="product.delete",
         resource_type="product",
-        resource_id=product_id,
-        before=before,
+        fields=PRODUCT_FIELDS,
     )
     return None
 
@@ -187,17 +182,14 @@ def delete_variant(session: Session, access: Access, variant_id: uuid.UUID) -> A
             action="delete",
             payload={"sku": variant.sku},
         )
-    before = snapshot(variant, VARIANT_FIELDS)
-    session.delete(variant)
-    session.flush()
-    record(
+    audited_delete(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=variant,
         action="variant.delete",
         resource_type="product_variant",
-        resource_id=variant_id,
-        before=before,
+        fields=VARIANT_FIELDS,
     )
     return None
 
@@ -223,16 +215,14 @@ def create_listing(
     if exists is not None:
         raise Conflict("This product already has a listing on this store.")
     listing = Listing(org_id=access.org_id, product_id=product_id, store_id=store_id)
-    session.add(listing)
-    session.flush()
-    record(
+    audited_create(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=listing,
         action="listing.create",
         resource_type="listing",
-        resource_id=listing.id,
-        after=snapshot(listing, LISTING_FIELDS),
+        fields=LISTING_FIELDS,
     )
     return listing
 

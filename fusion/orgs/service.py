@@ -12,7 +12,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fusion.audit.service import audited_update, record, snapshot
+from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
 from fusion.auth import api_keys
 from fusion.auth.access import Access, Principal
 from fusion.errors import Conflict, NotFound
@@ -118,16 +118,14 @@ def add_member(session: Session, access: Access, *, email: str, role: Role) -> O
     if existing is not None:
         raise Conflict("This person is already a member.")
     member = OrgMember(org_id=access.org_id, user_id=user_id, role=role)
-    session.add(member)
-    session.flush()
-    record(
+    audited_create(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=member,
         action="member.add",
         resource_type="org_member",
-        resource_id=member.id,
-        after=snapshot(member, MEMBER_FIELDS),
+        fields=MEMBER_FIELDS,
     )
     return member
 
@@ -167,17 +165,14 @@ def remove_member(session: Session, access: Access, member_id: uuid.UUID) -> Non
     member = get_member(session, member_id)
     if member.role is Role.OWNER and not _other_owners(session, member):
         raise Conflict("An organisation needs at least one owner.")
-    before = snapshot(member, MEMBER_FIELDS)
-    session.delete(member)
-    session.flush()
-    record(
+    audited_delete(
         session,
         org_id=access.org_id,
         actor=access.principal,
+        obj=member,
         action="member.remove",
         resource_type="org_member",
-        resource_id=member_id,
-        before=before,
+        fields=MEMBER_FIELDS,
     )
 
 
