@@ -90,23 +90,38 @@ def delete_product(session: Session, access: Access, product_id: uuid.UUID) -> A
     """Delete a product (and its variants and listings), or, when approval is needed, return
     the pending approval and change nothing."""
     product = get_product(session, product_id)
-    if approvals.needs_approval(session, access, resource_type="product", action="delete"):
+    return _delete_or_request(
+        session, access, product, "product", PRODUCT_FIELDS, {"title": product.title}
+    )
+
+
+def _delete_or_request(
+    session: Session,
+    access: Access,
+    obj: Product | ProductVariant,
+    resource_type: str,
+    fields: tuple[str, ...],
+    summary: dict[str, Any],
+) -> Approval | None:
+    """Delete ``obj`` with its audit entry, or, where the org's policy (or the caller's role)
+    asks for approval, return the pending approval and change nothing."""
+    if approvals.needs_approval(session, access, resource_type=resource_type, action="delete"):
         return approvals.request_approval(
             session,
             access,
-            resource_type="product",
-            resource_id=product.id,
+            resource_type=resource_type,
+            resource_id=obj.id,
             action="delete",
-            payload={"title": product.title},
+            payload=summary,
         )
     audited_delete(
         session,
         org_id=access.org_id,
         actor=access.principal,
-        obj=product,
-        action="product.delete",
-        resource_type="product",
-        fields=PRODUCT_FIELDS,
+        obj=obj,
+        action=f"{resource_type.removeprefix('product_')}.delete",
+        resource_type=resource_type,
+        fields=fields,
     )
     return None
 
@@ -173,25 +188,9 @@ def update_variant(
 def delete_variant(session: Session, access: Access, variant_id: uuid.UUID) -> Approval | None:
     """Delete a variant, or return the pending approval an operator's delete needs."""
     variant = get_variant(session, variant_id)
-    if approvals.needs_approval(session, access, resource_type="product_variant", action="delete"):
-        return approvals.request_approval(
-            session,
-            access,
-            resource_type="product_variant",
-            resource_id=variant.id,
-            action="delete",
-            payload={"sku": variant.sku},
-        )
-    audited_delete(
-        session,
-        org_id=access.org_id,
-        actor=access.principal,
-        obj=variant,
-        action="variant.delete",
-        resource_type="product_variant",
-        fields=VARIANT_FIELDS,
+    return _delete_or_request(
+        session, access, variant, "product_variant", VARIANT_FIELDS, {"sku": variant.sku}
     )
-    return None
 
 
 def get_listing(session: Session, listing_id: uuid.UUID) -> Listing:
