@@ -30,6 +30,7 @@ REAP = "fusion.sweep.reap"
 SYNC_INVENTORY = "fusion.inventory.sync_all_stores"
 EXPIRE_APPROVALS = "fusion.approvals.expire"
 RECONCILE_ORDERS = "fusion.orders.reconcile_all_stores"
+CONSUME_ORDER_QUEUES = "fusion.orders.consume_order_queues"
 
 
 def _number(name: str, default: float) -> float:
@@ -41,6 +42,8 @@ _settings = Settings.from_env()
 VISIBILITY_TIMEOUT_S = _number("FUSION_BROKER_VISIBILITY_TIMEOUT_S", 7200)
 SWEEP_INTERVAL_S = _number("FUSION_SWEEP_INTERVAL_S", 5)
 DISPATCH_STALE_S = int(_number("FUSION_DISPATCH_STALE_S", 30))
+# How often every store's order notification queue (Amazon's SQS) is read; 0 turns it off.
+ORDER_QUEUE_POLL_S = int(_number("FUSION_ORDER_QUEUE_POLL_S", 60))
 
 broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
 broker_connection_retry_on_startup = True
@@ -84,6 +87,7 @@ task_routes = {
     SYNC_INVENTORY: {"queue": DEFAULT_QUEUE},
     EXPIRE_APPROVALS: {"queue": DEFAULT_QUEUE},
     RECONCILE_ORDERS: {"queue": DEFAULT_QUEUE},
+    CONSUME_ORDER_QUEUES: {"queue": DEFAULT_QUEUE},
 }
 
 _sweep = {"queue": DEFAULT_QUEUE, "priority": int(Lane.URGENT), "expires": SWEEP_INTERVAL_S * 2}
@@ -107,5 +111,11 @@ beat_schedule = {
         "options": {"queue": DEFAULT_QUEUE, "expires": 5 * 60},
     },
 }
+if ORDER_QUEUE_POLL_S > 0:
+    beat_schedule["consume-order-queues"] = {
+        "task": CONSUME_ORDER_QUEUES,
+        "schedule": ORDER_QUEUE_POLL_S,
+        "options": {"queue": DEFAULT_QUEUE, "expires": ORDER_QUEUE_POLL_S},
+    }
 timezone = "UTC"
 enable_utc = True

@@ -1,5 +1,6 @@
-"""Payload schema of the ``process_webhook`` job (``fusion/webhooks/jobs.py``): the id of the
-stored delivery and nothing else (the delivery itself stays in its table)."""
+"""Payload schemas of the order-event jobs (``fusion/webhooks/jobs.py``): ``process_webhook``
+takes the id of the stored delivery and nothing else (the delivery itself stays in its table);
+``consume_order_queue`` takes nothing (the job's store names its queue)."""
 
 from __future__ import annotations
 
@@ -13,4 +14,9 @@ class ProcessWebhookPayloadSchema(StrictSchema):
     webhook_id = fields.UUID(required=True)
 
 
+class ConsumeOrderQueuePayloadSchema(StrictSchema):
+    pass
+
+
 register_payload_schema("process_webhook", ProcessWebhookPayloadSchema)
+register_payload_schema("consume_order_queue", ConsumeOrderQueuePayloadSchema)

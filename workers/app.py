@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import timedelta
 
 from celery import Celery
 from celery.signals import worker_ready
@@ -105,6 +106,19 @@ def reconcile_all_stores() -> dict[str, int]:
     webhooks get lost, the pull finds what they missed."""
     run = inventory_sync.sync_all_stores(
         runtime(app).database, job_type=inventory_sync.RECONCILE_ORDERS
+    )
+    return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
+
+
+@app.task(name=celeryconfig.CONSUME_ORDER_QUEUES, ignore_result=True)
+def consume_order_queues() -> dict[str, int]:
+    """Enqueue a consume_order_queue job for every store with an order notification queue
+    (beat, every ``FUSION_ORDER_QUEUE_POLL_S``): Amazon sends its order events only there."""
+    run = inventory_sync.sync_all_stores(
+        runtime(app).database,
+        job_type=inventory_sync.CONSUME_ORDER_QUEUE,
+        every=timedelta(seconds=max(1, celeryconfig.ORDER_QUEUE_POLL_S)),
+        stores=inventory_sync.order_queue_stores(),
     )
     return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
 

@@ -1,9 +1,11 @@
 """The recurring per-store jobs: one ``sync_inventory`` and one ``reconcile_orders`` job per
-active store per 15 minutes.
+active store per 15 minutes, and one ``consume_order_queue`` job per minute for every store
+whose platform sends order events to a queue it names (Amazon's SQS).
 
-Beat sends ``fusion.inventory.sync_all_stores`` and ``fusion.orders.reconcile_all_stores``
-every 15 minutes; both tasks call :func:`sync_all_stores` with their job type. The stores
-are found through ``stores_due_for(job_type)`` (migration 0005), the one narrow cross-org
+Beat sends ``fusion.inventory.sync_all_stores``, ``fusion.orders.reconcile_all_stores`` and
+``fusion.orders.consume_order_queues``; all three call :func:`sync_all_stores` with their job
+type (and the order queues with their own slot and store filter). The stores are found
+through ``stores_due_for(job_type, platforms)`` (migration 0008), the one narrow cross-org
 read: it returns ids only, and skips stores whose previous job of that type is still
 pending, claimed or running. Each org's jobs are then enqueued in that org's own session
 (RLS holds; the messages go out after its commit) with an idempotency key per (store, job
@@ -19,22 +21,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select, text
+from sqlalchemy import ColumnElement, and_, or_, select, text, true
 
 from fusion.db.session import Database
 from fusion.errors import FusionError
 from fusion.jobs import service
 from fusion.jobs.models import Job
 from fusion.jobs.service import JobSpec
+from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.stores.models import Store
 
 log = logging.getLogger(__name__)
 
 SYNC_INVENTORY = "sync_inventory"  # the plugin core's job types (fusion/plugins/jobs.py)
 RECONCILE_ORDERS = "reconcile_orders"  # the pull behind webhooks, which get lost
+CONSUME_ORDER_QUEUE = "consume_order_queue"  # fusion/webhooks/jobs.py
 SLOT = timedelta(minutes=15)
 ACTIVE = "active"
-DUE = text("SELECT org_id, store_id FROM stores_due_for(:job_type)")
+DUE = text("SELECT org_id, store_id FROM stores_due_for(:job_type, :platforms)")
 # Serialises runs per org so the "already enqueued this slot" read below is exact.
 ORG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 
@@ -49,43 +53,86 @@ class SyncRun:
     failed_orgs: int
 
 
-def slot_start(moment: datetime) -> datetime:
-    """The start of the 15-minute slot holding ``moment``, in UTC. Raises ValueError for a
-    naive datetime (a slot is only meaningful on one clock)."""
+@dataclass(frozen=True)
+class StoreFilter:
+    """Which active stores a recurring job is for: those on ``platforms`` (None: every
+    platform) that also match ``where`` (checked in the org's own session)."""
+
+    platforms: Sequence[str] | None = None
+    where: ColumnElement[bool] | None = None
+
+
+EVERY_STORE = StoreFilter()
+
+
+def order_queue_stores() -> StoreFilter:
+    """The stores with an order notification queue: on a platform whose plugin declares
+    ``order_queue_setting``, and naming their queue in that setting."""
+    settings = {
+        slug: setting
+        for slug in plugin_slugs()
+        if (setting := get_plugin(slug).order_queue_setting) is not None
+    }
+    named = [
+        and_(Store.platform == slug, Store.settings[setting].astext != "")
+        for slug, setting in settings.items()
+    ]
+    return StoreFilter(platforms=sorted(settings), where=or_(*named) if named else None)
+
+
+def slot_start(moment: datetime, every: timedelta = SLOT) -> datetime:
+    """The start of the slot of length ``every`` (whole seconds, counted from the epoch, so
+    15 minutes means :00, :15, :30, :45) holding ``moment``, in UTC. Raises ValueError for a
+    naive datetime (a slot is only meaningful on one clock) or a slot under one second."""
     if moment.tzinfo is None:
         raise ValueError("slot_start needs an aware datetime")
-    utc = moment.astimezone(UTC)
-    return utc.replace(minute=utc.minute - utc.minute % 15, second=0, microsecond=0)
+    seconds = int(every.total_seconds())
+    if seconds < 1:
+        raise ValueError("a slot is at least one second long")
+    stamp = int(moment.timestamp())
+    return datetime.fromtimestamp(stamp - stamp % seconds, UTC)
 
 
-def idempotency_key(store_id: uuid.UUID, slot: datetime, job_type: str = SYNC_INVENTORY) -> str:
+def idempotency_key(
+    store_id: uuid.UUID, slot: datetime, job_type: str = SYNC_INVENTORY, every: timedelta = SLOT
+) -> str:
     """The key of ``store_id``'s ``job_type`` job for ``slot`` (unique per org, so it names
     the store)."""
-    return f"{job_type}:{store_id}:{slot_start(slot).strftime('%Y-%m-%dT%H:%MZ')}"
+    start = slot_start(slot, every)
+    stamp = start.strftime("%Y-%m-%dT%H:%M:%SZ" if start.second else "%Y-%m-%dT%H:%MZ")
+    return f"{job_type}:{store_id}:{stamp}"
 
 
 def sync_all_stores(
-    database: Database, *, now: datetime | None = None, job_type: str = SYNC_INVENTORY
+    database: Database,
+    *,
+    now: datetime | None = None,
+    job_type: str = SYNC_INVENTORY,
+    every: timedelta = SLOT,
+    stores: StoreFilter = EVERY_STORE,
 ) -> SyncRun:
-    """Enqueue one ``job_type`` job (``sync_inventory`` or ``reconcile_orders``) for every
-    active store of every org that has no job of that type pending, claimed or running and
-    none yet for the current slot; returns what it did.
+    """Enqueue one ``job_type`` job for every active store (of ``stores``) of every org that
+    has no job of that type pending, claimed or running and none yet for the current slot of
+    length ``every``; returns what it did.
 
     Safe to run twice or concurrently: a store gets at most one job per slot. An org whose
     enqueue fails with a FusionError is logged and skipped (the next slot tries again) without
     stopping the others; database errors propagate (the task fails; beat runs it again).
     ``now`` (aware) picks the slot; default: the current time.
     """
-    slot = slot_start(now or datetime.now(UTC))
+    slot = slot_start(now or datetime.now(UTC), every)
+    platforms = list(stores.platforms) if stores.platforms is not None else None
     with database.system_session() as session:
-        rows = session.execute(DUE, {"job_type": job_type}).all()
+        rows = session.execute(DUE, {"job_type": job_type, "platforms": platforms}).all()
     by_org: dict[uuid.UUID, list[uuid.UUID]] = defaultdict(list)
     for row in rows:
         by_org[row.org_id].append(row.store_id)
     enqueued = failed = 0
     for org_id, store_ids in by_org.items():
         try:
-            enqueued += _enqueue_for_org(database, org_id, store_ids, slot, job_type)
+            enqueued += _enqueue_for_org(
+                database, org_id, store_ids, slot, job_type, every, stores.where
+            )
         except FusionError as exc:
             failed += 1
             log.warning("%s: org %s skipped: %s", job_type, org_id, type(exc).__name__)
@@ -98,14 +145,17 @@ def _enqueue_for_org(
     store_ids: Sequence[uuid.UUID],
     slot: datetime,
     job_type: str,
+    every: timedelta,
+    where: ColumnElement[bool] | None,
 ) -> int:
     with database.org_session(org_id) as session:
         session.execute(ORG_LOCK, {"key": f"{job_type}:{org_id}"})
         # Re-read under RLS: a store deleted or paused since the cross-org read gets nothing.
+        matching = where if where is not None else true()
         live = session.scalars(
-            select(Store.id).where(Store.id.in_(store_ids), Store.status == ACTIVE)
+            select(Store.id).where(Store.id.in_(store_ids), Store.status == ACTIVE, matching)
         ).all()
-        keys = {store_id: idempotency_key(store_id, slot, job_type) for store_id in live}
+        keys = {store_id: idempotency_key(store_id, slot, job_type, every) for store_id in live}
         taken = set(
             session.scalars(
                 select(Job.idempotency_key).where(Job.idempotency_key.in_(keys.values()))

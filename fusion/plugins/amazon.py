@@ -9,8 +9,9 @@
   go out as ``fulfillment_availability`` patches on each listing (the job log says so).
 - Bulk: the Feeds API, ``JSON_LISTINGS_FEED`` (document, upload, createFeed, poll, report).
 - Orders: ``ORDER_CHANGE`` notifications arrive only through SQS (``fusion/plugins/
-  amazon_sqs.py``); ``fetch_orders`` reconciles through Orders v0 ``getOrders`` with
-  ``LastUpdatedAfter``.
+  amazon_sqs.py``), read by the ``consume_order_queue`` job, which adds each notification's
+  order from the Orders API (prices live there); ``fetch_orders`` reconciles through Orders
+  v0 ``getOrders`` with ``LastUpdatedAfter``.
 
 Store fields: ``external_id`` = seller id; ``credentials`` = client_id, client_secret,
 refresh_token (plus aws_access_key_id / aws_secret_access_key for the queue); ``settings`` =
@@ -20,7 +21,6 @@ feed_poll_interval_s, feed_poll_attempts.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from fusion.errors import PermanentError
 from fusion.plugins import _amazon_lwa as lwa
+from fusion.plugins.amazon_sqs import OrderChangeConsumer
 from fusion.plugins.base import (
     ApiCall,
     AuthType,
@@ -37,6 +38,7 @@ from fusion.plugins.base import (
     HttpResponse,
     InventoryUpdate,
     OrderLine,
+    OrderQueue,
     PlatformClient,
     Plugin,
     ProductDraft,
@@ -53,6 +55,7 @@ LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
 CHANNEL = "DEFAULT"  # merchant-fulfilled; FBA quantities belong to Amazon
 SKU_SEPARATOR = "|"
+QUEUE_WAIT_S = 2  # SQS long poll inside a job: short, so an idle queue frees the worker soon
 # Per selling-partner account, each Listings Items operation allows 5 rps with a burst of 5.
 LISTINGS_RATE = RateLimitSpec(requests_per_second=5.0, burst_size=5)
 
@@ -225,15 +228,31 @@ class AmazonClient(PlatformClient):
 
     def get_order(self, order: Mapping[str, Any]) -> RemoteOrder:
         """The order with its items (prices live only in ``getOrderItems``)."""
-        order_id = quote(str(order["AmazonOrderId"]), safe="")
-        path = f"/orders/v0/orders/{order_id}/orderItems"
-        items = self._call("GET", path, "getOrderItems").json()["payload"]["OrderItems"]
-        return order_from_api(order, items)
+        return order_from_api(order, self._order_items(str(order["AmazonOrderId"])))
 
-    def fetch_order(self, amazon_order_id: str) -> RemoteOrder:
-        """One order by id (what an ORDER_CHANGE notification names), with items and prices."""
-        path = f"/orders/v0/orders/{quote(amazon_order_id, safe='')}"
-        return self.get_order(self._call("GET", path, "getOrder").json()["payload"])
+    def with_order(self, event: WebhookEvent) -> WebhookEvent:
+        """An ORDER_CHANGE event with the Orders API order and its items added under
+        ``order`` / ``items`` (the notification itself carries no prices). Other topics, and
+        an order Amazon refuses to show (logged), come back unchanged: the notification's own
+        lines still count the stock. Rate limits and outages propagate."""
+        change = event.payload.get("Payload", {}).get("OrderChangeNotification", {})
+        order_id = change.get("AmazonOrderId")
+        if event.topic != "ORDER_CHANGE" or "order" in event.payload or not order_id:
+            return event
+        path = f"/orders/v0/orders/{quote(str(order_id), safe='')}"
+        try:
+            order = self._call("GET", path, "getOrder").json()["payload"]
+            items = self._order_items(str(order_id))
+        except PermanentError as exc:
+            self.log(f"order {order_id}: the Orders API refused it ({exc}); kept without prices")
+            return event
+        return WebhookEvent(
+            event.delivery_id, event.topic, {**event.payload, "order": order, "items": items}
+        )
+
+    def _order_items(self, order_id: str) -> list[dict[str, Any]]:
+        path = f"/orders/v0/orders/{quote(order_id, safe='')}/orderItems"
+        return list(self._call("GET", path, "getOrderItems").json()["payload"]["OrderItems"])
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -382,6 +401,7 @@ class AmazonPlugin(Plugin):
         Capability.ORDER_WEBHOOKS: ContractLevel.NATIVE,
     }
     rate_limit = LISTINGS_RATE
+    order_queue_setting = "sqs_queue_url"
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
@@ -396,10 +416,23 @@ class AmazonPlugin(Plugin):
             "Amazon sends ORDER_CHANGE notifications only through SQS; HTTP deliveries are refused"
         )
 
+    def order_queue(
+        self, client: PlatformClient, handle: Callable[[WebhookEvent], None]
+    ) -> OrderQueue:
+        """The store's SQS queue of ORDER_CHANGE notifications; each new one reaches ``handle``
+        with its Orders API order added (:meth:`AmazonClient.with_order`)."""
+        if not isinstance(client, AmazonClient):
+            raise TypeError("an Amazon order queue needs an AmazonClient")
+
+        def with_order(event: WebhookEvent) -> None:
+            handle(client.with_order(event))
+
+        return OrderChangeConsumer.for_store(client.conn, with_order, wait_s=QUEUE_WAIT_S)
+
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
-        """The order an ORDER_CHANGE event carries. The SQS consumer adds the Orders API order
-        (with prices) under ``order``/``items``; without it the lines come from the
-        notification, which has no prices (unit prices 0, fixed by the reconciliation pull)."""
+        """The order an ORDER_CHANGE event carries: the Orders API order (with prices) that
+        :meth:`AmazonClient.with_order` added under ``order``/``items``, else the lines of the
+        notification itself, which has no prices (unit prices 0)."""
         if event.topic != "ORDER_CHANGE":
             return None
         if "order" in event.payload:
@@ -424,20 +457,6 @@ class AmazonPlugin(Plugin):
             placed_at=_parse_time(summary.get("PurchaseDate")),
             raw=dict(event.payload),
         )
-
-
-def notification_event(body: bytes) -> WebhookEvent:
-    """A WebhookEvent from an SQS message body holding an SP-API notification.
-
-    Raises PermanentError for a body that is not JSON or lacks the notification type or its
-    ``NotificationMetadata.NotificationId`` (the dedupe key)."""
-    try:
-        data = json.loads(body)
-        topic = str(data["NotificationType"])
-        delivery_id = str(data["NotificationMetadata"]["NotificationId"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise PermanentError(f"not an SP-API notification: {type(exc).__name__}") from None
-    return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=data)
 
 
 plugin = AmazonPlugin()

@@ -12,30 +12,32 @@ backup Amazon itself asks for.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from fusion.errors import PermanentError
-from fusion.plugins.amazon import notification_event
-from fusion.plugins.base import StoreConnection, WebhookEvent
+from fusion.plugins.base import ConsumeResult, StoreConnection, WebhookEvent
 
 log = logging.getLogger(__name__)
 
 SEEN_LIMIT = 10_000
 
 
-@dataclass
-class ConsumeResult:
-    """What one :meth:`OrderChangeConsumer.poll` did, for logs and tests."""
+def notification_event(body: bytes) -> WebhookEvent:
+    """A WebhookEvent from an SQS message body holding an SP-API notification.
 
-    received: int = 0
-    handled: int = 0
-    duplicates: int = 0
-    invalid: int = 0
-    failed: int = 0
+    Raises PermanentError for a body that is not JSON or lacks the notification type or its
+    ``NotificationMetadata.NotificationId`` (the dedupe key)."""
+    try:
+        data = json.loads(body)
+        topic = str(data["NotificationType"])
+        delivery_id = str(data["NotificationMetadata"]["NotificationId"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise PermanentError(f"not an SP-API notification: {type(exc).__name__}") from None
+    return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=data)
 
 
 class OrderChangeConsumer:
@@ -117,8 +119,7 @@ class OrderChangeConsumer:
         total = ConsumeResult()
         for _ in range(max_polls):
             step = self.poll()
-            for name in ("received", "handled", "duplicates", "invalid", "failed"):
-                setattr(total, name, getattr(total, name) + getattr(step, name))
+            total.add(step)
             if step.received == 0:
                 break
         return total

@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
+from fusion.errors import UnsupportedCapability
 from fusion.plugins.models import ContractLevel
 
 
@@ -222,6 +223,31 @@ class PlatformClient(ABC):
         """Orders changed since ``since`` (the reconciliation pull behind webhooks)."""
 
 
+@dataclass
+class ConsumeResult:
+    """What reading an order notification queue did, for logs and tests."""
+
+    received: int = 0
+    handled: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    failed: int = 0
+
+    def add(self, other: ConsumeResult) -> None:
+        for name in ("received", "handled", "duplicates", "invalid", "failed"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class OrderQueue(Protocol):
+    """A store's order notification queue (for platforms that deliver order events by queue
+    rather than by webhook). Each new event goes to the ``handle`` it was made with; a message
+    leaves the queue only after ``handle`` returned."""
+
+    def drain(self, *, max_polls: int = 100) -> ConsumeResult:
+        """Read until the queue answers empty (or ``max_polls`` reads); the totals."""
+        ...
+
+
 class Plugin(ABC):
     slug: str
     name: str
@@ -229,6 +255,9 @@ class Plugin(ABC):
     auth_type: AuthType
     capabilities: Mapping[Capability, ContractLevel]
     rate_limit: RateLimitSpec
+    # The store setting naming the store's order notification queue, on platforms that send
+    # order events to a queue (Amazon: SQS) instead of webhooks; None for the others.
+    order_queue_setting: str | None = None
 
     def level(self, capability: Capability) -> ContractLevel:
         return self.capabilities.get(capability, ContractLevel.UNSUPPORTED)
@@ -246,3 +275,11 @@ class Plugin(ABC):
     @abstractmethod
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The order a webhook event carries, or None for a topic the hub ignores."""
+
+    def order_queue(
+        self, client: PlatformClient, handle: Callable[[WebhookEvent], None]
+    ) -> OrderQueue:
+        """The queue ``client``'s store receives order events on, handing each new one to
+        ``handle``. Raises UnsupportedCapability on a platform without one (the default), and
+        PermanentError when the store names no queue in ``order_queue_setting``."""
+        raise UnsupportedCapability(self.slug, "order_queue")

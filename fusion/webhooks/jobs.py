@@ -1,27 +1,39 @@
-"""The ``process_webhook`` job: turn a stored delivery into an order, its stock effect and
-the stock pushes to the org's other stores. Imported by workers at start
+"""The jobs behind order events. Imported by workers at start
 (``fusion.jobs.registry.BUILTIN_MODULES``).
 
-Safe to run twice: the delivery is locked and re-read, a processed one is left alone, and
-the order's stock is applied only by the transaction that first sets ``stock_applied_at``.
+- ``process_webhook`` turns a stored delivery into an order, its stock effect and the stock
+  pushes to the org's other stores. Safe to run twice: the delivery is locked and re-read, a
+  processed one is left alone, and the order's stock is applied only by the transaction that
+  first sets ``stock_applied_at``.
+- ``consume_order_queue`` reads a store's order notification queue (Amazon's SQS; beat runs it
+  for every store that names one) and stores each notification exactly as a verified
+  webhook delivery, enqueueing ``process_webhook`` in the same transaction. A message leaves
+  the queue only after that transaction committed, so a crash means a redelivery, which the
+  delivery's unique id turns into a no-op.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 import fusion.db.models  # noqa: F401  (every table, so foreign keys resolve in a worker)
 from fusion.errors import PermanentError
 from fusion.jobs.registry import JobType, register
 from fusion.orders.service import fan_out_stock, ingest_order
-from fusion.plugins.base import WebhookEvent
+from fusion.plugins.base import Capability, WebhookEvent
+from fusion.plugins.calls import store_client
 from fusion.plugins.registry import get_plugin
 from fusion.webhooks.models import WebhookDelivery
-from fusion.webhooks.service import PROCESS_JOB
+from fusion.webhooks.service import PROCESS_JOB, record
 
 if TYPE_CHECKING:
     from fusion.jobs.context import JobContext
+
+CONSUME_JOB = "consume_order_queue"
+QUEUE_MAX_POLLS = 50  # up to 500 notifications a run; the next run takes the rest
 
 
 def process_webhook(ctx: JobContext) -> dict[str, Any]:
@@ -85,6 +97,55 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
     }
 
 
+def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
+    """Drain the store's order notification queue: each new notification is stored once and
+    its ``process_webhook`` enqueued, in one transaction per notification. Raises
+    UnsupportedCapability for a platform without a queue, PermanentError for a store that
+    names none; a notification whose handling failed stays on the queue for the next run."""
+    outcomes: Counter[str] = Counter()
+    with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
+
+        def handle(event: WebhookEvent) -> None:
+            body = json.dumps(dict(event.payload), sort_keys=True, separators=(",", ":"))
+            with ctx.session() as session:
+                receipt = record(
+                    session,
+                    bound.plugin,
+                    org_id=ctx.org_id,
+                    store_id=bound.store.id,
+                    event=event,
+                    body=body.encode(),
+                )
+            outcomes[receipt.outcome] += 1
+
+        run = bound.plugin.order_queue(bound.client, handle).drain(max_polls=QUEUE_MAX_POLLS)
+    result = {
+        "received": run.received,
+        "accepted": outcomes["accepted"],
+        "duplicates": outcomes["duplicate"] + run.duplicates,
+        "ignored": outcomes["ignored"],
+        "invalid": run.invalid,
+        "failed": run.failed,
+    }
+    ctx.log(
+        f"order queue: {result['received']} received, {result['accepted']} accepted, "
+        f"{result['duplicates']} already stored, {result['ignored']} ignored, "
+        f"{result['invalid']} not notifications (dropped), "
+        f"{result['failed']} left on the queue after a failure",
+        "warning" if run.failed or run.invalid else "info",
+        **result,
+    )
+    return result
+
+
 register(
     JobType(PROCESS_JOB, process_webhook, needs_store=False, payload_schema="webhook_jobs.process")
+)
+register(
+    JobType(
+        CONSUME_JOB,
+        consume_order_queue,
+        capability=Capability.ORDER_WEBHOOKS.value,
+        payload_schema="webhook_jobs.consume_order_queue",
+    )
 )

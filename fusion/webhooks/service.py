@@ -1,4 +1,6 @@
 """Receiving a platform's webhook delivery: route, verify, store once, enqueue its processing.
+(:func:`record`, the "store once, enqueue" half, also takes events read from a platform's
+order notification queue.)
 
 A delivery carries no credentials, only its store's id in the URL and the platform's
 signature over the raw body. The store is routed through the narrow ``webhook_route``
@@ -33,9 +35,6 @@ from fusion.webhooks.models import WebhookDelivery
 PROCESS_JOB = "process_webhook"
 MAX_DELIVERY_ID = 255
 MAX_TOPIC = 120
-# What the plugins' verify_webhook says when the signature held but the body is not an event
-# of theirs (they check the signature first, then parse): those are the sender's malformed
-# payloads (400), everything else is a failed proof (401).
 
 
 class WebhookRefused(FusionError):
@@ -82,34 +81,51 @@ def receive(
         if not secret:
             raise WebhookRefused("webhook refused")
         event = _verify(plugin, headers, body, secret)
-        if not event.delivery_id or len(event.delivery_id) > MAX_DELIVERY_ID:
-            raise MalformedDelivery(fields={"delivery_id": ["missing or too long"]})
-        acted_on = _acts_on(plugin, event)
-        webhook_id = session.execute(
-            insert(WebhookDelivery)
-            .values(
-                id=uuid.uuid4(),
-                org_id=org_id,
-                store_id=store_id,
-                platform=platform,
-                delivery_id=event.delivery_id,
-                topic=event.topic[:MAX_TOPIC],
-                body_sha256=hashlib.sha256(body).hexdigest(),
-                payload=dict(event.payload),
-                status="received" if acted_on else "ignored",
-            )
-            .on_conflict_do_nothing(index_elements=["org_id", "store_id", "delivery_id"])
-            .returning(WebhookDelivery.id)
-        ).scalar_one_or_none()
-        if webhook_id is None:
-            return Receipt("duplicate", None)
-        if not acted_on:
-            return Receipt("ignored", webhook_id)
-        job = enqueue(
-            session, org_id=org_id, job_type=PROCESS_JOB, payload={"webhook_id": str(webhook_id)}
+        return record(session, plugin, org_id=org_id, store_id=store_id, event=event, body=body)
+
+
+def record(
+    session: Session,
+    plugin: Plugin,
+    *,
+    org_id: uuid.UUID,
+    store_id: uuid.UUID,
+    event: WebhookEvent,
+    body: bytes,
+) -> Receipt:
+    """Store a proven ``event`` for ``store_id`` once per delivery id, in the caller's org
+    transaction, and enqueue ``process_webhook`` with it when it is new and acted on; whatever
+    brought it (a verified HTTP delivery, a platform's notification queue). ``body`` is the
+    raw bytes it came as, kept only as a hash. Raises MalformedDelivery for an event without
+    a usable delivery id; nothing is stored then."""
+    if not event.delivery_id or len(event.delivery_id) > MAX_DELIVERY_ID:
+        raise MalformedDelivery(fields={"delivery_id": ["missing or too long"]})
+    acted_on = _acts_on(plugin, event)
+    webhook_id = session.execute(
+        insert(WebhookDelivery)
+        .values(
+            id=uuid.uuid4(),
+            org_id=org_id,
+            store_id=store_id,
+            platform=plugin.slug,
+            delivery_id=event.delivery_id,
+            topic=event.topic[:MAX_TOPIC],
+            body_sha256=hashlib.sha256(body).hexdigest(),
+            payload=dict(event.payload),
+            status="received" if acted_on else "ignored",
         )
-        _link(session, webhook_id, job.id)
-        return Receipt("accepted", webhook_id, job.id)
+        .on_conflict_do_nothing(index_elements=["org_id", "store_id", "delivery_id"])
+        .returning(WebhookDelivery.id)
+    ).scalar_one_or_none()
+    if webhook_id is None:
+        return Receipt("duplicate", None)
+    if not acted_on:
+        return Receipt("ignored", webhook_id)
+    job = enqueue(
+        session, org_id=org_id, job_type=PROCESS_JOB, payload={"webhook_id": str(webhook_id)}
+    )
+    _link(session, webhook_id, job.id)
+    return Receipt("accepted", webhook_id, job.id)
 
 
 def _route(database: Database, store_id: uuid.UUID, platform: str) -> uuid.UUID:

@@ -3,6 +3,7 @@ against the real database (and, last, through a real Celery worker)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,8 +16,10 @@ import celeryconfig
 import schemas.jobs
 from fusion.db.session import Database
 from fusion.inventory.sync import (
+    CONSUME_ORDER_QUEUE,
     RECONCILE_ORDERS,
     idempotency_key,
+    order_queue_stores,
     slot_start,
     sync_all_stores,
 )
@@ -41,17 +44,21 @@ def recorder() -> Iterator[RecordingDispatcher]:
 
 
 def add_store(
-    admin_engine: Engine, org: uuid.UUID, platform: str = "shopify", status: str = "active"
+    admin_engine: Engine,
+    org: uuid.UUID,
+    platform: str = "shopify",
+    status: str = "active",
+    settings: dict[str, str] | None = None,
 ) -> uuid.UUID:
     store_id = uuid.uuid4()
     with admin_engine.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO stores (id, org_id, platform, name, external_id, status) "
-                "VALUES (:id, :org, :platform, 'Shop', :ext, :status)"
+                "INSERT INTO stores (id, org_id, platform, name, external_id, status, settings) "
+                "VALUES (:id, :org, :platform, 'Shop', :ext, :status, CAST(:settings AS jsonb))"
             ),
             {"id": store_id, "org": org, "platform": platform, "ext": store_id.hex,
-             "status": status},
+             "status": status, "settings": json.dumps(settings or {})},
         )  # fmt: skip
     return store_id
 
@@ -79,6 +86,63 @@ def test_slot_start_floors_to_the_quarter_hour_in_utc() -> None:
     assert slot_start(local) == datetime(2026, 11, 28, 11, 45, tzinfo=UTC)
     with pytest.raises(ValueError):
         slot_start(datetime(2026, 11, 28, 10, 7))  # naive
+
+
+def test_shorter_slots_floor_to_their_own_length_and_key_by_the_second() -> None:
+    twenty = timedelta(seconds=20)
+    assert slot_start(NOW, twenty) == datetime(2026, 11, 28, 10, 7, 20, tzinfo=UTC)
+    assert slot_start(NOW, timedelta(minutes=1)) == datetime(2026, 11, 28, 10, 7, tzinfo=UTC)
+    store = uuid.uuid4()
+    assert idempotency_key(store, NOW, "x", twenty) == f"x:{store}:2026-11-28T10:07:20Z"
+    assert idempotency_key(store, NOW, "x", timedelta(minutes=1)) == f"x:{store}:2026-11-28T10:07Z"
+    with pytest.raises(ValueError):
+        slot_start(NOW, timedelta(milliseconds=500))
+
+
+def test_order_queues_are_polled_for_the_stores_that_name_one_each_minute(
+    recorder: RecordingDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+    org_b: uuid.UUID,
+) -> None:
+    # Given Amazon stores with and without a queue, a paused one, and a Shopify store whose
+    # settings happen to hold the same key (Shopify sends order events by webhook)
+    queue = {"sqs_queue_url": "http://127.0.0.1:1/queue"}
+    a = add_store(admin_engine, org_a, "amazon_sc", settings=queue)
+    b = add_store(admin_engine, org_b, "amazon_sc", settings=queue)
+    add_store(admin_engine, org_a, "amazon_sc")
+    add_store(admin_engine, org_a, "amazon_sc", settings={"sqs_queue_url": ""})
+    add_store(admin_engine, org_b, "amazon_sc", status="paused", settings=queue)
+    add_store(admin_engine, org_a, "shopify", settings=queue)
+    minute = timedelta(minutes=1)
+
+    def poll(at: datetime) -> tuple[int, int]:
+        run = sync_all_stores(
+            database,
+            now=at,
+            job_type=CONSUME_ORDER_QUEUE,
+            every=minute,
+            stores=order_queue_stores(),
+        )
+        return run.due, run.enqueued
+
+    # When beat's poll runs (only active Amazon stores come out of the cross-org read), and
+    # again in the same minute (the two polled stores' jobs are still pending: not due)
+    assert poll(NOW) == (4, 2)
+    assert poll(NOW + timedelta(seconds=20)) == (2, 0)
+    # Then the two stores that name a queue have one job each, on Amazon's queue
+    with admin_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT store_id, queue, idempotency_key FROM jobs WHERE job_type = :t"),
+            {"t": CONSUME_ORDER_QUEUE},
+        ).all()
+    assert sorted((r.store_id, r.queue, r.idempotency_key) for r in rows) == sorted(
+        (s, "amazon_sc", f"{CONSUME_ORDER_QUEUE}:{s}:2026-11-28T10:07Z") for s in (a, b)
+    )
+    # and once those ran, the next minute polls them again
+    finish_all(admin_engine)
+    assert poll(NOW + minute) == (4, 2)
 
 
 def test_every_active_store_of_every_org_gets_exactly_one_sync_job(

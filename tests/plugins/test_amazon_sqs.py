@@ -12,9 +12,11 @@ import boto3
 import pytest
 import requests
 
+from fusion.errors import UnsupportedCapability
 from fusion.plugins import amazon
 from fusion.plugins.amazon_sqs import OrderChangeConsumer
 from fusion.plugins.base import StoreConnection, WebhookEvent
+from fusion.plugins.registry import get_plugin
 from fusion.sandbox import _amazon_contract as contract
 from fusion.sandbox.amazon import AmazonSandbox
 from tests.plugins.test_amazon import client_for, draft, fresh_seller, running_sandbox
@@ -73,9 +75,45 @@ def test_an_order_reaches_the_handler_once_and_leaves_the_queue(
     assert order is not None and order.external_id == placed["AmazonOrderId"]
     assert [(li.sku, li.quantity) for li in order.lines] == [("MUG-1", 2)]
     assert order.lines[0].unit_price == Decimal(0)  # notifications carry no prices
-    full = client_for(seller).fetch_order(order.external_id)  # the Orders API fills them in
+    full = amazon.plugin.order_from_event(client_for(seller).with_order(event))
+    assert full is not None  # the Orders API fills the prices in
     assert full.lines[0].unit_price == Decimal("9.00") and full.total == Decimal("18.00")
     assert consumer(seller, events.append).poll().received == 0
+
+
+def test_the_plugins_order_queue_hands_on_each_order_with_its_prices(
+    sandbox: tuple[AmazonSandbox, str], seller: StoreConnection
+) -> None:
+    _, url = sandbox
+    client_for(seller).create_product(draft("MUG-1", quantity=5))
+    placed = place(url, seller, quantity=2)
+    # and a notification about an order Amazon will not show (another seller's, say)
+    sqs = raw_queue(seller)
+    first = sqs.receive_message(QueueUrl=seller.settings["sqs_queue_url"], VisibilityTimeout=0)
+    foreign = json.loads(first["Messages"][0]["Body"])
+    foreign["NotificationMetadata"]["NotificationId"] = "n-foreign"
+    foreign["Payload"]["OrderChangeNotification"]["AmazonOrderId"] = "111-0000000-0000000"
+    sqs.send_message(QueueUrl=seller.settings["sqs_queue_url"], MessageBody=json.dumps(foreign))
+    log: list[str] = []
+    events: list[WebhookEvent] = []
+    result = amazon.plugin.order_queue(client_for(seller, log), events.append).drain()
+    assert (result.received, result.handled, result.failed) == (2, 2, 0)
+    orders = {e.delivery_id: amazon.plugin.order_from_event(e) for e in events}
+    known, unknown = orders[placed["notification_id"]], orders["n-foreign"]
+    assert known is not None and unknown is not None
+    assert [(li.sku, li.quantity, li.unit_price) for li in known.lines] == [
+        ("MUG-1", 2, Decimal("9.00"))
+    ]
+    # kept from the notification alone: the stock still counts, the price is unknown
+    assert [(li.sku, li.quantity, li.unit_price) for li in unknown.lines] == [
+        ("MUG-1", 2, Decimal(0))
+    ]
+    assert any("111-0000000-0000000" in m and "without prices" in m for m in log)
+
+
+def test_a_platform_without_an_order_queue_refuses_one(seller: StoreConnection) -> None:
+    with pytest.raises(UnsupportedCapability, match="order_queue"):
+        get_plugin("shopify").order_queue(client_for(seller), lambda event: None)
 
 
 def test_a_duplicated_notification_is_handled_once(

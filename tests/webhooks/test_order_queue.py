@@ -1,0 +1,155 @@
+"""Amazon's ORDER_CHANGE notifications reach the hub with nobody asking: beat polls every
+store's SQS queue (here each second), a real worker drains it into ``webhooks`` and
+``process_webhook`` turns each into an order with its Orders API prices, taking its stock once.
+A redelivered notification changes nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import boto3
+import pytest
+from sqlalchemy import Engine, text
+
+from fusion.config import Settings
+from fusion.db.session import Database
+from fusion.inventory.sync import CONSUME_ORDER_QUEUE
+from fusion.sandbox import SandboxServer
+from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env
+from tests.workers.conftest import wait_until
+
+pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.CPendingDeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def amazon() -> Iterator[SandboxServer]:
+    with sandboxes(["amazon_sc"]) as started:
+        yield started["amazon_sc"]
+
+
+@pytest.fixture(scope="module")
+def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
+    processes = Processes(worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1"))
+    try:
+        processes.worker("amazon_sc,default", concurrency=2)
+        processes.beat()
+        yield processes
+    finally:
+        processes.stop()
+
+
+@pytest.fixture
+def hub(
+    settings: Settings,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+    procs: Processes,
+    amazon: SandboxServer,
+) -> Hub:
+    amazon.app.knobs.reset()
+    return Hub(settings, database, admin_engine, org_a)
+
+
+def _orders(admin: Engine, store: Store) -> list[Any]:
+    with admin.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT o.external_id, o.total, o.stock_applied_at, l.sku, l.quantity, "
+                    "l.unit_price FROM orders o JOIN order_lines l ON l.order_id = o.id "
+                    "WHERE o.store_id = :s"
+                ),
+                {"s": store.id},
+            ).all()
+        )
+
+
+def _held(admin: Engine, sku: str) -> int:
+    with admin.connect() as conn:
+        return int(
+            conn.execute(
+                text("SELECT available_quantity FROM product_variants WHERE sku = :sku"),
+                {"sku": sku},
+            ).scalar_one()
+        )
+
+
+def _consumed(admin: Engine, store: Store) -> list[dict[str, Any]]:
+    """The results of the store's completed consume_order_queue jobs (all beat's doing)."""
+    with admin.connect() as conn:
+        return [
+            dict(r)
+            for r in conn.execute(
+                text(
+                    "SELECT result FROM jobs WHERE store_id = :s AND job_type = :t "
+                    "AND status = 'completed' ORDER BY finished_at"
+                ),
+                {"s": store.id, "t": CONSUME_ORDER_QUEUE},
+            ).scalars()
+        ]
+
+
+def _resend(store: Store, payload: dict[str, Any]) -> None:
+    sqs = boto3.client(
+        "sqs",
+        endpoint_url=store.shop.settings["sqs_endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id=store.shop.credentials["aws_access_key_id"],
+        aws_secret_access_key=store.shop.credentials["aws_secret_access_key"],
+    )
+    sqs.send_message(QueueUrl=store.shop.settings["sqs_queue_url"], MessageBody=json.dumps(payload))
+
+
+def test_an_amazon_order_arrives_by_its_queue_once_priced_and_takes_stock_once(
+    hub: Hub, amazon: SandboxServer
+) -> None:
+    # Given an Amazon store selling a SKU the hub holds 5 of
+    store = hub.connect("amazon_sc", amazon)
+    listing_id, sku = hub.product(store, quantity=5)
+    assert hub.run("create_product", store, {"listing_id": str(listing_id)}).status == "completed"
+    # When a buyer orders 2 on Amazon (which sends ORDER_CHANGE to the seller's SQS queue)
+    placed = store.place_order(sku, 2)
+    # Then, with no job asked for by anyone but beat, the order is stored with the Orders
+    # API's prices and its stock taken
+    wait_until(lambda: any(r.stock_applied_at for r in _orders(hub.admin, store)), 60)
+    rows = _orders(hub.admin, store)
+    assert [(r.external_id, r.sku, r.quantity, r.unit_price) for r in rows] == [
+        (placed["AmazonOrderId"], sku, 2, Decimal("12.50"))
+    ]
+    assert rows[0].total == Decimal("25.00")
+    assert _held(hub.admin, sku) == 3
+    with hub.admin.connect() as conn:
+        delivery = conn.execute(
+            text("SELECT delivery_id, topic, status, payload FROM webhooks WHERE store_id = :s"),
+            {"s": store.id},
+        ).one()
+    assert (delivery.delivery_id, delivery.topic) == (placed["notification_id"], "ORDER_CHANGE")
+    wait_until(lambda: _delivery_status(hub.admin, store) == "processed", 30)
+
+    # When Amazon delivers the same notification again
+    again = {k: v for k, v in delivery.payload.items() if k not in ("order", "items")}
+    _resend(store, again)
+    # Then a later poll reads it, finds it stored, and nothing changes
+    wait_until(lambda: any(r["duplicates"] for r in _consumed(hub.admin, store)), 60)
+    assert len(_orders(hub.admin, store)) == 1
+    assert _held(hub.admin, sku) == 3
+    with hub.admin.connect() as conn:
+        webhooks = conn.execute(
+            text("SELECT count(*) FROM webhooks WHERE store_id = :s"), {"s": store.id}
+        ).scalar_one()
+    assert webhooks == 1
+    assert sum(r["accepted"] for r in _consumed(hub.admin, store)) == 1
+
+
+def _delivery_status(admin: Engine, store: Store) -> str:
+    with admin.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT status FROM webhooks WHERE store_id = :s"), {"s": store.id}
+            ).scalar_one()
+        )
