@@ -18,7 +18,7 @@ from fusion.jobs import registry
 
 # Modules whose import registers payload schemas here; :func:`install` imports them, so the
 # API and the workers know the same schemas. Add yours to this list.
-SCHEMA_MODULES = ("schemas.plugin_jobs", "schemas.webhook_jobs")
+SCHEMA_MODULES = ("schemas.plugin_jobs", "schemas.webhook_jobs", "schemas.catalog_jobs")
 
 _schemas: dict[str, type[Schema]] = {}
 

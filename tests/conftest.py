@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, text
@@ -17,6 +18,7 @@ from fusion.config import Settings
 from fusion.db import migrate
 from fusion.db.models import Base
 from fusion.db.session import Database, make_engine
+from fusion.jobs.engine import Engine as JobEngine
 from tests.support.servers import RedisServer, ScratchDatabase, admin_postgres_url
 
 
@@ -119,3 +121,21 @@ def org_a(admin_engine: Engine) -> uuid.UUID:
 @pytest.fixture
 def org_b(admin_engine: Engine) -> uuid.UUID:
     return make_org(admin_engine, "Bravo")
+
+
+@pytest.fixture
+def engine_settings(settings: Settings) -> Settings:
+    """Settings for an in-process job engine: a short lease, so a lost one shows quickly."""
+    return replace(settings, lease_s=3)
+
+
+@pytest.fixture
+def job_engine(engine_settings: Settings, database: Database) -> Iterator[JobEngine]:
+    """The real job engine in this process (its lease keeper running), over the run's
+    database; ``execute(job_id)`` runs one job as a worker would."""
+    engine = JobEngine(engine_settings, database, db_patience_s=5)
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()

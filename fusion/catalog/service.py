@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from fusion.approvals import service as approvals
 from fusion.approvals.models import Approval
 from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
-from fusion.auth.access import Access
+from fusion.auth.access import Access, Principal
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
 from fusion.errors import Conflict, NotFound
 from fusion.jobs.models import Job
@@ -35,6 +35,9 @@ VARIANT_FIELDS = (
     "attributes",
 )
 LISTING_FIELDS = ("product_id", "store_id", "status", "external_id")
+# What an approved delete may remove, with the fields its audit entry keeps.
+DELETABLE = {"product": PRODUCT_FIELDS, "product_variant": VARIANT_FIELDS}
+DELETE_JOB = "delete_catalog_item"
 
 # The capability job each listing action runs (DESIGN §7).
 LISTING_JOBS = {"publish": "create_product", "update": "update_product", "delist": "delete_product"}
@@ -90,9 +93,7 @@ def delete_product(session: Session, access: Access, product_id: uuid.UUID) -> A
     """Delete a product (and its variants and listings), or, when approval is needed, return
     the pending approval and change nothing."""
     product = get_product(session, product_id)
-    return _delete_or_request(
-        session, access, product, "product", PRODUCT_FIELDS, {"title": product.title}
-    )
+    return _delete_or_request(session, access, product, "product", {"title": product.title})
 
 
 def _delete_or_request(
@@ -100,11 +101,12 @@ def _delete_or_request(
     access: Access,
     obj: Product | ProductVariant,
     resource_type: str,
-    fields: tuple[str, ...],
     summary: dict[str, Any],
 ) -> Approval | None:
     """Delete ``obj`` with its audit entry, or, where the org's policy (or the caller's role)
-    asks for approval, return the pending approval and change nothing."""
+    asks for approval, return the pending approval and change nothing. Approving it enqueues
+    ``delete_catalog_item`` (``fusion/catalog/jobs.py``), which deletes through
+    :func:`delete_approved`."""
     if approvals.needs_approval(session, access, resource_type=resource_type, action="delete"):
         return approvals.request_approval(
             session,
@@ -112,18 +114,51 @@ def _delete_or_request(
             resource_type=resource_type,
             resource_id=obj.id,
             action="delete",
-            payload=summary,
+            payload={
+                **summary,
+                "job_type": DELETE_JOB,
+                "job_payload": {"resource_type": resource_type, "resource_id": str(obj.id)},
+            },
         )
+    _delete(session, access.org_id, access.principal, obj, resource_type)
+    return None
+
+
+def delete_approved(
+    session: Session, org_id: uuid.UUID, resource_type: str, resource_id: uuid.UUID
+) -> bool:
+    """Carry out an approved delete of a product or variant, audited as the system's act (the
+    approval's own entries name who asked and who approved). False when it is already gone.
+    Raises ValueError for a resource type that is not deleted through approvals."""
+    if resource_type not in DELETABLE:
+        raise ValueError(f"{resource_type!r} is not a catalog item")
+    obj: Product | ProductVariant | None = (
+        session.get(Product, resource_id, with_for_update=True)
+        if resource_type == "product"
+        else session.get(ProductVariant, resource_id, with_for_update=True)
+    )
+    if obj is None:
+        return False
+    _delete(session, org_id, None, obj, resource_type)
+    return True
+
+
+def _delete(
+    session: Session,
+    org_id: uuid.UUID,
+    actor: Principal | None,
+    obj: Product | ProductVariant,
+    resource_type: str,
+) -> None:
     audited_delete(
         session,
-        org_id=access.org_id,
-        actor=access.principal,
+        org_id=org_id,
+        actor=actor,
         obj=obj,
         action=f"{resource_type.removeprefix('product_')}.delete",
         resource_type=resource_type,
-        fields=fields,
+        fields=DELETABLE[resource_type],
     )
-    return None
 
 
 def get_variant(session: Session, variant_id: uuid.UUID) -> ProductVariant:
@@ -188,9 +223,7 @@ def update_variant(
 def delete_variant(session: Session, access: Access, variant_id: uuid.UUID) -> Approval | None:
     """Delete a variant, or return the pending approval an operator's delete needs."""
     variant = get_variant(session, variant_id)
-    return _delete_or_request(
-        session, access, variant, "product_variant", VARIANT_FIELDS, {"sku": variant.sku}
-    )
+    return _delete_or_request(session, access, variant, "product_variant", {"sku": variant.sku})
 
 
 def get_listing(session: Session, listing_id: uuid.UUID) -> Listing:

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The one list of modules whose import registers the hub's own job types.
-BUILTIN_MODULES = ("fusion.plugins.jobs", "fusion.webhooks.jobs")
+BUILTIN_MODULES = ("fusion.plugins.jobs", "fusion.webhooks.jobs", "fusion.catalog.jobs")
 JOB_MODULES_ENV = "FUSION_JOB_MODULES"
 
 Handler = Callable[["JobContext"], Mapping[str, Any] | None]

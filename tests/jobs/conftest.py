@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, text
 
 import schemas.jobs
-from fusion.config import Settings
-from fusion.db.session import Database
 from fusion.jobs import dispatch
-from fusion.jobs.engine import Engine as JobEngine
 from fusion.jobs.lanes import Lane
 from tests.jobs import handlers
 
@@ -59,21 +55,6 @@ def executions(admin_engine: Engine) -> Iterator[None]:
     with admin_engine.begin() as conn:
         # Dropped, not kept: the migration tests compare the schema with the models.
         conn.execute(text("DROP TABLE IF EXISTS test_executions"))
-
-
-@pytest.fixture
-def engine_settings(settings: Settings) -> Settings:
-    return replace(settings, lease_s=3)
-
-
-@pytest.fixture
-def job_engine(engine_settings: Settings, database: Database) -> Iterator[JobEngine]:
-    engine = JobEngine(engine_settings, database, db_patience_s=5)
-    engine.start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
 
 
 def executions_of(admin_engine: Engine, job_id: uuid.UUID) -> int:

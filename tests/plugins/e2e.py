@@ -202,6 +202,21 @@ class Processes:
                 proc.wait(5)
 
 
+@contextmanager
+def workers_and_beat(
+    env: Mapping[str, str], queues: str, *, workers: int = 1, concurrency: int = 3
+) -> Iterator[Processes]:
+    """``workers`` worker processes on ``queues`` plus beat, stopped at the end."""
+    processes = Processes(env)
+    try:
+        for _ in range(workers):
+            processes.worker(queues, concurrency=concurrency)
+        processes.beat()
+        yield processes
+    finally:
+        processes.stop()
+
+
 # -- the hub side ---------------------------------------------------------------------------
 @dataclass
 class Store:

@@ -23,7 +23,7 @@ from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.sandbox import SANDBOXES, SandboxServer
 from fusion.stores.service import update_credentials
-from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env
+from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env, workers_and_beat
 from tests.plugins.faults import LostAnswerProxy, RedisMonitor
 
 # celeryconfig sets task_acks_on_failure_or_timeout, which Celery 5.6 flags as pending
@@ -47,14 +47,9 @@ def servers() -> Iterator[dict[str, SandboxServer]]:
 
 @pytest.fixture(scope="module")
 def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
-    processes = Processes(worker_env(hub_env))
-    try:
-        for _ in range(4):
-            processes.worker("shopify,etsy,amazon_sc,printify,default", concurrency=3)
-        processes.beat()
+    queues = "shopify,etsy,amazon_sc,printify,default"
+    with workers_and_beat(worker_env(hub_env), queues, workers=4) as processes:
         yield processes
-    finally:
-        processes.stop()
 
 
 @pytest.fixture

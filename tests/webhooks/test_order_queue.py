@@ -19,7 +19,7 @@ from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.inventory.sync import CONSUME_ORDER_QUEUE
 from fusion.sandbox import SandboxServer
-from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env
+from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env, workers_and_beat
 from tests.workers.conftest import wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.CPendingDeprecationWarning")
@@ -33,13 +33,9 @@ def amazon() -> Iterator[SandboxServer]:
 
 @pytest.fixture(scope="module")
 def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
-    processes = Processes(worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1"))
-    try:
-        processes.worker("amazon_sc,default", concurrency=2)
-        processes.beat()
+    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1")
+    with workers_and_beat(env, "amazon_sc,default", concurrency=2) as processes:
         yield processes
-    finally:
-        processes.stop()
 
 
 @pytest.fixture

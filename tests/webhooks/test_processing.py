@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -25,16 +24,6 @@ from tests.webhooks.conftest import (
     shopify_delivery,
     shopify_order,
 )
-
-
-@pytest.fixture
-def job_engine(settings: Settings, database: Database) -> Iterator[JobEngine]:
-    engine = JobEngine(dataclasses.replace(settings, lease_s=5), database, db_patience_s=5)
-    engine.start()
-    try:
-        yield engine
-    finally:
-        engine.stop()
 
 
 @dataclasses.dataclass
