@@ -1,4 +1,4 @@
-"""Sign-up, login, refresh-token rotation and logout."""
+"""Sign-up, login, refresh-token rotation, logout and password change."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from api.context import hub
-from api.quota import charge_login
+from api.quota import charge_login, charge_password_check
 from api.security import claims, public, system_tx, user_scope
 from fusion.auth import sessions
 from fusion.auth.errors import AuthenticationFailed
-from schemas.auth import LoginSchema, RefreshSchema, SignupSchema, TokenPairSchema
+from schemas.auth import (
+    LoginSchema,
+    PasswordChangeSchema,
+    RefreshSchema,
+    SignupSchema,
+    TokenPairSchema,
+)
 from schemas.orgs import OkSchema
 
 blp = Blueprint("auth", __name__, url_prefix="/auth", description="Logging in and out.")
@@ -67,3 +73,18 @@ def logout() -> dict[str, str]:
     with system_tx() as session:
         sessions.logout(session, claims())
     return {"status": "logged out"}
+
+
+@blp.post("/password")
+@blp.arguments(PasswordChangeSchema)
+@blp.response(200, TokenPairSchema)
+@blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@user_scope()
+def change_password(body: dict[str, Any]) -> sessions.TokenPair:
+    """Change your password. Every login session of yours ends (on every device); the answer
+    is the token pair of a new one. A wrong current password is a 422 naming the field (at
+    most 10 tries a minute: 429 with Retry-After beyond that)."""
+    charge_password_check(claims().user_id)
+    with system_tx() as session:
+        return sessions.change_password(session, hub().settings, claims(), **body)

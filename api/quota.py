@@ -45,6 +45,12 @@ def charge_login(email: str) -> None:
     _count(f"login:{digest}", LOGIN_ATTEMPTS_PER_MINUTE)
 
 
+def charge_password_check(user_id: uuid.UUID) -> None:
+    """Count one check of a signed-in person's current password (a stolen access token must
+    not become a way to guess it), with the same allowance as logins."""
+    _count(f"password:{user_id}", LOGIN_ATTEMPTS_PER_MINUTE)
+
+
 def _count(subject: str, limit: int) -> None:
     now = time.time()
     window = int(now // WINDOW_S)

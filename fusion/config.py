@@ -127,6 +127,7 @@ class Settings:
     flower_port: int = 5555
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
+    refresh_reuse_grace_s: int = 10
     lease_s: int = 15
     retry_ladder_s: tuple[int, ...] = (60, 300, 900, 3600)
     max_attempts: int = 5
@@ -193,6 +194,7 @@ class Settings:
             refresh_token_ttl_s=_int(
                 env, "FUSION_REFRESH_TOKEN_TTL", 30 * 24 * 3600, lo=60, hi=365 * 86400
             ),
+            refresh_reuse_grace_s=_int(env, "FUSION_REFRESH_REUSE_GRACE_S", 10, lo=0, hi=300),
             lease_s=_int(env, "FUSION_LEASE_SECONDS", 15, lo=2, hi=3600),
             retry_ladder_s=_seconds_list(env, "FUSION_RETRY_LADDER", (60, 300, 900, 3600)),
             max_attempts=_int(env, "FUSION_MAX_ATTEMPTS", 5, lo=1, hi=100),

@@ -25,6 +25,13 @@ class RefreshSchema(StrictSchema):
     refresh_token = Text(required=True, validate=validate.Length(min=1, max=200))
 
 
+class PasswordChangeSchema(StrictSchema):
+    current_password = Text(required=True, load_only=True, validate=validate.Length(max=256))
+    new_password = Text(
+        required=True, load_only=True, validate=validate.Length(min=MIN_LENGTH, max=MAX_LENGTH)
+    )
+
+
 class TokenPairSchema(Schema):
     token_type = fields.Constant("Bearer", required=True)
     access_token = Text(required=True)

@@ -1,4 +1,5 @@
-"""People's logins: sign-up, login, rotating refresh tokens with reuse detection, logout.
+"""People's logins: sign-up, login, rotating refresh tokens with reuse detection, logout,
+password change.
 
 A login session is a refresh-token family. Each refresh uses up the presented token and issues
 the next one of the same family; presenting a used token again means it was stolen (or
@@ -103,7 +104,9 @@ def start_session(session: Session, settings: Settings, user: User) -> TokenPair
 def rotate(session: Session, settings: Settings, refresh_token: str) -> TokenPair | None:
     """Use up ``refresh_token`` and return the next pair of its family, or None if refused:
     unknown, expired, revoked, or already used. A reused token revokes its whole family
-    (that change must be committed by the caller even though the answer is a refusal)."""
+    (that change must be committed by the caller even though the answer is a refusal),
+    except within ``refresh_reuse_grace_s`` of its first use: two tabs refreshing at once, or
+    a client retrying after a lost answer, each get a pair of the same family."""
     row = session.scalar(
         select(RefreshToken)
         .where(RefreshToken.token_hash == digest(refresh_token))
@@ -112,7 +115,9 @@ def rotate(session: Session, settings: Settings, refresh_token: str) -> TokenPai
     now = datetime.now(UTC)
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         return None
-    if row.used_at is not None:
+    if row.used_at is not None and now - row.used_at > timedelta(
+        seconds=settings.refresh_reuse_grace_s
+    ):
         revoke_family(session, row.family_id)
         return None
     if _family_revoked(session, row.family_id):
@@ -120,7 +125,7 @@ def rotate(session: Session, settings: Settings, refresh_token: str) -> TokenPai
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         return None
-    row.used_at = now
+    row.used_at = row.used_at or now
     return _issue(session, settings, user_id=row.user_id, family_id=row.family_id)
 
 
@@ -137,6 +142,43 @@ def logout(session: Session, claims: AccessClaims) -> None:
     """End the login session the access token belongs to: its refresh tokens and every access
     token naming it stop working."""
     revoke_family(session, claims.session_id)
+
+
+def change_password(
+    session: Session,
+    settings: Settings,
+    claims: AccessClaims,
+    *,
+    current_password: str,
+    new_password: str,
+) -> TokenPair:
+    """Give the caller a new password and end every login session of theirs (each device's
+    refresh and access tokens stop working); returns the pair of a fresh session for the
+    caller. Raises AuthenticationFailed when the caller's session is no longer valid, and
+    ValidationFailed naming ``current_password`` when it does not match, or ``new_password``
+    when it is weak or the same as the current one."""
+    user = active_user(session, claims)
+    if not verify_password(user.password_hash, current_password):
+        raise ValidationFailed(fields={"current_password": ["Does not match."]})
+    if new_password == current_password:
+        raise ValidationFailed(fields={"new_password": ["Must differ from the current password."]})
+    set_password(session, user, new_password)
+    return _start_family(session, settings, user.id)
+
+
+def set_password(session: Session, user: User, new_password: str) -> None:
+    """Give ``user`` a new password and end every login session of theirs (an operator's
+    reset from the shell, or :func:`change_password`). Raises ValidationFailed naming
+    ``new_password`` when it is weak."""
+    problems = password_problems(new_password)
+    if problems:
+        raise ValidationFailed(fields={"new_password": problems})
+    user.password_hash = hash_password(new_password)
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=func.now())
+    )
 
 
 def _family_revoked(session: Session, family_id: uuid.UUID) -> bool:

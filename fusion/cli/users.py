@@ -1,4 +1,5 @@
-"""``fusion users create`` and ``fusion orgs create``: the first owner, from the shell."""
+"""``fusion users create`` and ``fusion orgs create``: the first owner, from the shell; and
+``fusion users set-password`` for someone who forgot theirs (the hub sends no email)."""
 
 from __future__ import annotations
 
@@ -41,11 +42,35 @@ def create_user(email: str, display_name: str, password: str) -> None:
             )
         click.echo(f"created user {user.id} <{user.email}>")
     except (Conflict, ValidationFailed) as exc:
-        details = "; ".join(f"{k}: {' '.join(v)}" for k, v in getattr(exc, "fields", {}).items())
-        click.echo(f"fusion: {exc}{' ' + details if details else ''}", err=True)
-        sys.exit(1)
+        _fail(exc)
     finally:
         database.dispose()
+
+
+@users.command("set-password")
+@click.option("--email", required=True)
+@click.password_option(help="Prompted (twice) when not given.")
+def set_password(email: str, password: str) -> None:
+    """Set an account's password; every login session of theirs ends."""
+    database = _database()
+    try:
+        with database.system_session() as session:
+            user = sessions.find_user_by_email(session, email)
+            if user is None:
+                click.echo(f"fusion: no account with email {email}", err=True)
+                sys.exit(1)
+            sessions.set_password(session, user, password)
+        click.echo(f"password set for {user.email}; their sessions have ended")
+    except ValidationFailed as exc:
+        _fail(exc)
+    finally:
+        database.dispose()
+
+
+def _fail(exc: Conflict | ValidationFailed) -> None:
+    details = "; ".join(f"{k}: {' '.join(v)}" for k, v in getattr(exc, "fields", {}).items())
+    click.echo(f"fusion: {exc}{' ' + details if details else ''}", err=True)
+    sys.exit(1)
 
 
 @click.group("orgs")

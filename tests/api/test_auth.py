@@ -107,7 +107,21 @@ def test_forged_and_broken_tokens_all_get_the_same_401(
     assert client.get(path, headers=owner.headers).status_code == 200
 
 
-def test_refresh_rotates_and_reuse_revokes_the_whole_family(client: FlaskClient) -> None:
+def _age_used_tokens(admin_engine: Engine, user_id: uuid.UUID | None, seconds: int) -> None:
+    """Move the user's refresh tokens' first use ``seconds`` into the past."""
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE refresh_tokens SET used_at = used_at - make_interval(secs => :s) "
+                "WHERE user_id = :u AND used_at IS NOT NULL"
+            ),
+            {"s": seconds, "u": user_id},
+        )
+
+
+def test_refresh_rotates_and_reuse_revokes_the_whole_family(
+    client: FlaskClient, admin_engine: Engine
+) -> None:
     # Given a login with refresh token R1
     person = signup(client)
     r1 = person.refresh_token
@@ -117,7 +131,8 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(client: FlaskClient)
     r2, access2 = first.json["refresh_token"], first.json["access_token"]
     assert r2 != r1
     assert client.get("/me", headers={"Authorization": f"Bearer {access2}"}).status_code == 200
-    # When R1 is presented again (stolen and replayed)
+    # When R1 is presented again (stolen and replayed), past the reuse grace
+    _age_used_tokens(admin_engine, person.user_id, 60)
     replay = client.post("/auth/refresh", json={"refresh_token": r1})
     # Then it is refused, and R2 and the family's access tokens are dead too
     assert replay.status_code == 401
@@ -129,6 +144,34 @@ def test_refresh_rotates_and_reuse_revokes_the_whole_family(client: FlaskClient)
     signup(client, email)
     login = client.post("/auth/login", json={"email": email.upper(), "password": PASSWORD})
     assert login.status_code == 200
+
+
+def test_a_refresh_raced_or_retried_within_the_grace_keeps_the_session(
+    client: FlaskClient, admin_engine: Engine
+) -> None:
+    # Given a login whose refresh token two tabs present at once
+    person = signup(client)
+    answers = [
+        client.post("/auth/refresh", json={"refresh_token": person.refresh_token}) for _ in range(2)
+    ]
+    # Then both get a working pair of the same session
+    assert [a.status_code for a in answers] == [200, 200]
+    assert answers[0].json["refresh_token"] != answers[1].json["refresh_token"]
+    for answer in answers:
+        headers = {"Authorization": f"Bearer {answer.json['access_token']}"}
+        assert client.get("/me", headers=headers).status_code == 200
+        assert _session_id(answer.json["access_token"]) == _session_id(
+            person.headers["Authorization"].removeprefix("Bearer ")
+        )
+    assert client.get("/me", headers=person.headers).status_code == 200
+    # When the grace has passed, the same token is a theft after all: the session ends
+    _age_used_tokens(admin_engine, person.user_id, 60)
+    late = client.post("/auth/refresh", json={"refresh_token": person.refresh_token})
+    assert late.status_code == 401
+    assert client.get("/me", headers=person.headers).status_code == 401
+    for answer in answers:
+        refresh = {"refresh_token": answer.json["refresh_token"]}
+        assert client.post("/auth/refresh", json=refresh).status_code == 401
 
 
 def test_login_refusals_look_alike(client: FlaskClient) -> None:
@@ -155,6 +198,86 @@ def test_logout_ends_the_session(client: FlaskClient) -> None:
     assert client.get("/me", headers=person.headers).status_code == 401
     refreshed = client.post("/auth/refresh", json={"refresh_token": person.refresh_token})
     assert refreshed.status_code == 401
+
+
+def test_a_password_change_ends_every_session_and_starts_a_new_one(
+    client: FlaskClient,
+) -> None:
+    # Given one person logged in on two devices
+    email = f"{uuid.uuid4().hex[:8]}@example.test"
+    laptop = signup(client, email)
+    phone = client.post("/auth/login", json={"email": email, "password": PASSWORD}).json
+    phone_headers = {"Authorization": f"Bearer {phone['access_token']}"}
+    new_password = "a much longer passphrase 2026"
+    # When they change their password on the laptop
+    changed = client.post(
+        "/auth/password",
+        json={"current_password": PASSWORD, "new_password": new_password},
+        headers=laptop.headers,
+    )
+    assert changed.status_code == 200, changed.json
+    fresh = {"Authorization": f"Bearer {changed.json['access_token']}"}
+    # Then both devices' sessions are over, access and refresh tokens alike
+    for headers, refresh in (
+        (laptop.headers, laptop.refresh_token),
+        (phone_headers, phone["refresh_token"]),
+    ):
+        assert client.get("/me", headers=headers).status_code == 401
+        assert client.post("/auth/refresh", json={"refresh_token": refresh}).status_code == 401
+    # and the new session works, as does a login with the new password (not the old one)
+    assert client.get("/me", headers=fresh).status_code == 200
+    again = client.post("/auth/refresh", json={"refresh_token": changed.json["refresh_token"]})
+    assert again.status_code == 200
+    assert (
+        client.post("/auth/login", json={"email": email, "password": PASSWORD}).status_code == 401
+    )
+    login = client.post("/auth/login", json={"email": email, "password": new_password})
+    assert login.status_code == 200
+
+
+def test_a_password_change_needs_the_current_password_and_a_good_new_one(
+    client: FlaskClient, admin_engine: Engine
+) -> None:
+    person = signup(client)
+
+    def change(current: str, new: str) -> Any:
+        body = {"current_password": current, "new_password": new}
+        return client.post("/auth/password", json=body, headers=person.headers)
+
+    with admin_engine.connect() as conn:
+        hash_before = conn.execute(
+            text("SELECT password_hash FROM users WHERE id = :u"), {"u": person.user_id}
+        ).scalar_one()
+    wrong = change("not my password", "a much longer passphrase 2026")
+    assert wrong.status_code == 422 and list(wrong.json["errors"]) == ["current_password"]
+    short = change(PASSWORD, "short")
+    assert short.status_code == 422 and "new_password" in short.json["errors"]
+    same = change(PASSWORD, PASSWORD)
+    assert same.status_code == 422 and list(same.json["errors"]) == ["new_password"]
+    unknown = client.post(
+        "/auth/password",
+        json={"current_password": PASSWORD, "new_password": "x" * 20, "admin": True},
+        headers=person.headers,
+    )
+    assert unknown.status_code == 422 and "admin" in unknown.json["errors"]
+    anonymous = client.post(
+        "/auth/password", json={"current_password": PASSWORD, "new_password": "x" * 20}
+    )
+    assert anonymous.status_code == 401
+    # Nothing changed, and the session is still alive
+    with admin_engine.connect() as conn:
+        hash_after = conn.execute(
+            text("SELECT password_hash FROM users WHERE id = :u"), {"u": person.user_id}
+        ).scalar_one()
+    assert hash_after == hash_before
+    assert client.get("/me", headers=person.headers).status_code == 200
+    # And guessing is slowed: past 10 checks a minute, 429 with Retry-After
+    # (a loop, not a count: the one-minute window may roll over during the test)
+    for _ in range(25):
+        answer = change("guess", "a much longer passphrase 2026")
+        if answer.status_code != 422:
+            break
+    assert answer.status_code == 429 and int(answer.headers["Retry-After"]) >= 1
 
 
 def test_api_keys(client: FlaskClient, team_a: Team, team_b: Team, admin_engine: Engine) -> None:

@@ -1,9 +1,11 @@
-"""``fusion users create``, ``fusion orgs create`` and ``fusion audit verify`` against the real
-database, and a tampered audit entry caught at its exact position."""
+"""``fusion users create``, ``fusion orgs create``, ``fusion users set-password`` and
+``fusion audit verify`` against the real database, and a tampered audit entry caught at its
+exact position."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from click.testing import CliRunner
 from flask.testing import FlaskClient
@@ -58,3 +60,36 @@ def test_first_owner_from_the_shell_then_audit_verify(
     # Then verify names exactly that entry
     bad = runner.invoke(cli, ["audit", "verify", "--org", org_id], env=hub_env)
     assert bad.exit_code == 1 and "seq=3" in bad.output
+
+
+def test_an_operator_resets_a_forgotten_password_from_the_shell(
+    hub_env: dict[str, str], client: FlaskClient
+) -> None:
+    runner = CliRunner()
+    email = f"forgetful-{uuid.uuid4().hex[:6]}@example.test"
+    made = runner.invoke(
+        cli, ["users", "create", "--email", email, "--password", PASSWORD], env=hub_env
+    )
+    assert made.exit_code == 0, made.output
+    session = client.post("/auth/login", json={"email": email, "password": PASSWORD}).json
+    headers = {"Authorization": f"Bearer {session['access_token']}"}
+    new = "reset by the operator 2026"
+
+    def set_password(address: str, password: str) -> Any:
+        args = ["users", "set-password", "--email", address, "--password", password]
+        return runner.invoke(cli, args, env=hub_env)
+
+    weak = set_password(email, "short")
+    assert weak.exit_code == 1 and "new_password" in weak.output
+    unknown = set_password("nobody@example.test", new)
+    assert unknown.exit_code == 1 and "no account" in unknown.output
+    assert client.get("/me", headers=headers).status_code == 200  # nothing changed yet
+    done = set_password(email.upper(), new)
+    assert done.exit_code == 0, done.output
+    # The old session is over; the old password no longer works, the new one does
+    assert client.get("/me", headers=headers).status_code == 401
+    refresh = client.post("/auth/refresh", json={"refresh_token": session["refresh_token"]})
+    assert refresh.status_code == 401
+    old = client.post("/auth/login", json={"email": email, "password": PASSWORD})
+    assert old.status_code == 401
+    assert client.post("/auth/login", json={"email": email, "password": new}).status_code == 200
