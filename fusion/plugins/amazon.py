@@ -9,8 +9,8 @@
   go out as ``fulfillment_availability`` patches on each listing (the job log says so).
 - Bulk: the Feeds API, ``JSON_LISTINGS_FEED`` (document, upload, createFeed, poll, report).
 - Orders: ``ORDER_CHANGE`` notifications arrive only through SQS (``fusion/plugins/
-  amazon_sqs.py``), read by the ``consume_order_queue`` job, which adds each notification's
-  order from the Orders API (prices live there); ``fetch_orders`` reconciles through Orders
+  amazon_sqs.py``), read by the ``consume_order_queue`` job; processing one adds its order
+  from the Orders API (prices live only there); ``fetch_orders`` reconciles through Orders
   v0 ``getOrders`` with ``LastUpdatedAfter``.
 
 Store fields: ``external_id`` = seller id; ``credentials`` = client_id, client_secret,
@@ -230,15 +230,14 @@ class AmazonClient(PlatformClient):
         """The order with its items (prices live only in ``getOrderItems``)."""
         return order_from_api(order, self._order_items(str(order["AmazonOrderId"])))
 
-    def with_order(self, event: WebhookEvent) -> WebhookEvent:
+    def complete_event(self, event: WebhookEvent) -> WebhookEvent:
         """An ORDER_CHANGE event with the Orders API order and its items added under
-        ``order`` / ``items`` (the notification itself carries no prices). Other topics, and
+        ``order`` / ``items`` (the notification itself carries no prices). Other events, and
         an order Amazon refuses to show (logged), come back unchanged: the notification's own
         lines still count the stock. Rate limits and outages propagate."""
-        change = event.payload.get("Payload", {}).get("OrderChangeNotification", {})
-        order_id = change.get("AmazonOrderId")
-        if event.topic != "ORDER_CHANGE" or "order" in event.payload or not order_id:
+        if not plugin.needs_lookup(event):
             return event
+        order_id = _notified_order_id(event)
         path = f"/orders/v0/orders/{quote(str(order_id), safe='')}"
         try:
             order = self._call("GET", path, "getOrder").json()["payload"]
@@ -419,20 +418,22 @@ class AmazonPlugin(Plugin):
     def order_queue(
         self, client: PlatformClient, handle: Callable[[WebhookEvent], None]
     ) -> OrderQueue:
-        """The store's SQS queue of ORDER_CHANGE notifications; each new one reaches ``handle``
-        with its Orders API order added (:meth:`AmazonClient.with_order`)."""
-        if not isinstance(client, AmazonClient):
-            raise TypeError("an Amazon order queue needs an AmazonClient")
+        """The store's SQS queue of ORDER_CHANGE notifications; each new one reaches
+        ``handle`` as Amazon sent it (processing adds the prices: :meth:`needs_lookup`)."""
+        return OrderChangeConsumer.for_store(client.conn, handle, wait_s=QUEUE_WAIT_S)
 
-        def with_order(event: WebhookEvent) -> None:
-            handle(client.with_order(event))
-
-        return OrderChangeConsumer.for_store(client.conn, with_order, wait_s=QUEUE_WAIT_S)
+    def needs_lookup(self, event: WebhookEvent) -> bool:
+        """An ORDER_CHANGE notification without the Orders API order: it has no prices."""
+        return (
+            event.topic == "ORDER_CHANGE"
+            and "order" not in event.payload
+            and _notified_order_id(event) is not None
+        )
 
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The order an ORDER_CHANGE event carries: the Orders API order (with prices) that
-        :meth:`AmazonClient.with_order` added under ``order``/``items``, else the lines of the
-        notification itself, which has no prices (unit prices 0)."""
+        :meth:`AmazonClient.complete_event` added under ``order``/``items``, else the lines of
+        the notification itself, which has no prices (unit prices 0)."""
         if event.topic != "ORDER_CHANGE":
             return None
         if "order" in event.payload:
@@ -457,6 +458,12 @@ class AmazonPlugin(Plugin):
             placed_at=_parse_time(summary.get("PurchaseDate")),
             raw=dict(event.payload),
         )
+
+
+def _notified_order_id(event: WebhookEvent) -> str | None:
+    change = event.payload.get("Payload", {}).get("OrderChangeNotification", {})
+    order_id = change.get("AmazonOrderId")
+    return str(order_id) if order_id else None
 
 
 plugin = AmazonPlugin()

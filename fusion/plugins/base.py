@@ -222,6 +222,12 @@ class PlatformClient(ABC):
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
         """Orders changed since ``since`` (the reconciliation pull behind webhooks)."""
 
+    def complete_event(self, event: WebhookEvent) -> WebhookEvent:
+        """``event`` with what the platform left out of it read back from its API, for an
+        event ``Plugin.needs_lookup`` names (Amazon: the prices; Printify: the line items).
+        Unchanged by default."""
+        return event
+
 
 @dataclass
 class ConsumeResult:
@@ -275,6 +281,11 @@ class Plugin(ABC):
     @abstractmethod
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The order a webhook event carries, or None for a topic the hub ignores."""
+
+    def needs_lookup(self, event: WebhookEvent) -> bool:
+        """Whether ``event`` is about an order but lacks what the hub needs of it, so that
+        processing it must first call ``PlatformClient.complete_event``. False by default."""
+        return False
 
     def order_queue(
         self, client: PlatformClient, handle: Callable[[WebhookEvent], None]

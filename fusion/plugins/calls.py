@@ -85,18 +85,22 @@ def require(ctx: JobContext, plugin: Plugin, capability: Capability) -> Contract
 
 
 @contextmanager
-def store_client(ctx: JobContext, capability: Capability | None = None) -> Iterator[Bound]:
-    """The store's plugin client for this job, credentials decrypted for its duration only.
+def store_client(
+    ctx: JobContext, capability: Capability | None = None, *, store_id: uuid.UUID | None = None
+) -> Iterator[Bound]:
+    """The store's plugin client for this job (or for ``store_id`` of the job's org, for a
+    job that names no store), credentials decrypted for its duration only.
 
     Raises NotFound when the job has no store (or it is gone), UnsupportedCapability when the
     plugin cannot do ``capability``, CredentialsUnreadable when the credentials do not
     decrypt; the HTTP helper's errors propagate from the client's calls."""
-    if ctx.store_id is None:
+    store_id = store_id or ctx.store_id
+    if store_id is None:
         raise NotFound("this job names no store")
     with ctx.session() as session:
-        store = session.get(Store, ctx.store_id)
+        store = session.get(Store, store_id)
         if store is None:
-            raise NotFound(f"store {ctx.store_id} no longer exists")
+            raise NotFound(f"store {store_id} no longer exists")
         plugin = get_plugin(store.platform)
         if capability is not None:
             require(ctx, plugin, capability)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from fusion.errors import MalformedWebhook, PermanentError, RetryableError, UnsupportedCapability
 from fusion.plugins.base import (
@@ -260,9 +261,23 @@ class PrintifyClient(PlatformClient):
 
     def fetch_order(self, order_id: str) -> RemoteOrder:
         """One order by id (what an ``order:*`` webhook names)."""
-        return order_from_api(
-            self._call("GET", f"{self.shop}/orders/{order_id}.json", "orders:get").json()
-        )
+        return order_from_api(self._order(order_id))
+
+    def complete_event(self, event: WebhookEvent) -> WebhookEvent:
+        """An ``order:*`` event with the order read back under ``resource.data`` (Printify's
+        events carry only its status); other events come back unchanged."""
+        order_id = order_id_from_event(event)
+        if order_id is None or not plugin.needs_lookup(event):
+            return event
+        resource = dict(event.payload.get("resource", {}))
+        data = {**resource.get("data", {}), **self._order(order_id)}
+        payload = {**event.payload, "resource": {**resource, "data": data}}
+        return WebhookEvent(event.delivery_id, event.topic, payload)
+
+    def _order(self, order_id: str) -> dict[str, Any]:
+        path = f"{self.shop}/orders/{quote(order_id, safe='')}.json"
+        order: dict[str, Any] = self._call("GET", path, "orders:get").json()
+        return order
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -414,10 +429,15 @@ class PrintifyPlugin(Plugin):
             raise PermanentError("stale Printify event (created over an hour ago)")
         return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=event)
 
+    def needs_lookup(self, event: WebhookEvent) -> bool:
+        """An ``order:*`` event without its line items, as Printify sends them."""
+        data = event.payload.get("resource", {}).get("data", {})
+        return order_id_from_event(event) is not None and "line_items" not in data
+
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The order of an ``order:*`` event when it carries its line items; Printify's own
-        events carry only ``shop_id`` and ``status``, so this is then None and the order is read
-        with :meth:`PrintifyClient.fetch_order` (see :func:`order_id_from_event`)."""
+        events carry only ``shop_id`` and ``status``, so this is then None until
+        :meth:`PrintifyClient.complete_event` has read the order back."""
         if event.topic not in ORDER_TOPICS:
             return None
         resource = event.payload.get("resource", {})

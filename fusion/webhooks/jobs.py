@@ -2,9 +2,11 @@
 (``fusion.jobs.registry.BUILTIN_MODULES``).
 
 - ``process_webhook`` turns a stored delivery into an order, its stock effect and the stock
-  pushes to the org's other stores. Safe to run twice: the delivery is locked and re-read, a
-  processed one is left alone, and the order's stock is applied only by the transaction that
-  first sets ``stock_applied_at``.
+  pushes to the org's other stores. An event that only names its order (Printify's, Amazon's
+  without prices) is first completed from the platform's API, outside any transaction, and
+  the delivery keeps the completed payload. Safe to run twice: the delivery is locked and
+  re-read, a processed one is left alone, and the order's stock is applied only by the
+  transaction that first sets ``stock_applied_at``.
 - ``consume_order_queue`` reads a store's order notification queue (Amazon's SQS; beat runs it
   for every store that names one) and stores each notification exactly as a verified
   webhook delivery, enqueueing ``process_webhook`` in the same transaction. A message leaves
@@ -30,6 +32,8 @@ from fusion.webhooks.models import WebhookDelivery
 from fusion.webhooks.service import PROCESS_JOB, record
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from fusion.jobs.context import JobContext
 
 CONSUME_JOB = "consume_order_queue"
@@ -45,13 +49,21 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
     except (KeyError, ValueError):
         raise PermanentError("the payload needs webhook_id (a UUID)") from None
     with ctx.session() as session:
-        delivery = session.get(WebhookDelivery, webhook_id, with_for_update=True)
-        if delivery is None:
-            raise PermanentError(f"webhook delivery {webhook_id} does not exist")
+        delivery = _delivery(session, webhook_id)
         if delivery.status == "processed":
             return {"webhook_id": str(webhook_id), "already_processed": True}
         event = WebhookEvent(delivery.delivery_id, delivery.topic, delivery.payload)
-        order = get_plugin(delivery.platform).order_from_event(event)
+        plugin, store_id = get_plugin(delivery.platform), delivery.store_id
+    if plugin.needs_lookup(event):
+        # What the event lacks is read from the platform, outside any transaction.
+        with store_client(ctx, store_id=store_id) as bound:
+            event = bound.client.complete_event(event)
+    with ctx.session() as session:
+        delivery = _delivery(session, webhook_id)
+        if delivery.status == "processed":
+            return {"webhook_id": str(webhook_id), "already_processed": True}
+        delivery.payload = dict(event.payload)
+        order = plugin.order_from_event(event)
         if order is None:
             delivery.status = "ignored"
             return {"webhook_id": str(webhook_id), "order": None}
@@ -95,6 +107,13 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
         "stock_applied": ingested.stock_applied,
         "pushes": len(jobs),
     }
+
+
+def _delivery(session: Session, webhook_id: uuid.UUID) -> WebhookDelivery:
+    delivery = session.get(WebhookDelivery, webhook_id, with_for_update=True)
+    if delivery is None:
+        raise PermanentError(f"webhook delivery {webhook_id} does not exist")
+    return delivery
 
 
 def consume_order_queue(ctx: JobContext) -> dict[str, Any]:

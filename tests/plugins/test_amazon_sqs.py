@@ -75,13 +75,14 @@ def test_an_order_reaches_the_handler_once_and_leaves_the_queue(
     assert order is not None and order.external_id == placed["AmazonOrderId"]
     assert [(li.sku, li.quantity) for li in order.lines] == [("MUG-1", 2)]
     assert order.lines[0].unit_price == Decimal(0)  # notifications carry no prices
-    full = amazon.plugin.order_from_event(client_for(seller).with_order(event))
+    assert amazon.plugin.needs_lookup(event)
+    full = amazon.plugin.order_from_event(client_for(seller).complete_event(event))
     assert full is not None  # the Orders API fills the prices in
     assert full.lines[0].unit_price == Decimal("9.00") and full.total == Decimal("18.00")
     assert consumer(seller, events.append).poll().received == 0
 
 
-def test_the_plugins_order_queue_hands_on_each_order_with_its_prices(
+def test_the_plugins_order_queue_hands_on_notifications_that_complete_with_prices(
     sandbox: tuple[AmazonSandbox, str], seller: StoreConnection
 ) -> None:
     _, url = sandbox
@@ -95,10 +96,14 @@ def test_the_plugins_order_queue_hands_on_each_order_with_its_prices(
     foreign["Payload"]["OrderChangeNotification"]["AmazonOrderId"] = "111-0000000-0000000"
     sqs.send_message(QueueUrl=seller.settings["sqs_queue_url"], MessageBody=json.dumps(foreign))
     log: list[str] = []
+    client = client_for(seller, log)
     events: list[WebhookEvent] = []
-    result = amazon.plugin.order_queue(client_for(seller, log), events.append).drain()
+    result = amazon.plugin.order_queue(client, events.append).drain()
     assert (result.received, result.handled, result.failed) == (2, 2, 0)
-    orders = {e.delivery_id: amazon.plugin.order_from_event(e) for e in events}
+    assert all(amazon.plugin.needs_lookup(e) for e in events)  # as Amazon sent them
+    orders = {
+        e.delivery_id: amazon.plugin.order_from_event(client.complete_event(e)) for e in events
+    }
     known, unknown = orders[placed["notification_id"]], orders["n-foreign"]
     assert known is not None and unknown is not None
     assert [(li.sku, li.quantity, li.unit_price) for li in known.lines] == [

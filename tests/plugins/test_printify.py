@@ -398,9 +398,15 @@ def test_an_order_sends_a_signed_webhook_the_plugin_accepts(
     event = printify.plugin.verify_webhook(headers, body, SECRET)
     assert event.topic == "order:created" and event.payload["resource"]["id"] == placed["id"]
     assert printify.plugin.order_from_event(event) is None  # status only, as Printify sends
+    assert printify.plugin.needs_lookup(event)
     order_id = printify.order_id_from_event(event)
     assert order_id == placed["id"]
     assert client_for(conn).fetch_order(order_id).lines[0].sku == "TEE-0"
+    completed = client_for(conn).complete_event(event)
+    assert not printify.plugin.needs_lookup(completed)
+    order = printify.plugin.order_from_event(completed)
+    assert order is not None and order.external_id == placed["id"]
+    assert [(li.sku, li.quantity) for li in order.lines] == [("TEE-0", 1)]
 
 
 def _event(created_at: str | None = None) -> bytes:
