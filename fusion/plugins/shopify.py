@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -293,95 +292,9 @@ class ShopifyClient(PlatformClient):
         quantities = self._quantities(updates)
         if not quantities:
             return
-        lines = [
-            json.dumps(
-                {
-                    "input": {
-                        "name": "available",
-                        "reason": "correction",
-                        "quantities": quantities[start : start + q.INVENTORY_BATCH],
-                    },
-                    "key": str(uuid.uuid4()),
-                }
-            )
-            for start in range(0, len(quantities), q.INVENTORY_BATCH)
-        ]
-        path = self._stage(("\n".join(lines) + "\n").encode())
-        data = self.graphql(
-            "bulkRun",
-            q.BULK_RUN,
-            {"mutation": q.INVENTORY_SET, "path": path, "client": self.conn.store_id},
-        )
-        operation = self._payload(data, "bulkOperationRunMutation", "bulkOperationRunMutation")
-        finished = self._await_bulk(str(operation["bulkOperation"]["id"]))
-        self._check_bulk_results(finished)
+        from fusion.plugins._shopify_bulk import run_inventory_bulk
 
-    def _stage(self, content: bytes) -> str:
-        data = self.graphql(
-            "stagedUpload",
-            q.STAGED_UPLOAD,
-            {
-                "input": [
-                    {
-                        "resource": "BULK_MUTATION_VARIABLES",
-                        "filename": "inventory.jsonl",
-                        "mimeType": "text/jsonl",
-                        "httpMethod": "POST",
-                    }
-                ]
-            },
-        )
-        target = self._payload(data, "stagedUploadsCreate", "stagedUploadsCreate")["stagedTargets"][
-            0
-        ]
-        fields = [(p["name"], p["value"]) for p in target["parameters"]]
-        body, content_type = _multipart(fields, "inventory.jsonl", content)
-        # The upload goes to the storage host, never with the shop's access token.
-        self.http.request(
-            "POST",
-            target["url"],
-            call=ApiCall(operation="staged-upload"),
-            headers={"Content-Type": content_type},
-            data=body,
-        )
-        return str(dict(fields)["key"])
-
-    def _await_bulk(self, operation_id: str) -> dict[str, Any]:
-        interval = float(self.conn.settings.get("bulk_poll_interval_s", 1.0))
-        deadline = time.monotonic() + float(self.conn.settings.get("bulk_timeout_s", 600.0))
-        while True:
-            data = self.graphql("bulkPoll", q.BULK_POLL, {"id": operation_id})
-            operation = data.get("bulkOperation") or {}
-            status = operation.get("status")
-            if status == "COMPLETED":
-                return dict(operation)
-            if status in ("FAILED", "CANCELED", "EXPIRED"):
-                raise RetryableError(
-                    f"shopify bulk operation {operation_id} ended {status} "
-                    f"({operation.get('errorCode')})"
-                )
-            if time.monotonic() > deadline:
-                raise RetryableError(f"shopify bulk operation {operation_id} still {status}")
-            time.sleep(interval)
-
-    def _check_bulk_results(self, operation: Mapping[str, Any]) -> None:
-        if not operation.get("url"):
-            return  # no output: nothing ran (an empty file)
-        response = self.http.request("GET", str(operation["url"]), call=ApiCall("bulk-result"))
-        failures = []
-        for raw in response.body.decode().splitlines():
-            if not raw.strip():
-                continue
-            line = json.loads(raw)
-            payload = (line.get("data") or {}).get("inventorySetQuantities") or {}
-            problems = [e.get("message") for e in line.get("errors") or []] + [
-                e.get("message") for e in payload.get("userErrors") or []
-            ]
-            if problems:
-                failures.append(f"line {line.get('__lineNumber')}: {'; '.join(map(str, problems))}")
-        if failures:
-            raise PermanentError("shopify bulk inventory failed: " + " | ".join(failures)[:500])
-        self.log(f"shopify bulk operation {operation.get('id')} completed")
+        run_inventory_bulk(self, quantities)
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -566,26 +479,6 @@ def _parse_time(value: str) -> datetime:
 
 def _search_quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _multipart(
-    fields: Sequence[tuple[str, str]], filename: str, content: bytes
-) -> tuple[bytes, str]:
-    """A multipart/form-data body: the target's fields first, the file last (storage hosts
-    ignore fields after the file)."""
-    boundary = uuid.uuid4().hex
-    parts = []
-    for name, value in fields:
-        disposition = f'Content-Disposition: form-data; name="{name}"'
-        parts.append(f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode())
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
-        "Content-Type: text/jsonl\r\n\r\n".encode()
-        + content
-        + b"\r\n"
-    )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
 
 plugin = ShopifyPlugin()

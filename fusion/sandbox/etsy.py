@@ -32,159 +32,41 @@ Etsy documents, plus the receipt itself under ``receipt`` (an assumption, see do
 from __future__ import annotations
 
 import json
-import logging
 import math
 import threading
 import time
-import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from functools import cache
 from itertools import count
 from typing import Any
 
-from openapi_schema_validator import OAS30Validator
-from werkzeug.datastructures import MultiDict
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
-from fusion.sandbox.knobs import TokenBucket
-from fusion.sandbox.server import (
-    Respond,
-    SandboxApp,
-    SandboxError,
-    contracts_dir,
-    json_response,
+from fusion.sandbox._etsy_contract import (
+    API,
+    FALLBACK_FORM,
+    coerce_form,
+    inventory_problem,
+    request_schema,
+    schema_problem,
 )
-from fusion.sandbox.webhooks import standard_webhooks_sign
+from fusion.sandbox._etsy_receipts import ReceiptsAndOrders
+from fusion.sandbox._etsy_state import DayWindow, Shop, money
+from fusion.sandbox.knobs import TokenBucket
+from fusion.sandbox.server import Respond, SandboxApp, SandboxError, json_response
 
-log = logging.getLogger(__name__)
-
-API = "/v3/application"
 DEFAULT_LIMITS = (10.0, 10_000.0)  # (queries per second, queries per day)
 DAY_S = 86_400.0
-PUBLIC_API = "https://openapi.etsy.com"
 
 
-@cache
-def _contract() -> dict[str, Any] | None:
-    path = contracts_dir() / "etsy" / "etsy-openapi-v3.json"
-    if not path.is_file():
-        log.warning("etsy sandbox: %s not found; request validation is off", path)
-        return None
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return data
-
-
-# The few form fields the sandbox relies on, typed for when the contract is absent.
-FALLBACK_FORM: dict[str, Any] = {
-    "required": ["quantity", "title", "description", "price", "who_made", "when_made",
-                 "taxonomy_id"],
-    "properties": {
-        "quantity": {"type": "integer"},
-        "price": {"type": "number"},
-        "taxonomy_id": {"type": "integer"},
-        "shipping_profile_id": {"type": "integer"},
-        "readiness_state_id": {"type": "integer"},
-        "tags": {"type": "array", "items": {"type": "string"}},
-    },
-}  # fmt: skip
-
-
-def request_schema(path: str, method: str, content_type: str) -> dict[str, Any] | None:
-    """The contract's request-body schema of one operation, or None without a contract."""
-    contract = _contract()
-    if contract is None:
-        return None
-    body = contract["paths"][path][method].get("requestBody") or {}
-    schema: dict[str, Any] | None = (body.get("content") or {}).get(content_type, {}).get("schema")
-    return schema
-
-
-def _coerce_form(form: MultiDict[str, str], schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Form strings typed as the schema says (arrays from repeated keys or comma lists); a
-    value that does not parse is kept as a string so validation reports it."""
-    out: dict[str, Any] = {}
-    properties = schema.get("properties", {})
-    for key in form:
-        spec = properties.get(key, {})
-        values = form.getlist(key)
-        if spec.get("type") == "array":
-            items = [part for v in values for part in v.split(",") if part != ""]
-            out[key] = [_scalar(i, spec.get("items", {})) for i in items]
-        else:
-            out[key] = _scalar(values[-1], spec)
-    return out
-
-
-def _scalar(raw: str, spec: Mapping[str, Any]) -> Any:
-    kind = spec.get("type")
-    try:
-        if kind == "integer":
-            return int(raw)
-        if kind == "number":
-            return float(raw)
-    except ValueError:
-        return raw
-    if kind == "boolean" and raw.lower() in ("true", "false", "1", "0"):
-        return raw.lower() in ("true", "1")
-    return raw
-
-
-def _problem(schema: Mapping[str, Any] | None, instance: Any) -> str | None:
-    if schema is None:
-        return None
-    errors = sorted(OAS30Validator(schema).iter_errors(instance), key=lambda e: list(e.path))
-    if not errors:
-        return None
-    first = errors[0]
-    where = ".".join(str(p) for p in first.path)
-    return f"{where}: {first.message}" if where else first.message
-
-
-class _Window:
-    """Fixed-window counter for the day quota."""
-
-    def __init__(self, length_s: float) -> None:
-        self.length_s = length_s
-        self.started = time.monotonic()
-        self.used = 0
-
-    def roll(self) -> None:
-        now = time.monotonic()
-        if now - self.started >= self.length_s:
-            self.started, self.used = now, 0
-
-    def reset_in(self) -> float:
-        return max(0.0, self.length_s - (time.monotonic() - self.started))
-
-
-@dataclass
-class Shop:
-    shop_id: int
-    user_id: int
-    keystring: str
-    shared_secret: str
-    access_token: str
-    webhook_secret: str
-    webhook_url: str | None
-    listings: dict[int, dict[str, Any]] = field(default_factory=dict)
-    inventories: dict[int, dict[str, Any]] = field(default_factory=dict)
-    receipts: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _money(amount: float, currency: str = "USD") -> dict[str, Any]:
-    return {"amount": round(amount * 100), "divisor": 100, "currency_code": currency}
-
-
-class EtsySandbox(SandboxApp):
+class EtsySandbox(ReceiptsAndOrders, SandboxApp):
     platform = "etsy"
 
     def __init__(self) -> None:
         super().__init__()
         self.shops: dict[int, Shop] = {}
         self._ids = count(5_000_001)
-        self._windows: dict[str, tuple[TokenBucket, _Window]] = {}
+        self._windows: dict[str, tuple[TokenBucket, DayWindow]] = {}
         self._limit_lock = threading.Lock()
 
     def routes(self) -> Iterable[Rule]:
@@ -271,7 +153,7 @@ class EtsySandbox(SandboxApp):
             if keystring not in self._windows:
                 self._windows[keystring] = (
                     TokenBucket(per_second, per_second),
-                    _Window(DAY_S),
+                    DayWindow(DAY_S),
                 )
             second, day = self._windows[keystring]
             if (second.refill, second.capacity) != (per_second, per_second):
@@ -399,7 +281,7 @@ class EtsySandbox(SandboxApp):
                 "updated_timestamp": now,
                 "last_modified_timestamp": now,
                 "url": f"https://www.etsy.com/listing/{listing_id}",
-                "price": _money(data["price"]),
+                "price": money(data["price"]),
                 "tags": data.get("tags") or [],
                 "who_made": data["who_made"],
                 "when_made": data["when_made"],
@@ -450,9 +332,9 @@ class EtsySandbox(SandboxApp):
         if request.mimetype != "application/x-www-form-urlencoded":
             return {}, "Content-Type must be application/x-www-form-urlencoded"
         schema = request_schema(path, method, "application/x-www-form-urlencoded")
-        data = _coerce_form(request.form, schema or FALLBACK_FORM)
+        data = coerce_form(request.form, schema or FALLBACK_FORM)
         if schema is not None:
-            return data, _problem(schema, data)
+            return data, schema_problem(schema, data)
         # Without the contract: only the fields the sandbox itself relies on are checked.
         required = FALLBACK_FORM["required"] if method == "post" else []
         missing = [name for name in required if name not in data]
@@ -482,7 +364,7 @@ class EtsySandbox(SandboxApp):
                     "quantity": quantity,
                     "is_enabled": True,
                     "is_deleted": False,
-                    "price": _money(price),
+                    "price": money(price),
                 }
             ],
         }
@@ -503,10 +385,10 @@ class EtsySandbox(SandboxApp):
                 data = json.loads(request.get_data() or b"")
             except ValueError:
                 return json_response({"error": "body must be JSON"}, 400, headers)
-            problem = _problem(request_schema(path, "put", "application/json"), data)
+            problem = schema_problem(request_schema(path, "put", "application/json"), data)
             if problem is None:
                 try:
-                    problem = _inventory_problem(data)
+                    problem = inventory_problem(data)
                 except (KeyError, TypeError, ValueError) as exc:  # only without the contract
                     problem = f"malformed inventory: {type(exc).__name__}"
             if problem:
@@ -534,142 +416,6 @@ class EtsySandbox(SandboxApp):
             listing["updated_timestamp"] = listing["last_modified_timestamp"] = int(time.time())
             inventory = shop.inventories[listing_id]
         return json_response(inventory, 200, headers)
-
-    # -- receipts and orders --------------------------------------------------------------------
-
-    def get_receipts(self, request: Request, shop_id: int) -> Response:
-        with self.lock:
-            shop, headers = self._authorise(request, shop_id)
-            try:
-                since = int(request.args.get("min_last_modified", 0))
-                limit = int(request.args.get("limit", 25))
-                offset = int(request.args.get("offset", 0))
-            except ValueError:
-                return json_response({"error": "parameters must be integers"}, 400, headers)
-            if not 1 <= limit <= 100:
-                return json_response({"error": "limit must be within 1-100"}, 400, headers)
-            chosen = [r for r in shop.receipts if r["update_timestamp"] >= since]
-            page = chosen[offset : offset + limit]
-        return json_response({"count": len(chosen), "results": page}, 200, headers)
-
-    def get_receipt(self, request: Request, shop_id: int, receipt_id: int) -> Response:
-        with self.lock:
-            shop, headers = self._authorise(request, shop_id)
-            receipt = next((r for r in shop.receipts if r["receipt_id"] == receipt_id), None)
-        if receipt is None:
-            return json_response({"error": f"Receipt {receipt_id} not found"}, 404, headers)
-        return json_response(receipt, 200, headers)
-
-    def place_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        try:
-            shop = self.shops[int(data["shop_id"])]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SandboxError("unknown shop_id") from exc
-        lines = data.get("lines")
-        if not isinstance(lines, list) or not lines:
-            raise SandboxError("lines must be a non-empty list of {sku, quantity}")
-        by_sku = {
-            p["sku"]: (listing_id, p)
-            for listing_id, inventory in shop.inventories.items()
-            for p in inventory["products"]
-            if p.get("sku")
-        }
-        chosen = []
-        for line in lines:
-            found, quantity = by_sku.get(line.get("sku")), line.get("quantity")
-            if found is None or not isinstance(quantity, int) or quantity <= 0:
-                raise SandboxError(f"unknown sku or bad quantity in {line!r}")
-            chosen.append((found[0], found[1], quantity))
-        now = int(time.time())
-        transactions = []
-        total = 0
-        for listing_id, product, quantity in chosen:
-            offering = product["offerings"][0]
-            offering["quantity"] = max(0, offering["quantity"] - quantity)
-            total += offering["price"]["amount"] * quantity
-            transactions.append(
-                {
-                    "transaction_id": next(self._ids),
-                    "listing_id": listing_id,
-                    "product_id": product["product_id"],
-                    "sku": product["sku"],
-                    "quantity": quantity,
-                    "price": offering["price"],
-                    "title": shop.listings[listing_id]["title"],
-                }
-            )
-            shop.listings[listing_id]["last_modified_timestamp"] = now
-        receipt_id = next(self._ids)
-        receipt = {
-            "receipt_id": receipt_id,
-            "receipt_type": 0,
-            "seller_user_id": shop.user_id,
-            "buyer_user_id": 1,
-            "buyer_email": data.get("email", "buyer@example.com"),
-            "status": "paid",
-            "is_paid": True,
-            "is_shipped": False,
-            "create_timestamp": now,
-            "created_timestamp": now,
-            "update_timestamp": now,
-            "updated_timestamp": now,
-            "grandtotal": {"amount": total, "divisor": 100, "currency_code": "USD"},
-            "subtotal": {"amount": total, "divisor": 100, "currency_code": "USD"},
-            "total_price": {"amount": total, "divisor": 100, "currency_code": "USD"},
-            "transactions": transactions,
-        }
-        shop.receipts.append(receipt)
-        if shop.webhook_url:
-            self._send_event(shop, "order.paid", receipt)
-        return receipt
-
-    def _send_event(self, shop: Shop, event_type: str, receipt: dict[str, Any]) -> None:
-        body = json.dumps(
-            {
-                "event_type": event_type,
-                "resource_url": f"{PUBLIC_API}{API}/shops/{shop.shop_id}/receipts/"
-                f"{receipt['receipt_id']}",
-                "shop_id": shop.shop_id,
-                "receipt": receipt,
-            }
-        ).encode()
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        timestamp = str(int(time.time()))
-        self.deliver(
-            url=str(shop.webhook_url),
-            body=body,
-            delivery_id=msg_id,
-            topic=event_type,
-            headers={
-                "webhook-id": msg_id,
-                "webhook-timestamp": timestamp,
-                "webhook-signature": standard_webhooks_sign(
-                    shop.webhook_secret, msg_id, timestamp, body
-                ),
-            },
-        )
-
-
-def _inventory_problem(data: Mapping[str, Any]) -> str | None:
-    """Rules the schema cannot say: one offering per product, distinct variations."""
-    products = data["products"]
-    if not products:
-        return "products must not be empty"
-    seen = set()
-    for product in products:
-        if not isinstance(product, dict) or len(product.get("offerings") or []) != 1:
-            return "each product needs exactly one entry in offerings"
-        offering = product["offerings"][0]
-        if offering["quantity"] < 0 or offering["price"] <= 0:
-            return "offering quantity must be >= 0 and price > 0"
-        key = json.dumps(product.get("property_values") or [], sort_keys=True)
-        if key in seen:
-            return "products must differ in their property_values"
-        seen.add(key)
-    skus = [p.get("sku") for p in products if p.get("sku")]
-    if len(skus) != len(set(skus)):
-        return "SKUs must be unique within a listing"
-    return None
 
 
 def _refusal(status: int, message: str, headers: Mapping[str, str] | None = None) -> Respond:

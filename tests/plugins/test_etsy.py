@@ -22,7 +22,8 @@ from fusion.errors import PermanentError, RateLimited, RetryableError
 from fusion.plugins.base import Capability, InventoryUpdate, ProductDraft, VariantDraft
 from fusion.plugins.etsy import EtsyClient, key_tag, plugin
 from fusion.plugins.models import ContractLevel
-from fusion.sandbox.etsy import API, EtsySandbox, request_schema
+from fusion.sandbox._etsy_contract import API, request_schema
+from fusion.sandbox.etsy import EtsySandbox
 from fusion.sandbox.server import SandboxServer
 from fusion.sandbox.webhooks import standard_webhooks_sign
 from tests.sandbox.harness import connection, store_http, webhook_receiver

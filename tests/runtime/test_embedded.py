@@ -11,13 +11,10 @@ import redis
 import sqlalchemy as sa
 
 from fusion.config import Settings
-from fusion.runtime.embedded import (
-    STANDARD_PORTS,
-    EmbeddedPostgres,
-    EmbeddedRedis,
-    EmbeddedServerError,
-    EmbeddedServers,
-)
+from fusion.runtime.embedded import EmbeddedServers
+from fusion.runtime.embedded_postgres import EmbeddedPostgres
+from fusion.runtime.embedded_process import EmbeddedServerError
+from fusion.runtime.embedded_redis import STANDARD_PORTS, EmbeddedRedis
 
 
 def listening_tcp_ports(pid: int) -> set[tuple[str, int]]:

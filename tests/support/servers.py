@@ -50,7 +50,7 @@ def admin_postgres_url() -> str:
         return "postgresql://postgres@127.0.0.1:5432/postgres"
     import atexit
 
-    from fusion.runtime.embedded import EmbeddedPostgres
+    from fusion.runtime.embedded_postgres import EmbeddedPostgres
 
     server = EmbeddedPostgres(Path(".fusion/test").absolute())
     url = server.start()

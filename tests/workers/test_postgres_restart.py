@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def private_postgres() -> Iterator[object]:
-    embedded = pytest.importorskip("fusion.runtime.embedded")
+    embedded = pytest.importorskip("fusion.runtime.embedded_postgres")
     # Outside pytest's 0700 temp tree: as root the server runs as another user, who must be
     # able to reach its data directory.
     home = Path(tempfile.mkdtemp(prefix="fusion-pg-restart-"))

@@ -1,0 +1,139 @@
+"""The bulk-operation flow behind Shopify's ``bulk_set_inventory``.
+
+Stage the JSONL variables (``stagedUploadsCreate``, then a multipart POST to the storage host)
+→ ``bulkOperationRunMutation`` of ``inventorySetQuantities`` → poll ``bulkOperation(id:)``
+until it finishes → read the result file and check every line. Quantities are absolute, so a
+job retried after a timeout only repeats the same outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from fusion.errors import PermanentError, RetryableError
+from fusion.plugins import _shopify_queries as q
+from fusion.plugins.base import ApiCall
+
+if TYPE_CHECKING:
+    from fusion.plugins.shopify import ShopifyClient
+
+
+def run_inventory_bulk(client: ShopifyClient, quantities: Sequence[dict[str, Any]]) -> None:
+    """Run one bulk ``inventorySetQuantities`` over ``quantities`` (``inventorySetQuantities``
+    inputs) and wait for it. Raises RetryableError when the operation fails, is cancelled or
+    expires, or is still running after ``bulk_timeout_s``; PermanentError when any result line
+    carries errors."""
+    lines = [
+        json.dumps(
+            {
+                "input": {
+                    "name": "available",
+                    "reason": "correction",
+                    "quantities": quantities[start : start + q.INVENTORY_BATCH],
+                },
+                "key": str(uuid.uuid4()),
+            }
+        )
+        for start in range(0, len(quantities), q.INVENTORY_BATCH)
+    ]
+    path = _stage(client, ("\n".join(lines) + "\n").encode())
+    data = client.graphql(
+        "bulkRun",
+        q.BULK_RUN,
+        {"mutation": q.INVENTORY_SET, "path": path, "client": client.conn.store_id},
+    )
+    operation = client._payload(data, "bulkOperationRunMutation", "bulkOperationRunMutation")
+    finished = _await_bulk(client, str(operation["bulkOperation"]["id"]))
+    _check_bulk_results(client, finished)
+
+
+def _stage(client: ShopifyClient, content: bytes) -> str:
+    data = client.graphql(
+        "stagedUpload",
+        q.STAGED_UPLOAD,
+        {
+            "input": [
+                {
+                    "resource": "BULK_MUTATION_VARIABLES",
+                    "filename": "inventory.jsonl",
+                    "mimeType": "text/jsonl",
+                    "httpMethod": "POST",
+                }
+            ]
+        },
+    )
+    target = client._payload(data, "stagedUploadsCreate", "stagedUploadsCreate")["stagedTargets"][0]
+    fields = [(p["name"], p["value"]) for p in target["parameters"]]
+    body, content_type = _multipart(fields, "inventory.jsonl", content)
+    # The upload goes to the storage host, never with the shop's access token.
+    client.http.request(
+        "POST",
+        target["url"],
+        call=ApiCall(operation="staged-upload"),
+        headers={"Content-Type": content_type},
+        data=body,
+    )
+    return str(dict(fields)["key"])
+
+
+def _await_bulk(client: ShopifyClient, operation_id: str) -> dict[str, Any]:
+    interval = float(client.conn.settings.get("bulk_poll_interval_s", 1.0))
+    deadline = time.monotonic() + float(client.conn.settings.get("bulk_timeout_s", 600.0))
+    while True:
+        data = client.graphql("bulkPoll", q.BULK_POLL, {"id": operation_id})
+        operation = data.get("bulkOperation") or {}
+        status = operation.get("status")
+        if status == "COMPLETED":
+            return dict(operation)
+        if status in ("FAILED", "CANCELED", "EXPIRED"):
+            raise RetryableError(
+                f"shopify bulk operation {operation_id} ended {status} "
+                f"({operation.get('errorCode')})"
+            )
+        if time.monotonic() > deadline:
+            raise RetryableError(f"shopify bulk operation {operation_id} still {status}")
+        time.sleep(interval)
+
+
+def _check_bulk_results(client: ShopifyClient, operation: Mapping[str, Any]) -> None:
+    if not operation.get("url"):
+        return  # no output: nothing ran (an empty file)
+    response = client.http.request("GET", str(operation["url"]), call=ApiCall("bulk-result"))
+    failures = []
+    for raw in response.body.decode().splitlines():
+        if not raw.strip():
+            continue
+        line = json.loads(raw)
+        payload = (line.get("data") or {}).get("inventorySetQuantities") or {}
+        problems = [e.get("message") for e in line.get("errors") or []] + [
+            e.get("message") for e in payload.get("userErrors") or []
+        ]
+        if problems:
+            failures.append(f"line {line.get('__lineNumber')}: {'; '.join(map(str, problems))}")
+    if failures:
+        raise PermanentError("shopify bulk inventory failed: " + " | ".join(failures)[:500])
+    client.log(f"shopify bulk operation {operation.get('id')} completed")
+
+
+def _multipart(
+    fields: Sequence[tuple[str, str]], filename: str, content: bytes
+) -> tuple[bytes, str]:
+    """A multipart/form-data body: the target's fields first, the file last (storage hosts
+    ignore fields after the file)."""
+    boundary = uuid.uuid4().hex
+    parts = []
+    for name, value in fields:
+        disposition = f'Content-Disposition: form-data; name="{name}"'
+        parts.append(f"--{boundary}\r\n{disposition}\r\n\r\n{value}\r\n".encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+        "Content-Type: text/jsonl\r\n\r\n".encode()
+        + content
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"

@@ -1,0 +1,44 @@
+"""State of the Etsy sandbox: a shop with its listings, inventories and receipts, the day
+window of the rate limit, and Etsy's money shape.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class DayWindow:
+    """Fixed-window counter for the day quota."""
+
+    def __init__(self, length_s: float) -> None:
+        self.length_s = length_s
+        self.started = time.monotonic()
+        self.used = 0
+
+    def roll(self) -> None:
+        now = time.monotonic()
+        if now - self.started >= self.length_s:
+            self.started, self.used = now, 0
+
+    def reset_in(self) -> float:
+        return max(0.0, self.length_s - (time.monotonic() - self.started))
+
+
+@dataclass
+class Shop:
+    shop_id: int
+    user_id: int
+    keystring: str
+    shared_secret: str
+    access_token: str
+    webhook_secret: str
+    webhook_url: str | None
+    listings: dict[int, dict[str, Any]] = field(default_factory=dict)
+    inventories: dict[int, dict[str, Any]] = field(default_factory=dict)
+    receipts: list[dict[str, Any]] = field(default_factory=list)
+
+
+def money(amount: float, currency: str = "USD") -> dict[str, Any]:
+    return {"amount": round(amount * 100), "divisor": 100, "currency_code": currency}
