@@ -31,6 +31,7 @@ SYNC_INVENTORY = "fusion.inventory.sync_all_stores"
 EXPIRE_APPROVALS = "fusion.approvals.expire"
 RECONCILE_ORDERS = "fusion.orders.reconcile_all_stores"
 CONSUME_ORDER_QUEUES = "fusion.orders.consume_order_queues"
+PRUNE_JOBS = "fusion.jobs.prune_finished"
 
 
 def _number(name: str, default: float) -> float:
@@ -88,6 +89,7 @@ task_routes = {
     EXPIRE_APPROVALS: {"queue": DEFAULT_QUEUE},
     RECONCILE_ORDERS: {"queue": DEFAULT_QUEUE},
     CONSUME_ORDER_QUEUES: {"queue": DEFAULT_QUEUE},
+    PRUNE_JOBS: {"queue": DEFAULT_QUEUE},
 }
 
 _sweep = {"queue": DEFAULT_QUEUE, "priority": int(Lane.URGENT), "expires": SWEEP_INTERVAL_S * 2}
@@ -104,6 +106,11 @@ beat_schedule = {
         "task": RECONCILE_ORDERS,
         "schedule": crontab(minute="7-59/15"),
         "options": {"queue": DEFAULT_QUEUE, "expires": 15 * 60},
+    },
+    "prune-finished-jobs": {
+        "task": PRUNE_JOBS,
+        "schedule": crontab(minute=41),
+        "options": {"queue": DEFAULT_QUEUE, "expires": 60 * 60},
     },
     "expire-approvals": {
         "task": EXPIRE_APPROVALS,

@@ -134,6 +134,8 @@ class Settings:
     db_statement_timeout_ms: int = 30_000
     db_idle_in_transaction_timeout_ms: int = 60_000
     request_quota_per_minute: int = 600
+    job_retention_days: int = 14  # completed and cancelled jobs; 0 keeps them for ever
+    failed_job_retention_days: int = 90
     max_body_bytes: int = 1024 * 1024
     # Private/loopback destinations for store base URLs: sandboxes in dev and tests only.
     allow_private_egress: bool = True
@@ -208,6 +210,10 @@ class Settings:
                 env, "FUSION_REQUEST_QUOTA_PER_MINUTE", 600, lo=1, hi=10**7
             ),
             max_body_bytes=_int(env, "FUSION_MAX_BODY_BYTES", 1024 * 1024, lo=1024, hi=10**9),
+            job_retention_days=_int(env, "FUSION_JOB_RETENTION_DAYS", 14, lo=0, hi=3650),
+            failed_job_retention_days=_int(
+                env, "FUSION_FAILED_JOB_RETENTION_DAYS", 90, lo=0, hi=3650
+            ),
             allow_private_egress=_bool(env, "FUSION_ALLOW_PRIVATE_EGRESS", mode != "production"),
         )
 

@@ -18,7 +18,7 @@ from celery.signals import worker_ready
 import celeryconfig
 from fusion.approvals import expiry
 from fusion.inventory import sync as inventory_sync
-from fusion.jobs import sweeps
+from fusion.jobs import retention, sweeps
 from fusion.jobs.lanes import Lane
 from workers.runtime import runtime
 
@@ -121,6 +121,16 @@ def consume_order_queues() -> dict[str, int]:
         stores=inventory_sync.order_queue_stores(),
     )
     return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
+
+
+@app.task(name=celeryconfig.PRUNE_JOBS, ignore_result=True)
+def prune_finished_jobs() -> int:
+    """Delete finished jobs past their retention (beat, hourly)."""
+    hub = runtime(app)
+    deleted = retention.prune_finished_jobs(hub.database, hub.settings)
+    if deleted:
+        log.info("pruned %d finished job(s)", deleted)
+    return deleted
 
 
 @app.task(name=celeryconfig.EXPIRE_APPROVALS, ignore_result=True)

@@ -93,6 +93,12 @@ class Job(TenantScoped, Base):
             "lease_expires_at",
             postgresql_where=text("status IN ('claimed', 'running')"),
         ),
+        # Retention (migration 0009): finished jobs, oldest first.
+        Index(
+            "ix_jobs_finished",
+            "finished_at",
+            postgresql_where=text("status IN ('completed', 'failed', 'cancelled')"),
+        ),
         Index(
             "uq_jobs_org_id_idempotency_key",
             "org_id",
