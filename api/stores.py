@@ -16,6 +16,7 @@ from fusion.errors import JobError, ValidationFailed
 from fusion.orgs.models import Role
 from fusion.stores import service as stores
 from fusion.stores.models import Store
+from fusion.webhooks import service as webhooks
 from schemas.stores import (
     ConnectionTestSchema,
     CredentialsSchema,
@@ -49,8 +50,11 @@ class Stores(MethodView):
     @blp.response(201, StoreSchema)
     @org_scope(Role.OWNER)
     def post(self, body: dict[str, Any], org_id: uuid.UUID) -> Store:
-        """Connect a store. Credentials are encrypted before they are stored."""
+        """Connect a store. Credentials are encrypted before they are stored. With a public
+        URL set (`FUSION_PUBLIC_URL`) and a webhook secret given, a `subscribe_order_events`
+        job asks the platform to send the store's order events here."""
         store = stores.connect_store(tx(), org_id=org_id, settings=hub().settings, **body)
+        webhooks.subscribe_on_connect(tx(), hub().settings, store)
         record(
             tx(),
             org_id=org_id,

@@ -41,6 +41,18 @@ def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -
     return value
 
 
+def _public_url(env: Mapping[str, str], *, production: bool) -> str | None:
+    """``FUSION_PUBLIC_URL``: an http(s) origin (https in production), without a path."""
+    name = "FUSION_PUBLIC_URL"
+    raw = _url(env, name, ("https",) if production else ("http", "https"))
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if not parts.hostname or parts.path.strip("/") or parts.query or parts.fragment:
+        raise ConfigError(f"{name}: expected scheme://host[:port] only, got {raw!r}")
+    return raw.rstrip("/")
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = _text(env, name)
     if raw is None:
@@ -139,6 +151,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Private/loopback destinations for store base URLs: sandboxes in dev and tests only.
     allow_private_egress: bool = True
+    # Where platforms reach this hub (webhook subscriptions): scheme and host, no path.
+    public_url: str | None = None
 
     @property
     def dev(self) -> bool:
@@ -215,6 +229,7 @@ class Settings:
                 env, "FUSION_FAILED_JOB_RETENTION_DAYS", 90, lo=0, hi=3650
             ),
             allow_private_egress=_bool(env, "FUSION_ALLOW_PRIVATE_EGRESS", mode != "production"),
+            public_url=_public_url(env, production=mode == "production"),
         )
 
     def with_urls(self, *, database_url: str, redis_url: str) -> Settings:

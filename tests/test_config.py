@@ -21,6 +21,10 @@ from fusion.errors import ConfigError
         ({"FUSION_ENCRYPTION_KEYS": "short"}, "FUSION_ENCRYPTION_KEYS: key #1 is not a Fernet"),
         ({"FUSION_RETRY_LADDER": "60,five"}, "FUSION_RETRY_LADDER: expected comma-separated"),
         ({"FUSION_ALLOW_PRIVATE_EGRESS": "maybe"}, "FUSION_ALLOW_PRIVATE_EGRESS: expected true or"),
+        ({"FUSION_PUBLIC_URL": "hub.example.com"}, "FUSION_PUBLIC_URL: expected a URL with"),
+        ({"FUSION_PUBLIC_URL": "https://hub.example/x"}, "FUSION_PUBLIC_URL: expected scheme://"),
+        ({"FUSION_REFRESH_REUSE_GRACE_S": "600"}, "FUSION_REFRESH_REUSE_GRACE_S: must be between"),
+        ({"FUSION_JOB_RETENTION_DAYS": "-1"}, "FUSION_JOB_RETENTION_DAYS: must be between"),
     ],
 )
 def test_a_malformed_value_names_the_variable(
@@ -62,3 +66,10 @@ def test_the_application_connects_as_the_non_owner_role(tmp_path: Path) -> None:
         {"FUSION_HOME": str(tmp_path), "FUSION_DATABASE_URL": "postgresql://postgres@db:5433/hub"}
     )
     assert settings.app_database_url == "postgresql://fusion_app@db:5433/hub"
+
+
+def test_the_public_url_is_an_origin_without_a_trailing_slash(tmp_path: Path) -> None:
+    home = {"FUSION_HOME": str(tmp_path)}
+    assert Settings.from_env(home).public_url is None
+    settings = Settings.from_env({**home, "FUSION_PUBLIC_URL": "https://hub.example.com/"})
+    assert settings.public_url == "https://hub.example.com"

@@ -118,13 +118,38 @@ query recentOrders($first: Int!, $after: String, $query: String!) {
 ORDER_NODE_COST = 1 + 2 + (2 + 20 * 3)
 ORDERS_COST = 2 + ORDERS_PAGE * ORDER_NODE_COST
 
+# Webhook subscriptions: the order topics the hub acts on, as the Admin API names them.
+ORDER_SUBSCRIPTION_TOPICS = {
+    "orders/create": "ORDERS_CREATE",
+    "orders/paid": "ORDERS_PAID",
+    "orders/updated": "ORDERS_UPDATED",
+}
+SUBSCRIPTIONS = """
+query orderSubscriptions($uri: String!, $topics: [WebhookSubscriptionTopic!]) {
+  webhookSubscriptions(first: 10, uri: $uri, topics: $topics) { nodes { id topic uri } }
+}
+"""
+SUBSCRIPTIONS_COST = 2 + 10 * 1
+SUBSCRIBE = """
+mutation subscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubscriptionInput!) {
+  webhookSubscriptionCreate(topic: $topic, webhookSubscription: $subscription) {
+    webhookSubscription { id topic uri }
+    userErrors { field message }
+  }
+}
+"""
+
 # Connection queries are priced per page: 2 + page size x the cost of one node.
 NODE_COSTS = {
     "graphql:listProducts": LIST_NODE_COST,
     "graphql:variantsBySku": VARIANT_NODE_COST,
     "graphql:recentOrders": ORDER_NODE_COST,
 }
-FIXED_COSTS = {"graphql:primaryLocation": LOCATIONS_COST, "graphql:bulkPoll": BULK_POLL_COST}
+FIXED_COSTS = {
+    "graphql:primaryLocation": LOCATIONS_COST,
+    "graphql:bulkPoll": BULK_POLL_COST,
+    "graphql:orderSubscriptions": SUBSCRIPTIONS_COST,
+}
 
 
 def call_cost(operation: str, items: int = 1) -> float:

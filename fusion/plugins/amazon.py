@@ -208,6 +208,16 @@ class AmazonClient(PlatformClient):
 
     # -- orders ---------------------------------------------------------------------------------
 
+    def subscribe_order_events(self, uri: str, secret: str | None) -> list[str]:
+        """Amazon sends order events only to SQS, never to an HTTP address: the store's
+        ``sqs_queue_url`` is polled instead. Logs so and adds nothing."""
+        queue = self.conn.settings.get("sqs_queue_url")
+        self.log(
+            "Amazon delivers ORDER_CHANGE only to SQS; "
+            + (f"the hub polls {queue}" if queue else "set the store's sqs_queue_url")
+        )
+        return []
+
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
         orders: list[RemoteOrder] = []
         token = None

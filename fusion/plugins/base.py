@@ -222,6 +222,13 @@ class PlatformClient(ABC):
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
         """Orders changed since ``since`` (the reconciliation pull behind webhooks)."""
 
+    def subscribe_order_events(self, uri: str, secret: str | None) -> list[str]:
+        """Ask the platform to deliver the store's order events to ``uri`` (signed with
+        ``secret`` where the platform takes one), skipping subscriptions that exist already;
+        returns the topics added. Raises UnsupportedCapability where the platform has no API
+        for it (the default)."""
+        raise UnsupportedCapability(self.conn.platform, "webhook_subscriptions")
+
     def complete_event(self, event: WebhookEvent) -> WebhookEvent:
         """``event`` with what the platform left out of it read back from its API, for an
         event ``Plugin.needs_lookup`` names (Amazon: the prices; Printify: the line items).

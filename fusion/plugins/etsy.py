@@ -283,6 +283,15 @@ class EtsyClient(PlatformClient):
 
     # -- orders ---------------------------------------------------------------------------------
 
+    def subscribe_order_events(self, uri: str, secret: str | None) -> list[str]:
+        """Etsy has no API for webhooks: they are set up in the developer portal's Webhook
+        Portal. Logs where to point them and adds nothing."""
+        self.log(
+            f"Etsy webhooks are configured in the developer portal, not by API: point the "
+            f"order events at {uri} and give the hub the portal's signing secret"
+        )
+        return []
+
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
         orders: list[RemoteOrder] = []
         offset = 0

@@ -263,6 +263,18 @@ class PrintifyClient(PlatformClient):
         """One order by id (what an ``order:*`` webhook names)."""
         return order_from_api(self._order(order_id))
 
+    def subscribe_order_events(self, uri: str, secret: str | None) -> list[str]:
+        """Register ``uri`` for the ``order:*`` topics it is not registered for yet (signed
+        with ``secret``); returns the topics added."""
+        hooks = self._call("GET", f"{self.shop}/webhooks.json", "webhooks:list").json()
+        present = {h.get("topic") for h in hooks if h.get("url") == uri}
+        added = []
+        for topic in sorted(ORDER_TOPICS - present):
+            body = {"topic": topic, "url": uri, **({"secret": secret} if secret else {})}
+            self._call("POST", f"{self.shop}/webhooks.json", "webhooks:create", json_body=body)
+            added.append(topic)
+        return added
+
     def complete_event(self, event: WebhookEvent) -> WebhookEvent:
         """An ``order:*`` event with the order read back under ``resource.data`` (Printify's
         events carry only its status); other events come back unchanged."""

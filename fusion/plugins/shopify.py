@@ -55,7 +55,7 @@ from fusion.sandbox.webhooks import verify_shopify_hmac
 
 GRAPHQL_PATH = f"/admin/api/{q.API_VERSION}/graphql.json"
 OPTION = "SKU"
-ORDER_TOPICS = frozenset({"orders/create", "orders/paid", "orders/updated"})
+ORDER_TOPICS = frozenset(q.ORDER_SUBSCRIPTION_TOPICS)
 # Shopify retries a failed delivery for about 4 hours with the original X-Shopify-Triggered-At,
 # so an older delivery is a replay; a little clock skew is tolerated the other way.
 WEBHOOK_MAX_AGE = timedelta(hours=5)
@@ -297,6 +297,25 @@ class ShopifyClient(PlatformClient):
         run_inventory_bulk(self, quantities)
 
     # -- orders ---------------------------------------------------------------------------------
+
+    def subscribe_order_events(self, uri: str, secret: str | None) -> list[str]:
+        """Subscribe ``uri`` to the order topics the hub acts on, skipping those it already
+        has (so a second run changes nothing); returns the topics subscribed. Shopify signs
+        deliveries with the app's client secret, so ``secret`` is not sent."""
+        topics = q.ORDER_SUBSCRIPTION_TOPICS
+        data = self.graphql(
+            "orderSubscriptions", q.SUBSCRIPTIONS, {"uri": uri, "topics": list(topics.values())}
+        )
+        present = {n["topic"] for n in data["webhookSubscriptions"]["nodes"] if n["uri"] == uri}
+        added = []
+        for topic, name in topics.items():
+            if name in present:
+                continue
+            variables = {"topic": name, "subscription": {"uri": uri, "format": "JSON"}}
+            result = self.graphql("subscribe", q.SUBSCRIBE, variables)
+            self._payload(result, "webhookSubscriptionCreate", "webhookSubscriptionCreate")
+            added.append(topic)
+        return added
 
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
         stamp = since.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

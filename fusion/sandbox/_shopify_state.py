@@ -75,6 +75,7 @@ class Shop:
     bulk_operations: list[dict[str, Any]] = field(default_factory=list)
     bulk_results: dict[str, bytes] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> subscription
 
 
 @dataclass

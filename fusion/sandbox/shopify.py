@@ -15,21 +15,21 @@
   ``inventorySetQuantities`` (``@idempotent`` and ``changeFromQuantity`` mandatory as of
   2026-04), ``stagedUploadsCreate`` (``BULK_MUTATION_VARIABLES``) with the upload target at
   ``POST /_staged_uploads``, ``bulkOperationRunMutation`` run in a background thread, results at
-  ``GET /_bulk_results/<n>.jsonl``, and ``currentBulkOperation``/``bulkOperation`` polling.
+  ``GET /_bulk_results/<n>.jsonl``, ``currentBulkOperation``/``bulkOperation`` polling, and
+  ``webhookSubscriptions``/``webhookSubscriptionCreate`` (``_shopify_webhooks``).
 
 Control bodies: ``POST /_sandbox/shops`` ``{"shop": "demo.myshopify.com", "token": "...",
 "webhook_secret": "...", "webhook_url": "http://..." (optional)}``; ``POST /_sandbox/orders``
 ``{"shop": "demo.myshopify.com", "lines": [{"sku": "A-1", "quantity": 1}]}`` sends
-``orders/create`` signed with ``X-Shopify-Hmac-SHA256``.
+``orders/create`` signed with ``X-Shopify-Hmac-SHA256`` to the ``webhook_url`` and to every
+ORDERS_CREATE subscription.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
 from decimal import Decimal
 from itertools import count
 from typing import Any
@@ -60,14 +60,14 @@ from fusion.sandbox._shopify_state import (
     parse_time,
     user_error,
 )
+from fusion.sandbox._shopify_webhooks import WebhookSubscriptions
 from fusion.sandbox.knobs import TokenBucket
 from fusion.sandbox.server import SandboxApp, SandboxError, json_response
-from fusion.sandbox.webhooks import shopify_hmac
 
 _VERSION = re.compile(r"^\d{4}-\d{2}$|^unstable$")
 
 
-class ShopifySandbox(InventoryAndBulk, SandboxApp):
+class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
     platform = "shopify"
 
     def __init__(self) -> None:
@@ -115,6 +115,7 @@ class ShopifySandbox(InventoryAndBulk, SandboxApp):
                 "inventory": dict(shop.levels),
                 "orders": shop.orders,
                 "bulk_operations": shop.bulk_operations,
+                "webhook_subscriptions": list(shop.subscriptions.values()),
                 "bucket": {
                     "currentlyAvailable": shop.bucket.available(),
                     "maximumAvailable": shop.bucket.capacity,
@@ -427,23 +428,5 @@ class ShopifySandbox(InventoryAndBulk, SandboxApp):
             shop.levels[variant["inventoryItem"]["id"]] -= quantity
         rest, graphql = order_payloads(next(self._ids), line_items, self._ids, data)
         shop.orders.append({"rest": rest, "graphql": graphql})
-        if shop.webhook_url:
-            body = json.dumps(rest).encode()
-            delivery_id = str(uuid.uuid4())
-            self.deliver(
-                url=shop.webhook_url,
-                body=body,
-                delivery_id=delivery_id,
-                topic="orders/create",
-                headers={
-                    "X-Shopify-Topic": "orders/create",
-                    "X-Shopify-Hmac-Sha256": shopify_hmac(shop.webhook_secret, body),
-                    "X-Shopify-Shop-Domain": shop.domain,
-                    "X-Shopify-API-Version": "2026-07",
-                    "X-Shopify-Webhook-Id": delivery_id,
-                    "X-Shopify-Event-Id": str(uuid.uuid4()),
-                    "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
-                    "X-Shopify-Order-Id": str(rest["id"]),
-                },
-            )
+        self.send_order_webhooks(shop, rest)
         return rest

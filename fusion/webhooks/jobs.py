@@ -7,6 +7,8 @@
   the delivery keeps the completed payload. Safe to run twice: the delivery is locked and
   re-read, a processed one is left alone, and the order's stock is applied only by the
   transaction that first sets ``stock_applied_at``.
+- ``subscribe_order_events`` asks the store's platform to deliver its order events to this
+  hub (enqueued when a store is connected and the hub has a public URL).
 - ``consume_order_queue`` reads a store's order notification queue (Amazon's SQS; beat runs it
   for every store that names one) and stores each notification exactly as a verified
   webhook delivery, enqueueing ``process_webhook`` in the same transaction. A message leaves
@@ -28,8 +30,10 @@ from fusion.orders.service import fan_out_stock, ingest_order
 from fusion.plugins.base import Capability, WebhookEvent
 from fusion.plugins.calls import store_client
 from fusion.plugins.registry import get_plugin
+from fusion.stores.models import Store
+from fusion.stores.service import webhook_secret
 from fusion.webhooks.models import WebhookDelivery
-from fusion.webhooks.service import PROCESS_JOB, record
+from fusion.webhooks.service import PROCESS_JOB, SUBSCRIBE_JOB, receiver_url, record
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -157,8 +161,47 @@ def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
     return result
 
 
+def subscribe_order_events(ctx: JobContext) -> dict[str, Any]:
+    """Ask the store's platform to deliver its order events to this hub's receiver
+    (``FUSION_PUBLIC_URL`` + ``/webhooks/<platform>/<store id>``), signed with the store's
+    webhook secret; subscriptions that exist already are left alone, so it is safe to run
+    again. Raises PermanentError when the hub has no public URL or the store no webhook
+    secret (every delivery would be refused), UnsupportedCapability where the platform has no
+    API for it."""
+    if not ctx.settings.public_url:
+        raise PermanentError("FUSION_PUBLIC_URL is not set: platforms have no address to call")
+    if ctx.store_id is None:
+        raise PermanentError("this job names no store")
+    with ctx.session() as session:
+        store = session.get(Store, ctx.store_id)
+        if store is None:
+            raise PermanentError(f"store {ctx.store_id} no longer exists")
+        secret, platform = webhook_secret(ctx.settings, store), store.platform
+    if secret is None:
+        raise PermanentError("the store has no webhook secret to verify deliveries with")
+    uri = receiver_url(ctx.settings.public_url, platform, ctx.store_id)
+    with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
+        added = bound.client.subscribe_order_events(uri, secret)
+    del secret
+    ctx.log(
+        f"order events go to {uri}: "
+        + (f"subscribed to {', '.join(added)}" if added else "nothing new to subscribe"),
+        "info",
+        added=added,
+    )
+    return {"uri": uri, "added": added}
+
+
 register(
     JobType(PROCESS_JOB, process_webhook, needs_store=False, payload_schema="webhook_jobs.process")
+)
+register(
+    JobType(
+        SUBSCRIBE_JOB,
+        subscribe_order_events,
+        capability=Capability.ORDER_WEBHOOKS.value,
+        payload_schema="webhook_jobs.subscribe_order_events",
+    )
 )
 register(
     JobType(

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import FusionError, MalformedWebhook, NotFound, PermanentError, ValidationFailed
+from fusion.jobs.models import Job
 from fusion.jobs.service import enqueue
 from fusion.plugins.base import Plugin, WebhookEvent
 from fusion.plugins.registry import get_plugin
@@ -33,6 +34,7 @@ from fusion.stores.service import webhook_secret
 from fusion.webhooks.models import WebhookDelivery
 
 PROCESS_JOB = "process_webhook"
+SUBSCRIBE_JOB = "subscribe_order_events"
 MAX_DELIVERY_ID = 255
 MAX_TOPIC = 120
 
@@ -126,6 +128,20 @@ def record(
     )
     _link(session, webhook_id, job.id)
     return Receipt("accepted", webhook_id, job.id)
+
+
+def receiver_url(public_url: str, platform: str, store_id: uuid.UUID) -> str:
+    """Where ``store_id``'s platform delivers its webhooks to this hub."""
+    return f"{public_url}/webhooks/{platform}/{store_id}"
+
+
+def subscribe_on_connect(session: Session, settings: Settings, store: Store) -> Job | None:
+    """Enqueue ``subscribe_order_events`` for a store just connected, when the hub has a
+    public address (``FUSION_PUBLIC_URL``) and the store a webhook secret to verify the
+    deliveries with; None otherwise (orders then come by the reconciliation pull alone)."""
+    if not settings.public_url or store.webhook_secret_encrypted is None:
+        return None
+    return enqueue(session, org_id=store.org_id, job_type=SUBSCRIBE_JOB, store_id=store.id)
 
 
 def _route(database: Database, store_id: uuid.UUID, platform: str) -> uuid.UUID:

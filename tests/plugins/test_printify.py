@@ -409,6 +409,31 @@ def test_an_order_sends_a_signed_webhook_the_plugin_accepts(
     assert [(li.sku, li.quantity) for li in order.lines] == [("TEE-0", 1)]
 
 
+def test_subscribing_twice_registers_each_order_topic_once_with_the_secret(
+    sandbox: tuple[PrintifySandbox, str], receiver: Receiver
+) -> None:
+    app, url = sandbox
+    app.reset()
+    conn = make_shop(url)
+    client = client_for(conn)
+    client.create_product(draft(None, 3))
+    assert client.subscribe_order_events(receiver.url, SECRET) == ["order:created", "order:updated"]
+    assert client.subscribe_order_events(receiver.url, SECRET) == []
+    hooks = requests.get(f"{url}{client.shop}/webhooks.json", headers=bearer(conn), timeout=10)
+    assert sorted((h["topic"], h["url"]) for h in hooks.json()) == [
+        ("order:created", receiver.url),
+        ("order:updated", receiver.url),
+    ]
+    requests.post(
+        f"{url}/_sandbox/orders",
+        json={"shop": int(conn.external_id), "lines": [{"sku": "TEE-0", "quantity": 1}]},
+        timeout=10,
+    ).raise_for_status()
+    receiver.wait_for(1)
+    headers, body = receiver.requests[0]
+    assert printify.plugin.verify_webhook(headers, body, SECRET).topic == "order:created"
+
+
 def _event(created_at: str | None = None) -> bytes:
     created_at = created_at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S+00:00")
     return json.dumps(

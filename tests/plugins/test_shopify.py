@@ -342,6 +342,40 @@ def test_order_webhook_is_signed_and_parsed(server, shop):
     assert client.list_products()[0].quantities["MUG-BLUE"] == 2  # the sale took stock
 
 
+def test_subscribing_twice_leaves_one_subscription_per_topic_and_orders_reach_it(server, shop):
+    client, _ = make_client(server, shop)
+    client.create_product(DRAFT)
+    with webhook_receiver() as receiver:
+        # When the hub subscribes its receiver, twice (a re-run of the job)
+        first = client.subscribe_order_events(receiver.url, "unused")
+        second = client.subscribe_order_events(receiver.url, "unused")
+        # Then each order topic has one subscription to it, made by the first call
+        assert first == ["orders/create", "orders/paid", "orders/updated"] and second == []
+        subscriptions = state(server, shop)["webhook_subscriptions"]
+        assert sorted(s["topic"] for s in subscriptions) == [
+            "ORDERS_CREATE",
+            "ORDERS_PAID",
+            "ORDERS_UPDATED",
+        ]
+        assert {s["uri"] for s in subscriptions} == {receiver.url}
+        # and an order is delivered there, signed with the app's secret
+        requests.post(
+            f"{server.url}/_sandbox/orders",
+            json={"shop": shop["shop"], "lines": [{"sku": "MUG-RED", "quantity": 2}]},
+            timeout=5,
+        ).raise_for_status()
+        [delivery] = receiver.wait_for(1)
+    event = plugin.verify_webhook(delivery.headers, delivery.body, shop["webhook_secret"])
+    order = plugin.order_from_event(event)
+    assert order is not None and [(li.sku, li.quantity) for li in order.lines] == [("MUG-RED", 2)]
+
+
+def test_a_subscription_to_a_bad_address_is_refused(server, shop):
+    client, _ = make_client(server, shop)
+    with pytest.raises(PermanentError, match="Address is invalid"):
+        client.subscribe_order_events("ftp://hub.example/hooks", None)
+
+
 def _signed(secret: str, body: bytes, **overrides: str) -> dict[str, str]:
     headers = {
         "X-Shopify-Hmac-Sha256": shopify_hmac(secret, body),
