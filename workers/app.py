@@ -1,9 +1,10 @@
 """The Celery app: ``celery -A workers.app worker`` / ``beat``. Tasks are thin wrappers.
 
 ``run_job`` claims and runs one job through ``fusion.jobs.engine``; the sweeps call
-``fusion.jobs.sweeps``; the two beat housekeeping tasks call ``fusion.inventory.sync`` and
-``fusion.approvals.expiry``. Nothing here decides a retry: Celery never retries a task, the
-engine reschedules the job in Postgres (delays live in ``scheduled_at``).
+``fusion.jobs.sweeps``; the beat housekeeping tasks call ``fusion.inventory.sync``,
+``fusion.jobs.retention`` and ``fusion.approvals.expiry``. Nothing here decides a retry:
+Celery never retries a task, the engine reschedules the job in Postgres (delays live in
+``scheduled_at``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 from datetime import timedelta
 
 from celery import Celery
-from celery.signals import worker_ready
+from celery.signals import after_setup_logger, worker_ready
 
 import celeryconfig
 from fusion.approvals import expiry
@@ -29,6 +30,26 @@ BULK_SLICE_S = 0.5
 
 app = Celery("fusion")
 app.config_from_object(celeryconfig)
+
+# The sweeps run every few seconds on every worker: Celery's INFO lines about each run (sent,
+# received, succeeded) would drown everything else. Their own lines say when they did work.
+QUIET_TASKS = (celeryconfig.REAP, celeryconfig.DISPATCH_DUE)
+
+
+class QuietSweeps(logging.Filter):
+    """Drops INFO-and-below records that name a sweep task; warnings and errors pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        message = record.getMessage()
+        return not any(name in message for name in QUIET_TASKS)
+
+
+@after_setup_logger.connect
+def _quiet_sweeps(logger: logging.Logger, **_: object) -> None:
+    for handler in logger.handlers:
+        handler.addFilter(QuietSweeps())
 
 
 @app.task(name=celeryconfig.RUN_JOB, ignore_result=True)

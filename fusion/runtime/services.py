@@ -36,10 +36,16 @@ def child_env(settings: Settings) -> dict[str, str]:
         "FUSION_API_PORT": str(settings.api_port),
         "FUSION_FLOWER_PORT": str(settings.flower_port),
     }
+    # Outside production the platforms are the local sandboxes, which reach the API directly:
+    # connecting a store subscribes it to order webhooks at the API's own address.
+    public_url = settings.public_url
+    if public_url is None and settings.env != "production":
+        public_url = f"http://{settings.api_host}:{settings.api_port}"
     for name, value in (
         ("FUSION_DATABASE_URL", settings.database_url),
         ("FUSION_APP_DATABASE_URL", settings.app_database_url),
         ("FUSION_REDIS_URL", settings.redis_url),
+        ("FUSION_PUBLIC_URL", public_url),
     ):
         if value:
             env[name] = value

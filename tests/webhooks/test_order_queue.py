@@ -142,6 +142,17 @@ def test_an_amazon_order_arrives_by_its_queue_once_priced_and_takes_stock_once(
     assert sum(r["accepted"] for r in _consumed(hub.admin, store)) == 1
 
 
+def test_beat_and_workers_log_the_order_polls_but_not_the_sweeps_chatter(
+    hub: Hub, procs: Processes
+) -> None:
+    # The sweeps ran several times a second for the whole module; beat's other tasks show.
+    wait_until(lambda: "fusion.orders.consume_order_queues" in procs.output(), 30)
+    output = procs.output()
+    assert "Sending due task fusion.orders" in output or "(fusion.orders.consume" in output
+    for chatter in ("Task fusion.sweep.reap[", "Task fusion.sweep.dispatch_due[", "(fusion.sweep."):
+        assert chatter not in output
+
+
 def _delivery_status(admin: Engine, store: Store) -> str:
     with admin.connect() as conn:
         return str(
