@@ -7,12 +7,14 @@ truncated after it (workers in other processes make savepoint rollback impossibl
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from fusion.config import Settings
 from fusion.db import migrate
@@ -87,6 +89,10 @@ def database(settings: Settings) -> Iterator[Database]:
     db.dispose()
 
 
+TRUNCATE_ATTEMPTS = 5
+DEADLOCK = "40P01"
+
+
 @pytest.fixture(autouse=True)
 def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     uses_db = {"settings", "database", "admin_engine"} & set(request.fixturenames)
@@ -97,10 +103,20 @@ def _empty_tables(request: pytest.FixtureRequest) -> Iterator[None]:
     tables = ", ".join(
         t.name for t in Base.metadata.sorted_tables if t.name not in ("plugins", "plugin_contracts")
     )
-    with engine.begin() as conn:
-        # replica mode skips the audit log's append-only triggers (superuser only: tests).
-        conn.execute(text("SET LOCAL session_replication_role = replica"))
-        conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+    # Worker processes of a module-scoped fixture may still be in a transaction (a sweep, a
+    # beat-driven job): TRUNCATE then waits for them, and Postgres may pick it as the victim
+    # of a deadlock. The workers' transactions are short; the truncate is simply tried again.
+    for attempt in range(1, TRUNCATE_ATTEMPTS + 1):
+        try:
+            with engine.begin() as conn:
+                # replica mode skips the audit log's append-only triggers (superuser only).
+                conn.execute(text("SET LOCAL session_replication_role = replica"))
+                conn.execute(text(f"TRUNCATE {tables} CASCADE"))
+            return
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != DEADLOCK or attempt == TRUNCATE_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
 
 
 def make_org(admin_engine: Engine, name: str) -> uuid.UUID:

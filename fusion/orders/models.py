@@ -23,6 +23,10 @@ class Order(TenantScoped, Base):
     placed_at: Mapped[datetime | None]
     # Set once, in the transaction that decremented stock: an order never counts twice.
     stock_applied_at: Mapped[datetime | None]
+    # What it took, per SKU (less than asked when stock ran out), and, once cancelled, when
+    # that was given back: a cancellation restores exactly what was taken, once.
+    stock_taken: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    stock_restored_at: Mapped[datetime | None]
     raw: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
     __table_args__ = (

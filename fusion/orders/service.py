@@ -1,10 +1,16 @@
-"""Orders: reading them, ingesting them once, and their stock effect and fan-out."""
+"""Orders: reading them, ingesting them once, and their stock effect and fan-out.
+
+An order takes its stock once (``stock_applied_at``), recording what it took per SKU
+(``stock_taken``: less than asked when the hub ran out); a cancellation gives exactly that
+back, once (``stock_restored_at``), whichever path (webhook, queue, pull) reports it first.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -48,18 +54,33 @@ class StockChange:
 
 
 @dataclass(frozen=True)
+class Restock:
+    """One SKU's stock given back by a cancelled order: what came back, what is there now."""
+
+    sku: str
+    returned: int
+    remaining: int
+
+
+@dataclass(frozen=True)
 class Ingested:
-    """What :func:`ingest_order` did: the order's id, whether this call stored it, and the
-    stock changes it applied (empty unless this call was the one that applied them)."""
+    """What :func:`ingest_order` did: the order's id, whether this call stored it, the stock
+    changes it applied and the stock it gave back (each empty unless this call did it)."""
 
     order_id: uuid.UUID
     created: bool
     stock: list[StockChange] = field(default_factory=list)
     unknown_skus: list[str] = field(default_factory=list)
+    restored: list[Restock] = field(default_factory=list)
 
     @property
     def stock_applied(self) -> bool:
         return bool(self.stock) or bool(self.unknown_skus)
+
+    @property
+    def changed_skus(self) -> list[str]:
+        """The SKUs whose stock this call changed, for the fan-out."""
+        return sorted({c.sku for c in self.stock} | {r.sku for r in self.restored})
 
 
 def ingest_order(
@@ -74,10 +95,18 @@ def ingest_order(
     transaction waits on the row lock and then finds it set), so a re-run changes nothing.
     Each matching variant's ``available_quantity`` drops by the ordered quantity but never
     below 0 (the returned change says it was clamped); lines whose SKU the hub does not know
-    are reported in ``unknown_skus``. Raises ValueError for an order without an external id.
+    are reported in ``unknown_skus``. A cancelled order gives back what it took, once (see
+    the module); one first seen cancelled takes nothing. The stored status follows the
+    platform's, except that a cancelled order stays cancelled. Raises ValueError for an
+    order without an external id.
     """
     if not order.external_id:
         raise ValueError("an order needs an external id")
+    key = (
+        Order.org_id == org_id,
+        Order.store_id == store_id,
+        Order.external_id == order.external_id,
+    )
     new_id = uuid.uuid4()
     inserted = session.execute(
         pg_insert(Order)
@@ -111,34 +140,74 @@ def ingest_order(
                 for line in order.lines
             ],
         )
+    created = inserted is not None
+    if order.cancelled:
+        return _cancel(session, key, order, created)
+    session.execute(
+        update(Order)
+        .where(*key, Order.status != order.status, Order.stock_restored_at.is_(None))
+        .values(status=order.status)
+    )
     # An order the reconciliation pull stored first still has its stock to apply: the guard
     # is stock_applied_at, not who inserted the row.
     applying = session.execute(
         update(Order)
-        .where(
-            Order.org_id == org_id,
-            Order.store_id == store_id,
-            Order.external_id == order.external_id,
-            Order.stock_applied_at.is_(None),
-        )
+        .where(*key, Order.stock_applied_at.is_(None))
         .values(stock_applied_at=func.now())
         .returning(Order.id)
     ).scalar_one_or_none()
-    order_id = inserted or applying
-    if order_id is None:
-        order_id = session.execute(
-            select(Order.id).where(
-                Order.org_id == org_id,
-                Order.store_id == store_id,
-                Order.external_id == order.external_id,
-            )
-        ).scalar_one()
+    order_id = inserted or applying or _order_id(session, key)
     if applying is None:
-        return Ingested(order_id=order_id, created=inserted is not None)
+        return Ingested(order_id=order_id, created=created)
     stock, unknown = _take_stock(session, order_id)
-    return Ingested(
-        order_id=order_id, created=inserted is not None, stock=stock, unknown_skus=unknown
+    return Ingested(order_id=order_id, created=created, stock=stock, unknown_skus=unknown)
+
+
+def _cancel(session: Session, key: tuple[Any, ...], order: RemoteOrder, created: bool) -> Ingested:
+    # First seen cancelled: it never took anything, so there is nothing to give back.
+    session.execute(
+        update(Order)
+        .where(*key, Order.stock_applied_at.is_(None))
+        .values(stock_applied_at=func.now(), stock_restored_at=func.now(), status=order.status)
     )
+    restoring = session.execute(
+        update(Order)
+        .where(*key, Order.stock_restored_at.is_(None))
+        .values(stock_restored_at=func.now(), status=order.status)
+        .returning(Order.id, Order.stock_taken)
+    ).first()
+    if restoring is None:
+        return Ingested(order_id=_order_id(session, key), created=created)
+    restored = _give_back(session, {str(k): int(v) for k, v in restoring.stock_taken.items()})
+    return Ingested(order_id=restoring.id, created=created, restored=restored)
+
+
+def _order_id(session: Session, key: tuple[Any, ...]) -> uuid.UUID:
+    return session.execute(select(Order.id).where(*key)).scalar_one()
+
+
+def _locked_variants(session: Session, skus: Sequence[str]) -> dict[str, ProductVariant]:
+    # Locked in SKU order so two orders touching the same SKUs cannot deadlock.
+    return {
+        v.sku: v
+        for v in session.scalars(
+            select(ProductVariant)
+            .where(ProductVariant.sku.in_(sorted(skus)))
+            .order_by(ProductVariant.sku)
+            .with_for_update()
+        )
+    }
+
+
+def _give_back(session: Session, taken: dict[str, int]) -> list[Restock]:
+    variants = _locked_variants(session, [sku for sku, count in taken.items() if count > 0])
+    restored = []
+    for sku in sorted(variants):
+        variant = variants[sku]
+        variant.available_quantity += taken[sku]
+        restored.append(Restock(sku, taken[sku], variant.available_quantity))
+    session.flush()
+    return restored
 
 
 def _take_stock(session: Session, order_id: uuid.UUID) -> tuple[list[StockChange], list[str]]:
@@ -150,16 +219,7 @@ def _take_stock(session: Session, order_id: uuid.UUID) -> tuple[list[StockChange
             wanted[line.sku] = wanted.get(line.sku, 0) + line.quantity
     if not wanted:
         return [], []
-    # Locked in SKU order so two orders touching the same SKUs cannot deadlock.
-    variants = {
-        v.sku: v
-        for v in session.scalars(
-            select(ProductVariant)
-            .where(ProductVariant.sku.in_(sorted(wanted)))
-            .order_by(ProductVariant.sku)
-            .with_for_update()
-        )
-    }
+    variants = _locked_variants(session, list(wanted))
     changes: list[StockChange] = []
     for sku in sorted(wanted):
         variant = variants.get(sku)
@@ -171,6 +231,11 @@ def _take_stock(session: Session, order_id: uuid.UUID) -> tuple[list[StockChange
     for line in lines:
         if line.variant_id is None and line.sku in variants:
             line.variant_id = variants[line.sku].id
+    session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(stock_taken={c.sku: c.taken for c in changes})
+    )
     session.flush()
     return changes, sorted(set(wanted) - set(variants))
 

@@ -106,7 +106,7 @@ query recentOrders($first: Int!, $after: String, $query: String!) {
   orders(first: $first, after: $after, query: $query) {
     pageInfo { hasNextPage endCursor }
     nodes {
-      id name createdAt updatedAt displayFinancialStatus currencyCode
+      id name createdAt updatedAt cancelledAt displayFinancialStatus currencyCode
       totalPriceSet { shopMoney { amount currencyCode } }
       lineItems(first: 20) {
         nodes { id sku quantity originalUnitPriceSet { shopMoney { amount } } }

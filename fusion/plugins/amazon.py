@@ -55,6 +55,7 @@ LISTINGS = "/listings/2021-08-01/items"
 FEEDS = "/feeds/2021-06-30"
 CHANNEL = "DEFAULT"  # merchant-fulfilled; FBA quantities belong to Amazon
 SKU_SEPARATOR = "|"
+CANCELED = "Canceled"  # Orders API OrderStatus
 QUEUE_WAIT_S = 2  # SQS long poll inside a job: short, so an idle queue frees the worker soon
 # Per selling-partner account, each Listings Items operation allows 5 rps with a burst of 5.
 LISTINGS_RATE = RateLimitSpec(requests_per_second=5.0, burst_size=5)
@@ -386,6 +387,7 @@ def order_from_api(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]])
         status=str(order.get("OrderStatus", "")),
         placed_at=_parse_time(order.get("PurchaseDate")),
         raw={"order": dict(order), "items": [dict(i) for i in items]},
+        cancelled=order.get("OrderStatus") == CANCELED,
     )
 
 
@@ -467,6 +469,7 @@ class AmazonPlugin(Plugin):
             status=str(summary.get("OrderStatus", "")),
             placed_at=_parse_time(summary.get("PurchaseDate")),
             raw=dict(event.payload),
+            cancelled=summary.get("OrderStatus") == CANCELED,
         )
 
 

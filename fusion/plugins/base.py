@@ -133,6 +133,7 @@ class RemoteOrder:
     status: str
     placed_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    cancelled: bool = False  # the stock it took goes back (fusion.orders.service)
 
 
 @dataclass(frozen=True)

@@ -431,6 +431,7 @@ def order_from_receipt(receipt: Mapping[str, Any]) -> RemoteOrder:
             status=str(receipt.get("status") or "unknown"),
             placed_at=datetime.fromtimestamp(int(receipt["create_timestamp"]), UTC),
             raw=dict(receipt),
+            cancelled=str(receipt.get("status") or "").lower() == "canceled",
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PermanentError(f"malformed etsy receipt: {type(exc).__name__}") from None

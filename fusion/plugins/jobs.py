@@ -301,26 +301,34 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
         orders = bound.client.fetch_orders(since)
     new = 0
-    taken: set[str] = set()
+    changed: set[str] = set()
+    cancelled = 0
     with ctx.session() as session:
         for order in orders:
             ingested = ingest_order(session, org_id=ctx.org_id, store_id=store_id, order=order)
             new += int(ingested.created)
-            taken.update(change.sku for change in ingested.stock)
+            changed.update(ingested.changed_skus)
+            cancelled += int(bool(ingested.restored))
         fanned = fan_out_stock(
-            session, org_id=ctx.org_id, source_store_id=store_id, skus=sorted(taken)
+            session, org_id=ctx.org_id, source_store_id=store_id, skus=sorted(changed)
         )
         store = session.get(Store, store_id)
         if store is not None:
             store.settings = {**(store.settings or {}), "orders_reconciled_at": started.isoformat()}
     ctx.log(
-        f"reconciled {len(orders)} orders, {new} new; stock taken for {len(taken)} SKUs, "
-        f"{len(fanned)} stores to update",
+        f"reconciled {len(orders)} orders, {new} new, {cancelled} cancelled (stock given "
+        f"back); stock changed for {len(changed)} SKUs, {len(fanned)} stores to update",
         "info",
         seen=len(orders),
         new=new,
+        cancelled=cancelled,
     )
-    return {"seen": len(orders), "new": new, "fan_out_jobs": len(fanned)}
+    return {
+        "seen": len(orders),
+        "new": new,
+        "cancelled": cancelled,
+        "fan_out_jobs": len(fanned),
+    }
 
 
 def _store_id(ctx: JobContext) -> uuid.UUID:

@@ -72,6 +72,7 @@ PUBLISH_ALL = {
 # delivery older than this is refused as stale (replays inside it are caught by the id dedupe).
 MAX_EVENT_AGE = timedelta(hours=1)
 ORDER_TOPICS = {"order:created", "order:updated"}
+CANCELLED = {"canceled", "cancelled"}  # Printify's docs spell it both ways
 
 
 class PrintifyClient(PlatformClient):
@@ -392,6 +393,7 @@ def order_from_api(order: Mapping[str, Any]) -> RemoteOrder:
         status=str(order.get("status", "")),
         placed_at=_when(order.get("created_at")),
         raw=dict(order),
+        cancelled=str(order.get("status", "")).lower() in CANCELLED,
     )
 
 

@@ -403,9 +403,12 @@ class ShopifyPlugin(Plugin):
                 ],
                 total=Decimal(str(p["total_price"])),
                 currency=str(p.get("currency") or "USD"),
-                status=str(p.get("financial_status") or "unknown"),
+                status="cancelled"
+                if p.get("cancelled_at")
+                else str(p.get("financial_status") or "unknown"),
                 placed_at=_parse_time(p["created_at"]) if p.get("created_at") else None,
                 raw=p,
+                cancelled=bool(p.get("cancelled_at")),
             )
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise PermanentError(f"malformed shopify order payload: {type(exc).__name__}") from None
@@ -475,9 +478,12 @@ def _order_from_graphql(node: Mapping[str, Any]) -> RemoteOrder:
         ],
         total=Decimal(str(total["amount"])),
         currency=str(total.get("currencyCode") or node.get("currencyCode") or "USD"),
-        status=str(node.get("displayFinancialStatus") or "unknown").lower(),
+        status="cancelled"
+        if node.get("cancelledAt")
+        else str(node.get("displayFinancialStatus") or "unknown").lower(),
         placed_at=_parse_time(str(node["createdAt"])),
         raw=dict(node),
+        cancelled=bool(node.get("cancelledAt")),
     )
 
 

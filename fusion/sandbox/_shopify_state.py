@@ -166,6 +166,7 @@ def order_payloads(
         "total_tax": "0.00",
         "financial_status": "paid",
         "fulfillment_status": None,
+        "cancelled_at": None,
         "test": True,
         "line_items": [
             {
@@ -187,6 +188,7 @@ def order_payloads(
         "createdAt": now,
         "updatedAt": now,
         "displayFinancialStatus": "PAID",
+        "cancelledAt": None,
         "currencyCode": "USD",
         "totalPriceSet": {"shopMoney": {"amount": rest["total_price"], "currencyCode": "USD"}},
         "lineItems": connection(

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import fusion.db.models  # noqa: F401  (every table, so foreign keys resolve in a worker)
 from fusion.errors import PermanentError
 from fusion.jobs.registry import JobType, register
-from fusion.orders.service import fan_out_stock, ingest_order
+from fusion.orders.service import Ingested, fan_out_stock, ingest_order
 from fusion.plugins.base import Capability, WebhookEvent
 from fusion.plugins.calls import store_client
 from fusion.plugins.registry import get_plugin
@@ -76,7 +76,7 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
             session,
             org_id=ctx.org_id,
             source_store_id=delivery.store_id,
-            skus=[change.sku for change in ingested.stock],
+            skus=ingested.changed_skus,
         )
         delivery.status = "processed"
     # Logged after the commit: the log says what the committed transaction did.
@@ -98,7 +98,7 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
         )
     ctx.log(
         f"order {order.external_id}: {'stored' if ingested.created else 'already stored'}, "
-        f"stock {'applied' if ingested.stock_applied else 'unchanged'}, "
+        f"stock {_effect(ingested)}, "
         f"{len(jobs)} real-time pushes enqueued",
         "info",
         order_id=str(ingested.order_id),
@@ -109,8 +109,16 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
         "order_id": str(ingested.order_id),
         "created": ingested.created,
         "stock_applied": ingested.stock_applied,
+        "stock_restored": bool(ingested.restored),
         "pushes": len(jobs),
     }
+
+
+def _effect(ingested: Ingested) -> str:
+    if ingested.restored:
+        returned = ", ".join(f"{r.sku} +{r.returned}" for r in ingested.restored)
+        return f"given back (cancelled: {returned})"
+    return "applied" if ingested.stock_applied else "unchanged"
 
 
 def _delivery(session: Session, webhook_id: uuid.UUID) -> WebhookDelivery:

@@ -48,7 +48,10 @@ def servers() -> Iterator[dict[str, SandboxServer]]:
 @pytest.fixture(scope="module")
 def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
     queues = "shopify,etsy,amazon_sc,printify,default"
-    with workers_and_beat(worker_env(hub_env), queues, workers=4) as processes:
+    # The Amazon queue poll has its own module (tests/webhooks/test_order_queue.py); here it
+    # would only add background jobs to the stores of the capability tests.
+    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="0")
+    with workers_and_beat(env, queues, workers=4) as processes:
         yield processes
 
 
