@@ -51,8 +51,10 @@ class Jobs(MethodView):
     def post(
         self, body: dict[str, Any], org_id: uuid.UUID, idempotency_key: str | None = None
     ) -> Job:
-        """Enqueue a job. The same Idempotency-Key returns the first job, never a second."""
-        job = jobs.enqueue(
+        """Enqueue a job. The same Idempotency-Key returns the first job, never a second.
+        Types only the hub enqueues are refused with 422 naming what to do instead: a
+        listing change goes through the listing endpoints, where approval policies apply."""
+        job = jobs.enqueue_requested(
             tx(),
             org_id=org_id,
             idempotency_key=idempotency_key,

@@ -40,5 +40,6 @@ register(
         delete_catalog_item,
         needs_store=False,
         payload_schema="catalog_jobs.delete_catalog_item",
+        internal="delete the product or variant instead; an approval enqueues this job",
     )
 )

@@ -47,6 +47,9 @@ class JobType:
     priority: int = 0
     max_attempts: int | None = None
     payload_schema: str | None = None
+    # Set for the types only the hub itself enqueues (the jobs API refuses them): what a
+    # client does instead, e.g. the listing endpoint where approval policies apply.
+    internal: str | None = None
 
 
 _types: dict[str, JobType] = {}

@@ -77,6 +77,22 @@ def enqueue(
     return enqueue_many(session, org_id=org_id, specs=[spec])[0]
 
 
+def enqueue_requested(session: Session, *, org_id: uuid.UUID, job_type: str, **spec: Any) -> Job:
+    """:func:`enqueue` for a job a client asks for by type (the jobs API). Raises
+    ValidationFailed naming ``job_type`` for a type only the hub enqueues (its ``internal``
+    says what to do instead: a listing change goes through the listing endpoints, where
+    approval policies apply), else as :func:`enqueue`."""
+    try:
+        internal = registry.get(job_type).internal
+    except registry.UnknownJobType:
+        internal = None  # enqueue names the unknown type
+    if internal:
+        raise ValidationFailed(
+            fields={"job_type": [f"{job_type} is not enqueued directly: {internal}"]}
+        )
+    return enqueue(session, org_id=org_id, job_type=job_type, **spec)
+
+
 def enqueue_many(
     session: Session, *, org_id: uuid.UUID, specs: Sequence[JobSpec | Mapping[str, Any]]
 ) -> list[Job]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,12 @@ from fusion.stores.models import Store
 if TYPE_CHECKING:
     from fusion.jobs.context import JobContext
 
+# The listing capabilities change what is on sale: they start from the listing endpoints,
+# where the org's approval policies apply, never from the generic jobs endpoint.
+LISTING = (
+    "publish, update or delist the listing instead (POST /orgs/{org}/listings/{id}/publish, "
+    "/update or /delist), where approval policies apply"
+)
 REAL_TIME_PRIORITY = 10  # stock pushes pass catalog work on the same queue
 RECONCILE_OVERLAP = timedelta(minutes=5)  # orders updated around the last pull are re-read
 RECONCILE_FIRST_WINDOW = timedelta(days=7)
@@ -340,9 +347,9 @@ def _store_id(ctx: JobContext) -> uuid.UUID:
 # -- registration ----------------------------------------------------------------------------
 JOB_TYPES = (
     JobType("list_products", list_products, capability="list_products"),
-    JobType("create_product", create_product, capability="create_product"),
-    JobType("update_product", update_product, capability="update_product"),
-    JobType("delete_product", delete_product, capability="delete_product"),
+    JobType("create_product", create_product, capability="create_product", internal=LISTING),
+    JobType("update_product", update_product, capability="update_product", internal=LISTING),
+    JobType("delete_product", delete_product, capability="delete_product", internal=LISTING),
     JobType("bulk_operations", bulk_operations, capability="bulk_operations", priority=-1),
     JobType(
         "real_time_inventory",
@@ -356,12 +363,4 @@ JOB_TYPES = (
 PAYLOAD_SCHEMAS = {t.name: f"plugin_jobs.{t.name}" for t in JOB_TYPES}
 
 for _job_type in JOB_TYPES:
-    register(
-        JobType(
-            name=_job_type.name,
-            handler=_job_type.handler,
-            capability=_job_type.capability,
-            priority=_job_type.priority,
-            payload_schema=PAYLOAD_SCHEMAS[_job_type.name],
-        )
-    )
+    register(replace(_job_type, payload_schema=PAYLOAD_SCHEMAS[_job_type.name]))

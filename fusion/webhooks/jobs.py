@@ -201,7 +201,13 @@ def subscribe_order_events(ctx: JobContext) -> dict[str, Any]:
 
 
 register(
-    JobType(PROCESS_JOB, process_webhook, needs_store=False, payload_schema="webhook_jobs.process")
+    JobType(
+        PROCESS_JOB,
+        process_webhook,
+        needs_store=False,
+        payload_schema="webhook_jobs.process",
+        internal="the webhook receiver enqueues it for each verified delivery",
+    )
 )
 register(
     JobType(
@@ -217,5 +223,6 @@ register(
         consume_order_queue,
         capability=Capability.ORDER_WEBHOOKS.value,
         payload_schema="webhook_jobs.consume_order_queue",
+        internal="beat polls every store's order queue (FUSION_ORDER_QUEUE_POLL_S)",
     )
 )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
@@ -80,13 +81,43 @@ def test_unknown_job_type_and_bad_payload_are_422(team_a: Team, admin_engine: En
     bad = team_a.operator.post(
         path,
         json={
-            "job_type": "create_product",
+            "job_type": "real_time_inventory",
             "store_id": str(kit["store_id"]),
-            "payload": {"listing_id": "not-a-uuid"},
+            "payload": {"skus": "not-a-list"},
         },
     )
-    assert bad.status_code == 422 and bad.json["errors"]
+    assert bad.status_code == 422 and "payload.skus" in bad.json["errors"]
     assert count_rows(admin_engine, "jobs", org_id=team_a.org_id) == 2  # only the kit's
+
+
+@pytest.mark.parametrize(
+    ("job_type", "payload"),
+    [
+        ("delete_product", {"listing_id": "{listing_id}"}),
+        ("create_product", {"listing_id": "{listing_id}"}),
+        ("update_product", {"listing_id": "{listing_id}"}),
+        ("delete_catalog_item", {"resource_type": "product", "resource_id": "{product_id}"}),
+        ("process_webhook", {"webhook_id": "{product_id}"}),
+        ("consume_order_queue", {}),
+    ],
+)
+def test_work_that_needs_its_own_path_cannot_be_enqueued_directly(
+    team_a: Team, admin_engine: Engine, job_type: str, payload: dict[str, str]
+) -> None:
+    # An operator's delete or delist waits for approval; the jobs endpoint is no way round it.
+    kit = make_kit(admin_engine, team_a.org_id, None)
+    body = {
+        "job_type": job_type,
+        "store_id": str(kit["store_id"]),
+        "payload": {k: v.format(**{n: str(x) for n, x in kit.items()}) for k, v in payload.items()},
+    }
+    refused = team_a.owner.post(f"/orgs/{team_a.org_id}/jobs", json=body)
+    assert refused.status_code == 422
+    assert "is not enqueued directly" in " ".join(refused.json["errors"]["job_type"])
+    assert count_rows(admin_engine, "jobs", org_id=team_a.org_id) == 2  # only the kit's
+    assert (
+        team_a.viewer.get(f"/orgs/{team_a.org_id}/products/{kit['product_id']}").status_code == 200
+    )
 
 
 def test_publish_answers_with_the_job_or_the_approval(
