@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import click
+from sqlalchemy.orm import Session
 
 from fusion.auth import sessions
 from fusion.auth.access import ActorType, Principal
@@ -16,6 +17,7 @@ from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import ConfigError, Conflict, ValidationFailed
 from fusion.orgs import service as orgs
+from fusion.orgs.models import User
 
 
 @contextmanager
@@ -35,6 +37,15 @@ def _hub_database() -> Iterator[Database]:
         sys.exit(1)
     finally:
         database.dispose()
+
+
+def _existing_user(session: Session, email: str) -> User:
+    """The account with ``email``; ends the command with exit status 1 when there is none."""
+    user = sessions.find_user_by_email(session, email)
+    if user is None:
+        click.echo(f"fusion: no account with email {email}", err=True)
+        sys.exit(1)
+    return user
 
 
 @click.group()
@@ -63,10 +74,7 @@ def set_password(email: str, password: str) -> None:
     """Set an account's password; every login session of theirs ends."""
     with _hub_database() as database:
         with database.system_session() as session:
-            user = sessions.find_user_by_email(session, email)
-            if user is None:
-                click.echo(f"fusion: no account with email {email}", err=True)
-                sys.exit(1)
+            user = _existing_user(session, email)
             sessions.set_password(session, user, password)
         click.echo(f"password set for {user.email}; their sessions have ended")
 
@@ -83,10 +91,7 @@ def create_org(name: str, owner_email: str) -> None:
     """Create an organisation owned by an existing account."""
     with _hub_database() as database:
         with database.system_session() as session:
-            user = sessions.find_user_by_email(session, owner_email)
-        if user is None:
-            click.echo(f"fusion: no account with email {owner_email}", err=True)
-            sys.exit(1)
+            user = _existing_user(session, owner_email)
         org_id = uuid.uuid4()
         with database.org_session(org_id) as session:
             org = orgs.create_org(

