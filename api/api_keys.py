@@ -10,8 +10,8 @@ from flask_smorest import Blueprint
 
 from api.pagination import page
 from api.security import access, org_scope, tx
+from fusion.auth.models import ApiKey, Role
 from fusion.orgs import service as orgs
-from fusion.orgs.models import ApiKey, Role
 from schemas.orgs import (
     ApiKeyCreatedSchema,
     ApiKeyCreateSchema,

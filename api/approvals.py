@@ -12,7 +12,7 @@ from api.pagination import page
 from api.security import access, org_scope, tx
 from fusion.approvals import service as approvals
 from fusion.approvals.models import Approval, ApprovalPolicy
-from fusion.orgs.models import Role
+from fusion.auth.models import Role
 from schemas.approvals import (
     ApprovalPageSchema,
     ApprovalQuerySchema,

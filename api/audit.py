@@ -11,7 +11,7 @@ from sqlalchemy import select
 from api.pagination import page
 from api.security import org_scope, tx
 from fusion.audit.models import AuditLog
-from fusion.orgs.models import Role
+from fusion.auth.models import Role
 from schemas.audit import AuditPageSchema, AuditQuerySchema
 
 blp = Blueprint("audit", __name__, url_prefix="/orgs", description="Audit log.")

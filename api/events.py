@@ -21,10 +21,10 @@ from api.context import hub
 from api.security import access, org_scope
 from fusion.approvals.models import Approval
 from fusion.auth.access import Principal, authorize
+from fusion.auth.models import Role
 from fusion.db.session import Database
 from fusion.errors import FusionError
 from fusion.jobs.models import Job
-from fusion.orgs.models import Role
 
 blp = Blueprint("events", __name__, url_prefix="/orgs", description="Live changes.")
 POLL_S = 1.0

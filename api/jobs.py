@@ -11,9 +11,9 @@ from flask_smorest import Blueprint
 from api.pagination import page
 from api.security import access, org_scope, tx
 from fusion.audit.service import record
+from fusion.auth.models import Role
 from fusion.jobs import service as jobs
 from fusion.jobs.models import Job
-from fusion.orgs.models import Role
 from fusion.stores.models import Store
 from schemas.job_views import (
     IdempotencyHeaderSchema,

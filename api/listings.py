@@ -11,9 +11,9 @@ from flask_smorest import Blueprint
 from api.outcomes import outcome
 from api.pagination import page
 from api.security import access, org_scope, tx
+from fusion.auth.models import Role
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Listing, Product
-from fusion.orgs.models import Role
 from fusion.stores.models import Store
 from schemas.approvals import OutcomeSchema
 from schemas.catalog import (

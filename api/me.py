@@ -7,9 +7,9 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from api.security import principal, system_tx, user_scope
+from fusion.auth.models import User
 from fusion.errors import NotFound
 from fusion.orgs import service as orgs
-from fusion.orgs.models import User
 from schemas.auth import MeSchema
 
 blp = Blueprint("me", __name__, url_prefix="/me", description="The caller.")

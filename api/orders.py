@@ -9,9 +9,9 @@ from flask_smorest import Blueprint
 
 from api.pagination import page
 from api.security import org_scope, tx
+from fusion.auth.models import Role
 from fusion.orders import service as orders
 from fusion.orders.models import Order
-from fusion.orgs.models import Role
 from fusion.stores.models import Store
 from schemas.orders import OrderDetailSchema, OrderPageSchema, OrderQuerySchema, OrderSchema
 

@@ -11,8 +11,9 @@ from flask_smorest import Blueprint
 from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, principal, tx, user_scope
+from fusion.auth.models import OrgMember, Role
 from fusion.orgs import service as orgs
-from fusion.orgs.models import Org, OrgMember, Role
+from fusion.orgs.models import Org
 from schemas.orgs import (
     MemberCreateSchema,
     MemberPageSchema,

@@ -8,7 +8,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from api.security import org_scope
-from fusion.orgs.models import Role
+from fusion.auth.models import Role
 from fusion.plugins.base import Capability, Plugin
 from fusion.plugins.registry import all_plugins, get_plugin
 from fusion.plugins.sync import rate_limit_json

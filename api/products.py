@@ -12,9 +12,9 @@ from flask_smorest import Blueprint
 from api.outcomes import accepted
 from api.pagination import page
 from api.security import access, org_scope, tx
+from fusion.auth.models import Role
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Product, ProductVariant
-from fusion.orgs.models import Role
 from schemas.approvals import OutcomeSchema
 from schemas.catalog import (
     ProductCreateSchema,

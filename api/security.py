@@ -25,8 +25,8 @@ from api.quota import charge
 from fusion.auth import api_keys, sessions
 from fusion.auth.access import Access, ActorType, Principal, authorize
 from fusion.auth.errors import AuthenticationFailed
+from fusion.auth.models import Role
 from fusion.auth.tokens import AccessClaims, decode_access_token
-from fusion.orgs.models import Role
 
 F = TypeVar("F", bound=Callable[..., Any])
 SecurityDoc = list[dict[str, list[str]]]

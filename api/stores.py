@@ -12,9 +12,10 @@ from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
 from fusion.audit.service import audited_delete, audited_update, record, snapshot
+from fusion.auth.models import Role
 from fusion.errors import JobError, ValidationFailed
-from fusion.orgs.models import Role
 from fusion.stores import service as stores
+from fusion.stores.client import check_connection
 from fusion.stores.models import Store
 from fusion.webhooks import service as webhooks
 from schemas.stores import (
@@ -140,7 +141,7 @@ class StoreConnectionTest(MethodView):
         echoed (it could carry anything); only whether it worked."""
         store = stores.get_store(tx(), store_id)
         try:
-            count = stores.test_connection(hub().settings, store)
+            count = check_connection(hub().settings, store)
         except ValidationFailed as exc:
             return {"ok": False, "detail": f"The store is incomplete: {', '.join(exc.fields)}."}
         except JobError as exc:

@@ -48,8 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
+from marshmallow import Schema, fields
 
 import celeryconfig
+import schemas.jobs
 from fusion.errors import FusionError
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import JobType, register
@@ -68,8 +70,20 @@ def _sleep(ctx: JobContext) -> None:
         time.sleep(min(0.05, max(deadline - time.monotonic(), 0)))
 
 
-register(JobType("bench.noop", _noop, needs_store=False))
-register(JobType("bench.sleep", _sleep, needs_store=False))
+class _NoPayload(Schema):
+    pass
+
+
+class _SleepPayload(Schema):
+    s = fields.Float()
+
+
+for _job_type, _schema in (
+    (JobType("bench.noop", _noop, needs_store=False), _NoPayload),
+    (JobType("bench.sleep", _sleep, needs_store=False), _SleepPayload),
+):
+    register(_job_type)
+    schemas.jobs.register_payload_schema(_job_type.name, _schema)
 
 # The raw side: the same broker and transport settings, a task that only counts itself.
 raw_app = Celery("bench-raw")
@@ -364,7 +378,6 @@ def main() -> int:
     try:
         bench.start_servers()
         raw_app.conf.broker_url = bench.settings.redis_url
-        import schemas.jobs
         from fusion.jobs import dispatch
         from workers.dispatcher import CeleryDispatcher, producer_app
 

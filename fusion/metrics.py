@@ -3,7 +3,7 @@ time and rate-limit waits.
 
 Job figures are read from Postgres (the truth) at scrape time through aggregate-only database
 functions, so every API process reports the same numbers. Rate-limit waits happen in worker
-processes; they are counted in Redis with :func:`record_rate_limit_wait` and read back here.
+processes; they are counted in Redis (``fusion.ratelimit.waits``) and read back here.
 """
 
 from __future__ import annotations
@@ -20,23 +20,10 @@ from sqlalchemy import text
 from fusion.db.session import Database
 from fusion.jobs.models import JobStatus
 from fusion.jobs.queues import ALL_QUEUES
+from fusion.ratelimit.waits import RATE_LIMIT_SECONDS_KEY, RATE_LIMIT_WAITS_KEY
 
 log = logging.getLogger(__name__)
-RATE_LIMIT_WAITS_KEY = "fusion:metrics:rate_limit_waits"
-RATE_LIMIT_SECONDS_KEY = "fusion:metrics:rate_limit_wait_seconds"
 DURATION_WINDOW_S = 3600
-
-
-def record_rate_limit_wait(redis_client: Any, platform: str, seconds: float) -> None:
-    """Count one wait of ``seconds`` for ``platform``'s rate limit. Never raises: a metric
-    must not fail the job that waited."""
-    try:
-        pipe = redis_client.pipeline()
-        pipe.hincrby(RATE_LIMIT_WAITS_KEY, platform, 1)
-        pipe.hincrbyfloat(RATE_LIMIT_SECONDS_KEY, platform, float(seconds))
-        pipe.execute()
-    except Exception:
-        log.debug("rate-limit wait not counted (redis unavailable)")
 
 
 class HubCollector(Collector):

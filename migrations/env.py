@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from fusion.config import Settings
-from fusion.db.models import Base
+from fusion.models import Base
 from fusion.db.session import driver_url
 
 config = context.config

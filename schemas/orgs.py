@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from fusion.orgs.models import Role
+from fusion.auth.models import Role
 from schemas.common import Moment, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
 
 ROLES = [r.value for r in Role]

@@ -1,7 +1,7 @@
 """The Celery app: ``celery -A workers.app worker`` / ``beat``. Tasks are thin wrappers.
 
 ``run_job`` claims and runs one job through ``fusion.jobs.engine``; the sweeps call
-``fusion.jobs.sweeps``; the beat housekeeping tasks call ``fusion.inventory.sync``,
+``fusion.jobs.sweeps``; the beat housekeeping tasks call ``fusion.jobs.recurring``,
 ``fusion.jobs.retention`` and ``fusion.approvals.expiry``. Nothing here decides a retry:
 Celery never retries a task, the engine reschedules the job in Postgres (delays live in
 ``scheduled_at``).
@@ -18,9 +18,12 @@ from celery.signals import after_setup_logger, worker_ready
 
 import celeryconfig
 from fusion.approvals import expiry
-from fusion.inventory import sync as inventory_sync
+from fusion.inventory.service import SYNC_INVENTORY_JOB
 from fusion.jobs import retention, sweeps
 from fusion.jobs.lanes import Lane
+from fusion.jobs.recurring import enqueue_for_due_stores
+from fusion.orders.service import RECONCILE_JOB
+from fusion.webhooks.service import CONSUME_JOB, order_queue_stores
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -110,7 +113,7 @@ def dispatch_due() -> int:
 @app.task(name=celeryconfig.SYNC_INVENTORY, ignore_result=True)
 def sync_all_stores() -> dict[str, int]:
     """Enqueue this slot's sync_inventory job for every active store (beat, every 15 min)."""
-    run = inventory_sync.sync_all_stores(runtime(app).database)
+    run = enqueue_for_due_stores(runtime(app).database, job_type=SYNC_INVENTORY_JOB)
     log.info(
         "inventory sync for slot %s: %d store(s) due, %d job(s) enqueued, %d org(s) failed",
         run.slot.isoformat(),
@@ -125,9 +128,7 @@ def sync_all_stores() -> dict[str, int]:
 def reconcile_all_stores() -> dict[str, int]:
     """Enqueue this slot's reconcile_orders pull for every active store (beat, every 15 min):
     webhooks get lost, the pull finds what they missed."""
-    run = inventory_sync.sync_all_stores(
-        runtime(app).database, job_type=inventory_sync.RECONCILE_ORDERS
-    )
+    run = enqueue_for_due_stores(runtime(app).database, job_type=RECONCILE_JOB)
     return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
 
 
@@ -135,11 +136,11 @@ def reconcile_all_stores() -> dict[str, int]:
 def consume_order_queues() -> dict[str, int]:
     """Enqueue a consume_order_queue job for every store with an order notification queue
     (beat, every ``FUSION_ORDER_QUEUE_POLL_S``): Amazon sends its order events only there."""
-    run = inventory_sync.sync_all_stores(
+    run = enqueue_for_due_stores(
         runtime(app).database,
-        job_type=inventory_sync.CONSUME_ORDER_QUEUE,
+        job_type=CONSUME_JOB,
         every=timedelta(seconds=max(1, celeryconfig.ORDER_QUEUE_POLL_S)),
-        stores=inventory_sync.order_queue_stores(),
+        stores=order_queue_stores(),
     )
     return {"due": run.due, "enqueued": run.enqueued, "failed_orgs": run.failed_orgs}
 

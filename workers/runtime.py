@@ -16,6 +16,7 @@ import redis
 from celery import Celery
 from sqlalchemy.exc import SQLAlchemyError
 
+import fusion.models  # noqa: F401  (every table, so foreign keys resolve in a worker)
 import schemas.jobs
 from fusion.config import Settings
 from fusion.db.session import Database

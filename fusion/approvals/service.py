@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
 from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
 from fusion.auth.access import Access
+from fusion.auth.models import Role
 from fusion.errors import Conflict, NotFound, PermissionDenied
-from fusion.orgs.models import Role
 
 DEFAULT_EXPIRY_S = 86400
 DELETES = frozenset({"delete", "delist"})

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fusion.auth.models import OrgMember, Role
 from fusion.errors import NotFound, PermissionDenied
-from fusion.orgs.models import OrgMember, Role
 
 RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.OWNER: 3}
 

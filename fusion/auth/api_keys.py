@@ -16,9 +16,9 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from fusion.auth.errors import AuthenticationFailed
+from fusion.auth.models import ApiKey, Role
 from fusion.auth.secrets import digest, new_opaque_token, same_digest
 from fusion.errors import NotFound
-from fusion.orgs.models import ApiKey, Role
 
 PREFIX = "fsh_"
 # Touching last_used_at on every call would turn each read into a write; once a minute is plenty.

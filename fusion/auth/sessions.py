@@ -17,12 +17,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from fusion.auth.errors import AuthenticationFailed
+from fusion.auth.models import RefreshToken, User
 from fusion.auth.passwords import hash_password, password_problems, verify_password
 from fusion.auth.secrets import digest, new_opaque_token
 from fusion.auth.tokens import AccessClaims, issue_access_token
 from fusion.config import Settings
 from fusion.errors import Conflict, ValidationFailed
-from fusion.orgs.models import RefreshToken, User
 
 
 @dataclass(frozen=True)

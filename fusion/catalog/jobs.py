@@ -1,26 +1,179 @@
-"""The ``delete_catalog_item`` job: the delete of a product or variant that waited for an
-approval, enqueued when the approval is granted (``fusion.approvals.service.decide``).
-Imported by workers at start (``fusion.jobs.registry.BUILTIN_MODULES``).
+"""The catalog's jobs: the listing capabilities (list, publish, update, delist on a store's
+platform) and ``delete_catalog_item``, the delete of a product or variant that waited for an
+approval (enqueued when the approval is granted, ``fusion.approvals.service.decide``).
 
-Safe to run twice: the row is locked and re-read, and one already gone is left alone.
+Every handler re-reads state at run time (a re-delivered or re-run job does the right thing),
+never holds a database transaction across a platform call, and reaches the platform only
+through :func:`fusion.stores.client.store_client`.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any
 
-import fusion.db.models  # noqa: F401  (every table, so foreign keys resolve in a worker)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
 from fusion.catalog.service import DELETE_JOB, delete_approved
-from fusion.errors import PermanentError
-from fusion.jobs.registry import JobType, register
+from fusion.errors import PermanentError, RetryableError
+from fusion.jobs.context import JobContext
+from fusion.jobs.registry import capability_job, job_type
+from fusion.plugins.base import Capability, ProductDraft, RemoteProduct, VariantDraft
+from fusion.stores.client import store_client
 
-if TYPE_CHECKING:
-    from fusion.jobs.context import JobContext
+# The listing capabilities change what is on sale: they start from the listing endpoints,
+# where the org's approval policies apply, never from the generic jobs endpoint.
+LISTING = (
+    "publish, update or delist the listing instead (POST /orgs/{org}/listings/{id}/publish, "
+    "/update or /delist), where approval policies apply"
+)
 
 
+def _listing(session: Session, ctx: JobContext, listing_id: uuid.UUID) -> Listing:
+    listing = session.get(Listing, listing_id, with_for_update=True)
+    if listing is None or listing.store_id != ctx.store_id:
+        raise PermanentError(f"listing {listing_id} does not exist on this job's store")
+    return listing
+
+
+def _draft(session: Session, listing: Listing) -> ProductDraft:
+    product = session.get(Product, listing.product_id)
+    if product is None:
+        raise PermanentError(f"product {listing.product_id} no longer exists")
+    variants = session.scalars(
+        select(ProductVariant)
+        .where(ProductVariant.product_id == product.id)
+        .order_by(ProductVariant.sku)
+    ).all()
+    if not variants:
+        raise PermanentError(f"product {product.id} has no variants to publish")
+    return ProductDraft(
+        title=product.title,
+        description=product.description,
+        currency=variants[0].currency,
+        # The listing id is stable across retries: the platform sees the same key and a
+        # retried create never makes a second product.
+        idempotency_key=str(listing.id),
+        variants=[
+            VariantDraft(sku=v.sku, price=v.price, quantity=v.available_quantity, title=v.title)
+            for v in variants
+        ],
+        attributes={
+            **(product.attributes or {}),
+            "vendor": product.vendor,
+            "product_type": product.product_type,
+            "tags": list(product.tags or []),
+        },
+    )
+
+
+def _remote_json(remote: RemoteProduct) -> dict[str, Any]:
+    return {
+        "external_id": remote.external_id,
+        "title": remote.title,
+        "url": remote.url,
+        "quantities": dict(remote.quantities),
+    }
+
+
+def _fail_listing(ctx: JobContext, listing_id: uuid.UUID, error: str) -> None:
+    with ctx.session() as session:
+        listing = _listing(session, ctx, listing_id)
+        listing.status = ListingStatus.FAILED
+        listing.last_error = error[:2000]
+    ctx.log("listing failed", "error", listing_id=str(listing_id))
+
+
+@capability_job(Capability.LIST_PRODUCTS)
+def list_products(ctx: JobContext) -> dict[str, Any]:
+    with store_client(ctx, Capability.LIST_PRODUCTS) as bound:
+        products = bound.client.list_products()
+    ctx.log(f"the platform holds {len(products)} products", "info", count=len(products))
+    return {"count": len(products), "products": [_remote_json(p) for p in products[:100]]}
+
+
+@capability_job(Capability.CREATE_PRODUCT, internal=LISTING)
+def create_product(ctx: JobContext) -> dict[str, Any]:
+    """Publish the listing: ``publishing`` while the platform is called, then ``published``
+    with the platform's id, or ``failed`` with its error once no attempt is left."""
+    listing_id = ctx.payload_uuid("listing_id")
+    with ctx.session() as session:
+        listing = _listing(session, ctx, listing_id)
+        if listing.status == ListingStatus.PUBLISHED and listing.external_id:
+            return {"external_id": listing.external_id, "already_published": True}
+        draft = _draft(session, listing)
+        listing.status = ListingStatus.PUBLISHING
+        listing.last_error = None
+    ctx.log("publishing listing", "info", listing_id=str(listing_id), variants=len(draft.variants))
+    try:
+        with store_client(ctx, Capability.CREATE_PRODUCT) as bound:
+            remote = bound.client.create_product(draft)
+    except PermanentError as exc:
+        _fail_listing(ctx, listing_id, str(exc))
+        raise
+    except RetryableError as exc:
+        if ctx.last_attempt:
+            _fail_listing(ctx, listing_id, str(exc))
+        raise
+    with ctx.session() as session:
+        listing = _listing(session, ctx, listing_id)
+        listing.status = ListingStatus.PUBLISHED
+        listing.external_id = remote.external_id
+        listing.external_url = remote.url
+        listing.platform_data = {**(listing.platform_data or {}), **dict(remote.raw)}
+        listing.published_at = listing.last_synced_at = datetime.now(UTC)
+    ctx.log("published", "info", external_id=remote.external_id)
+    return _remote_json(remote)
+
+
+@capability_job(Capability.UPDATE_PRODUCT, internal=LISTING)
+def update_product(ctx: JobContext) -> dict[str, Any]:
+    listing_id = ctx.payload_uuid("listing_id")
+    with ctx.session() as session:
+        listing = _listing(session, ctx, listing_id)
+        if not listing.external_id:
+            raise PermanentError("the listing has never been published: nothing to update")
+        external_id = listing.external_id
+        draft = _draft(session, listing)
+    with store_client(ctx, Capability.UPDATE_PRODUCT) as bound:
+        remote = bound.client.update_product(external_id, draft)
+    with ctx.session() as session:
+        listing = _listing(session, ctx, listing_id)
+        listing.platform_data = {**(listing.platform_data or {}), **dict(remote.raw)}
+        listing.external_url = remote.url or listing.external_url
+        listing.last_synced_at = datetime.now(UTC)
+    return _remote_json(remote)
+
+
+@capability_job(Capability.DELETE_PRODUCT, internal=LISTING)
+def delete_product(ctx: JobContext) -> dict[str, Any]:
+    listing_id = ctx.payload_uuid("listing_id")
+    with ctx.session() as session:
+        listing = _listing(session, ctx, listing_id)
+        if listing.status == ListingStatus.DELISTED or not listing.external_id:
+            return {"deleted": False, "reason": "not on the platform"}
+        external_id = listing.external_id
+    with store_client(ctx, Capability.DELETE_PRODUCT) as bound:
+        bound.client.delete_product(external_id)
+    with ctx.session() as session:
+        listing = _listing(session, ctx, listing_id)
+        listing.status = ListingStatus.DELISTED
+        listing.last_synced_at = datetime.now(UTC)
+    ctx.log("delisted", "info", external_id=external_id)
+    return {"deleted": True, "external_id": external_id}
+
+
+@job_type(
+    DELETE_JOB,
+    needs_store=False,
+    internal="delete the product or variant instead; an approval enqueues this job",
+)
 def delete_catalog_item(ctx: JobContext) -> dict[str, Any]:
     """Delete the product (with its variants and listings) or the variant the payload names.
+    Safe to run twice: the row is locked and re-read, and one already gone is left alone.
     Raises PermanentError for a payload that names no catalog item."""
     resource_type = str(ctx.payload.get("resource_type"))
     try:
@@ -32,14 +185,3 @@ def delete_catalog_item(ctx: JobContext) -> dict[str, Any]:
     label = resource_type.replace("_", " ")
     ctx.log(f"{label} {resource_id} {'deleted' if deleted else 'was already gone'}", "info")
     return {"resource_type": resource_type, "resource_id": str(resource_id), "deleted": deleted}
-
-
-register(
-    JobType(
-        DELETE_JOB,
-        delete_catalog_item,
-        needs_store=False,
-        payload_schema="catalog_jobs.delete_catalog_item",
-        internal="delete the product or variant instead; an approval enqueues this job",
-    )
-)

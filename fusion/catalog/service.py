@@ -21,6 +21,7 @@ from fusion.auth.access import Access, Principal
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
 from fusion.errors import Conflict, NotFound
 from fusion.jobs.models import Job
+from fusion.plugins.base import Capability
 from fusion.stores.models import Store
 
 PRODUCT_FIELDS = ("title", "description", "vendor", "product_type", "tags", "status", "attributes")
@@ -40,7 +41,11 @@ DELETABLE = {"product": PRODUCT_FIELDS, "product_variant": VARIANT_FIELDS}
 DELETE_JOB = "delete_catalog_item"
 
 # The capability job each listing action runs (DESIGN §7).
-LISTING_JOBS = {"publish": "create_product", "update": "update_product", "delist": "delete_product"}
+LISTING_JOBS = {
+    "publish": Capability.CREATE_PRODUCT,
+    "update": Capability.UPDATE_PRODUCT,
+    "delist": Capability.DELETE_PRODUCT,
+}
 # Which statuses each action may start from.
 LISTING_FROM = {
     "publish": {ListingStatus.DRAFT, ListingStatus.FAILED, ListingStatus.DELISTED},

@@ -13,11 +13,11 @@ from sqlalchemy.orm import Session
 
 from fusion.auth import sessions
 from fusion.auth.access import ActorType, Principal
+from fusion.auth.models import User
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import ConfigError, Conflict, ValidationFailed
 from fusion.orgs import service as orgs
-from fusion.orgs.models import User
 
 
 @contextmanager

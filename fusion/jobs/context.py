@@ -1,34 +1,35 @@
-"""What a job handler gets: its job's identity and payload, a log, checkpoints, a session."""
+"""What a job handler gets: its job's identity and payload, a log, checkpoints, a session.
+
+A :class:`JobContext` is a frozen view of the claimed attempt; nothing writes into it. What
+the lease renewals learn (cancel asked, lease lost) arrives through its :class:`LeaseFlags`.
+"""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from fusion.config import Settings
 from fusion.db.session import Database
-from fusion.errors import Cancelled, JobError
+from fusion.errors import Cancelled, JobError, PermanentError
 from fusion.jobs import log as joblog
+from fusion.jobs.lease import LeaseFlags, LeaseKeeper
 from fusion.jobs.models import LogLevel
 from fusion.security.redact import redact, redact_text
-
-if TYPE_CHECKING:
-    from fusion.jobs.lease import LeaseKeeper
 
 
 class LeaseLost(JobError):
     """This worker no longer holds the job's lease (it was reaped); the attempt is abandoned."""
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class JobContext:
-    """One attempt of one job, as its handler sees it.
+    """One attempt of one job, as its handler sees it: ``attempt`` of ``max_attempts``.
 
     ``checkpoint()`` is where a long handler lets the engine in: it renews the lease and
     raises Cancelled when cancellation was requested (or LeaseLost when the job was given to
@@ -41,13 +42,32 @@ class JobContext:
     job_type: str
     payload: Mapping[str, Any]
     attempt: int
+    max_attempts: int
     settings: Settings
     database: Database
     redis: Any = None
     worker_id: str = ""
     leases: LeaseKeeper | None = field(default=None, repr=False)
-    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
-    _lost: threading.Event = field(default_factory=threading.Event, repr=False)
+    flags: LeaseFlags = field(default_factory=LeaseFlags, repr=False)
+
+    @property
+    def last_attempt(self) -> bool:
+        """Whether a retryable failure now fails the job for good."""
+        return self.attempt >= self.max_attempts
+
+    def payload_uuid(self, key: str) -> uuid.UUID:
+        """The payload's ``key`` as a UUID; raises PermanentError when it is missing or not
+        a UUID (a retry would not mend the payload)."""
+        try:
+            return uuid.UUID(str(self.payload[key]))
+        except (KeyError, ValueError):
+            raise PermanentError(f"the payload needs {key} (a UUID)") from None
+
+    def require_store(self) -> uuid.UUID:
+        """The job's store; raises PermanentError for a job that names none."""
+        if self.store_id is None:
+            raise PermanentError("this job names no store")
+        return self.store_id
 
     def log(self, message: str, level: str = "info", **data: Any) -> None:
         """Append ``message`` to the job's log (its own small transaction, so it is kept even
@@ -63,16 +83,21 @@ class JobContext:
         """Renew the lease now; raise Cancelled if cancellation was requested, LeaseLost if
         the job is no longer this worker's."""
         if self.leases is not None:
-            self.leases.renew_one(self)
-        if self._lost.is_set():
+            self.leases.renew_one(self.job_id)
+        if self.flags.lost.is_set():
             raise LeaseLost(f"job {self.job_id} is no longer held by {self.worker_id}")
-        if self._cancelled.is_set():
+        if self.flags.cancelled.is_set():
             raise Cancelled("cancelled at a checkpoint")
 
     @property
     def cancel_requested(self) -> bool:
         """Whether cancellation has been seen (by the heartbeat or a checkpoint)."""
-        return self._cancelled.is_set()
+        return self.flags.cancelled.is_set()
+
+    @property
+    def lease_lost(self) -> bool:
+        """Whether a renewal found the job no longer this worker's."""
+        return self.flags.lost.is_set()
 
     @contextmanager
     def session(self) -> Iterator[Session]:

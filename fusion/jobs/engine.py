@@ -106,7 +106,7 @@ class Claimed:
     max_attempts: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Finish:
     """An outcome decided for one claimed attempt, not yet written."""
 
@@ -189,12 +189,11 @@ class Engine:
             log.info("job %s not claimable (duplicate, early or stale delivery): ignored", job_id)
             return Outcome.SKIPPED
         ctx = self._context(claimed)
-        self.leases.hold(ctx)
         try:
             decided = self._run(claimed, ctx)
             return decided if isinstance(decided, Outcome) else self._write(decided)
         finally:
-            self.leases.release(ctx)
+            self.leases.release(claimed.id)
 
     def execute_many(self, job_ids: list[uuid.UUID], *, slice_s: float) -> BatchRun:
         """Claim every claimable id of ``job_ids`` in one statement and run them in turn.
@@ -212,8 +211,6 @@ class Engine:
             log.info("%d job(s) of a batch not claimable: ignored", len(unique) - len(claimed))
             run.outcomes[Outcome.SKIPPED.value] = len(unique) - len(claimed)
         contexts = [self._context(job) for job in claimed]
-        for ctx in contexts:
-            self.leases.hold(ctx)
         deadline = time.monotonic() + slice_s
         decided: list[Finish] = []
         first_at = 0.0
@@ -222,7 +219,7 @@ class Engine:
                 if n and time.monotonic() > deadline:
                     decided += [self._pass_on(rest) for rest in claimed[n:]]
                     break
-                if ctx._lost.is_set():
+                if ctx.lease_lost:
                     outcome: Finish | Outcome = Outcome.ABANDONED
                 elif ctx.cancel_requested:
                     outcome = self._cancelled(job, "cancel requested before it started")
@@ -239,8 +236,8 @@ class Engine:
                     decided = []
             self._write_many(decided, run)
         finally:
-            for ctx in contexts:
-                self.leases.release(ctx)
+            for job in claimed:
+                self.leases.release(job.id)
         return run
 
     def _context(self, claimed: Claimed) -> JobContext:
@@ -251,11 +248,13 @@ class Engine:
             job_type=claimed.job_type,
             payload=claimed.payload,
             attempt=claimed.attempt,
+            max_attempts=claimed.max_attempts,
             settings=self.settings,
             database=self.database,
             redis=self.redis,
             worker_id=self.worker_id,
             leases=self.leases,
+            flags=self.leases.hold(claimed.id),
         )
 
     def _claim_many(self, job_ids: list[uuid.UUID]) -> list[Claimed]:
@@ -307,30 +306,41 @@ class Engine:
 
     def _complete(self, job: Claimed, result: dict[str, Any] | None) -> Finish:
         return Finish(
-            job, JobStatus.COMPLETED, "completed", LogLevel.INFO, Outcome.COMPLETED,
-            result=result, set_result=True, finished_at=_now(),
-        )  # fmt: skip
+            job=job,
+            status=JobStatus.COMPLETED,
+            message="completed",
+            level=LogLevel.INFO,
+            outcome=Outcome.COMPLETED,
+            result=result,
+            set_result=True,
+            finished_at=_now(),
+        )
 
-    def _fail(self, job: Claimed, message: str) -> Finish:
+    def _fail(self, job: Claimed, message: str, *, prefix: str = "failed") -> Finish:
         return Finish(
-            job, JobStatus.FAILED, f"failed: {message}", LogLevel.ERROR, Outcome.FAILED,
-            error=message, finished_at=_now(),
-        )  # fmt: skip
+            job=job,
+            status=JobStatus.FAILED,
+            message=f"{prefix}: {message}",
+            level=LogLevel.ERROR,
+            outcome=Outcome.FAILED,
+            error=message,
+            finished_at=_now(),
+        )
 
     def _cancelled(self, job: Claimed, message: str) -> Finish:
         return Finish(
-            job, JobStatus.CANCELLED, f"cancelled: {message}", LogLevel.WARNING,
-            Outcome.CANCELLED, finished_at=_now(),
-        )  # fmt: skip
+            job=job,
+            status=JobStatus.CANCELLED,
+            message=f"cancelled: {message}",
+            level=LogLevel.WARNING,
+            outcome=Outcome.CANCELLED,
+            finished_at=_now(),
+        )
 
     def _retry(self, job: Claimed, exc: Exception) -> Finish:
         message = _describe(exc)
         if job.attempt >= job.max_attempts:
-            return Finish(
-                job, JobStatus.FAILED,
-                f"failed for good after {job.attempt} attempts: {message}",
-                LogLevel.ERROR, Outcome.FAILED, error=message, finished_at=_now(),
-            )  # fmt: skip
+            return self._fail(job, message, prefix=f"failed for good after {job.attempt} attempts")
         retry_after = getattr(exc, "retry_after_s", None)
         delay = (
             float(retry_after)
@@ -339,32 +349,45 @@ class Engine:
         )
         at = _now() + timedelta(seconds=delay)
         return Finish(
-            job, JobStatus.PENDING,
-            f"attempt {job.attempt} of {job.max_attempts} failed: {message}; "
+            job=job,
+            status=JobStatus.PENDING,
+            message=f"attempt {job.attempt} of {job.max_attempts} failed: {message}; "
             f"retry at {at.isoformat()}",
-            LogLevel.WARNING, Outcome.RETRY,
-            error=message, scheduled_at=at, data={"retry_in_s": round(delay, 3)},
-        )  # fmt: skip
+            level=LogLevel.WARNING,
+            outcome=Outcome.RETRY,
+            error=message,
+            scheduled_at=at,
+            data={"retry_in_s": round(delay, 3)},
+        )
 
     def _rate_limited(self, job: Claimed, exc: RateLimited) -> Finish:
         delay = max(float(exc.retry_after_s), 0.0)
         at = _now() + timedelta(seconds=delay)
         # The platform said "not now", not "failed": this try does not count (refund).
         return Finish(
-            job, JobStatus.PENDING,
-            f"rate limited; rescheduled for {at.isoformat()} (attempt not counted)",
-            LogLevel.INFO, Outcome.RESCHEDULED,
-            scheduled_at=at, refund=1, data={"retry_in_s": round(delay, 3)},
-        )  # fmt: skip
+            job=job,
+            status=JobStatus.PENDING,
+            message=f"rate limited; rescheduled for {at.isoformat()} (attempt not counted)",
+            level=LogLevel.INFO,
+            outcome=Outcome.RESCHEDULED,
+            scheduled_at=at,
+            refund=1,
+            data={"retry_in_s": round(delay, 3)},
+        )
 
     def _pass_on(self, job: Claimed) -> Finish:
         # Published again by the caller right after the write, hence dispatched now.
         return Finish(
-            job, JobStatus.PENDING,
-            "not started within its batch's time slice; back to pending (attempt not counted)",
-            LogLevel.INFO, Outcome.PASSED_ON,
-            scheduled_at=_now(), refund=1, redispatched=True,
-        )  # fmt: skip
+            job=job,
+            status=JobStatus.PENDING,
+            message="not started within its batch's time slice; back to pending "
+            "(attempt not counted)",
+            level=LogLevel.INFO,
+            outcome=Outcome.PASSED_ON,
+            scheduled_at=_now(),
+            refund=1,
+            redispatched=True,
+        )
 
     def _write(self, f: Finish) -> Outcome:
         params = {

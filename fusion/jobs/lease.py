@@ -11,19 +11,25 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from fusion.db.session import Database
 
-if TYPE_CHECKING:
-    from fusion.jobs.context import JobContext
-
 log = logging.getLogger(__name__)
 
 HEARTBEAT = text("SELECT id, cancel_requested FROM job_heartbeat(:worker, :ids, :lease)")
+
+
+@dataclass(frozen=True)
+class LeaseFlags:
+    """What the renewals learnt about one running job: cancellation was asked for, or the
+    job is no longer this worker's. Set by the keeper, read by the job's context."""
+
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    lost: threading.Event = field(default_factory=threading.Event)
 
 
 class LeaseKeeper:
@@ -33,7 +39,7 @@ class LeaseKeeper:
         self.database = database
         self.worker_id = worker_id
         self.lease_s = lease_s
-        self._jobs: dict[uuid.UUID, JobContext] = {}
+        self._jobs: dict[uuid.UUID, LeaseFlags] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -52,18 +58,22 @@ class LeaseKeeper:
         if self._thread is not None:
             self._thread.join(5)
 
-    def hold(self, ctx: JobContext) -> None:
+    def hold(self, job_id: uuid.UUID) -> LeaseFlags:
+        """Renew ``job_id``'s lease from now on; returns the flags its renewals set."""
         with self._lock:
-            self._jobs[ctx.job_id] = ctx
+            return self._jobs.setdefault(job_id, LeaseFlags())
 
-    def release(self, ctx: JobContext) -> None:
+    def release(self, job_id: uuid.UUID) -> None:
         with self._lock:
-            self._jobs.pop(ctx.job_id, None)
+            self._jobs.pop(job_id, None)
 
-    def renew_one(self, ctx: JobContext) -> None:
-        """Renew one job's lease now (a checkpoint). A database error is logged and leaves
-        the flags as they were: the heartbeat will try again."""
-        self._renew({ctx.job_id: ctx})
+    def renew_one(self, job_id: uuid.UUID) -> None:
+        """Renew one held job's lease now (a checkpoint). A database error is logged and
+        leaves the flags as they were: the heartbeat will try again."""
+        with self._lock:
+            flags = self._jobs.get(job_id)
+        if flags is not None:
+            self._renew({job_id: flags})
 
     def renew_all(self) -> None:
         with self._lock:
@@ -71,7 +81,7 @@ class LeaseKeeper:
         if jobs:
             self._renew(jobs)
 
-    def _renew(self, jobs: dict[uuid.UUID, JobContext]) -> None:
+    def _renew(self, jobs: dict[uuid.UUID, LeaseFlags]) -> None:
         try:
             with self.database.system_session() as session:
                 rows = session.execute(
@@ -82,11 +92,11 @@ class LeaseKeeper:
             log.warning("lease renewal failed (%s); will retry", type(exc).__name__)
             return
         held = {row.id: row.cancel_requested for row in rows}
-        for job_id, ctx in jobs.items():
+        for job_id, flags in jobs.items():
             if job_id not in held:
-                ctx._lost.set()
+                flags.lost.set()
             elif held[job_id]:
-                ctx._cancelled.set()
+                flags.cancelled.set()
 
     def _loop(self) -> None:
         interval = max(self.lease_s / 3, 0.5)

@@ -1,10 +1,12 @@
-"""Job types: each names its handler, its payload schema and whether it needs a store.
+"""Job types: each names its handler, whether it needs a store, and what it may do.
 
-Job-type modules call :func:`register` at import. Workers import the built-in modules listed
-in :data:`BUILTIN_MODULES` and any named in ``FUSION_JOB_MODULES`` (comma-separated) at start,
-so a handler exists wherever its jobs run. Payloads are checked through a port,
-:func:`install_payload_validator`, because ``fusion`` may not import marshmallow: the outer
-layer (``schemas.jobs``) installs the real validator.
+A job type is declared once, by a decorator on its handler in its domain's ``jobs.py``
+(:func:`job_type`, or :func:`capability_job` for a plugin capability, whose name is the
+capability's), under a name constant from the domain's ``service.py``. Workers import the
+job modules at start (``boot.start``), so a handler exists wherever its jobs run. Payloads
+are checked through a port, :func:`install_payload_validator`, because ``fusion`` may not
+import marshmallow: the outer layer (``schemas.payloads``) installs the real validator, and
+every job type has a payload schema there.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fusion.errors import NotFound, ValidationFailed
+from fusion.plugins.base import Capability
 
 if TYPE_CHECKING:
     from fusion.jobs.context import JobContext
@@ -25,7 +28,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # The one list of modules whose import registers the hub's own job types.
-BUILTIN_MODULES = ("fusion.plugins.jobs", "fusion.webhooks.jobs", "fusion.catalog.jobs")
+BUILTIN_MODULES = (
+    "fusion.catalog.jobs",
+    "fusion.inventory.jobs",
+    "fusion.orders.jobs",
+    "fusion.webhooks.jobs",
+)
 JOB_MODULES_ENV = "FUSION_JOB_MODULES"
 
 Handler = Callable[["JobContext"], Mapping[str, Any] | None]
@@ -43,10 +51,9 @@ class JobType:
     name: str
     handler: Handler
     needs_store: bool = True
-    capability: str | None = None
+    capability: Capability | None = None
     priority: int = 0
     max_attempts: int | None = None
-    payload_schema: str | None = None
     # Set for the types only the hub itself enqueues (the jobs API refuses them): what a
     # client does instead, e.g. the listing endpoint where approval policies apply.
     internal: str | None = None
@@ -67,6 +74,42 @@ def register(job_type: JobType) -> JobType:
     return job_type
 
 
+def job_type(
+    name: str,
+    *,
+    needs_store: bool = True,
+    capability: Capability | None = None,
+    priority: int = 0,
+    max_attempts: int | None = None,
+    internal: str | None = None,
+) -> Callable[[Handler], Handler]:
+    """Register the decorated handler as job type ``name`` (see :class:`JobType`)."""
+
+    def decorate(handler: Handler) -> Handler:
+        register(
+            JobType(
+                name,
+                handler,
+                needs_store=needs_store,
+                capability=capability,
+                priority=priority,
+                max_attempts=max_attempts,
+                internal=internal,
+            )
+        )
+        return handler
+
+    return decorate
+
+
+def capability_job(
+    capability: Capability, *, priority: int = 0, internal: str | None = None
+) -> Callable[[Handler], Handler]:
+    """Register the decorated handler as the job of ``capability``, named after it; its
+    enqueue is refused when the store's plugin does not support the capability."""
+    return job_type(capability.value, capability=capability, priority=priority, internal=internal)
+
+
 def get(name: str) -> JobType:
     """The registered job type ``name``; raises :class:`UnknownJobType` (a NotFound)."""
     try:
@@ -75,9 +118,9 @@ def get(name: str) -> JobType:
         raise UnknownJobType(f"unknown job type {name!r}") from None
 
 
-def all_job_types() -> list[JobType]:
-    """Every registered job type, sorted by name."""
-    return sorted(_types.values(), key=lambda t: t.name)
+def all_names() -> list[str]:
+    """The names of every registered job type, sorted."""
+    return sorted(_types)
 
 
 def install_payload_validator(fn: PayloadValidator | None) -> None:
@@ -88,18 +131,14 @@ def install_payload_validator(fn: PayloadValidator | None) -> None:
 
 
 def validate_payload(job_type: JobType, payload: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The payload to store for ``job_type``: checked by the installed validator when the type
-    names a schema. Raises ValidationFailed with field errors on a bad payload, or when the
-    type names a schema but no validator is installed (never stores an unchecked payload)."""
-    data = dict(payload or {})
-    if job_type.payload_schema is None:
-        return data
+    """The payload to store for ``job_type``, checked by the installed validator. Raises
+    ValidationFailed with field errors on a bad payload, or when no validator is installed
+    (an unchecked payload is never stored)."""
     if _validator is None:
         raise ValidationFailed(
-            f"job type {job_type.name!r} needs payload schema {job_type.payload_schema!r} "
-            "but no payload validator is installed"
+            f"job type {job_type.name!r}: no payload validator is installed to check its payload"
         )
-    return _validator(job_type.name, data)
+    return _validator(job_type.name, dict(payload or {}))
 
 
 def load_job_modules(extra: Iterable[str] | None = None) -> list[str]:

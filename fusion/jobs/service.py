@@ -7,7 +7,6 @@ dispatcher (see :mod:`fusion.jobs.dispatch`); a rollback publishes nothing.
 
 from __future__ import annotations
 
-import importlib
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,9 @@ from fusion.jobs import dispatch, lanes, registry
 from fusion.jobs import log as joblog
 from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
 from fusion.jobs.queues import DEFAULT_QUEUE, queue_for
+from fusion.plugins.base import Capability
+from fusion.plugins.models import ContractLevel
+from fusion.plugins.registry import get_plugin
 from fusion.stores.models import Store
 
 DEFAULT_MAX_ATTEMPTS = 5
@@ -303,15 +305,8 @@ def _row(
     }
 
 
-def _check_capability(platform: str, capability: str) -> None:
-    try:
-        plugins = importlib.import_module("fusion.plugins.registry")
-    except ImportError:  # the plugin registry is not installed: nothing to check against
-        return
-    from fusion.plugins.models import ContractLevel
-
-    plugin = plugins.get_plugin(platform)
-    if plugin.level(capability) == ContractLevel.UNSUPPORTED:
+def _check_capability(platform: str, capability: Capability) -> None:
+    if get_plugin(platform).level(capability) == ContractLevel.UNSUPPORTED:
         raise UnsupportedCapability(platform, capability)
 
 

@@ -16,15 +16,12 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
-from fusion.catalog.models import Listing, ListingStatus, ProductVariant
+from fusion.catalog.models import ProductVariant
 from fusion.errors import NotFound
-from fusion.jobs.models import Job
-from fusion.jobs.service import enqueue
 from fusion.orders.models import Order, OrderLine
-from fusion.plugins.base import Capability, RemoteOrder
-from fusion.plugins.models import ContractLevel
-from fusion.plugins.registry import get_plugin
-from fusion.stores.models import Store
+from fusion.plugins.base import RemoteOrder
+
+RECONCILE_JOB = "reconcile_orders"  # the pull behind the order webhooks, which get lost
 
 
 def get_order(session: Session, order_id: uuid.UUID) -> tuple[Order, list[OrderLine]]:
@@ -238,47 +235,3 @@ def _take_stock(session: Session, order_id: uuid.UUID) -> tuple[list[StockChange
     )
     session.flush()
     return changes, sorted(set(wanted) - set(variants))
-
-
-def fan_out_stock(
-    session: Session, *, org_id: uuid.UUID, source_store_id: uuid.UUID, skus: Sequence[str]
-) -> list[Job]:
-    """Enqueue one ``real_time_inventory`` job per OTHER active store of the org that has a
-    published listing of a product owning one of ``skus`` and whose plugin can push stock in
-    real time; each job carries all of that store's affected SKUs (coalesced). Stores whose
-    platform cannot get their stock on the recurring sync. Returns the jobs enqueued (none
-    for no SKUs). In the caller's transaction: the jobs exist only if it commits."""
-    if not skus:
-        return []
-    rows = session.execute(
-        select(Listing.store_id, Store.platform, ProductVariant.sku)
-        .join(Store, Store.id == Listing.store_id)
-        .join(ProductVariant, ProductVariant.product_id == Listing.product_id)
-        .where(
-            ProductVariant.sku.in_(sorted(set(skus))),
-            Listing.status == ListingStatus.PUBLISHED,
-            Listing.store_id != source_store_id,
-            Store.status == "active",
-        )
-        .order_by(Listing.store_id, ProductVariant.sku)
-    ).all()
-    by_store: dict[uuid.UUID, list[str]] = {}
-    platforms: dict[uuid.UUID, str] = {}
-    for store_id, platform, sku in rows:
-        by_store.setdefault(store_id, []).append(sku)
-        platforms[store_id] = platform
-    jobs = []
-    for store_id, store_skus in by_store.items():
-        level = get_plugin(platforms[store_id]).level(Capability.REAL_TIME_INVENTORY)
-        if level == ContractLevel.UNSUPPORTED:
-            continue
-        jobs.append(
-            enqueue(
-                session,
-                org_id=org_id,
-                job_type="real_time_inventory",
-                store_id=store_id,
-                payload={"skus": sorted(set(store_skus))},
-            )
-        )
-    return jobs

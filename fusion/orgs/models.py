@@ -1,22 +1,13 @@
-"""Organisations, people and their credentials."""
+"""Organisations: the unit of tenancy."""
 
 from __future__ import annotations
 
-import enum
-import uuid
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fusion.db.base import Base, TenantScoped, Timestamped, pg_enum
-
-
-class Role(enum.StrEnum):
-    OWNER = "owner"
-    OPERATOR = "operator"
-    VIEWER = "viewer"
+from fusion.db.base import Base, Timestamped
 
 
 class Org(Timestamped, Base):
@@ -26,63 +17,3 @@ class Org(Timestamped, Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(80), unique=True)
     settings: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
-
-
-class User(Timestamped, Base):
-    """A person who logs in. Global (not a tenant table): one identity, many memberships."""
-
-    __tablename__ = "users"
-    email: Mapped[str] = mapped_column(String(320))
-    password_hash: Mapped[str] = mapped_column(Text)
-    display_name: Mapped[str] = mapped_column(String(200), server_default="")
-    is_active: Mapped[bool] = mapped_column(server_default=text("true"))
-    token_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-
-    __table_args__ = (Index("uq_users_email_lower", text("lower(email)"), unique=True),)
-
-
-class OrgMember(TenantScoped, Base):
-    __tablename__ = "org_members"
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    role: Mapped[Role] = mapped_column(pg_enum(Role, "org_role"))
-
-    __table_args__ = (
-        UniqueConstraint("org_id", "user_id"),
-        Index("ix_org_members_org_id_created_at", "org_id", text("created_at DESC")),
-        Index("ix_org_members_user_id", "user_id"),
-    )
-
-
-class ApiKey(TenantScoped, Base):
-    """A machine credential acting as an org member with ``role``; only a hash is stored."""
-
-    __tablename__ = "api_keys"
-    name: Mapped[str] = mapped_column(String(200))
-    public_id: Mapped[str] = mapped_column(String(32), unique=True)
-    secret_hash: Mapped[str] = mapped_column(String(128))
-    role: Mapped[Role] = mapped_column(pg_enum(Role, "org_role"))
-    created_by: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL")
-    )
-    last_used_at: Mapped[datetime | None]
-    expires_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
-
-    __table_args__ = (Index("ix_api_keys_org_id_created_at", "org_id", text("created_at DESC")),)
-
-
-class RefreshToken(Timestamped, Base):
-    """One link of a rotating refresh-token family; reuse of a used link revokes the family."""
-
-    __tablename__ = "refresh_tokens"
-    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    family_id: Mapped[uuid.UUID]
-    token_hash: Mapped[str] = mapped_column(String(128), unique=True)
-    expires_at: Mapped[datetime]
-    used_at: Mapped[datetime | None]
-    revoked_at: Mapped[datetime | None]
-
-    __table_args__ = (
-        Index("ix_refresh_tokens_family_id", "family_id"),
-        Index("ix_refresh_tokens_user_id", "user_id"),
-    )

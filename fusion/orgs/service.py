@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session
 from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
 from fusion.auth import api_keys
 from fusion.auth.access import Access, Principal
+from fusion.auth.models import ApiKey, OrgMember, Role, User
 from fusion.errors import Conflict, NotFound
-from fusion.orgs.models import ApiKey, Org, OrgMember, Role, User
+from fusion.orgs.models import Org
 
 ORG_FIELDS = ("name", "slug", "settings")
 MEMBER_FIELDS = ("user_id", "role")

@@ -1,4 +1,5 @@
-"""The Feeds API flow behind Amazon bulk operations: one ``JSON_LISTINGS_FEED`` per batch.
+"""The Feeds API flow behind Amazon bulk operations (one ``JSON_LISTINGS_FEED`` per batch), as
+a mixin of the client.
 
 createFeedDocument → PUT the JSON to the pre-signed URL → createFeed → poll getFeed until it is
 DONE (or FATAL/CANCELLED) → read the processing report. A feed of absolute quantities can be
@@ -7,88 +8,115 @@ submitted again safely, so a job retried after a timeout only repeats the same o
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fusion.errors import PermanentError, RetryableError
-from fusion.plugins.base import ApiCall
+from fusion.ratelimit.spec import ApiCall
 
 if TYPE_CHECKING:
-    from fusion.plugins.amazon import AmazonClient
+    from fusion.plugins.base import HttpClient, HttpResponse, StoreConnection
 
 FEEDS = "/feeds/2021-06-30"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 FINAL = {"DONE", "FATAL", "CANCELLED"}
 
 
-def submit_listings_feed(client: AmazonClient, messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Submit ``messages`` as one JSON_LISTINGS_FEED and wait for its processing report.
+class ListingsFeed:
+    """Amazon's JSON_LISTINGS_FEED flow, for a client that has ``_call``, ``seller_id`` and
+    ``marketplace_id``."""
 
-    Returns the report. Raises PermanentError when Amazon rejects the feed (FATAL, CANCELLED)
-    or any message in it, naming the SKUs and issues; RetryableError when the feed is still
-    processing after ``feed_poll_attempts`` polls (resubmitting is harmless)."""
-    settings = client.conn.settings
-    pause = float(settings.get("feed_poll_interval_s", 15.0))
-    attempts = int(settings.get("feed_poll_attempts", 40))
-    document = {
-        "header": {"sellerId": client.seller_id, "version": "2.0", "issueLocale": "en_US"},
-        "messages": messages,
-    }
-    created = client._call(
-        "POST", f"{FEEDS}/documents", "createFeedDocument", json_body={"contentType": CONTENT_TYPE}
-    ).json()
-    # The upload goes to the pre-signed URL itself: no SP-API token, the signature is in it.
-    client.http.request(
-        "PUT",
-        created["url"],
-        call=ApiCall("feeds:upload", items=len(messages)),
-        headers={"Content-Type": CONTENT_TYPE},
-        data=json.dumps(document).encode(),
-    )
-    spec = {
-        "feedType": "JSON_LISTINGS_FEED",
-        "marketplaceIds": [client.marketplace_id],
-        "inputFeedDocumentId": created["feedDocumentId"],
-    }
-    feed_id = client._call("POST", f"{FEEDS}/feeds", "createFeed", json_body=spec).json()["feedId"]
-    client.log(f"submitted JSON_LISTINGS_FEED {feed_id} with {len(messages)} messages")
-    feed: dict[str, Any] = {}
-    for _ in range(attempts):
-        feed = client._call("GET", f"{FEEDS}/feeds/{feed_id}", "getFeed").json()
-        if feed.get("processingStatus") in FINAL:
-            break
-        time.sleep(pause)
-    status = feed.get("processingStatus")
-    if status not in FINAL:
-        raise RetryableError(f"Amazon feed {feed_id} still {status} after {attempts} polls")
-    report = _report(client, feed) if feed.get("resultFeedDocumentId") else {}
-    if status != "DONE":
-        raise PermanentError(f"Amazon feed {feed_id} ended {status}: {_issues(report)}")
-    summary = report.get("summary", {})
-    client.log(
-        f"feed {feed_id} done: {summary.get('messagesAccepted', 0)} accepted, "
-        f"{summary.get('messagesInvalid', 0)} invalid"
-    )
-    if summary.get("messagesInvalid") or summary.get("errors"):
-        by_id = {m["messageId"]: m["sku"] for m in messages}
-        failed = sorted({by_id.get(i.get("messageId"), "?") for i in report.get("issues", [])})
-        raise PermanentError(f"Amazon feed {feed_id} refused {failed}: {_issues(report)}")
-    return report
+    if TYPE_CHECKING:
+        conn: StoreConnection
+        http: HttpClient
+        seller_id: str
+        marketplace_id: str
 
+        def log(self, message: str) -> None: ...
 
-def _report(client: AmazonClient, feed: dict[str, Any]) -> dict[str, Any]:
-    doc_id = feed["resultFeedDocumentId"]
-    located = client._call("GET", f"{FEEDS}/documents/{doc_id}", "getFeedDocument").json()
-    if located.get("compressionAlgorithm") == "GZIP":
-        import gzip
+        def _call(
+            self,
+            method: str,
+            path: str,
+            operation: str,
+            *,
+            json_body: Any = None,
+            params: Mapping[str, Any] | None = None,
+            expect: Sequence[int] = (),
+        ) -> HttpResponse: ...
 
-        raw = client.http.request("GET", located["url"], call=ApiCall("feeds:download")).body
-        report: dict[str, Any] = json.loads(gzip.decompress(raw))
+    def _submit_listings_feed(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
+        """Submit ``messages`` as one JSON_LISTINGS_FEED and wait for its processing report.
+
+        Returns the report. Raises PermanentError when Amazon rejects the feed (FATAL, CANCELLED)
+        or any message in it, naming the SKUs and issues; RetryableError when the feed is still
+        processing after ``feed_poll_attempts`` polls (resubmitting is harmless)."""
+        settings = self.conn.settings
+        pause = float(settings.get("feed_poll_interval_s", 15.0))
+        attempts = int(settings.get("feed_poll_attempts", 40))
+        document = {
+            "header": {"sellerId": self.seller_id, "version": "2.0", "issueLocale": "en_US"},
+            "messages": messages,
+        }
+        created = self._call(
+            "POST",
+            f"{FEEDS}/documents",
+            "createFeedDocument",
+            json_body={"contentType": CONTENT_TYPE},
+        ).json()
+        # The upload goes to the pre-signed URL itself: no SP-API token, the signature is in it.
+        self.http.request(
+            "PUT",
+            created["url"],
+            call=ApiCall("feeds:upload", items=len(messages)),
+            headers={"Content-Type": CONTENT_TYPE},
+            data=json.dumps(document).encode(),
+        )
+        spec = {
+            "feedType": "JSON_LISTINGS_FEED",
+            "marketplaceIds": [self.marketplace_id],
+            "inputFeedDocumentId": created["feedDocumentId"],
+        }
+        feed_id = self._call("POST", f"{FEEDS}/feeds", "createFeed", json_body=spec).json()[
+            "feedId"
+        ]
+        self.log(f"submitted JSON_LISTINGS_FEED {feed_id} with {len(messages)} messages")
+        feed: dict[str, Any] = {}
+        for _ in range(attempts):
+            feed = self._call("GET", f"{FEEDS}/feeds/{feed_id}", "getFeed").json()
+            if feed.get("processingStatus") in FINAL:
+                break
+            time.sleep(pause)
+        status = feed.get("processingStatus")
+        if status not in FINAL:
+            raise RetryableError(f"Amazon feed {feed_id} still {status} after {attempts} polls")
+        report = self._feed_report(feed) if feed.get("resultFeedDocumentId") else {}
+        if status != "DONE":
+            raise PermanentError(f"Amazon feed {feed_id} ended {status}: {_issues(report)}")
+        summary = report.get("summary", {})
+        self.log(
+            f"feed {feed_id} done: {summary.get('messagesAccepted', 0)} accepted, "
+            f"{summary.get('messagesInvalid', 0)} invalid"
+        )
+        if summary.get("messagesInvalid") or summary.get("errors"):
+            by_id = {m["messageId"]: m["sku"] for m in messages}
+            failed = sorted({by_id.get(i.get("messageId"), "?") for i in report.get("issues", [])})
+            raise PermanentError(f"Amazon feed {feed_id} refused {failed}: {_issues(report)}")
         return report
-    response = client.http.request("GET", located["url"], call=ApiCall("feeds:download"))
-    parsed: dict[str, Any] = response.json()
-    return parsed
+
+    def _feed_report(self, feed: dict[str, Any]) -> dict[str, Any]:
+        doc_id = feed["resultFeedDocumentId"]
+        located = self._call("GET", f"{FEEDS}/documents/{doc_id}", "getFeedDocument").json()
+        if located.get("compressionAlgorithm") == "GZIP":
+            raw = self.http.request("GET", located["url"], call=ApiCall("feeds:download")).body
+            report: dict[str, Any] = json.loads(gzip.decompress(raw))
+            return report
+        response = self.http.request("GET", located["url"], call=ApiCall("feeds:download"))
+        parsed: dict[str, Any] = response.json()
+        return parsed
 
 
 def _issues(report: dict[str, Any]) -> str:

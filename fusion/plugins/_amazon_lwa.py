@@ -15,7 +15,9 @@ from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
 from fusion.errors import PermanentError
-from fusion.plugins.base import ApiCall, HttpClient, Secret, StoreConnection
+from fusion.plugins.base import HttpClient, StoreConnection
+from fusion.ratelimit.spec import ApiCall
+from fusion.security.crypto import Secret
 
 LWA_URL = "https://api.amazon.com/auth/o2/token"
 # Refresh a little before Amazon's expiry so a token never dies in the middle of a job.

@@ -1,4 +1,4 @@
-"""The bulk-operation flow behind Shopify's ``bulk_set_inventory``.
+"""The bulk-operation flow behind Shopify's ``bulk_set_inventory``, as a mixin of the client.
 
 Stage the JSONL variables (``stagedUploadsCreate``, then a multipart POST to the storage host)
 → ``bulkOperationRunMutation`` of ``inventorySetQuantities`` → poll ``bulkOperation(id:)``
@@ -16,107 +16,123 @@ from typing import TYPE_CHECKING, Any
 
 from fusion.errors import PermanentError, RetryableError
 from fusion.plugins import _shopify_queries as q
-from fusion.plugins.base import ApiCall
+from fusion.ratelimit.spec import ApiCall
 
 if TYPE_CHECKING:
-    from fusion.plugins.shopify import ShopifyClient
+    from fusion.plugins.base import HttpClient, StoreConnection
 
 
-def run_inventory_bulk(client: ShopifyClient, quantities: Sequence[dict[str, Any]]) -> None:
-    """Run one bulk ``inventorySetQuantities`` over ``quantities`` (``inventorySetQuantities``
-    inputs) and wait for it. Raises RetryableError when the operation fails, is cancelled or
-    expires, or is still running after ``bulk_timeout_s``; PermanentError when any result line
-    carries errors."""
-    lines = [
-        json.dumps(
-            {
-                "input": {
-                    "name": "available",
-                    "reason": "correction",
-                    "quantities": quantities[start : start + q.INVENTORY_BATCH],
-                },
-                "key": str(uuid.uuid4()),
-            }
-        )
-        for start in range(0, len(quantities), q.INVENTORY_BATCH)
-    ]
-    path = _stage(client, ("\n".join(lines) + "\n").encode())
-    data = client.graphql(
-        "bulkRun",
-        q.BULK_RUN,
-        {"mutation": q.INVENTORY_SET, "path": path, "client": client.conn.store_id},
-    )
-    operation = client._payload(data, "bulkOperationRunMutation", "bulkOperationRunMutation")
-    finished = _await_bulk(client, str(operation["bulkOperation"]["id"]))
-    _check_bulk_results(client, finished)
+class BulkInventory:
+    """Shopify's bulk inventory, for a client that has ``graphql`` and ``_payload``."""
 
+    if TYPE_CHECKING:
+        conn: StoreConnection
+        http: HttpClient
 
-def _stage(client: ShopifyClient, content: bytes) -> str:
-    data = client.graphql(
-        "stagedUpload",
-        q.STAGED_UPLOAD,
-        {
-            "input": [
+        def log(self, message: str) -> None: ...
+
+        def graphql(
+            self, operation: str, query: str, variables: Mapping[str, Any], *, items: int = 1
+        ) -> dict[str, Any]: ...
+
+        def _payload(
+            self, data: Mapping[str, Any], field: str, operation: str
+        ) -> dict[str, Any]: ...
+
+    def _run_inventory_bulk(self, quantities: Sequence[dict[str, Any]]) -> None:
+        """Run one bulk ``inventorySetQuantities`` over ``quantities`` (``inventorySetQuantities``
+        inputs) and wait for it. Raises RetryableError when the operation fails, is cancelled or
+        expires, or is still running after ``bulk_timeout_s``; PermanentError when any result line
+        carries errors."""
+        lines = [
+            json.dumps(
                 {
-                    "resource": "BULK_MUTATION_VARIABLES",
-                    "filename": "inventory.jsonl",
-                    "mimeType": "text/jsonl",
-                    "httpMethod": "POST",
+                    "input": {
+                        "name": "available",
+                        "reason": "correction",
+                        "quantities": quantities[start : start + q.INVENTORY_BATCH],
+                    },
+                    "key": str(uuid.uuid4()),
                 }
-            ]
-        },
-    )
-    target = client._payload(data, "stagedUploadsCreate", "stagedUploadsCreate")["stagedTargets"][0]
-    fields = [(p["name"], p["value"]) for p in target["parameters"]]
-    body, content_type = _multipart(fields, "inventory.jsonl", content)
-    # The upload goes to the storage host, never with the shop's access token.
-    client.http.request(
-        "POST",
-        target["url"],
-        call=ApiCall(operation="staged-upload"),
-        headers={"Content-Type": content_type},
-        data=body,
-    )
-    return str(dict(fields)["key"])
-
-
-def _await_bulk(client: ShopifyClient, operation_id: str) -> dict[str, Any]:
-    interval = float(client.conn.settings.get("bulk_poll_interval_s", 1.0))
-    deadline = time.monotonic() + float(client.conn.settings.get("bulk_timeout_s", 600.0))
-    while True:
-        data = client.graphql("bulkPoll", q.BULK_POLL, {"id": operation_id})
-        operation = data.get("bulkOperation") or {}
-        status = operation.get("status")
-        if status == "COMPLETED":
-            return dict(operation)
-        if status in ("FAILED", "CANCELED", "EXPIRED"):
-            raise RetryableError(
-                f"shopify bulk operation {operation_id} ended {status} "
-                f"({operation.get('errorCode')})"
             )
-        if time.monotonic() > deadline:
-            raise RetryableError(f"shopify bulk operation {operation_id} still {status}")
-        time.sleep(interval)
-
-
-def _check_bulk_results(client: ShopifyClient, operation: Mapping[str, Any]) -> None:
-    if not operation.get("url"):
-        return  # no output: nothing ran (an empty file)
-    response = client.http.request("GET", str(operation["url"]), call=ApiCall("bulk-result"))
-    failures = []
-    for raw in response.body.decode().splitlines():
-        if not raw.strip():
-            continue
-        line = json.loads(raw)
-        payload = (line.get("data") or {}).get("inventorySetQuantities") or {}
-        problems = [e.get("message") for e in line.get("errors") or []] + [
-            e.get("message") for e in payload.get("userErrors") or []
+            for start in range(0, len(quantities), q.INVENTORY_BATCH)
         ]
-        if problems:
-            failures.append(f"line {line.get('__lineNumber')}: {'; '.join(map(str, problems))}")
-    if failures:
-        raise PermanentError("shopify bulk inventory failed: " + " | ".join(failures)[:500])
-    client.log(f"shopify bulk operation {operation.get('id')} completed")
+        path = self._stage(("\n".join(lines) + "\n").encode())
+        data = self.graphql(
+            "bulkRun",
+            q.BULK_RUN,
+            {"mutation": q.INVENTORY_SET, "path": path, "client": self.conn.store_id},
+        )
+        operation = self._payload(data, "bulkOperationRunMutation", "bulkOperationRunMutation")
+        finished = self._await_bulk(str(operation["bulkOperation"]["id"]))
+        self._check_bulk_results(finished)
+
+    def _stage(self, content: bytes) -> str:
+        data = self.graphql(
+            "stagedUpload",
+            q.STAGED_UPLOAD,
+            {
+                "input": [
+                    {
+                        "resource": "BULK_MUTATION_VARIABLES",
+                        "filename": "inventory.jsonl",
+                        "mimeType": "text/jsonl",
+                        "httpMethod": "POST",
+                    }
+                ]
+            },
+        )
+        target = self._payload(data, "stagedUploadsCreate", "stagedUploadsCreate")["stagedTargets"][
+            0
+        ]
+        fields = [(p["name"], p["value"]) for p in target["parameters"]]
+        body, content_type = _multipart(fields, "inventory.jsonl", content)
+        # The upload goes to the storage host, never with the shop's access token.
+        self.http.request(
+            "POST",
+            target["url"],
+            call=ApiCall(operation="staged-upload"),
+            headers={"Content-Type": content_type},
+            data=body,
+        )
+        return str(dict(fields)["key"])
+
+    def _await_bulk(self, operation_id: str) -> dict[str, Any]:
+        interval = float(self.conn.settings.get("bulk_poll_interval_s", 1.0))
+        deadline = time.monotonic() + float(self.conn.settings.get("bulk_timeout_s", 600.0))
+        while True:
+            data = self.graphql("bulkPoll", q.BULK_POLL, {"id": operation_id})
+            operation = data.get("bulkOperation") or {}
+            status = operation.get("status")
+            if status == "COMPLETED":
+                return dict(operation)
+            if status in ("FAILED", "CANCELED", "EXPIRED"):
+                raise RetryableError(
+                    f"shopify bulk operation {operation_id} ended {status} "
+                    f"({operation.get('errorCode')})"
+                )
+            if time.monotonic() > deadline:
+                raise RetryableError(f"shopify bulk operation {operation_id} still {status}")
+            time.sleep(interval)
+
+    def _check_bulk_results(self, operation: Mapping[str, Any]) -> None:
+        if not operation.get("url"):
+            return  # no output: nothing ran (an empty file)
+        response = self.http.request("GET", str(operation["url"]), call=ApiCall("bulk-result"))
+        failures = []
+        for raw in response.body.decode().splitlines():
+            if not raw.strip():
+                continue
+            line = json.loads(raw)
+            payload = (line.get("data") or {}).get("inventorySetQuantities") or {}
+            problems = [e.get("message") for e in line.get("errors") or []] + [
+                e.get("message") for e in payload.get("userErrors") or []
+            ]
+            if problems:
+                failures.append(f"line {line.get('__lineNumber')}: {'; '.join(map(str, problems))}")
+        if failures:
+            raise PermanentError("shopify bulk inventory failed: " + " | ".join(failures)[:500])
+        self.log(f"shopify bulk operation {operation.get('id')} completed")
 
 
 def _multipart(

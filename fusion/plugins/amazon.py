@@ -29,9 +29,9 @@ from urllib.parse import quote
 
 from fusion.errors import PermanentError
 from fusion.plugins import _amazon_lwa as lwa
+from fusion.plugins._amazon_feeds import ListingsFeed
 from fusion.plugins.amazon_sqs import OrderChangeConsumer
 from fusion.plugins.base import (
-    ApiCall,
     AuthType,
     Capability,
     HttpClient,
@@ -42,13 +42,13 @@ from fusion.plugins.base import (
     PlatformClient,
     Plugin,
     ProductDraft,
-    RateLimitSpec,
     RemoteOrder,
     RemoteProduct,
     StoreConnection,
     WebhookEvent,
 )
 from fusion.plugins.models import ContractLevel
+from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 
 DEFAULT_MARKETPLACE = "ATVPDKIKX0DER"
 LISTINGS = "/listings/2021-08-01/items"
@@ -61,7 +61,7 @@ QUEUE_WAIT_S = 2  # SQS long poll inside a job: short, so an idle queue frees th
 LISTINGS_RATE = RateLimitSpec(requests_per_second=5.0, burst_size=5)
 
 
-class AmazonClient(PlatformClient):
+class AmazonClient(ListingsFeed, PlatformClient):
     """One seller's SP-API client for one job."""
 
     def __init__(
@@ -192,8 +192,6 @@ class AmazonClient(PlatformClient):
             )
 
     def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
-        from fusion.plugins._amazon_feeds import submit_listings_feed
-
         messages = [
             {
                 "messageId": n,
@@ -205,7 +203,7 @@ class AmazonClient(PlatformClient):
             for n, update in enumerate(updates, 1)
         ]
         if messages:
-            submit_listings_feed(self, messages)
+            self._submit_listings_feed(messages)
 
     # -- orders ---------------------------------------------------------------------------------
 

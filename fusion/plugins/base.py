@@ -19,6 +19,8 @@ from typing import Any, Protocol
 
 from fusion.errors import UnsupportedCapability
 from fusion.plugins.models import ContractLevel
+from fusion.ratelimit.spec import ApiCall, RateLimitSpec
+from fusion.security.crypto import Secret
 
 
 class Capability(enum.StrEnum):
@@ -34,36 +36,6 @@ class Capability(enum.StrEnum):
 class AuthType(enum.StrEnum):
     OAUTH = "oauth"
     API_KEY = "api_key"
-
-
-@dataclass(frozen=True)
-class ApiCall:
-    """What a client is about to send, so a plugin's cost function can price it."""
-
-    operation: str  # e.g. "graphql:productCreate", "PATCH /listings/items"
-    items: int = 1
-
-
-@dataclass(frozen=True)
-class RateLimitSpec:
-    requests_per_second: float
-    burst_size: int
-    cost: Callable[[ApiCall], float] | None = None
-
-    def cost_of(self, call: ApiCall) -> float:
-        return self.cost(call) if self.cost else 1.0
-
-
-class Secret(str):
-    """A credential value: prints as ``***`` in reprs, logs and tracebacks."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __format__(self, spec: str) -> str:
-        return "***"
 
 
 @dataclass(frozen=True)

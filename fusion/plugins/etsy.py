@@ -34,7 +34,6 @@ from urllib.parse import urlencode
 
 from fusion.errors import MalformedWebhook, PermanentError
 from fusion.plugins.base import (
-    ApiCall,
     AuthType,
     Capability,
     HttpClient,
@@ -44,14 +43,14 @@ from fusion.plugins.base import (
     PlatformClient,
     Plugin,
     ProductDraft,
-    RateLimitSpec,
     RemoteOrder,
     RemoteProduct,
     StoreConnection,
     WebhookEvent,
 )
 from fusion.plugins.models import ContractLevel
-from fusion.sandbox.webhooks import verify_standard_webhook
+from fusion.ratelimit.spec import ApiCall, RateLimitSpec
+from fusion.security.signing import verify_standard_webhook
 
 API = "/v3/application"
 PAGE = 100

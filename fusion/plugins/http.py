@@ -30,9 +30,10 @@ from tenacity import (
 from tenacity import Retrying as _Retrying
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
-from fusion.metrics import record_rate_limit_wait
-from fusion.plugins.base import ApiCall, HttpResponse, RateLimitSpec, StoreConnection
+from fusion.plugins.base import HttpResponse, StoreConnection
 from fusion.ratelimit.bucket import TokenBucket
+from fusion.ratelimit.spec import ApiCall, RateLimitSpec
+from fusion.ratelimit.waits import record_rate_limit_wait
 from fusion.security.redact import redact_text
 
 log = logging.getLogger(__name__)

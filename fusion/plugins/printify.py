@@ -38,7 +38,6 @@ from urllib.parse import quote
 
 from fusion.errors import MalformedWebhook, PermanentError, RetryableError, UnsupportedCapability
 from fusion.plugins.base import (
-    ApiCall,
     AuthType,
     Capability,
     HttpClient,
@@ -48,13 +47,13 @@ from fusion.plugins.base import (
     PlatformClient,
     Plugin,
     ProductDraft,
-    RateLimitSpec,
     RemoteOrder,
     RemoteProduct,
     StoreConnection,
     WebhookEvent,
 )
 from fusion.plugins.models import ContractLevel
+from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 
 TAG_PREFIX = "fusion:"
 TEMPLATE_TAG = "fusion:template"

@@ -34,8 +34,8 @@ from typing import Any
 
 from fusion.errors import MalformedWebhook, PermanentError, RateLimited, RetryableError
 from fusion.plugins import _shopify_queries as q
+from fusion.plugins._shopify_bulk import BulkInventory
 from fusion.plugins.base import (
-    ApiCall,
     AuthType,
     Capability,
     HttpClient,
@@ -44,14 +44,14 @@ from fusion.plugins.base import (
     PlatformClient,
     Plugin,
     ProductDraft,
-    RateLimitSpec,
     RemoteOrder,
     RemoteProduct,
     StoreConnection,
     WebhookEvent,
 )
 from fusion.plugins.models import ContractLevel
-from fusion.sandbox.webhooks import verify_shopify_hmac
+from fusion.ratelimit.spec import ApiCall, RateLimitSpec
+from fusion.security.signing import verify_shopify_hmac
 
 GRAPHQL_PATH = f"/admin/api/{q.API_VERSION}/graphql.json"
 OPTION = "SKU"
@@ -73,7 +73,7 @@ class _TooCostly(RateLimited):
         super().__init__(1.0, message)
 
 
-class ShopifyClient(PlatformClient):
+class ShopifyClient(BulkInventory, PlatformClient):
     def __init__(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
     ) -> None:
@@ -292,9 +292,7 @@ class ShopifyClient(PlatformClient):
         quantities = self._quantities(updates)
         if not quantities:
             return
-        from fusion.plugins._shopify_bulk import run_inventory_bulk
-
-        run_inventory_bulk(self, quantities)
+        self._run_inventory_bulk(quantities)
 
     # -- orders ---------------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 import redis
 
 from fusion.errors import ValidationFailed
-from fusion.plugins.base import RateLimitSpec
+from fusion.ratelimit.spec import RateLimitSpec
 
 KEY_PREFIX = "fusion:ratelimit:"
 IDLE_EXPIRY_S = 86_400  # a bucket untouched for a day is forgotten (it would be full anyway)

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Request, Response
 from fusion.sandbox._etsy_contract import API
 from fusion.sandbox._etsy_state import Shop
 from fusion.sandbox.server import SandboxError, json_response
-from fusion.sandbox.webhooks import standard_webhooks_sign
+from fusion.security.signing import standard_webhooks_sign
 
 if TYPE_CHECKING:
     from fusion.sandbox.server import Delivery

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from fusion.sandbox._shopify_state import ResolveContext, Shop, connection, user_error
-from fusion.sandbox.webhooks import shopify_hmac
+from fusion.security.signing import shopify_hmac
 
 if TYPE_CHECKING:
     from fusion.sandbox.server import Delivery

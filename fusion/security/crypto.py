@@ -16,9 +16,20 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from fusion.config import Settings
 from fusion.errors import ConfigError, PermanentError
-from fusion.plugins.base import Secret
 
 FORMAT_VERSION = 1
+
+
+class Secret(str):
+    """A credential value: prints as ``***`` in reprs, logs and tracebacks."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __format__(self, spec: str) -> str:
+        return "***"
 
 
 class CredentialsUnreadable(PermanentError):

@@ -1,9 +1,9 @@
-"""Connecting stores and handing their credentials to a plugin call, and nowhere else.
+"""Connecting stores and changing their credentials.
 
 Credentials arrive as plain strings once (when a store is connected or its credentials
 change), are encrypted at once (``fusion.security.crypto``, bound to the org and store) and
-are decrypted only by :func:`store_connection`, which job handlers call inside the plugin
-call. The caller owns the transaction: nothing here commits.
+are decrypted only by ``fusion.stores.client``, inside the plugin call. The caller owns the
+transaction: nothing here commits.
 """
 
 from __future__ import annotations
@@ -16,15 +16,10 @@ from sqlalchemy.orm import Session
 
 from fusion.config import Settings
 from fusion.errors import NotFound, ValidationFailed
-from fusion.plugins.base import Capability, StoreConnection
+from fusion.plugins.http import drop_session
 from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.ratelimit.bucket import BucketConfig
-from fusion.security.crypto import (
-    decrypt_credentials,
-    decrypt_secret,
-    encrypt_credentials,
-    encrypt_secret,
-)
+from fusion.security.crypto import encrypt_credentials, encrypt_secret
 from fusion.security.egress import EgressRefused, check_destination
 from fusion.stores.models import Store
 
@@ -128,8 +123,6 @@ def update_credentials(
             settings, store.org_id, store.id, webhook_secret
         )
     session.flush()
-    from fusion.plugins.http import drop_session
-
     drop_session(str(store.id))  # pooled connections may carry the old auth
     return store
 
@@ -140,53 +133,3 @@ def get_store(session: Session, store_id: uuid.UUID) -> Store:
     if store is None:
         raise NotFound(f"no store {store_id}")
     return store
-
-
-def store_connection(settings: Settings, store: Store) -> StoreConnection:
-    """The store as a plugin client sees it, credentials decrypted (as ``Secret`` values).
-
-    Call it inside the plugin call only and let the result go out of scope with it. Raises
-    CredentialsUnreadable (a PermanentError) when the credentials cannot be decrypted or
-    belong to another store, ValidationFailed when the store has no base URL or credentials,
-    EgressRefused (a PermanentError) when the base URL leads somewhere the hub may not call."""
-    if not store.base_url:
-        raise ValidationFailed("the store has no base_url", fields={"base_url": ["required"]})
-    if store.credentials_encrypted is None:
-        raise ValidationFailed("the store has no credentials", fields={"credentials": ["none"]})
-    # Checked again at connect time: a name may resolve elsewhere than when it was saved.
-    check_destination(store.base_url, allow_private=settings.allow_private_egress)
-    credentials = decrypt_credentials(settings, store.org_id, store.id, store.credentials_encrypted)
-    return StoreConnection(
-        store_id=str(store.id),
-        org_id=str(store.org_id),
-        platform=store.platform,
-        external_id=store.external_id,
-        base_url=store.base_url,
-        credentials=credentials,
-        settings=dict(store.settings or {}),
-    )
-
-
-def webhook_secret(settings: Settings, store: Store) -> str | None:
-    """The store's decrypted webhook signing secret, or None when it has none."""
-    if store.webhook_secret_encrypted is None:
-        return None
-    return decrypt_secret(settings, store.org_id, store.id, store.webhook_secret_encrypted)
-
-
-def test_connection(settings: Settings, store: Store) -> int:
-    """Call the platform once (``list_products``) with the store's credentials, outside the
-    shared bucket; returns how many products it holds. Raises the HTTP helper's errors
-    (PermanentError for refused credentials, RetryableError when unreachable)."""
-    from fusion.plugins.http import StoreHttp
-
-    plugin = get_plugin(store.platform)
-    conn = store_connection(settings, store)
-    http = StoreHttp(conn, spec=plugin.rate_limit, bucket=None, transport_attempts=1)
-    client = plugin.client(conn, http)
-    if plugin.level(Capability.LIST_PRODUCTS).value == "unsupported":
-        return 0
-    return len(client.list_products())
-
-
-test_connection.__test__ = False  # type: ignore[attr-defined]  # not a pytest test

@@ -1,5 +1,5 @@
 """The jobs behind order events. Imported by workers at start
-(``fusion.jobs.registry.BUILTIN_MODULES``).
+(``boot.start``).
 
 - ``process_webhook`` turns a stored delivery into an order, its stock effect and the stock
   pushes to the org's other stores. An event that only names its order (Printify's, Amazon's
@@ -21,37 +21,35 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import fusion.db.models  # noqa: F401  (every table, so foreign keys resolve in a worker)
+from sqlalchemy.orm import Session
+
 from fusion.errors import PermanentError
-from fusion.jobs.registry import JobType, register
-from fusion.orders.service import Ingested, fan_out_stock, ingest_order
+from fusion.inventory.service import fan_out_stock
+from fusion.jobs.context import JobContext
+from fusion.jobs.registry import job_type
+from fusion.orders.service import Ingested, ingest_order
 from fusion.plugins.base import Capability, WebhookEvent
-from fusion.plugins.calls import store_client
 from fusion.plugins.registry import get_plugin
+from fusion.stores.client import store_client, webhook_secret
 from fusion.stores.models import Store
-from fusion.stores.service import webhook_secret
 from fusion.webhooks.models import WebhookDelivery
-from fusion.webhooks.service import PROCESS_JOB, SUBSCRIBE_JOB, receiver_url, record
+from fusion.webhooks.service import CONSUME_JOB, PROCESS_JOB, SUBSCRIBE_JOB, receiver_url, record
 
-if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
-
-    from fusion.jobs.context import JobContext
-
-CONSUME_JOB = "consume_order_queue"
 QUEUE_MAX_POLLS = 50  # up to 500 notifications a run; the next run takes the rest
 
 
+@job_type(
+    PROCESS_JOB,
+    needs_store=False,
+    internal="the webhook receiver enqueues it for each verified delivery",
+)
 def process_webhook(ctx: JobContext) -> dict[str, Any]:
     """Ingest the order a delivery carries (once), take its stock (once, clamped at 0 with a
     warning per clamped SKU) and enqueue the real-time pushes; mark the delivery processed.
     Raises PermanentError for a missing delivery or an order payload the plugin rejects."""
-    try:
-        webhook_id = uuid.UUID(str(ctx.payload["webhook_id"]))
-    except (KeyError, ValueError):
-        raise PermanentError("the payload needs webhook_id (a UUID)") from None
+    webhook_id = ctx.payload_uuid("webhook_id")
     with ctx.session() as session:
         delivery = _delivery(session, webhook_id)
         if delivery.status == "processed":
@@ -128,6 +126,11 @@ def _delivery(session: Session, webhook_id: uuid.UUID) -> WebhookDelivery:
     return delivery
 
 
+@job_type(
+    CONSUME_JOB,
+    capability=Capability.ORDER_WEBHOOKS,
+    internal="beat polls every store's order queue (FUSION_ORDER_QUEUE_POLL_S)",
+)
 def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
     """Drain the store's order notification queue: each new notification is stored once and
     its ``process_webhook`` enqueued, in one transaction per notification. Raises
@@ -169,6 +172,7 @@ def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
     return result
 
 
+@job_type(SUBSCRIBE_JOB, capability=Capability.ORDER_WEBHOOKS)
 def subscribe_order_events(ctx: JobContext) -> dict[str, Any]:
     """Ask the store's platform to deliver its order events to this hub's receiver
     (``FUSION_PUBLIC_URL`` + ``/webhooks/<platform>/<store id>``), signed with the store's
@@ -178,16 +182,15 @@ def subscribe_order_events(ctx: JobContext) -> dict[str, Any]:
     API for it."""
     if not ctx.settings.public_url:
         raise PermanentError("FUSION_PUBLIC_URL is not set: platforms have no address to call")
-    if ctx.store_id is None:
-        raise PermanentError("this job names no store")
+    store_id = ctx.require_store()
     with ctx.session() as session:
-        store = session.get(Store, ctx.store_id)
+        store = session.get(Store, store_id)
         if store is None:
-            raise PermanentError(f"store {ctx.store_id} no longer exists")
+            raise PermanentError(f"store {store_id} no longer exists")
         secret, platform = webhook_secret(ctx.settings, store), store.platform
     if secret is None:
         raise PermanentError("the store has no webhook secret to verify deliveries with")
-    uri = receiver_url(ctx.settings.public_url, platform, ctx.store_id)
+    uri = receiver_url(ctx.settings.public_url, platform, store_id)
     with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
         added = bound.client.subscribe_order_events(uri, secret)
     ctx.log(
@@ -197,31 +200,3 @@ def subscribe_order_events(ctx: JobContext) -> dict[str, Any]:
         added=added,
     )
     return {"uri": uri, "added": added}
-
-
-register(
-    JobType(
-        PROCESS_JOB,
-        process_webhook,
-        needs_store=False,
-        payload_schema="webhook_jobs.process",
-        internal="the webhook receiver enqueues it for each verified delivery",
-    )
-)
-register(
-    JobType(
-        SUBSCRIBE_JOB,
-        subscribe_order_events,
-        capability=Capability.ORDER_WEBHOOKS.value,
-        payload_schema="webhook_jobs.subscribe_order_events",
-    )
-)
-register(
-    JobType(
-        CONSUME_JOB,
-        consume_order_queue,
-        capability=Capability.ORDER_WEBHOOKS.value,
-        payload_schema="webhook_jobs.consume_order_queue",
-        internal="beat polls every store's order queue (FUSION_ORDER_QUEUE_POLL_S)",
-    )
-)

@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import text, update
+from sqlalchemy import and_, or_, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -26,15 +26,17 @@ from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import FusionError, MalformedWebhook, NotFound, PermanentError, ValidationFailed
 from fusion.jobs.models import Job
+from fusion.jobs.recurring import StoreFilter
 from fusion.jobs.service import enqueue
 from fusion.plugins.base import Plugin, WebhookEvent
-from fusion.plugins.registry import get_plugin
+from fusion.plugins.registry import get_plugin, plugin_slugs
+from fusion.stores.client import webhook_secret
 from fusion.stores.models import Store
-from fusion.stores.service import webhook_secret
 from fusion.webhooks.models import WebhookDelivery
 
 PROCESS_JOB = "process_webhook"
 SUBSCRIBE_JOB = "subscribe_order_events"
+CONSUME_JOB = "consume_order_queue"
 MAX_DELIVERY_ID = 255
 MAX_TOPIC = 120
 
@@ -184,3 +186,18 @@ def _link(session: Session, webhook_id: uuid.UUID, job_id: uuid.UUID) -> None:
     session.execute(
         update(WebhookDelivery).where(WebhookDelivery.id == webhook_id).values(job_id=job_id)
     )
+
+
+def order_queue_stores() -> StoreFilter:
+    """The stores with an order notification queue: on a platform whose plugin declares
+    ``order_queue_setting``, and naming their queue in that setting."""
+    settings = {
+        slug: setting
+        for slug in plugin_slugs()
+        if (setting := get_plugin(slug).order_queue_setting) is not None
+    }
+    named = [
+        and_(Store.platform == slug, Store.settings[setting].astext != "")
+        for slug, setting in settings.items()
+    ]
+    return StoreFilter(platforms=sorted(settings), where=or_(*named) if named else None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from fusion.db.models import TENANT_TABLES
+from fusion.models import TENANT_TABLES
 from fusion.db.rls import (
     APP_ROLE,
     SYSTEM_ROLE,

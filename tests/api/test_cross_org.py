@@ -8,7 +8,7 @@ import uuid
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from fusion.db.models import TENANT_TABLES
+from fusion.models import TENANT_TABLES
 from tests.api.conftest import Team
 from tests.api.kit import ENDPOINTS, make_kit
 

@@ -9,7 +9,7 @@ from sqlalchemy import Engine
 
 from api.security import SCOPE_ATTR
 from fusion.auth.access import RANK
-from fusion.orgs.models import Role
+from fusion.auth.models import Role
 from tests.api.conftest import Caller, Team, signup
 from tests.api.kit import ENDPOINTS, make_kit
 

@@ -15,10 +15,10 @@ from fusion.approvals import service
 from fusion.approvals.expiry import ExpiredApproval, expire_due
 from fusion.audit.service import verify
 from fusion.auth.access import Access, ActorType, Principal
+from fusion.auth.models import Role
 from fusion.db.session import Database
 from fusion.errors import Conflict
 from fusion.jobs import dispatch
-from fusion.orgs.models import Role
 from tests.workers.conftest import Celery, celery, wait_until, worker_env  # noqa: F401
 from workers.dispatcher import producer_app
 

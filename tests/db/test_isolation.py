@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from fusion.db.models import RLS_TABLES, TENANT_TABLES
+from fusion.models import RLS_TABLES, TENANT_TABLES
 from fusion.db.session import Database
 from tests.support.seed import seed_org
 

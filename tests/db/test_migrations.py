@@ -12,7 +12,7 @@ from sqlalchemy.pool import NullPool
 
 from fusion.config import Settings
 from fusion.db import migrate
-from fusion.db.models import Base
+from fusion.models import Base
 from fusion.db.session import make_engine
 from tests.support.servers import ScratchDatabase, admin_postgres_url
 

@@ -63,10 +63,30 @@ class PublishPayload(Schema):
     quantity = fields.Integer(required=True, validate=validate.Range(min=0))
 
 
-register(JobType("test.record", record, needs_store=False))
-register(JobType("test.fail", fail, needs_store=False, max_attempts=3))
-register(JobType("test.noop", noop, needs_store=False))
-register(JobType("test.urgent", noop, needs_store=False, priority=10))
-register(JobType("test.schema", noop, needs_store=False, payload_schema="test.schema"))
-register(JobType("test.store", noop, needs_store=True))
-schemas.jobs.register_payload_schema("test.schema", PublishPayload)
+class RecordPayload(Schema):
+    sleep_s = fields.Float(validate=validate.Range(min=0))
+    checkpoints = fields.Boolean()
+
+
+class FailPayload(Schema):
+    error = fields.String(
+        validate=validate.OneOf(["retryable", "permanent", "rate_limited", "crash"])
+    )
+    retry_after_s = fields.Float(validate=validate.Range(min=0))
+
+
+class CountedPayload(Schema):
+    n = fields.Integer()
+
+
+TEST_TYPES = (
+    (JobType("test.record", record, needs_store=False), RecordPayload),
+    (JobType("test.fail", fail, needs_store=False, max_attempts=3), FailPayload),
+    (JobType("test.noop", noop, needs_store=False), CountedPayload),
+    (JobType("test.urgent", noop, needs_store=False, priority=10), CountedPayload),
+    (JobType("test.schema", noop, needs_store=False), PublishPayload),
+    (JobType("test.store", noop, needs_store=True), CountedPayload),
+)
+for _job_type, _schema in TEST_TYPES:
+    register(_job_type)
+    schemas.jobs.register_payload_schema(_job_type.name, _schema)

@@ -238,9 +238,10 @@ class Store:
         """Spend the shop's allowance on the platform from outside the hub (another app on
         the same shop, as it were) until the platform throttles; returns the calls made."""
         from fusion.errors import RateLimited
-        from fusion.plugins.base import Secret, StoreConnection
+        from fusion.plugins.base import StoreConnection
         from fusion.plugins.http import StoreHttp
         from fusion.plugins.registry import get_plugin
+        from fusion.security.crypto import Secret
 
         plugin = get_plugin(self.platform)
         conn = StoreConnection(

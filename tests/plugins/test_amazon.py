@@ -17,12 +17,13 @@ import requests
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
 from fusion.plugins import amazon
-from fusion.plugins.base import InventoryUpdate, ProductDraft, Secret, StoreConnection, VariantDraft
+from fusion.plugins.base import InventoryUpdate, ProductDraft, StoreConnection, VariantDraft
 from fusion.plugins.http import StoreHttp
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.sandbox import _amazon_contract as contract
 from fusion.sandbox.amazon import AmazonSandbox
 from fusion.sandbox.server import SandboxServer
+from fusion.security.crypto import Secret
 
 needs_contracts = pytest.mark.skipif(
     not contract.available(),

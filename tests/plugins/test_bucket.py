@@ -10,8 +10,8 @@ import pytest
 import redis as redis_lib
 
 from fusion.errors import ValidationFailed
-from fusion.plugins.base import RateLimitSpec
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
+from fusion.ratelimit.spec import RateLimitSpec
 
 SPEC = RateLimitSpec(requests_per_second=2.0, burst_size=4)
 

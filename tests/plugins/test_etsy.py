@@ -25,7 +25,7 @@ from fusion.plugins.models import ContractLevel
 from fusion.sandbox._etsy_contract import API, request_schema
 from fusion.sandbox.etsy import EtsySandbox
 from fusion.sandbox.server import SandboxServer
-from fusion.sandbox.webhooks import standard_webhooks_sign
+from fusion.security.signing import standard_webhooks_sign
 from tests.sandbox.harness import connection, store_http, webhook_receiver
 
 _shop_ids = count(7001)

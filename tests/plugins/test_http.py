@@ -15,10 +15,12 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
-from fusion.metrics import RATE_LIMIT_SECONDS_KEY, RATE_LIMIT_WAITS_KEY
-from fusion.plugins.base import ApiCall, RateLimitSpec, Secret, StoreConnection
+from fusion.plugins.base import StoreConnection
 from fusion.plugins.http import StoreHttp, parse_retry_after
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
+from fusion.ratelimit.spec import ApiCall, RateLimitSpec
+from fusion.ratelimit.waits import RATE_LIMIT_SECONDS_KEY, RATE_LIMIT_WAITS_KEY
+from fusion.security.crypto import Secret
 
 TOKEN = "shpat_canary_http_0123456789"
 CALL = ApiCall("GET /thing")

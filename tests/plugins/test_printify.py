@@ -21,10 +21,11 @@ from werkzeug.wrappers import Request, Response
 
 from fusion.errors import PermanentError, RateLimited, RetryableError, UnsupportedCapability
 from fusion.plugins import printify
-from fusion.plugins.base import InventoryUpdate, ProductDraft, Secret, StoreConnection, VariantDraft
+from fusion.plugins.base import InventoryUpdate, ProductDraft, StoreConnection, VariantDraft
 from fusion.plugins.http import StoreHttp
 from fusion.sandbox.printify import PrintifySandbox, sign
 from fusion.sandbox.server import SandboxServer
+from fusion.security.crypto import Secret
 
 TEMPLATE = {
     "blueprint_id": 6,

@@ -20,7 +20,7 @@ from fusion.plugins.base import InventoryUpdate, ProductDraft, VariantDraft
 from fusion.plugins.shopify import ShopifyClient, plugin
 from fusion.sandbox.server import SandboxServer
 from fusion.sandbox.shopify import ShopifySandbox
-from fusion.sandbox.webhooks import shopify_hmac
+from fusion.security.signing import shopify_hmac
 from tests.sandbox.harness import connection, store_http, webhook_receiver
 
 

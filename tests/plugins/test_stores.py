@@ -11,7 +11,8 @@ from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import ValidationFailed
 from fusion.plugins.registry import plugin_slugs
-from fusion.stores.service import connect_store, store_connection, update_credentials
+from fusion.stores.client import store_connection
+from fusion.stores.service import connect_store, update_credentials
 
 CANARY = "canary-cred-7f3a9c1e5b"
 

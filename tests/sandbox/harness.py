@@ -14,10 +14,11 @@ from typing import Any
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from fusion.plugins.base import Secret, StoreConnection
+from fusion.plugins.base import StoreConnection
 from fusion.plugins.http import StoreHttp
 from fusion.plugins.registry import get_plugin
 from fusion.sandbox.server import QuietRequestHandler
+from fusion.security.crypto import Secret
 
 
 @dataclass

@@ -14,7 +14,7 @@ import pytest
 
 from fusion.errors import PermanentError
 from fusion.sandbox.server import contracts_dir
-from fusion.sandbox.webhooks import (
+from fusion.security.signing import (
     shopify_hmac,
     standard_webhooks_sign,
     verify_shopify_hmac,

@@ -12,8 +12,9 @@ from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import ValidationFailed
 from fusion.security.egress import EgressRefused, check_destination
+from fusion.stores.client import store_connection
 from fusion.stores.models import Store
-from fusion.stores.service import connect_store, store_connection
+from fusion.stores.service import connect_store
 
 REFUSED = [
     "http://169.254.169.254/latest/meta-data/",

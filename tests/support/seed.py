@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from fusion.db.models import TENANT_TABLES
+from fusion.models import TENANT_TABLES
 
 
 def _insert(conn: Connection, table: str, **values: Any) -> uuid.UUID:

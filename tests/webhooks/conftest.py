@@ -19,7 +19,7 @@ from api.app import create_app
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.jobs import dispatch
-from fusion.sandbox.webhooks import shopify_hmac
+from fusion.security.signing import shopify_hmac
 from fusion.stores.service import connect_store
 
 MAX_BODY = 64 * 1024

@@ -17,8 +17,8 @@ from sqlalchemy import Engine, text
 
 from fusion.config import Settings
 from fusion.db.session import Database
-from fusion.inventory.sync import CONSUME_ORDER_QUEUE
 from fusion.sandbox import SandboxServer
+from fusion.webhooks.service import CONSUME_JOB as CONSUME_ORDER_QUEUE
 from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env, workers_and_beat
 from tests.workers.conftest import wait_until
 

@@ -159,9 +159,17 @@ def test_an_order_webhook_is_ingested_once_and_fans_out_to_real_time_stores(
 
     # The job run again (a redelivered task), even with the delivery not yet marked done,
     # changes nothing: the order's stock_applied_at guards the stock.
-    ctx = JobContext(job_id=job_id, org_id=shop.org_id, store_id=None, job_type="process_webhook",
-                     payload={"webhook_id": str(_webhook_id(admin_engine))}, attempt=2,
-                     settings=settings, database=database)  # fmt: skip
+    ctx = JobContext(
+        job_id=job_id,
+        org_id=shop.org_id,
+        store_id=None,
+        job_type="process_webhook",
+        payload={"webhook_id": str(_webhook_id(admin_engine))},
+        attempt=2,
+        max_attempts=5,
+        settings=settings,
+        database=database,
+    )
     assert process_webhook(ctx)["already_processed"] is True
     with admin_engine.begin() as conn:
         conn.execute(text("UPDATE webhooks SET status = 'received'"))

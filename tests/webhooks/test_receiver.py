@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 
 from fusion.config import Settings
 from fusion.db.session import Database
-from fusion.sandbox.webhooks import standard_webhooks_sign
+from fusion.security.signing import standard_webhooks_sign
 from tests.webhooks.conftest import (
     ETSY_SECRET,
     MAX_BODY,

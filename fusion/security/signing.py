@@ -1,5 +1,5 @@
-"""Webhook signing as the platforms do it, shared by the sandboxes (senders) and the plugins
-(verifiers), so both sides compute the same bytes.
+"""Webhook signing as the platforms do it, shared by the plugins (verifiers) and the sandboxes
+(senders), so both sides compute the same bytes.
 
 - Shopify: ``X-Shopify-Hmac-SHA256`` = base64(HMAC-SHA256(secret, raw body)).
 - Standard Webhooks (Etsy): ``webhook-signature`` = space-separated ``v1,<base64>`` entries,

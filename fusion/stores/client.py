@@ -1,6 +1,7 @@
-"""The one way a job gets a platform client for its store.
+"""The one bridge from a store row to a platform client.
 
-:func:`store_client` reads the store, decrypts its credentials (inside the call, never into
+Credentials are decrypted here and nowhere else (:func:`store_connection`), inside the
+plugin call only. :func:`store_client` reads the store, decrypts its credentials (never into
 the payload or a log), binds the pooled HTTP helper to the store's shared token bucket and
 hands the plugin's client to the handler. Everything the client says through ``log`` (a
 workaround, what it did instead) lands in the job's log.
@@ -17,15 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import redis
 
-from fusion.errors import ConfigError, NotFound, UnsupportedCapability
-from fusion.plugins.base import Capability, PlatformClient, Plugin
+from fusion.config import Settings
+from fusion.errors import ConfigError, PermanentError, UnsupportedCapability, ValidationFailed
+from fusion.plugins.base import Capability, PlatformClient, Plugin, StoreConnection
 from fusion.plugins.http import StoreHttp
 from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.ratelimit.state import persist_state
+from fusion.security.crypto import decrypt_credentials, decrypt_secret
+from fusion.security.egress import check_destination
 from fusion.stores.models import Store
-from fusion.stores.service import store_connection
 
 if TYPE_CHECKING:
     from fusion.jobs.context import JobContext
@@ -91,16 +94,16 @@ def store_client(
     """The store's plugin client for this job (or for ``store_id`` of the job's org, for a
     job that names no store), credentials decrypted for its duration only.
 
-    Raises NotFound when the job has no store (or it is gone), UnsupportedCapability when the
+    Raises PermanentError when the job has no store (or it is gone), UnsupportedCapability when the
     plugin cannot do ``capability``, CredentialsUnreadable when the credentials do not
     decrypt; the HTTP helper's errors propagate from the client's calls."""
     store_id = store_id or ctx.store_id
     if store_id is None:
-        raise NotFound("this job names no store")
+        raise PermanentError("this job names no store")
     with ctx.session() as session:
         store = session.get(Store, store_id)
         if store is None:
-            raise NotFound(f"store {store_id} no longer exists")
+            raise PermanentError(f"store {store_id} no longer exists")
         plugin = get_plugin(store.platform)
         if capability is not None:
             require(ctx, plugin, capability)
@@ -117,7 +120,48 @@ def store_client(
     bucket = TokenBucket(_redis_for(ctx), str(info.id), config)
     http = StoreHttp(conn, spec=plugin.rate_limit, bucket=bucket, on_state=on_state)
     client = plugin.client(conn, http, client_log)
-    try:
-        yield Bound(plugin=plugin, client=client, http=http, store=info)
-    finally:
-        del client, conn  # the decrypted credentials go out of scope with the call
+    yield Bound(plugin=plugin, client=client, http=http, store=info)
+
+
+def store_connection(settings: Settings, store: Store) -> StoreConnection:
+    """The store as a plugin client sees it, credentials decrypted (as ``Secret`` values).
+
+    Call it inside the plugin call only and let the result go out of scope with it. Raises
+    CredentialsUnreadable (a PermanentError) when the credentials cannot be decrypted or
+    belong to another store, ValidationFailed when the store has no base URL or credentials,
+    EgressRefused (a PermanentError) when the base URL leads somewhere the hub may not call."""
+    if not store.base_url:
+        raise ValidationFailed("the store has no base_url", fields={"base_url": ["required"]})
+    if store.credentials_encrypted is None:
+        raise ValidationFailed("the store has no credentials", fields={"credentials": ["none"]})
+    # Checked again at connect time: a name may resolve elsewhere than when it was saved.
+    check_destination(store.base_url, allow_private=settings.allow_private_egress)
+    credentials = decrypt_credentials(settings, store.org_id, store.id, store.credentials_encrypted)
+    return StoreConnection(
+        store_id=str(store.id),
+        org_id=str(store.org_id),
+        platform=store.platform,
+        external_id=store.external_id,
+        base_url=store.base_url,
+        credentials=credentials,
+        settings=dict(store.settings or {}),
+    )
+
+
+def webhook_secret(settings: Settings, store: Store) -> str | None:
+    """The store's decrypted webhook signing secret, or None when it has none."""
+    if store.webhook_secret_encrypted is None:
+        return None
+    return decrypt_secret(settings, store.org_id, store.id, store.webhook_secret_encrypted)
+
+
+def check_connection(settings: Settings, store: Store) -> int:
+    """Call the platform once (``list_products``) with the store's credentials, outside the
+    shared bucket; returns how many products it holds. Raises the HTTP helper's errors
+    (PermanentError for refused credentials, RetryableError when unreachable)."""
+    plugin = get_plugin(store.platform)
+    if plugin.level(Capability.LIST_PRODUCTS) == ContractLevel.UNSUPPORTED:
+        return 0
+    conn = store_connection(settings, store)
+    http = StoreHttp(conn, spec=plugin.rate_limit, bucket=None, transport_attempts=1)
+    return len(plugin.client(conn, http).list_products())

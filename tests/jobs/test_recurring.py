@@ -1,5 +1,5 @@
-"""The recurring inventory sync: one sync_inventory job per active store per 15-minute slot,
-against the real database (and, last, through a real Celery worker)."""
+"""The recurring per-store jobs (e.g. one sync_inventory job per active store per 15-minute
+slot), against the real database (and, last, through a real Celery worker)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,12 @@ from sqlalchemy import Engine, text
 import celeryconfig
 import schemas.jobs
 from fusion.db.session import Database
-from fusion.inventory.sync import (
-    CONSUME_ORDER_QUEUE,
-    RECONCILE_ORDERS,
-    idempotency_key,
-    order_queue_stores,
-    slot_start,
-    sync_all_stores,
-)
+from fusion.inventory.service import SYNC_INVENTORY_JOB as SYNC
 from fusion.jobs import dispatch, registry
+from fusion.jobs.recurring import enqueue_for_due_stores, idempotency_key, slot_start
+from fusion.orders.service import RECONCILE_JOB as RECONCILE_ORDERS
+from fusion.webhooks.service import CONSUME_JOB as CONSUME_ORDER_QUEUE
+from fusion.webhooks.service import order_queue_stores
 from tests.jobs.conftest import RecordingDispatcher
 from tests.workers.conftest import Celery, celery, wait_until, worker_env  # noqa: F401
 from workers.dispatcher import producer_app
@@ -118,7 +115,7 @@ def test_order_queues_are_polled_for_the_stores_that_name_one_each_minute(
     minute = timedelta(minutes=1)
 
     def poll(at: datetime) -> tuple[int, int]:
-        run = sync_all_stores(
+        run = enqueue_for_due_stores(
             database,
             now=at,
             job_type=CONSUME_ORDER_QUEUE,
@@ -158,18 +155,18 @@ def test_every_active_store_of_every_org_gets_exactly_one_sync_job(
     b1 = add_store(admin_engine, org_b, "printify")
     add_store(admin_engine, org_b, "shopify", status="paused")
     # When the sync runs
-    run = sync_all_stores(database, now=NOW)
+    run = enqueue_for_due_stores(database, job_type=SYNC, now=NOW)
     # Then each active store has one pending job on its platform's queue, keyed by the slot
     assert (run.due, run.enqueued, run.failed_orgs) == (3, 3, 0)
     jobs = sync_jobs(admin_engine)
     assert sorted(jobs) == sorted(
         [
-            (org_a, a1, "shopify", "pending", idempotency_key(a1, NOW)),
-            (org_a, a2, "etsy", "pending", idempotency_key(a2, NOW)),
-            (org_b, b1, "printify", "pending", idempotency_key(b1, NOW)),
+            (org_a, a1, "shopify", "pending", idempotency_key(a1, NOW, SYNC)),
+            (org_a, a2, "etsy", "pending", idempotency_key(a2, NOW, SYNC)),
+            (org_b, b1, "printify", "pending", idempotency_key(b1, NOW, SYNC)),
         ]
     )
-    assert idempotency_key(a1, NOW) == f"sync_inventory:{a1}:2026-11-28T10:00Z"
+    assert idempotency_key(a1, NOW, SYNC) == f"sync_inventory:{a1}:2026-11-28T10:00Z"
     # and each was published once, after its org's commit, on its queue
     assert sorted((q for _, q, _ in recorder.published)) == ["etsy", "printify", "shopify"]
     assert len(set(recorder.ids)) == 3
@@ -180,29 +177,32 @@ def test_a_second_run_in_the_same_slot_enqueues_nothing_the_next_slot_does(
 ) -> None:
     # Given a store whose sync for this slot already ran to completion
     store = add_store(admin_engine, org_a)
-    assert sync_all_stores(database, now=NOW).enqueued == 1
+    assert enqueue_for_due_stores(database, job_type=SYNC, now=NOW).enqueued == 1
     finish_all(admin_engine)
     published = len(recorder.published)
     # When the sync runs again later in the same slot
-    again = sync_all_stores(database, now=NOW + timedelta(minutes=7))
+    again = enqueue_for_due_stores(database, job_type=SYNC, now=NOW + timedelta(minutes=7))
     # Then the store is due but its slot key is taken: nothing new, nothing published
     assert (again.due, again.enqueued) == (1, 0)
     assert len(sync_jobs(admin_engine)) == 1
     assert len(recorder.published) == published
     # When the next slot starts, the store gets its next job
-    assert sync_all_stores(database, now=NOW + timedelta(minutes=15)).enqueued == 1
+    assert (
+        enqueue_for_due_stores(database, job_type=SYNC, now=NOW + timedelta(minutes=15)).enqueued
+        == 1
+    )
     keys = [key for *_, key in sync_jobs(admin_engine)]
-    assert keys == [idempotency_key(store, NOW), f"sync_inventory:{store}:2026-11-28T10:15Z"]
+    assert keys == [idempotency_key(store, NOW, SYNC), f"sync_inventory:{store}:2026-11-28T10:15Z"]
 
 
 def test_a_store_whose_last_sync_has_not_finished_gets_none_in_the_next_slot(
     recorder: RecordingDispatcher, database: Database, admin_engine: Engine, org_a: uuid.UUID
 ) -> None:
     add_store(admin_engine, org_a)
-    sync_all_stores(database, now=NOW)
+    enqueue_for_due_stores(database, job_type=SYNC, now=NOW)
     with admin_engine.begin() as conn:  # the worker has claimed it and is still at it
         conn.execute(text("UPDATE jobs SET status = 'running'"))
-    run = sync_all_stores(database, now=NOW + timedelta(minutes=15))
+    run = enqueue_for_due_stores(database, job_type=SYNC, now=NOW + timedelta(minutes=15))
     assert (run.due, run.enqueued) == (0, 0)
     assert [status for *_, status, _ in sync_jobs(admin_engine)] == ["running"]
 
@@ -216,7 +216,7 @@ def test_concurrent_runs_in_one_slot_enqueue_each_store_once(
 
     def run() -> None:
         start.wait()
-        runs.append(sync_all_stores(database, now=NOW))
+        runs.append(enqueue_for_due_stores(database, job_type=SYNC, now=NOW))
 
     threads = [threading.Thread(target=run) for _ in range(4)]
     for t in threads:
@@ -273,8 +273,10 @@ def test_the_order_reconciliation_pull_is_enqueued_per_store_and_slot_the_same_w
     store = add_store(admin_engine, org_a, "etsy")
     add_store(admin_engine, org_a, "shopify", status="paused")
     # When the reconciliation fan-out runs twice in one slot
-    first = sync_all_stores(database, now=NOW, job_type=RECONCILE_ORDERS)
-    second = sync_all_stores(database, now=NOW + timedelta(minutes=3), job_type=RECONCILE_ORDERS)
+    first = enqueue_for_due_stores(database, now=NOW, job_type=RECONCILE_ORDERS)
+    second = enqueue_for_due_stores(
+        database, now=NOW + timedelta(minutes=3), job_type=RECONCILE_ORDERS
+    )
     # Then the active store has exactly one reconcile_orders job, keyed by the slot
     with admin_engine.connect() as conn:
         rows = conn.execute(

@@ -1,15 +1,14 @@
-"""The recurring per-store jobs: one ``sync_inventory`` and one ``reconcile_orders`` job per
-active store per 15 minutes, and one ``consume_order_queue`` job per minute for every store
-whose platform sends order events to a queue it names (Amazon's SQS).
+"""The recurring per-store jobs, fanned out by beat: one job of a type per active store per
+slot (``sync_inventory`` and ``reconcile_orders`` every 15 minutes, ``consume_order_queue``
+every minute for the stores whose platform sends order events to a queue they name).
 
-Beat sends ``fusion.inventory.sync_all_stores``, ``fusion.orders.reconcile_all_stores`` and
-``fusion.orders.consume_order_queues``; all three call :func:`sync_all_stores` with their job
-type (and the order queues with their own slot and store filter). The stores are found
-through ``stores_due_for(job_type, platforms)`` (migration 0008), the one narrow cross-org
-read: it returns ids only, and skips stores whose previous job of that type is still
-pending, claimed or running. Each org's jobs are then enqueued in that org's own session
-(RLS holds; the messages go out after its commit) with an idempotency key per (store, job
-type, slot), so a second or concurrent run in the same slot enqueues nothing.
+The beat tasks call :func:`enqueue_for_due_stores` with their job type, slot and store
+filter. The stores are found through ``stores_due_for(job_type, platforms)`` (migration
+0008), the one narrow cross-org read: it returns ids only, and skips stores whose previous
+job of that type is still pending, claimed or running. Each org's jobs are then enqueued in
+that org's own session (RLS holds; the messages go out after its commit) with an idempotency
+key per (store, job type, slot), so a second or concurrent run in the same slot enqueues
+nothing.
 """
 
 from __future__ import annotations
@@ -21,21 +20,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, text, true
+from sqlalchemy import ColumnElement, select, text, true
 
 from fusion.db.session import Database
 from fusion.errors import FusionError
 from fusion.jobs import service
 from fusion.jobs.models import Job
 from fusion.jobs.service import JobSpec
-from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.stores.models import Store
 
 log = logging.getLogger(__name__)
 
-SYNC_INVENTORY = "sync_inventory"  # the plugin core's job types (fusion/plugins/jobs.py)
-RECONCILE_ORDERS = "reconcile_orders"  # the pull behind webhooks, which get lost
-CONSUME_ORDER_QUEUE = "consume_order_queue"  # fusion/webhooks/jobs.py
 SLOT = timedelta(minutes=15)
 ACTIVE = "active"
 DUE = text("SELECT org_id, store_id FROM stores_due_for(:job_type, :platforms)")
@@ -65,21 +60,6 @@ class StoreFilter:
 EVERY_STORE = StoreFilter()
 
 
-def order_queue_stores() -> StoreFilter:
-    """The stores with an order notification queue: on a platform whose plugin declares
-    ``order_queue_setting``, and naming their queue in that setting."""
-    settings = {
-        slug: setting
-        for slug in plugin_slugs()
-        if (setting := get_plugin(slug).order_queue_setting) is not None
-    }
-    named = [
-        and_(Store.platform == slug, Store.settings[setting].astext != "")
-        for slug, setting in settings.items()
-    ]
-    return StoreFilter(platforms=sorted(settings), where=or_(*named) if named else None)
-
-
 def slot_start(moment: datetime, every: timedelta = SLOT) -> datetime:
     """The start of the slot of length ``every`` (whole seconds, counted from the epoch, so
     15 minutes means :00, :15, :30, :45) holding ``moment``, in UTC. Raises ValueError for a
@@ -94,7 +74,7 @@ def slot_start(moment: datetime, every: timedelta = SLOT) -> datetime:
 
 
 def idempotency_key(
-    store_id: uuid.UUID, slot: datetime, job_type: str = SYNC_INVENTORY, every: timedelta = SLOT
+    store_id: uuid.UUID, slot: datetime, job_type: str, every: timedelta = SLOT
 ) -> str:
     """The key of ``store_id``'s ``job_type`` job for ``slot`` (unique per org, so it names
     the store)."""
@@ -103,11 +83,11 @@ def idempotency_key(
     return f"{job_type}:{store_id}:{stamp}"
 
 
-def sync_all_stores(
+def enqueue_for_due_stores(
     database: Database,
     *,
+    job_type: str,
     now: datetime | None = None,
-    job_type: str = SYNC_INVENTORY,
     every: timedelta = SLOT,
     stores: StoreFilter = EVERY_STORE,
 ) -> SyncRun:

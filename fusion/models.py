@@ -1,14 +1,16 @@
-"""Imports every model so that ``Base.metadata`` knows the whole schema (Alembic, tests)."""
+"""The whole schema: imports every model so that ``Base.metadata`` knows every table (Alembic,
+start-up, tests). It sits above the domains, which never import it."""
 
 from __future__ import annotations
 
 from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
 from fusion.audit.models import AuditLog
+from fusion.auth.models import ApiKey, OrgMember, RefreshToken, Role, User
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
 from fusion.db.base import Base
 from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
 from fusion.orders.models import Order, OrderLine
-from fusion.orgs.models import ApiKey, Org, OrgMember, RefreshToken, Role, User
+from fusion.orgs.models import Org
 from fusion.plugins.models import ContractLevel, PluginContract, PluginInstance, PluginRecord
 from fusion.stores.models import Store
 from fusion.webhooks.models import WebhookDelivery
