@@ -57,6 +57,7 @@ SCHEMAS: dict[str, type[Schema]] = {
     "bulk_operations": InventoryPayloadSchema,
     "real_time_inventory": InventoryPayloadSchema,
     "sync_inventory": NoPayloadSchema,
+    "push_inventory": InventoryPayloadSchema,
     "reconcile_orders": ReconcileOrdersPayloadSchema,
 }
 

@@ -1,25 +1,55 @@
-"""The inventory jobs: pushing the hub's stock to a store (real time, or in bulk) and the
-recurring ``sync_inventory`` that reads back what the platform holds and corrects drift.
+"""The inventory jobs: pushing the hub's stock to a store (real time, in bulk, or the push of
+changed SKUs to a store without real-time inventory) and the recurring ``sync_inventory``
+that reads back what the platform holds and corrects drift.
 
-Every handler re-reads the hub's figures at run time, so a coalesced or re-run push sends the
-latest figure, and reaches the platform only through :func:`fusion.stores.client.store_client`.
+No two pushes to one store interleave: each holds the store's push lock (in Redis, shared by
+every worker) from reading the hub's figures to the platform's answer, so a push never sends
+a figure older than one already sent; a change committed after the read is carried by the
+next push, which waits for the lock. Every handler reaches the platform only through
+:func:`fusion.stores.client.store_client`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from fusion.inventory.service import SYNC_INVENTORY_JOB, hub_stock
+from redis.exceptions import LockError
+
+from fusion.errors import RateLimited
+from fusion.inventory.service import PUSH_INVENTORY_JOB, SYNC_INVENTORY_JOB, hub_stock
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import capability_job, job_type
 from fusion.plugins.base import Capability, InventoryUpdate
 from fusion.plugins.models import ContractLevel
-from fusion.stores.client import Bound, require, store_client
+from fusion.stores.client import Bound, redis_for, require, store_client
 from fusion.stores.models import Store
 
 REAL_TIME_PRIORITY = 10  # stock pushes pass catalog work on the same queue
+PUSH_LOCK_TTL_S = 900  # longer than any push (a Shopify bulk run waits up to 600 s)
+PUSH_LOCK_WAIT_S = 5.0  # then the job is rescheduled instead of holding its worker slot
+
+
+@contextmanager
+def push_lock(ctx: JobContext, store_id: uuid.UUID) -> Iterator[None]:
+    """Hold ``store_id``'s push lock for the block. Raises RateLimited (the job is
+    rescheduled, no attempt spent) when another push keeps it longer than
+    ``PUSH_LOCK_WAIT_S``; a lock whose holder died expires after ``PUSH_LOCK_TTL_S``."""
+    lock = redis_for(ctx).lock(
+        f"fusion:push:{store_id}", timeout=PUSH_LOCK_TTL_S, blocking_timeout=PUSH_LOCK_WAIT_S
+    )
+    if not lock.acquire():
+        raise RateLimited(1.0, "another push to this store is running")
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except LockError:  # expired and perhaps taken: nothing of ours to release
+            ctx.log("the store's push lock expired before the push ended", "warning")
 
 
 def _push(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> str:
@@ -54,8 +84,8 @@ def _updates(ctx: JobContext) -> list[InventoryUpdate]:
 def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     """Bulk inventory: the given updates, or the hub's current stock of ``skus`` (or of every
     published listing of the store when neither is given)."""
-    updates = _updates(ctx)
-    with store_client(ctx, Capability.BULK_OPERATIONS) as bound:
+    with store_client(ctx, Capability.BULK_OPERATIONS) as bound, push_lock(ctx, bound.store.id):
+        updates = _updates(ctx)
         bound.client.bulk_set_inventory(updates)
     ctx.log(f"pushed {len(updates)} quantities in bulk", "info", count=len(updates))
     return {"pushed": len(updates)}
@@ -65,43 +95,67 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
 def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     """Push the hub's quantity of ``skus`` now, read at run time so coalesced pushes send the
     latest figure (or exactly ``updates`` when the payload gives them)."""
-    updates = _updates(ctx)
-    with store_client(ctx, Capability.REAL_TIME_INVENTORY) as bound:
+    with store_client(ctx, Capability.REAL_TIME_INVENTORY) as bound, push_lock(ctx, bound.store.id):
+        updates = _updates(ctx)
         bound.client.set_inventory(updates)
     ctx.log(f"pushed {len(updates)} quantities", "info", skus=[u.sku for u in updates][:50])
     return {"pushed": len(updates)}
 
 
+@job_type(
+    PUSH_INVENTORY_JOB,
+    internal="a change of stock enqueues it for every store without real-time inventory",
+)
+def push_inventory(ctx: JobContext) -> dict[str, Any]:
+    """Push the hub's current figure of ``skus`` to a store whose platform has no real-time
+    inventory, the platform's best way (bulk where it can, else listing by listing)."""
+    with store_client(ctx) as bound, push_lock(ctx, bound.store.id):
+        updates = _updates(ctx)
+        how = _push(ctx, bound, updates)
+    ctx.log(f"pushed {len(updates)} quantities ({how})", "info", skus=[u.sku for u in updates][:50])
+    return {"pushed": len(updates), "push": how}
+
+
 @job_type(SYNC_INVENTORY_JOB)
 def sync_inventory(ctx: JobContext) -> dict[str, Any]:
     """Read back what the platform holds, push the hub's figure wherever it differs (bulk
-    where the platform can), and log every drift corrected."""
+    where the platform can), and log every drift corrected. The hub's figures are read after
+    the platform's, under the push lock, so an order taken meanwhile is never overwritten."""
     store_id = ctx.require_store()
-    with ctx.session() as session:
-        hub = hub_stock(session, store_id, None)
     with store_client(ctx) as bound:
         require(ctx, bound.plugin, Capability.LIST_PRODUCTS)
         remote: dict[str, int] = {}
         for product in bound.client.list_products():
             remote.update(product.quantities)
         ctx.checkpoint()
-        drift: list[InventoryUpdate] = []
-        for update in hub:
-            held = remote.get(update.sku)
-            if held is None:
-                ctx.log(f"{update.sku}: not found on the platform", "warning", sku=update.sku)
-            elif held != update.quantity:
-                ctx.log(
-                    f"{update.sku}: platform held {held}, hub holds {update.quantity}; corrected",
-                    "warning",
-                    sku=update.sku,
-                    platform=held,
-                    hub=update.quantity,
-                )
-                drift.append(update)
-        how = _push(ctx, bound, drift)
+        with push_lock(ctx, store_id):
+            with ctx.session() as session:
+                hub = hub_stock(session, store_id, None)
+            drift = _drift(ctx, hub, remote)
+            how = _push(ctx, bound, drift)
     with ctx.session() as session:
         store = session.get(Store, store_id)
         if store is not None:
             store.last_synced_at = datetime.now(UTC)
     return {"checked": len(hub), "corrected": len(drift), "push": how}
+
+
+def _drift(
+    ctx: JobContext, hub: Sequence[InventoryUpdate], remote: dict[str, int]
+) -> list[InventoryUpdate]:
+    """The hub's figures the platform does not hold, each logged."""
+    drift: list[InventoryUpdate] = []
+    for update in hub:
+        held = remote.get(update.sku)
+        if held is None:
+            ctx.log(f"{update.sku}: not found on the platform", "warning", sku=update.sku)
+        elif held != update.quantity:
+            ctx.log(
+                f"{update.sku}: platform held {held}, hub holds {update.quantity}; corrected",
+                "warning",
+                sku=update.sku,
+                platform=held,
+                hub=update.quantity,
+            )
+            drift.append(update)
+    return drift

@@ -1,5 +1,5 @@
 """The hub's stock as the stores see it: what each store should show, and the pushes that
-carry a change of stock to every other store that lists the SKU."""
+carry a change of stock to every store that lists the SKU, within seconds."""
 
 from __future__ import annotations
 
@@ -11,13 +11,17 @@ from sqlalchemy.orm import Session
 
 from fusion.catalog.models import Listing, ListingStatus, ProductVariant
 from fusion.jobs.models import Job
-from fusion.jobs.service import enqueue
+from fusion.jobs.service import enqueue_or_join
 from fusion.plugins.base import Capability, InventoryUpdate
 from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.stores.models import Store
 
 SYNC_INVENTORY_JOB = "sync_inventory"  # the recurring read-back and drift correction
+# The push of changed SKUs to a store whose platform has no real-time inventory (Etsy): the
+# recurring sync's push, limited to those SKUs, a moment after the change.
+PUSH_INVENTORY_JOB = "push_inventory"
+PUSH_DEBOUNCE_S = 1.0
 
 
 def hub_stock(
@@ -37,13 +41,19 @@ def hub_stock(
 
 
 def fan_out_stock(
-    session: Session, *, org_id: uuid.UUID, source_store_id: uuid.UUID, skus: Sequence[str]
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    skus: Sequence[str],
 ) -> list[Job]:
-    """Enqueue one ``real_time_inventory`` job per OTHER active store of the org that has a
-    published listing of a product owning one of ``skus`` and whose plugin can push stock in
-    real time; each job carries all of that store's affected SKUs (coalesced). Stores whose
-    platform cannot get their stock on the recurring sync. Returns the jobs enqueued (none
-    for no SKUs). In the caller's transaction: the jobs exist only if it commits."""
+    """Carry a change of ``skus``' stock to every active store of the org that has a
+    published listing of one of them: a ``real_time_inventory`` push where the platform has
+    real-time inventory, else a ``push_inventory`` of just those SKUs, due in
+    ``PUSH_DEBOUNCE_S`` so that the changes of the next moment join it. The store a sale came
+    from gets the hub's figure too: a push that carried an earlier change may have
+    overwritten the channel's own decrement. While a push to a store is
+    pending, the new SKUs join it (``enqueue_or_join``). Returns the jobs that will carry the
+    change (new or joined; none for no SKUs). In the caller's transaction."""
     if not skus:
         return []
     rows = session.execute(
@@ -53,7 +63,6 @@ def fan_out_stock(
         .where(
             ProductVariant.sku.in_(sorted(set(skus))),
             Listing.status == ListingStatus.PUBLISHED,
-            Listing.store_id != source_store_id,
             Store.status == "active",
         )
         .order_by(Listing.store_id, ProductVariant.sku)
@@ -65,16 +74,19 @@ def fan_out_stock(
         platforms[store_id] = platform
     jobs = []
     for store_id, store_skus in by_store.items():
-        level = get_plugin(platforms[store_id]).level(Capability.REAL_TIME_INVENTORY)
-        if level == ContractLevel.UNSUPPORTED:
-            continue
+        real_time = get_plugin(platforms[store_id]).level(Capability.REAL_TIME_INVENTORY)
+        if real_time == ContractLevel.UNSUPPORTED:
+            job_type, delay = PUSH_INVENTORY_JOB, PUSH_DEBOUNCE_S
+        else:
+            job_type, delay = Capability.REAL_TIME_INVENTORY.value, 0.0
         jobs.append(
-            enqueue(
+            enqueue_or_join(
                 session,
                 org_id=org_id,
-                job_type=Capability.REAL_TIME_INVENTORY,
+                job_type=job_type,
                 store_id=store_id,
-                payload={"skus": sorted(set(store_skus))},
+                skus=store_skus,
+                delay_s=delay,
             )
         )
     return jobs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
@@ -77,6 +77,80 @@ def enqueue(
         max_attempts=max_attempts,
     )
     return enqueue_many(session, org_id=org_id, specs=[spec])[0]
+
+
+# Serialises coalescing per (store, job type) so two concurrent changes never both miss the
+# pending job and make two.
+COALESCE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
+# A pending job of the type on the store, due soon (not one waiting out a retry backoff),
+# locked unless a worker is claiming it right now; its ``skus`` become the union.
+JOIN_PENDING = text(
+    """
+    UPDATE jobs SET payload = jsonb_set(payload, '{skus}', (
+            SELECT to_jsonb(array_agg(DISTINCT sku ORDER BY sku)) FROM (
+                SELECT jsonb_array_elements_text(payload -> 'skus') AS sku
+                UNION SELECT unnest(CAST(:skus AS text[]))
+            ) AS merged)),
+        updated_at = now()
+    WHERE id = (
+        SELECT id FROM jobs
+        WHERE store_id = :store AND job_type = :job_type AND status = 'pending'
+          AND jsonb_typeof(payload -> 'skus') = 'array'
+          AND jsonb_array_length(payload -> 'skus') + :count <= :max
+          AND scheduled_at <= now() + make_interval(secs => :horizon)
+        ORDER BY scheduled_at LIMIT 1
+        FOR UPDATE SKIP LOCKED)
+      AND status = 'pending'
+    RETURNING id
+    """
+)
+MAX_COALESCED_SKUS = 10_000
+JOIN_HORIZON_S = 30.0
+
+
+def enqueue_or_join(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    job_type: str,
+    store_id: uuid.UUID,
+    skus: Sequence[str],
+    delay_s: float = 0.0,
+) -> Job:
+    """A job of ``job_type`` on ``store_id`` that covers ``skus``: the store's pending one of
+    that type, with ``skus`` added to its payload's ``skus`` (and a line in its log), or else
+    a new one due in ``delay_s`` (the window in which further changes join it). In the
+    caller's transaction. Raises as :func:`enqueue` for a new job."""
+    wanted = sorted(set(skus))
+    session.execute(COALESCE_LOCK, {"key": f"coalesce:{job_type}:{store_id}"})
+    joined = session.execute(
+        JOIN_PENDING,
+        {
+            "store": store_id,
+            "job_type": job_type,
+            "skus": wanted,
+            "count": len(wanted),
+            "max": MAX_COALESCED_SKUS,
+            "horizon": JOIN_HORIZON_S + delay_s,
+        },
+    ).scalar_one_or_none()
+    if joined is not None:
+        joblog.write(
+            session, org_id, joined, f"{len(wanted)} SKUs joined this pending job",
+            LogLevel.INFO, {"skus": wanted[:50]},
+        )  # fmt: skip
+        job = session.get(Job, joined, populate_existing=True)
+        assert job is not None  # just updated, in this transaction
+        return job
+    scheduled_at = datetime.now(UTC) + timedelta(seconds=delay_s) if delay_s > 0 else None
+    return enqueue(
+        session,
+        org_id=org_id,
+        job_type=job_type,
+        store_id=store_id,
+        payload={"skus": wanted},
+        scheduled_at=scheduled_at,
+    )
 
 
 def enqueue_requested(session: Session, *, org_id: uuid.UUID, job_type: str, **spec: Any) -> Job:

@@ -50,9 +50,7 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
             new += int(ingested.created)
             changed.update(ingested.changed_skus)
             cancelled += int(bool(ingested.restored))
-        fanned = fan_out_stock(
-            session, org_id=ctx.org_id, source_store_id=store_id, skus=sorted(changed)
-        )
+        fanned = fan_out_stock(session, org_id=ctx.org_id, skus=sorted(changed))
         store = session.get(Store, store_id)
         if store is not None:
             store.settings = {**(store.settings or {}), "orders_reconciled_at": started.isoformat()}

@@ -37,7 +37,7 @@ _redis_clients: dict[str, redis.Redis] = {}
 _redis_lock = threading.Lock()
 
 
-def _redis_for(ctx: JobContext) -> redis.Redis:
+def redis_for(ctx: JobContext) -> redis.Redis:
     if isinstance(ctx.redis, redis.Redis):
         return ctx.redis
     url = ctx.settings.redis_url
@@ -117,7 +117,7 @@ def store_client(
     def client_log(message: str) -> None:
         ctx.log(message, "info", platform=info.platform)
 
-    bucket = TokenBucket(_redis_for(ctx), str(info.id), config)
+    bucket = TokenBucket(redis_for(ctx), str(info.id), config)
     http = StoreHttp(conn, spec=plugin.rate_limit, bucket=bucket, on_state=on_state)
     client = plugin.client(conn, http, client_log)
     yield Bound(plugin=plugin, client=client, http=http, store=info)

@@ -70,12 +70,7 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
             delivery.status = "ignored"
             return {"webhook_id": str(webhook_id), "order": None}
         ingested = ingest_order(session, org_id=ctx.org_id, store_id=delivery.store_id, order=order)
-        jobs = fan_out_stock(
-            session,
-            org_id=ctx.org_id,
-            source_store_id=delivery.store_id,
-            skus=ingested.changed_skus,
-        )
+        jobs = fan_out_stock(session, org_id=ctx.org_id, skus=ingested.changed_skus)
         delivery.status = "processed"
     # Logged after the commit: the log says what the committed transaction did.
     for change in ingested.stock:

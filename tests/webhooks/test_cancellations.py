@@ -52,17 +52,28 @@ def test_a_cancellation_gives_back_what_the_order_took_once(
     _run(admin_engine, client, job_engine, shop, shopify_order(2001, lines))
     assert _stock(admin_engine) == {"SKU-RED": 3, "SKU-BLUE": 0, "MUG": 9}
     assert _order(admin_engine).stock_taken == {"SKU-RED": 2, "SKU-BLUE": 1}
-    pushes_before = len(_state(admin_engine)["pushes"])
+    pushes_before = _state(admin_engine)["pushes"]
     # When the platform reports it cancelled
     _run(admin_engine, client, job_engine, shop, _cancelled(2001, lines))
-    # Then exactly what was taken comes back (BLUE: 1, not 3), the order says so, and the
-    # other real-time store is told
+    # Then exactly what was taken comes back (BLUE: 1, not 3), the order says so, and every
+    # store listing the product is told: the sale's pushes, still pending, carry it (they
+    # read the hub's figure when they run), so no second push is made
     assert _stock(admin_engine) == {"SKU-RED": 5, "SKU-BLUE": 1, "MUG": 9}
     order = _order(admin_engine)
     assert order.status == "cancelled" and order.stock_restored_at is not None
     pushes = _state(admin_engine)["pushes"]
-    assert len(pushes) == pushes_before + 1
-    assert pushes[-1] == (shop.other_shopify, {"skus": ["SKU-BLUE", "SKU-RED"]})
+    assert pushes == pushes_before
+    assert set(pushes) == {
+        (shop.source, "real_time_inventory"),
+        (shop.other_shopify, "real_time_inventory"),
+        (shop.etsy, "push_inventory"),
+    }
+    assert all(p == {"skus": ["SKU-BLUE", "SKU-RED"]} for p in pushes.values())
+    with admin_engine.connect() as conn:
+        joined = conn.execute(
+            text("SELECT count(*) FROM job_logs WHERE message LIKE '%joined this pending job'")
+        ).scalar_one()
+    assert joined == 3
     # And the cancellation delivered again, or a late non-cancelled update, changes nothing
     _run(admin_engine, client, job_engine, shop, _cancelled(2001, lines))
     _run(admin_engine, client, job_engine, shop, shopify_order(2001, lines))
@@ -82,7 +93,7 @@ def test_an_order_first_seen_cancelled_takes_nothing(
     assert _stock(admin_engine) == {"SKU-RED": 5, "SKU-BLUE": 1, "MUG": 9}
     order = _order(admin_engine)
     assert order.status == "cancelled" and order.stock_taken == {}
-    assert _state(admin_engine)["pushes"] == []
+    assert _state(admin_engine)["pushes"] == {}
 
 
 def test_the_stored_status_follows_the_platform(

@@ -110,12 +110,15 @@ def _state(admin_engine: Engine) -> dict[str, Any]:
             "stock": _stock(admin_engine),
             "orders": conn.execute(text("SELECT count(*) FROM orders")).scalar_one(),
             "lines": conn.execute(text("SELECT count(*) FROM order_lines")).scalar_one(),
-            "pushes": conn.execute(
-                text(
-                    "SELECT store_id, payload FROM jobs "
-                    "WHERE job_type = 'real_time_inventory' ORDER BY store_id"
+            "pushes": {
+                (store_id, job_type): payload
+                for store_id, job_type, payload in conn.execute(
+                    text(
+                        "SELECT store_id, job_type, payload FROM jobs "
+                        "WHERE job_type IN ('real_time_inventory', 'push_inventory')"
+                    )
                 )
-            ).all(),
+            },
         }
 
 
@@ -134,11 +137,15 @@ def test_an_order_webhook_is_ingested_once_and_fans_out_to_real_time_stores(
     state = _state(admin_engine)
     assert state["stock"] == {"SKU-RED": 3, "SKU-BLUE": 0, "MUG": 9}  # BLUE clamped at 0
     assert (state["orders"], state["lines"]) == (1, 3)
-    # One coalesced push, to the other Shopify store listing the product; none to Etsy
-    # (no real-time inventory), none to the source store, none to the store without it.
-    assert [(s, p) for s, p in state["pushes"]] == [
-        (shop.other_shopify, {"skus": ["SKU-BLUE", "SKU-RED"]})
-    ]
+    # One coalesced push to each store listing the product: real time to the Shopify stores
+    # (the source too: an earlier push may have overwritten its own decrement), the push of
+    # the changed SKUs to Etsy (no real-time inventory), none to the store without it.
+    skus = {"skus": ["SKU-BLUE", "SKU-RED"]}
+    assert state["pushes"] == {
+        (shop.source, "real_time_inventory"): skus,
+        (shop.other_shopify, "real_time_inventory"): skus,
+        (shop.etsy, "push_inventory"): skus,
+    }
     with admin_engine.connect() as conn:
         assert conn.execute(text("SELECT status FROM webhooks")).scalar_one() == "processed"
         assert conn.execute(text("SELECT stock_applied_at IS NOT NULL FROM orders")).scalar_one()
@@ -215,4 +222,4 @@ def test_an_order_first_stored_by_the_pull_takes_its_stock_once_from_the_webhook
     state = _state(admin_engine)
     assert state["stock"]["SKU-RED"] == 1
     assert (state["orders"], state["lines"]) == (1, 1)
-    assert len(state["pushes"]) == 1
+    assert len(state["pushes"]) == 3  # the source, the other Shopify store, Etsy
