@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
+import redis as redis_lib
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
@@ -22,6 +23,10 @@ from fusion.models import Base
 from fusion.db.session import Database, make_engine
 from fusion.jobs.engine import Engine as JobEngine
 from tests.support.servers import RedisServer, ScratchDatabase, admin_postgres_url
+
+# Fixtures more than one folder uses: the API app (api/, cli/) and the worker environment
+# (workers/, cli/, jobs/, approvals/).
+pytest_plugins = ("tests.support.api", "tests.support.workers")
 
 
 @pytest.fixture(scope="session")
@@ -87,6 +92,15 @@ def database(settings: Settings) -> Iterator[Database]:
     db = Database(settings.app_database_url)
     yield db
     db.dispose()
+
+
+@pytest.fixture
+def redis_client(settings: Settings) -> Iterator[redis_lib.Redis]:
+    """A client on the run's private Redis."""
+    assert settings.redis_url
+    client = redis_lib.Redis.from_url(settings.redis_url)
+    yield client
+    client.close()
 
 
 TRUNCATE_ATTEMPTS = 5

@@ -1,46 +1,17 @@
-"""Fixtures for the API tests: the real app in-process over the session's Postgres and Redis,
-and people with each role in two orgs, created through the API itself."""
+"""Fixtures for the API tests: people with each role in two orgs, created through the API
+itself (the app and its client are tests.support.api's)."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from api.app import create_app
-from fusion.config import Settings
-from fusion.jobs import dispatch
-
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="session")
-def api_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, request_quota_per_minute=100_000, max_body_bytes=64 * 1024)
-
-
-@pytest.fixture(scope="module")
-def app(api_settings: Settings) -> Iterator[Flask]:
-    # create_app installs the Celery publisher process-wide; put back what was there so the
-    # rest of the suite runs as if these tests had not.
-    previous = dispatch.installed()
-    app = create_app(api_settings)
-    app.config["TESTING"] = True
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
-
-
-@pytest.fixture
-def client(app: Flask, admin_engine: Engine) -> FlaskClient:
-    return app.test_client()
+from tests.support.api import PASSWORD
 
 
 @dataclass

@@ -21,17 +21,8 @@ import schemas.jobs
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.jobs import dispatch
+from tests.support.workers import ROOT
 from workers.dispatcher import CeleryDispatcher, producer_app
-
-ROOT = Path(__file__).resolve().parents[2]
-
-FAST = {
-    "FUSION_JOB_MODULES": "tests.jobs.handlers",
-    "FUSION_LEASE_SECONDS": "3",
-    "FUSION_SWEEP_INTERVAL_S": "1",
-    "FUSION_DISPATCH_STALE_S": "2",
-    "FUSION_WORKER_SOFT_SHUTDOWN_S": "0",
-}
 
 
 class CeleryProcess:
@@ -115,12 +106,6 @@ class Celery:
 
 
 @pytest.fixture
-def worker_env(hub_env: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FUSION_")}
-    return {**env, **hub_env, **FAST, "PYTHONPATH": str(ROOT)}
-
-
-@pytest.fixture
 def celery(worker_env: dict[str, str], tmp_path: Path, settings: Settings) -> Iterator[Celery]:
     processes = Celery(worker_env, tmp_path)
     try:
@@ -159,3 +144,6 @@ def app_database(settings: Settings) -> Database:
 
 
 from tests.jobs.conftest import executions  # noqa: E402,F401  (the shared fixture)
+from tests.support import workers as _workers  # noqa: E402
+
+worker_env = _workers.worker_env  # the fixture is tests.support.workers'; modules import it here

@@ -12,7 +12,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from fusion.cli.main import cli
-from tests.workers.conftest import ROOT
+from tests.support.workers import ROOT
 
 
 def test_an_unknown_platform_is_refused() -> None:

@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from fusion.cli.main import cli
-from tests.api.conftest import PASSWORD
+from tests.support.api import PASSWORD
 
 
 def test_first_owner_from_the_shell_then_audit_verify(

@@ -1,0 +1,40 @@
+"""The real API app in-process over the session's Postgres and Redis, for the API tests and
+the user CLI's tests (which log in through it)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from api.app import create_app
+from fusion.config import Settings
+from fusion.jobs import dispatch
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(scope="session")
+def api_settings(settings: Settings) -> Settings:
+    return dataclasses.replace(settings, request_quota_per_minute=100_000, max_body_bytes=64 * 1024)
+
+
+@pytest.fixture(scope="module")
+def app(api_settings: Settings) -> Iterator[Flask]:
+    # create_app installs the Celery publisher process-wide; put back what was there so the
+    # rest of the suite runs as if these tests had not.
+    previous = dispatch.installed()
+    app = create_app(api_settings)
+    app.config["TESTING"] = True
+    yield app
+    dispatch.install(previous)
+    app.extensions["fusion"].database.dispose()
+
+
+@pytest.fixture
+def client(app: Flask, admin_engine: Engine) -> FlaskClient:
+    return app.test_client()
