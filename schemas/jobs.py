@@ -28,10 +28,6 @@ def register_payload_schema(name: str, schema_cls: type[Schema]) -> None:
     _schemas[name] = schema_cls
 
 
-def schema_for(name: str) -> type[Schema] | None:
-    return _schemas.get(name)
-
-
 def validate_payload(job_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The cleaned payload of ``job_type``; raises ValidationFailed with the schema's field
     errors, or when the job type has no schema registered here (it named one)."""

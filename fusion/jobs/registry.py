@@ -1,8 +1,9 @@
 """Job types: each names its handler, its payload schema and whether it needs a store.
 
-Job-type modules call :func:`register` at import. Workers import the built-in modules listed
-in :data:`BUILTIN_MODULES` and any named in ``FUSION_JOB_MODULES`` (comma-separated) at start,
-so a handler exists wherever its jobs run. Payloads are checked through a port,
+Job-type modules call :func:`register` at import. Every hub process imports the built-in
+modules listed in :data:`BUILTIN_MODULES` and those named in ``Settings.job_modules``
+(``FUSION_JOB_MODULES``, comma-separated) at start (``boot.start``), so a handler exists
+wherever its jobs run. Payloads are checked through a port,
 :func:`install_payload_validator`, because ``fusion`` may not import marshmallow: the outer
 layer (``schemas.jobs``) installs the real validator.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 # The one list of modules whose import registers the hub's own job types.
 BUILTIN_MODULES = ("fusion.plugins.jobs", "fusion.webhooks.jobs", "fusion.catalog.jobs")
-JOB_MODULES_ENV = "FUSION_JOB_MODULES"
 
 Handler = Callable[["JobContext"], Mapping[str, Any] | None]
 PayloadValidator = Callable[[str, Mapping[str, Any]], dict[str, Any]]
@@ -102,16 +101,15 @@ def validate_payload(job_type: JobType, payload: Mapping[str, Any] | None) -> di
     return _validator(job_type.name, data)
 
 
-def load_job_modules(extra: Iterable[str] | None = None) -> list[str]:
-    """Import the built-in job modules and those named in ``FUSION_JOB_MODULES`` (or
-    ``extra``); returns the modules imported. A module that fails to import raises (a typo
-    must not go unnoticed)."""
+def load_job_modules(extra: Iterable[str] = ()) -> list[str]:
+    """Import the built-in job modules and the modules named in ``extra`` (the caller's
+    ``Settings.job_modules``); returns the modules imported. A module that fails to import
+    raises (a typo must not go unnoticed)."""
     loaded: list[str] = []
     for name in BUILTIN_MODULES:
         importlib.import_module(name)
         loaded.append(name)
-    names = extra if extra is not None else os.environ.get(JOB_MODULES_ENV, "").split(",")
-    for name in (n.strip() for n in names):
+    for name in (n.strip() for n in extra):
         if name:
             importlib.import_module(name)
             loaded.append(name)

@@ -20,10 +20,7 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.published: list[tuple[uuid.UUID, str, Lane]] = []
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None:
-        self.publish_in_lane(jobs, Lane.NORMAL)
-
-    def publish_in_lane(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane) -> None:
+    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None:
         self.published.extend((job_id, queue, lane) for job_id, queue in jobs)
 
     @property
