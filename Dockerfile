@@ -14,15 +14,15 @@ WORKDIR /app
 # Dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes.
 COPY pyproject.toml README.md ./
 RUN mkdir -p fusion api workers schemas \
- && touch celeryconfig.py \
+ && touch celeryconfig.py boot.py \
  && pip install . \
  && pip uninstall -y fusion-stage-hub \
- && rm -rf fusion api workers schemas celeryconfig.py build *.egg-info
+ && rm -rf fusion api workers schemas celeryconfig.py boot.py build *.egg-info
 
 # The source, named one by one so that nothing local (.venv, .fusion and its dev secrets)
 # gets into the image. Installed editable because fusion.db.migrate finds migrations/ beside
 # the source tree, which a site-packages install would not carry.
-COPY celeryconfig.py ./
+COPY celeryconfig.py boot.py ./
 COPY fusion fusion
 COPY api api
 COPY workers workers

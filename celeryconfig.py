@@ -4,16 +4,15 @@ Postgres is the truth and Celery the transport (DESIGN §3): a message carries a
 claim in Postgres makes duplicates harmless, the sweeps make lost messages only a delay. The
 settings below make the transport itself as safe as it can be (QUEUE-NOTES §3.4).
 
-Knobs for operators and tests, read here at the edge: ``FUSION_BROKER_VISIBILITY_TIMEOUT_S``
-(default 7200: longer than the longest job), ``FUSION_BROKER_RESTORE_INTERVAL_S`` (how often a
-worker looks for unacknowledged messages to restore; kombu's default 10),
-``FUSION_SWEEP_INTERVAL_S`` (reaper and dispatcher, default 5), ``FUSION_DISPATCH_STALE_S``
-(default 30), ``FUSION_WORKER_SOFT_SHUTDOWN_S`` (default 10).
+The knobs for operators and tests (``FUSION_BROKER_VISIBILITY_TIMEOUT_S``, default 7200:
+longer than the longest job; ``FUSION_BROKER_RESTORE_INTERVAL_S``, how often a worker looks
+for unacknowledged messages to restore, kombu's default 10; ``FUSION_SWEEP_INTERVAL_S``,
+reaper and dispatcher, default 5; ``FUSION_DISPATCH_STALE_S``, default 30;
+``FUSION_WORKER_SOFT_SHUTDOWN_S``, default 10; ``FUSION_ORDER_QUEUE_POLL_S``, default 60) are
+``Settings`` fields, read and checked in ``fusion/config.py`` like every other variable.
 """
 
 from __future__ import annotations
-
-import os
 
 from celery.schedules import crontab
 from kombu import Queue
@@ -34,24 +33,19 @@ CONSUME_ORDER_QUEUES = "fusion.orders.consume_order_queues"
 PRUNE_JOBS = "fusion.jobs.prune_finished"
 
 
-def _number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    return float(raw) if raw else default
-
-
 _settings = Settings.from_env()
-VISIBILITY_TIMEOUT_S = _number("FUSION_BROKER_VISIBILITY_TIMEOUT_S", 7200)
-SWEEP_INTERVAL_S = _number("FUSION_SWEEP_INTERVAL_S", 5)
-DISPATCH_STALE_S = int(_number("FUSION_DISPATCH_STALE_S", 30))
+VISIBILITY_TIMEOUT_S = _settings.broker_visibility_timeout_s
+SWEEP_INTERVAL_S = _settings.sweep_interval_s
+DISPATCH_STALE_S = _settings.dispatch_stale_s
 # How often every store's order notification queue (Amazon's SQS) is read; 0 turns it off.
-ORDER_QUEUE_POLL_S = int(_number("FUSION_ORDER_QUEUE_POLL_S", 60))
+ORDER_QUEUE_POLL_S = _settings.order_queue_poll_s
 
 broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep trying through a broker restart
 broker_transport_options = {
     "visibility_timeout": VISIBILITY_TIMEOUT_S,
-    "unacked_restore_interval": _number("FUSION_BROKER_RESTORE_INTERVAL_S", 10),
+    "unacked_restore_interval": _settings.broker_restore_interval_s,
     # Lanes (fusion.jobs.lanes) are Redis priority lists; 0 is served first.
     "queue_order_strategy": "priority",
     "priority_steps": sorted({0, *(int(lane) for lane in Lane), 9}),
@@ -74,7 +68,7 @@ task_acks_on_failure = True
 task_acks_on_timeout = True
 worker_prefetch_multiplier = 1
 worker_cancel_long_running_tasks_on_connection_loss = True
-worker_soft_shutdown_timeout = _number("FUSION_WORKER_SOFT_SHUTDOWN_S", 10)
+worker_soft_shutdown_timeout = _settings.worker_soft_shutdown_s
 worker_enable_soft_shutdown_on_idle = True
 worker_max_memory_per_child = 512_000  # KiB; prefork only, a guard against leaks
 

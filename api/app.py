@@ -3,29 +3,39 @@
 from __future__ import annotations
 
 import http
-import importlib
-import logging
 from typing import Any
 
 from flask import Flask, Response
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
-from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from api import problems
+import boot
+from api import (
+    api_keys,
+    approvals,
+    audit,
+    auth,
+    events,
+    health,
+    jobs,
+    listings,
+    me,
+    metrics,
+    orders,
+    orgs,
+    plugins,
+    problems,
+    products,
+    stores,
+    webhooks,
+)
 from api.context import Hub
 from api.quota import QuotaExceeded
 from fusion.config import Settings
 from fusion.errors import FusionError
-from fusion.jobs import dispatch
-from fusion.plugins.sync import sync_plugins
 from schemas.common import ProblemSchema
 from workers import dispatcher  # the one allowed import from workers (the publish port)
-
-log = logging.getLogger(__name__)
-# Modules whose import registers job payload schemas with ``schemas.jobs``.
-PAYLOAD_SCHEMA_MODULES = ("schemas.plugin_jobs",)
 
 
 class FusionApi(Api):
@@ -75,31 +85,11 @@ def _configure(app: Flask, settings: Settings) -> None:
     )
 
 
-def _install_ports(hub: Hub) -> None:
-    """Connect the parts other layers provide: log redaction, the job payload validator, the
-    Celery publisher, and the plugin contract sync."""
-    from fusion.security import redact
-
-    redact.install()
-    from fusion.jobs.registry import load_job_modules
-    from schemas import jobs as job_schemas
-
-    load_job_modules()
-    for name in PAYLOAD_SCHEMA_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            log.warning("payload schemas %s not installed: %s", name, exc)
-    job_schemas.install()
-    try:
-        with hub.database.system_session() as session:
-            sync_plugins(session)
-    except SQLAlchemyError as exc:  # the API can serve without it; the table lags until next
-        log.warning("plugin contract sync failed: %s", type(exc).__name__)
+def _start(hub: Hub) -> None:
     # The publisher talks to this app's broker (celeryconfig alone would read the environment).
     publisher = dispatcher.producer_app()
     publisher.conf.broker_url = hub.settings.redis_url
-    dispatch.install(dispatcher.CeleryDispatcher(publisher))
+    boot.start(hub.settings, hub.database, dispatcher=dispatcher.CeleryDispatcher(publisher))
 
 
 def create_app(settings: Settings | None = None, *, install_ports: bool = True) -> Flask:
@@ -109,29 +99,11 @@ def create_app(settings: Settings | None = None, *, install_ports: bool = True) 
     _configure(app, settings)
     hub = app.extensions["fusion"] = Hub.connect(settings)
     if install_ports:
-        _install_ports(hub)
+        _start(hub)
 
     api = FusionApi(app)
     app.register_error_handler(FusionError, _fusion_error)
     app.register_error_handler(Exception, problems.from_unexpected)
-
-    from api import (
-        api_keys,
-        approvals,
-        audit,
-        auth,
-        events,
-        health,
-        jobs,
-        listings,
-        me,
-        metrics,
-        orders,
-        orgs,
-        plugins,
-        products,
-        stores,
-    )
 
     for module in (
         auth,
@@ -150,7 +122,7 @@ def create_app(settings: Settings | None = None, *, install_ports: bool = True) 
     ):
         api.register_blueprint(module.blp)
     app.register_blueprint(health.blp)
-    app.register_blueprint(importlib.import_module("api.webhooks").blp)
+    app.register_blueprint(webhooks.blp)
     metrics.install(app)
     app.after_request(_no_store)
     return app

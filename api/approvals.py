@@ -8,6 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
 from fusion.approvals import service as approvals
@@ -53,7 +54,12 @@ def get_approval(org_id: uuid.UUID, approval_id: uuid.UUID) -> Approval:
 def decide(body: dict[str, Any], org_id: uuid.UUID, approval_id: uuid.UUID) -> Approval:
     """Approve (the job is enqueued) or reject (nothing runs). Not your own request."""
     return approvals.decide(
-        tx(), access(), approval_id, approve=body["decision"] == "approve", note=body["note"]
+        tx(),
+        access(),
+        approval_id,
+        approve=body["decision"] == "approve",
+        note=body["note"],
+        settings=hub().settings,
     )
 
 

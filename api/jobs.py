@@ -8,6 +8,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
 from fusion.audit.service import record
@@ -59,6 +60,7 @@ class Jobs(MethodView):
             org_id=org_id,
             idempotency_key=idempotency_key,
             created_by=access().user_id,
+            settings=hub().settings,
             **body,
         )
         record(

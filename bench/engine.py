@@ -50,6 +50,7 @@ from typing import Any
 from celery import Celery
 from marshmallow import Schema, fields
 
+import boot
 import celeryconfig
 import schemas.jobs
 from fusion.errors import FusionError
@@ -381,7 +382,7 @@ def main() -> int:
         from fusion.jobs import dispatch
         from workers.dispatcher import CeleryDispatcher, producer_app
 
-        schemas.jobs.install()
+        boot.load_jobs()
         publisher = producer_app()
         publisher.conf.broker_url = bench.settings.redis_url
         dispatch.install(CeleryDispatcher(publisher))

@@ -41,9 +41,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, lo: int, hi: int) -
     return value
 
 
-def _public_url(env: Mapping[str, str], *, production: bool) -> str | None:
+def _public_url(env: Mapping[str, str], name: str, *, production: bool) -> str | None:
     """``FUSION_PUBLIC_URL``: an http(s) origin (https in production), without a path."""
-    name = "FUSION_PUBLIC_URL"
     raw = _url(env, name, ("https",) if production else ("http", "https"))
     if raw is None:
         return None
@@ -51,6 +50,24 @@ def _public_url(env: Mapping[str, str], *, production: bool) -> str | None:
     if not parts.hostname or parts.path.strip("/") or parts.query or parts.fragment:
         raise ConfigError(f"{name}: expected scheme://host[:port] only, got {raw!r}")
     return raw.rstrip("/")
+
+
+def _float(env: Mapping[str, str], name: str, default: float, *, lo: float, hi: float) -> float:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: must be between {lo:g} and {hi:g}, got {value:g}")
+    return value
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _text(env, name)
+    return tuple(n.strip() for n in raw.split(",") if n.strip()) if raw else ()
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -122,6 +139,45 @@ def app_url_from_admin(admin_url: str, password: str | None) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+# The variable each Settings field is read from: the one list :meth:`Settings.from_env` reads
+# (and the README's configuration table must name). Other FUSION_* variables are the test
+# and bench harnesses' own.
+VARIABLES: Mapping[str, str] = {
+    "env": "FUSION_ENV",
+    "home": "FUSION_HOME",
+    "database_url": "FUSION_DATABASE_URL",
+    "app_database_url": "FUSION_APP_DATABASE_URL",
+    "app_db_password": "FUSION_DB_APP_PASSWORD",
+    "redis_url": "FUSION_REDIS_URL",
+    "jwt_secret": "FUSION_JWT_SECRET",
+    "encryption_keys": "FUSION_ENCRYPTION_KEYS",
+    "api_host": "FUSION_API_HOST",
+    "api_port": "FUSION_API_PORT",
+    "flower_port": "FUSION_FLOWER_PORT",
+    "access_token_ttl_s": "FUSION_ACCESS_TOKEN_TTL",
+    "refresh_token_ttl_s": "FUSION_REFRESH_TOKEN_TTL",
+    "refresh_reuse_grace_s": "FUSION_REFRESH_REUSE_GRACE_S",
+    "lease_s": "FUSION_LEASE_SECONDS",
+    "retry_ladder_s": "FUSION_RETRY_LADDER",
+    "max_attempts": "FUSION_MAX_ATTEMPTS",
+    "db_statement_timeout_ms": "FUSION_DB_STATEMENT_TIMEOUT_MS",
+    "db_idle_in_transaction_timeout_ms": "FUSION_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+    "request_quota_per_minute": "FUSION_REQUEST_QUOTA_PER_MINUTE",
+    "job_retention_days": "FUSION_JOB_RETENTION_DAYS",
+    "failed_job_retention_days": "FUSION_FAILED_JOB_RETENTION_DAYS",
+    "max_body_bytes": "FUSION_MAX_BODY_BYTES",
+    "allow_private_egress": "FUSION_ALLOW_PRIVATE_EGRESS",
+    "public_url": "FUSION_PUBLIC_URL",
+    "broker_visibility_timeout_s": "FUSION_BROKER_VISIBILITY_TIMEOUT_S",
+    "broker_restore_interval_s": "FUSION_BROKER_RESTORE_INTERVAL_S",
+    "sweep_interval_s": "FUSION_SWEEP_INTERVAL_S",
+    "dispatch_stale_s": "FUSION_DISPATCH_STALE_S",
+    "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
+    "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
+    "job_modules": "FUSION_JOB_MODULES",
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the hub reads from its environment; build it with :meth:`from_env`."""
@@ -153,6 +209,15 @@ class Settings:
     allow_private_egress: bool = True
     # Where platforms reach this hub (webhook subscriptions): scheme and host, no path.
     public_url: str | None = None
+    # Broker and sweep knobs (celeryconfig): the visibility timeout is longer than any job.
+    broker_visibility_timeout_s: float = 7200
+    broker_restore_interval_s: float = 10  # how often unacknowledged messages are restored
+    sweep_interval_s: float = 5  # reaper and dispatcher sweeps
+    dispatch_stale_s: int = 30  # a pending job's message older than this is published again
+    worker_soft_shutdown_s: float = 10
+    order_queue_poll_s: int = 60  # every store's order notification queue; 0 turns it off
+    # Modules imported at start besides the built-in job modules, so their job types exist.
+    job_modules: tuple[str, ...] = ()
 
     @property
     def dev(self) -> bool:
@@ -162,32 +227,33 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read and check every ``FUSION_*`` variable; raise ConfigError naming a bad one."""
         env = os.environ if environ is None else environ
-        mode = _text(env, "FUSION_ENV") or "dev"
+        v = VARIABLES
+        mode = _text(env, v["env"]) or "dev"
         if mode not in ENVIRONMENTS:
             raise ConfigError(
-                f"FUSION_ENV: expected one of {', '.join(ENVIRONMENTS)}, got {mode!r}"
+                f"{v['env']}: expected one of {', '.join(ENVIRONMENTS)}, got {mode!r}"
             )
-        home = Path(_text(env, "FUSION_HOME") or ".fusion").absolute()
+        home = Path(_text(env, v["home"]) or ".fusion").absolute()
         pg = ("postgresql", "postgresql+psycopg2", "postgres")
-        database_url = _url(env, "FUSION_DATABASE_URL", pg)
-        app_password = _text(env, "FUSION_DB_APP_PASSWORD")
-        app_database_url = _url(env, "FUSION_APP_DATABASE_URL", pg)
+        database_url = _url(env, v["database_url"], pg)
+        app_password = _text(env, v["app_db_password"])
+        app_database_url = _url(env, v["app_database_url"], pg)
         if app_database_url is None and database_url is not None:
             app_database_url = app_url_from_admin(database_url, app_password)
-        redis_url = _url(env, "FUSION_REDIS_URL", ("redis", "rediss", "unix"))
-        jwt_secret = _text(env, "FUSION_JWT_SECRET")
-        keys = _fernet_keys(env, "FUSION_ENCRYPTION_KEYS")
+        redis_url = _url(env, v["redis_url"], ("redis", "rediss", "unix"))
+        jwt_secret = _text(env, v["jwt_secret"])
+        keys = _fernet_keys(env, v["encryption_keys"])
         if mode == "production":
             for name, value in (
-                ("FUSION_APP_DATABASE_URL or FUSION_DATABASE_URL", app_database_url),
-                ("FUSION_REDIS_URL", redis_url),
-                ("FUSION_JWT_SECRET", jwt_secret),
-                ("FUSION_ENCRYPTION_KEYS", keys),
+                (f"{v['app_database_url']} or {v['database_url']}", app_database_url),
+                (v["redis_url"], redis_url),
+                (v["jwt_secret"], jwt_secret),
+                (v["encryption_keys"], keys),
             ):
                 if not value:
-                    raise ConfigError(f"{name}: required when FUSION_ENV=production")
+                    raise ConfigError(f"{name}: required when {v['env']}=production")
             if jwt_secret and len(jwt_secret) < 32:
-                raise ConfigError("FUSION_JWT_SECRET: must be at least 32 characters")
+                raise ConfigError(f"{v['jwt_secret']}: must be at least 32 characters")
         else:
             jwt_secret = jwt_secret or _dev_secret(
                 home, "jwt_secret", lambda: secrets.token_urlsafe(48)
@@ -203,33 +269,40 @@ class Settings:
             redis_url=redis_url,
             jwt_secret=jwt_secret or "",
             encryption_keys=keys or (),
-            api_host=_text(env, "FUSION_API_HOST") or "127.0.0.1",
-            api_port=_int(env, "FUSION_API_PORT", 8000, lo=1, hi=65535),
-            flower_port=_int(env, "FUSION_FLOWER_PORT", 5555, lo=1, hi=65535),
-            access_token_ttl_s=_int(env, "FUSION_ACCESS_TOKEN_TTL", 900, lo=30, hi=86400),
+            api_host=_text(env, v["api_host"]) or "127.0.0.1",
+            api_port=_int(env, v["api_port"], 8000, lo=1, hi=65535),
+            flower_port=_int(env, v["flower_port"], 5555, lo=1, hi=65535),
+            access_token_ttl_s=_int(env, v["access_token_ttl_s"], 900, lo=30, hi=86400),
             refresh_token_ttl_s=_int(
-                env, "FUSION_REFRESH_TOKEN_TTL", 30 * 24 * 3600, lo=60, hi=365 * 86400
+                env, v["refresh_token_ttl_s"], 30 * 24 * 3600, lo=60, hi=365 * 86400
             ),
-            refresh_reuse_grace_s=_int(env, "FUSION_REFRESH_REUSE_GRACE_S", 10, lo=0, hi=300),
-            lease_s=_int(env, "FUSION_LEASE_SECONDS", 15, lo=2, hi=3600),
-            retry_ladder_s=_seconds_list(env, "FUSION_RETRY_LADDER", (60, 300, 900, 3600)),
-            max_attempts=_int(env, "FUSION_MAX_ATTEMPTS", 5, lo=1, hi=100),
+            refresh_reuse_grace_s=_int(env, v["refresh_reuse_grace_s"], 10, lo=0, hi=300),
+            lease_s=_int(env, v["lease_s"], 15, lo=2, hi=3600),
+            retry_ladder_s=_seconds_list(env, v["retry_ladder_s"], (60, 300, 900, 3600)),
+            max_attempts=_int(env, v["max_attempts"], 5, lo=1, hi=100),
             db_statement_timeout_ms=_int(
-                env, "FUSION_DB_STATEMENT_TIMEOUT_MS", 30_000, lo=100, hi=3_600_000
+                env, v["db_statement_timeout_ms"], 30_000, lo=100, hi=3_600_000
             ),
             db_idle_in_transaction_timeout_ms=_int(
-                env, "FUSION_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000, lo=100, hi=3_600_000
+                env, v["db_idle_in_transaction_timeout_ms"], 60_000, lo=100, hi=3_600_000
             ),
-            request_quota_per_minute=_int(
-                env, "FUSION_REQUEST_QUOTA_PER_MINUTE", 600, lo=1, hi=10**7
+            request_quota_per_minute=_int(env, v["request_quota_per_minute"], 600, lo=1, hi=10**7),
+            max_body_bytes=_int(env, v["max_body_bytes"], 1024 * 1024, lo=1024, hi=10**9),
+            job_retention_days=_int(env, v["job_retention_days"], 14, lo=0, hi=3650),
+            failed_job_retention_days=_int(env, v["failed_job_retention_days"], 90, lo=0, hi=3650),
+            allow_private_egress=_bool(env, v["allow_private_egress"], mode != "production"),
+            public_url=_public_url(env, v["public_url"], production=mode == "production"),
+            broker_visibility_timeout_s=_float(
+                env, v["broker_visibility_timeout_s"], 7200, lo=1, hi=30 * 86400
             ),
-            max_body_bytes=_int(env, "FUSION_MAX_BODY_BYTES", 1024 * 1024, lo=1024, hi=10**9),
-            job_retention_days=_int(env, "FUSION_JOB_RETENTION_DAYS", 14, lo=0, hi=3650),
-            failed_job_retention_days=_int(
-                env, "FUSION_FAILED_JOB_RETENTION_DAYS", 90, lo=0, hi=3650
+            broker_restore_interval_s=_float(
+                env, v["broker_restore_interval_s"], 10, lo=0.1, hi=3600
             ),
-            allow_private_egress=_bool(env, "FUSION_ALLOW_PRIVATE_EGRESS", mode != "production"),
-            public_url=_public_url(env, production=mode == "production"),
+            sweep_interval_s=_float(env, v["sweep_interval_s"], 5, lo=0.1, hi=3600),
+            dispatch_stale_s=_int(env, v["dispatch_stale_s"], 30, lo=1, hi=86400),
+            worker_soft_shutdown_s=_float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
+            order_queue_poll_s=_int(env, v["order_queue_poll_s"], 60, lo=0, hi=86400),
+            job_modules=_names(env, v["job_modules"]),
         )
 
     def with_urls(self, *, database_url: str, redis_url: str) -> Settings:
@@ -240,6 +313,15 @@ class Settings:
             app_database_url=app_url_from_admin(database_url, self.app_db_password),
             redis_url=redis_url,
         )
+
+
+def sandbox_contracts_dir(environ: Mapping[str, str] | None = None) -> Path | None:
+    """``FUSION_CONTRACTS_DIR``: where the sandboxes read the platforms' published contracts,
+    or None when unset (they then look beside the repository). Not a :class:`Settings` field:
+    a sandbox stands in for a platform and builds no hub settings (which would make dev
+    secrets)."""
+    raw = _text(os.environ if environ is None else environ, "FUSION_CONTRACTS_DIR")
+    return Path(raw) if raw else None
 
 
 def _new_fernet_key() -> str:

@@ -12,9 +12,6 @@ from schemas.common import Money, PageQuerySchema, StrictSchema, Text, Timestamp
 
 PRODUCT_STATUSES = ["active", "draft", "archived"]
 MAX_PRICE = Decimal("9999999999")
-ATTRIBUTES = fields.Dict(
-    keys=Text(validate=validate.Length(max=100)), values=Text(validate=validate.Length(max=2000))
-)
 TAGS = fields.List(Text(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
 
 

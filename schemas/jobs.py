@@ -1,13 +1,12 @@
 """Payload schemas of job types, and the validator ``fusion.jobs.registry`` calls through.
 
-Each job type that names a ``payload_schema`` has a marshmallow schema here, registered with
-:func:`register_payload_schema` (other modules, e.g. ``schemas/plugin_jobs.py``, register
-theirs the same way). The API and the workers call :func:`install` at start-up.
+Every job type has a marshmallow schema here, registered with :func:`register_payload_schema`
+by the module beside its domain's jobs (``schemas/plugin_jobs.py`` and the others, which
+``boot`` imports). ``boot.start`` calls :func:`install` and checks that no type lacks one.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,10 +14,6 @@ from marshmallow import RAISE, Schema, ValidationError
 
 from fusion.errors import ValidationFailed
 from fusion.jobs import registry
-
-# Modules whose import registers payload schemas here; :func:`install` imports them, so the
-# API and the workers know the same schemas. Add yours to this list.
-SCHEMA_MODULES = ("schemas.plugin_jobs", "schemas.webhook_jobs", "schemas.catalog_jobs")
 
 _schemas: dict[str, type[Schema]] = {}
 
@@ -28,13 +23,14 @@ def register_payload_schema(name: str, schema_cls: type[Schema]) -> None:
     _schemas[name] = schema_cls
 
 
-def schema_for(name: str) -> type[Schema] | None:
-    return _schemas.get(name)
+def has_schema(job_type: str) -> bool:
+    """Whether payloads of ``job_type`` can be checked."""
+    return job_type in _schemas
 
 
 def validate_payload(job_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The cleaned payload of ``job_type``; raises ValidationFailed with the schema's field
-    errors, or when the job type has no schema registered here (it named one)."""
+    errors, or when the job type has no schema registered here."""
     schema_cls = _schemas.get(job_type)
     if schema_cls is None:
         raise ValidationFailed(f"no payload schema is registered for job type {job_type!r}")
@@ -48,10 +44,7 @@ def validate_payload(job_type: str, payload: Mapping[str, Any]) -> dict[str, Any
 
 
 def install() -> None:
-    """Import the schema modules and make :func:`validate_payload` the payload validator of
-    ``fusion.jobs``."""
-    for name in SCHEMA_MODULES:
-        importlib.import_module(name)
+    """Make :func:`validate_payload` the payload validator of ``fusion.jobs``."""
     registry.install_payload_validator(validate_payload)
 
 

@@ -7,7 +7,6 @@ from marshmallow import Schema, fields, validate
 from fusion.auth.models import Role
 from schemas.common import Moment, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
 
-ROLES = [r.value for r in Role]
 NAME = validate.Length(min=1, max=200)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from fusion.config import Settings
+from fusion.config import VARIABLES, Settings
 from fusion.errors import ConfigError
 
 
@@ -25,6 +28,10 @@ from fusion.errors import ConfigError
         ({"FUSION_PUBLIC_URL": "https://hub.example/x"}, "FUSION_PUBLIC_URL: expected scheme://"),
         ({"FUSION_REFRESH_REUSE_GRACE_S": "600"}, "FUSION_REFRESH_REUSE_GRACE_S: must be between"),
         ({"FUSION_JOB_RETENTION_DAYS": "-1"}, "FUSION_JOB_RETENTION_DAYS: must be between"),
+        ({"FUSION_SWEEP_INTERVAL_S": "often"}, "FUSION_SWEEP_INTERVAL_S: expected a number"),
+        ({"FUSION_BROKER_VISIBILITY_TIMEOUT_S": "0"}, "FUSION_BROKER_VISIBILITY_TIMEOUT_S: must"),
+        ({"FUSION_DISPATCH_STALE_S": "2.5"}, "FUSION_DISPATCH_STALE_S: expected an integer"),
+        ({"FUSION_ORDER_QUEUE_POLL_S": "-1"}, "FUSION_ORDER_QUEUE_POLL_S: must be between"),
     ],
 )
 def test_a_malformed_value_names_the_variable(
@@ -73,3 +80,81 @@ def test_the_public_url_is_an_origin_without_a_trailing_slash(tmp_path: Path) ->
     assert Settings.from_env(home).public_url is None
     settings = Settings.from_env({**home, "FUSION_PUBLIC_URL": "https://hub.example.com/"})
     assert settings.public_url == "https://hub.example.com"
+
+
+class _Recording(dict[str, str]):
+    """An environment that remembers every variable asked for."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        self.asked.add(key)
+        return super().get(key, default)
+
+    def __getitem__(self, key: str) -> str:
+        self.asked.add(key)
+        return super().__getitem__(key)
+
+    def __contains__(self, key: object) -> bool:
+        self.asked.add(str(key))
+        return super().__contains__(key)
+
+    def __iter__(self) -> Iterator[str]:
+        raise AssertionError("from_env must ask for its variables by name")
+
+
+def _readme_variables() -> set[str]:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| `FUSION_")]
+    return {name for row in rows for name in re.findall(r"`(FUSION_[A-Z_]+)`", row.split("|")[1])}
+
+
+def test_the_readme_table_lists_exactly_the_variables_settings_reads(tmp_path: Path) -> None:
+    # Given the variables from_env asks its environment for, in dev and in production mode
+    dev = _Recording({"FUSION_HOME": str(tmp_path)})
+    Settings.from_env(dev)
+    production = _Recording({"FUSION_ENV": "production"})
+    with pytest.raises(ConfigError):
+        Settings.from_env(production)
+    # Then they are the variables of the field mapping, one per field
+    assert dev.asked | production.asked == set(VARIABLES.values())
+    assert set(VARIABLES) == {f.name for f in dataclasses.fields(Settings)}
+    # And the README's configuration table names every one of them, and no other
+    assert _readme_variables() == set(VARIABLES.values())
+
+
+def test_the_broker_and_sweep_knobs_and_job_modules_are_read(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "FUSION_HOME": str(tmp_path),
+            "FUSION_BROKER_VISIBILITY_TIMEOUT_S": "2",
+            "FUSION_BROKER_RESTORE_INTERVAL_S": "0.5",
+            "FUSION_SWEEP_INTERVAL_S": "0.3",
+            "FUSION_DISPATCH_STALE_S": "3",
+            "FUSION_WORKER_SOFT_SHUTDOWN_S": "0",
+            "FUSION_ORDER_QUEUE_POLL_S": "0",
+            "FUSION_JOB_MODULES": " tests.jobs.handlers, ,bench.engine ",
+        }
+    )
+    assert (
+        settings.broker_visibility_timeout_s,
+        settings.broker_restore_interval_s,
+        settings.sweep_interval_s,
+        settings.dispatch_stale_s,
+        settings.worker_soft_shutdown_s,
+        settings.order_queue_poll_s,
+        settings.job_modules,
+    ) == (2, 0.5, 0.3, 3, 0, 0, ("tests.jobs.handlers", "bench.engine"))
+    defaults = Settings.from_env({"FUSION_HOME": str(tmp_path)})
+    assert (
+        defaults.broker_visibility_timeout_s,
+        defaults.broker_restore_interval_s,
+        defaults.sweep_interval_s,
+        defaults.dispatch_stale_s,
+        defaults.worker_soft_shutdown_s,
+        defaults.order_queue_poll_s,
+        defaults.job_modules,
+    ) == (7200, 10, 5, 30, 10, 60, ())

@@ -1,6 +1,6 @@
 """The Celery implementation of the publish port (``fusion.jobs.dispatch.Dispatcher``).
 
-Public on purpose: the API installs it at start-up (``install(CeleryDispatcher())``), the
+Public on purpose: the API hands it to ``boot.start`` (``CeleryDispatcher(publisher)``), the
 one thing the API may import from ``workers``. A message carries job ids only, sent by task
 name to the jobs' queue; never a payload.
 
@@ -36,16 +36,14 @@ def producer_app() -> Celery:
 
 
 class CeleryDispatcher:
-    """Publishes ``fusion.run_job(job_id)`` messages, one per job, on one pooled connection."""
+    """Publishes ``fusion.run_job(job_id)`` messages on one pooled connection: one per job, or
+    ``fusion.run_jobs`` chunks in the bulk lane."""
 
     def __init__(self, app: Celery | None = None, *, bulk_chunk: int = BULK_CHUNK) -> None:
         self.app = app or producer_app()
         self.bulk_chunk = max(bulk_chunk, 1)
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None:
-        self.publish_in_lane(jobs, Lane.NORMAL)
-
-    def publish_in_lane(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane) -> None:
+    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None:
         if not jobs:
             return
         with self.app.producer_or_acquire() as producer:

@@ -14,16 +14,12 @@ from typing import Any
 
 import redis
 from celery import Celery
-from sqlalchemy.exc import SQLAlchemyError
 
-import fusion.models  # noqa: F401  (every table, so foreign keys resolve in a worker)
-import schemas.jobs
+import boot
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import ConfigError
-from fusion.jobs import dispatch, registry
 from fusion.jobs.engine import Engine
-from fusion.plugins.sync import sync_plugins
 from workers.dispatcher import CeleryDispatcher
 
 log = logging.getLogger(__name__)
@@ -43,49 +39,24 @@ _lock = threading.Lock()
 
 
 def runtime(app: Celery) -> Runtime:
-    """This process's runtime, built on first call: job modules imported, the payload
-    validator and the Celery dispatcher installed, the plugin contracts synced, the lease
-    keeper started."""
+    """This process's runtime, built on first call: started as every hub process is
+    (``boot.start``: log redaction, job modules, payload validator, plugin contracts, the
+    Celery dispatcher), then the lease keeper started."""
     global _runtime
     # A forked pool child must not reuse its parent's connections: it builds its own.
     if _runtime is not None and _runtime.pid == os.getpid():
         return _runtime
     with _lock:
         if _runtime is None or _runtime.pid != os.getpid():
-            _redact_logs()
             settings = Settings.from_env()
             if not settings.app_database_url:
                 raise ConfigError("FUSION_DATABASE_URL or FUSION_APP_DATABASE_URL: required")
             # Pool sized for the thread pool plus the lease keeper and sweeps.
             database = Database(settings.app_database_url, pool_size=10, max_overflow=10)
             client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
-            loaded = registry.load_job_modules()
-            schemas.jobs.install()
-            _sync_plugin_contracts(database)
-            dispatch.install(CeleryDispatcher(app))
+            loaded = boot.start(settings, database, dispatcher=CeleryDispatcher(app))
             engine = Engine(settings, database, redis=client)
             engine.start()
             log.info("worker %s ready; job modules: %s", engine.worker_id, ", ".join(loaded))
             _runtime = Runtime(settings, database, client, engine, os.getpid())
     return _runtime
-
-
-def _sync_plugin_contracts(database: Database) -> None:
-    # Once per process, as the API does at start: the plugins/plugin_contracts tables are
-    # global, so no org. A failure must not keep the worker from running jobs; the tables
-    # lag until the next process starts (or `fusion plugins sync`).
-    try:
-        with database.system_session() as session:
-            synced = sync_plugins(session)
-        log.info("plugin contracts synced: %s", ", ".join(r.slug for r in synced))
-    except SQLAlchemyError as exc:
-        log.warning("plugin contract sync failed: %s", type(exc).__name__)
-
-
-def _redact_logs() -> None:
-    # Secrets must never reach a worker's log; the security module knows what they look like.
-    try:
-        from fusion.security import redact
-    except ImportError:
-        return
-    redact.install()

@@ -21,6 +21,7 @@ from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
 from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
 from fusion.auth.access import Access
 from fusion.auth.models import Role
+from fusion.config import Settings
 from fusion.errors import Conflict, NotFound, PermissionDenied
 
 DEFAULT_EXPIRY_S = 86400
@@ -116,9 +117,16 @@ def get_approval(session: Session, approval_id: uuid.UUID) -> Approval:
 
 
 def decide(
-    session: Session, access: Access, approval_id: uuid.UUID, *, approve: bool, note: str | None
+    session: Session,
+    access: Access,
+    approval_id: uuid.UUID,
+    *,
+    approve: bool,
+    note: str | None,
+    settings: Settings | None = None,
 ) -> Approval:
-    """Approve or reject a pending approval. Approving enqueues the job its payload describes.
+    """Approve or reject a pending approval. Approving enqueues the job its payload describes
+    (``settings`` give it its default max_attempts, as in ``fusion.jobs.service.enqueue``).
 
     Raises NotFound for an unknown id, Conflict if it is no longer pending (decided, or past
     its expiry), and PermissionDenied when the decider is the requester (four eyes).
@@ -148,6 +156,7 @@ def decide(
             payload=approval.payload.get("job_payload") or {},
             store_id=_uuid_or_none(approval.payload.get("store_id")),
             created_by=approval.requested_by,
+            settings=settings,
         )
         approval.job_id = job.id
     session.flush()

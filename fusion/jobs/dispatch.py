@@ -1,7 +1,7 @@
 """The publish port: how ``fusion`` hands a job id to the transport without importing it.
 
-``workers.dispatcher.CeleryDispatcher`` implements :class:`Dispatcher`; the API and the
-workers :func:`install` it at start-up. Enqueue never publishes inside the transaction: it
+``workers.dispatcher.CeleryDispatcher`` implements :class:`Dispatcher`; every hub process
+installs it at start-up (``boot.start``). Enqueue never publishes inside the transaction: it
 queues the ids on the session and they are published after the commit (nothing is published
 on rollback). A publish that fails after the commit loses nothing: the row is pending, and
 the dispatcher sweep publishes it again once its message is stale.
@@ -25,15 +25,9 @@ _PENDING_KEY = "fusion.jobs.to_publish"
 
 
 class Dispatcher(Protocol):
-    """Publishes one message per (job id, queue); the message carries ids only."""
+    """Publishes messages for (job id, queue) pairs in ``lane``; a message carries ids only."""
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None: ...
-
-
-class LanedDispatcher(Dispatcher, Protocol):
-    """A dispatcher that can also put messages in a lane other than normal (optional)."""
-
-    def publish_in_lane(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane) -> None: ...
+    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None: ...
 
 
 _dispatcher: Dispatcher | None = None
@@ -60,11 +54,7 @@ def publish_now(jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL)
     if _dispatcher is None:
         return False
     try:
-        in_lane = getattr(_dispatcher, "publish_in_lane", None)
-        if lane != Lane.NORMAL and in_lane is not None:
-            in_lane(jobs, lane)
-        else:
-            _dispatcher.publish(jobs)
+        _dispatcher.publish(jobs, lane)
     except Exception as exc:  # the sweep republishes whatever this loses
         log.warning(
             "publishing %d job(s) failed (%s: %s); the dispatcher sweep will retry",

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from fusion.errors import NotFound, ValidationFailed
+from fusion.errors import ConfigError, NotFound, ValidationFailed
 from fusion.plugins.base import Capability
 
 if TYPE_CHECKING:
@@ -27,14 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The one list of modules whose import registers the hub's own job types.
-BUILTIN_MODULES = (
-    "fusion.catalog.jobs",
-    "fusion.inventory.jobs",
-    "fusion.orders.jobs",
-    "fusion.webhooks.jobs",
-)
-JOB_MODULES_ENV = "FUSION_JOB_MODULES"
+# The hub's own packages: their job modules are imported by ``boot`` itself, never by name.
+OWN_PACKAGES = ("fusion", "api", "workers", "schemas", "boot")
 
 Handler = Callable[["JobContext"], Mapping[str, Any] | None]
 PayloadValidator = Callable[[str, Mapping[str, Any]], dict[str, Any]]
@@ -141,17 +134,17 @@ def validate_payload(job_type: JobType, payload: Mapping[str, Any] | None) -> di
     return _validator(job_type.name, dict(payload or {}))
 
 
-def load_job_modules(extra: Iterable[str] | None = None) -> list[str]:
-    """Import the built-in job modules and those named in ``FUSION_JOB_MODULES`` (or
-    ``extra``); returns the modules imported. A module that fails to import raises (a typo
-    must not go unnoticed)."""
+def load_job_modules(names: Iterable[str]) -> list[str]:
+    """Import the extension job modules ``names`` (``Settings.job_modules``: a third party's
+    or the tests' job types); returns the modules imported. Raises ConfigError for a module
+    of the hub itself (``boot`` imports those) and whatever importing a module raises (a
+    typo must not go unnoticed)."""
     loaded: list[str] = []
-    for name in BUILTIN_MODULES:
+    for name in (n.strip() for n in names):
+        if not name:
+            continue
+        if name.split(".")[0] in OWN_PACKAGES:
+            raise ConfigError(f"FUSION_JOB_MODULES: {name} is the hub's own; name extensions only")
         importlib.import_module(name)
         loaded.append(name)
-    names = extra if extra is not None else os.environ.get(JOB_MODULES_ENV, "").split(",")
-    for name in (n.strip() for n in names):
-        if name:
-            importlib.import_module(name)
-            loaded.append(name)
     return loaded

@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from fusion.config import Settings
 from fusion.errors import Conflict, NotFound, UnsupportedCapability, ValidationFailed
 from fusion.jobs import dispatch, lanes, registry
 from fusion.jobs import log as joblog
@@ -27,7 +28,6 @@ from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.stores.models import Store
 
-DEFAULT_MAX_ATTEMPTS = 5
 MAX_BULK = 10_000
 
 
@@ -57,8 +57,12 @@ def enqueue(
     idempotency_key: str | None = None,
     created_by: uuid.UUID | None = None,
     max_attempts: int | None = None,
+    settings: Settings | None = None,
 ) -> Job:
     """Add a pending job to the caller's transaction and publish it after the commit.
+
+    ``max_attempts`` defaults to the job type's, else to ``settings.max_attempts``
+    (``FUSION_MAX_ATTEMPTS``), else (no settings handed in) to its built-in default.
 
     Raises ValidationFailed (with field errors) for an unknown job type, a payload that fails
     its schema, a missing store the type needs, or bad numbers; NotFound if ``store_id`` is
@@ -76,7 +80,7 @@ def enqueue(
         created_by=created_by,
         max_attempts=max_attempts,
     )
-    return enqueue_many(session, org_id=org_id, specs=[spec])[0]
+    return enqueue_many(session, org_id=org_id, specs=[spec], settings=settings)[0]
 
 
 # Serialises coalescing per (store, job type) so two concurrent changes never both miss the
@@ -170,14 +174,18 @@ def enqueue_requested(session: Session, *, org_id: uuid.UUID, job_type: str, **s
 
 
 def enqueue_many(
-    session: Session, *, org_id: uuid.UUID, specs: Sequence[JobSpec | Mapping[str, Any]]
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    specs: Sequence[JobSpec | Mapping[str, Any]],
+    settings: Settings | None = None,
 ) -> list[Job]:
     """Enqueue every spec with one INSERT; returns the jobs in the order of ``specs``.
 
-    Each spec is checked as :func:`enqueue` checks one, and the first bad spec raises
-    (ValidationFailed names it as ``specs.<i>.<field>``) before anything is stored. A spec
-    whose idempotency key already has a job gets that job back. More than 10,000 specs raise
-    ValidationFailed (split the batch).
+    Each spec is checked as :func:`enqueue` checks one (``settings`` as there), and the first
+    bad spec raises (ValidationFailed names it as ``specs.<i>.<field>``) before anything is
+    stored. A spec whose idempotency key already has a job gets that job back. More than
+    10,000 specs raise ValidationFailed (split the batch).
     """
     items = [s if isinstance(s, JobSpec) else JobSpec(**s) for s in specs]
     if not items:
@@ -187,10 +195,11 @@ def enqueue_many(
     stores = _stores(session, {s.store_id for s in items if s.store_id is not None})
     now = datetime.now(UTC)
     publishing = dispatch.installed() is not None
+    default_attempts = settings.max_attempts if settings else Settings.max_attempts
     rows: list[dict[str, Any]] = []
     for i, spec in enumerate(items):
         prefix = "" if len(items) == 1 else f"specs.{i}."
-        rows.append(_row(spec, org_id, stores, now, publishing, prefix))
+        rows.append(_row(spec, org_id, stores, now, publishing, prefix, default_attempts))
     keyed = [r for r in rows if r["idempotency_key"] is not None]
     keys = {r["idempotency_key"] for r in keyed}
     if len(keys) != len(keyed):
@@ -334,6 +343,7 @@ def _row(
     now: datetime,
     publishing: bool,
     prefix: str,
+    default_attempts: int,
 ) -> dict[str, Any]:
     try:
         job_type = registry.get(spec.job_type)
@@ -352,7 +362,7 @@ def _row(
     priority = job_type.priority if spec.priority is None else spec.priority
     if not -100 <= priority <= 100:
         raise ValidationFailed(fields={f"{prefix}priority": ["must be between -100 and 100"]})
-    attempts = spec.max_attempts or job_type.max_attempts or DEFAULT_MAX_ATTEMPTS
+    attempts = spec.max_attempts or job_type.max_attempts or default_attempts
     if not 1 <= attempts <= 100:
         raise ValidationFailed(fields={f"{prefix}max_attempts": ["must be between 1 and 100"]})
     if spec.idempotency_key is not None and not 1 <= len(spec.idempotency_key) <= 255:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import jsonschema
+
+from fusion.config import sandbox_contracts_dir
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +29,9 @@ ORDER_CHANGE = "OrderChangeNotification.json"
 
 def contracts_dir() -> Path:
     """Where the Amazon contract files are expected (they may be absent)."""
-    root = os.environ.get("FUSION_CONTRACTS_DIR")
-    if root:
-        return Path(root) / "amazon"
+    root = sandbox_contracts_dir()
+    if root is not None:
+        return root / "amazon"
     return Path(__file__).resolve().parents[2].parent / "shared" / "contracts" / "amazon"
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -34,6 +33,7 @@ from werkzeug.routing import Map, Rule
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from fusion.config import sandbox_contracts_dir
 from fusion.sandbox.knobs import Knobs
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ CONTROL_PREFIX = "/_sandbox/"
 def contracts_dir() -> Path:
     """Where the platforms' published contracts are read from at run time (never copied into
     the repository): ``FUSION_CONTRACTS_DIR``, else ``../shared/contracts`` beside the repo."""
-    configured = os.environ.get("FUSION_CONTRACTS_DIR")
-    if configured:
-        return Path(configured)
+    configured = sandbox_contracts_dir()
+    if configured is not None:
+        return configured
     return Path(__file__).resolve().parents[2].parent / "shared" / "contracts"
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from fusion.models import TENANT_TABLES
 from fusion.db.rls import (
     APP_ROLE,
     SYSTEM_ROLE,
@@ -26,6 +25,7 @@ from fusion.db.rls import (
     release_tenant_table,
     system_function_owner,
 )
+from fusion.models import TENANT_TABLES
 
 revision = "0002"
 down_revision = "0001"

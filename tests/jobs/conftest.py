@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 from sqlalchemy import Engine, text
 
-import schemas.jobs
+import boot
 from fusion.jobs import dispatch
 from fusion.jobs.lanes import Lane
 from tests.jobs import handlers
@@ -20,10 +20,7 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.published: list[tuple[uuid.UUID, str, Lane]] = []
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]]) -> None:
-        self.publish_in_lane(jobs, Lane.NORMAL)
-
-    def publish_in_lane(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane) -> None:
+    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None:
         self.published.extend((job_id, queue, lane) for job_id, queue in jobs)
 
     @property
@@ -33,7 +30,7 @@ class RecordingDispatcher:
 
 @pytest.fixture(autouse=True)
 def _validator() -> None:
-    schemas.jobs.install()
+    boot.load_jobs()
 
 
 @pytest.fixture

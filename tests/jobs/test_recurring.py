@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, text
 
+import boot
 import celeryconfig
-import schemas.jobs
 from fusion.db.session import Database
 from fusion.inventory.service import SYNC_INVENTORY_JOB as SYNC
-from fusion.jobs import dispatch, registry
+from fusion.jobs import dispatch
 from fusion.jobs.recurring import enqueue_for_due_stores, idempotency_key, slot_start
 from fusion.orders.service import RECONCILE_JOB as RECONCILE_ORDERS
 from fusion.webhooks.service import CONSUME_JOB as CONSUME_ORDER_QUEUE
@@ -30,8 +30,7 @@ NOW = datetime(2026, 11, 28, 10, 7, 30, tzinfo=UTC)
 
 @pytest.fixture
 def recorder() -> Iterator[RecordingDispatcher]:
-    registry.load_job_modules()
-    schemas.jobs.install()
+    boot.load_jobs()
     recording = RecordingDispatcher()
     dispatch.install(recording)
     try:

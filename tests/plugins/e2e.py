@@ -27,11 +27,10 @@ from typing import Any
 import requests
 from sqlalchemy import Engine, text
 
-import schemas.jobs
-import schemas.plugin_jobs  # registers the capability payload schemas
+import boot
 from fusion.config import Settings
 from fusion.db.session import Database
-from fusion.jobs import dispatch, registry
+from fusion.jobs import dispatch
 from fusion.jobs import service as jobs
 from fusion.sandbox import SANDBOXES, SandboxServer
 from fusion.stores.service import connect_store
@@ -279,8 +278,7 @@ class Hub:
         self.database = database
         self.admin = admin_engine
         self.org_id = org_id
-        registry.load_job_modules()
-        schemas.jobs.install()
+        boot.load_jobs()
         # celeryconfig read this process's environment (no FUSION_REDIS_URL here): point the
         # publisher at the test run's private Redis, where the workers listen.
         app = producer_app()

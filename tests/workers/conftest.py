@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-import schemas.jobs
+import boot
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.jobs import dispatch
@@ -123,7 +123,7 @@ def publisher(worker_env: dict[str, str]) -> Iterator[CeleryDispatcher]:
     app.conf.broker_url = worker_env["FUSION_REDIS_URL"]
     assert celeryconfig.RUN_JOB
     dispatcher = CeleryDispatcher(app)
-    schemas.jobs.install()
+    boot.load_jobs()
     dispatch.install(dispatcher)
     try:
         yield dispatcher

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-import schemas.jobs
+import boot
 from fusion.config import Settings
 from fusion.db import migrate
 from fusion.db.session import Database, make_engine
@@ -60,7 +60,7 @@ def test_workers_ride_out_a_postgres_restart_and_no_job_is_lost(
     celery = Celery(env, tmp_path)
     try:
         org = _arrange(admin)
-        schemas.jobs.install()
+        boot.load_jobs()
         # Given a worker draining 300 jobs from the private database
         celery.worker("w1", concurrency=8)
         celery.beat()
