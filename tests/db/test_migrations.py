@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Enum, text
 from sqlalchemy.pool import NullPool
 
 from fusion.config import Settings
@@ -57,3 +57,24 @@ def test_models_and_migrations_agree(settings: Settings) -> None:
         )
     engine.dispose()
     assert diff == []
+
+
+def test_every_enum_type_has_the_models_labels_in_order(settings: Settings) -> None:
+    # compare_metadata sees a column's type but not an enum's labels: compare those here.
+    assert settings.database_url
+    declared = {
+        column.type.name: list(column.type.enums)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, Enum)
+    }
+    engine = make_engine(settings.database_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) "
+                "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname"
+            )
+        ).all()
+    assert {"store_status", "product_status", "delivery_status"} <= set(declared)
+    assert {name: list(labels) for name, labels in rows} == declared
