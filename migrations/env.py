@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from fusion.config import Settings
-from fusion.models import Base
 from fusion.db.session import driver_url
+from fusion.models import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -18,9 +18,9 @@ from sqlalchemy.exc import OperationalError
 
 from fusion.config import Settings
 from fusion.db import migrate
-from fusion.models import Base
 from fusion.db.session import Database, make_engine
 from fusion.jobs.engine import Engine as JobEngine
+from fusion.models import Base
 from tests.support.servers import RedisServer, ScratchDatabase, admin_postgres_url
 
 

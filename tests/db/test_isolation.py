@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from fusion.models import RLS_TABLES, TENANT_TABLES
 from fusion.db.session import Database
+from fusion.models import RLS_TABLES, TENANT_TABLES
 from tests.support.seed import seed_org
 
 

@@ -13,8 +13,8 @@ from sqlalchemy.pool import NullPool
 
 from fusion.config import Settings
 from fusion.db import migrate
-from fusion.models import Base
 from fusion.db.session import make_engine
+from fusion.models import Base
 from tests.support.servers import ScratchDatabase, admin_postgres_url
 
 
