@@ -6,14 +6,14 @@ from __future__ import annotations
 from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
 from fusion.audit.models import AuditLog
 from fusion.auth.models import ApiKey, OrgMember, RefreshToken, Role, User
-from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
+from fusion.catalog.models import Listing, ListingStatus, Product, ProductStatus, ProductVariant
 from fusion.db.base import Base
 from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
 from fusion.orders.models import Order, OrderLine
 from fusion.orgs.models import Org
 from fusion.plugins.models import ContractLevel, PluginContract, PluginInstance, PluginRecord
-from fusion.stores.models import Store
-from fusion.webhooks.models import WebhookDelivery
+from fusion.stores.models import Store, StoreStatus
+from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
 
 # Tables whose rows belong to one org: every one has RLS keyed on fusion.org_id.
 TENANT_TABLES: tuple[str, ...] = tuple(
@@ -32,6 +32,7 @@ __all__ = [
     "AuditLog",
     "Base",
     "ContractLevel",
+    "DeliveryStatus",
     "Job",
     "JobLog",
     "JobStatus",
@@ -46,10 +47,12 @@ __all__ = [
     "PluginInstance",
     "PluginRecord",
     "Product",
+    "ProductStatus",
     "ProductVariant",
     "RefreshToken",
     "Role",
     "Store",
+    "StoreStatus",
     "User",
     "WebhookDelivery",
 ]

@@ -7,10 +7,9 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from fusion.catalog.models import ListingStatus
+from fusion.catalog.models import ListingStatus, ProductStatus
 from schemas.common import Money, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
 
-PRODUCT_STATUSES = ["active", "draft", "archived"]
 MAX_PRICE = Decimal("9999999999")
 TAGS = fields.List(Text(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
 
@@ -21,7 +20,7 @@ class ProductSchema(Timestamps):
     vendor = Text(required=True)
     product_type = Text(required=True)
     tags = fields.List(Text(), required=True)
-    status = Text(required=True)
+    status = fields.Enum(ProductStatus, by_value=True, required=True)
     attributes = fields.Dict(required=True)
 
 
@@ -29,7 +28,7 @@ ProductPageSchema = page_of(ProductSchema, "ProductPageSchema")
 
 
 class ProductQuerySchema(PageQuerySchema):
-    status = Text(load_default=None, validate=validate.OneOf(PRODUCT_STATUSES))
+    status = fields.Enum(ProductStatus, by_value=True, load_default=None)
     vendor = Text(load_default=None, validate=validate.Length(max=200))
 
 
@@ -39,7 +38,7 @@ class ProductCreateSchema(StrictSchema):
     vendor = Text(validate=validate.Length(max=200))
     product_type = Text(validate=validate.Length(max=200))
     tags = TAGS
-    status = Text(validate=validate.OneOf(PRODUCT_STATUSES))
+    status = fields.Enum(ProductStatus, by_value=True)
     attributes = fields.Dict(
         keys=Text(validate=validate.Length(max=100)),
         values=Text(validate=validate.Length(max=2000)),

@@ -5,9 +5,8 @@ from __future__ import annotations
 from marshmallow import fields, validate
 
 from fusion.plugins.registry import plugin_slugs
+from fusion.stores.models import StoreStatus
 from schemas.common import PageQuerySchema, StrictSchema, Text, Timestamps, page_of
-
-STATUSES = ["active", "paused", "disconnected"]
 
 
 class StoreSchema(Timestamps):
@@ -15,7 +14,7 @@ class StoreSchema(Timestamps):
     name = Text(required=True)
     external_id = Text(required=True)
     base_url = Text(allow_none=True, required=True)
-    status = Text(required=True)
+    status = fields.Enum(StoreStatus, by_value=True, required=True)
     rate_limit_config = fields.Dict(required=True)
     settings = fields.Dict(required=True)
     last_synced_at = fields.AwareDateTime(allow_none=True, required=True)
@@ -34,7 +33,7 @@ StorePageSchema = page_of(StoreSchema, "StorePageSchema")
 
 class StoreQuerySchema(PageQuerySchema):
     platform = Text(load_default=None, validate=validate.Length(max=40))
-    status = Text(load_default=None, validate=validate.OneOf(STATUSES))
+    status = fields.Enum(StoreStatus, by_value=True, load_default=None)
 
 
 class RateLimitConfigSchema(StrictSchema):
@@ -69,7 +68,7 @@ class StoreConnectSchema(StrictSchema):
 
 class StoreUpdateSchema(StrictSchema):
     name = Text(validate=validate.Length(min=1, max=200))
-    status = Text(validate=validate.OneOf(STATUSES))
+    status = fields.Enum(StoreStatus, by_value=True)
 
 
 class ConnectionTestSchema(StrictSchema):

@@ -34,6 +34,12 @@ class ListingStatus(enum.StrEnum):
     DELISTED = "delisted"
 
 
+class ProductStatus(enum.StrEnum):
+    ACTIVE = "active"
+    DRAFT = "draft"
+    ARCHIVED = "archived"
+
+
 class Product(TenantScoped, Base):
     __tablename__ = "products"
     title: Mapped[str] = mapped_column(String(500))
@@ -43,7 +49,9 @@ class Product(TenantScoped, Base):
     tags: Mapped[list[str]] = mapped_column(
         ARRAY(String(100)), server_default=text("'{}'::character varying[]")
     )
-    status: Mapped[str] = mapped_column(String(20), server_default="active")
+    status: Mapped[ProductStatus] = mapped_column(
+        pg_enum(ProductStatus, "product_status"), server_default=ProductStatus.ACTIVE.value
+    )
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
     __table_args__ = (Index("ix_products_org_id_created_at", "org_id", text("created_at DESC")),)

@@ -15,7 +15,7 @@ from fusion.jobs.service import enqueue_or_join
 from fusion.plugins.base import Capability, InventoryUpdate
 from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
-from fusion.stores.models import Store
+from fusion.stores.models import Store, StoreStatus
 
 SYNC_INVENTORY_JOB = "sync_inventory"  # the recurring read-back and drift correction
 # The push of changed SKUs to a store whose platform has no real-time inventory (Etsy): the
@@ -63,7 +63,7 @@ def fan_out_stock(
         .where(
             ProductVariant.sku.in_(sorted(set(skus))),
             Listing.status == ListingStatus.PUBLISHED,
-            Store.status == "active",
+            Store.status == StoreStatus.ACTIVE,
         )
         .order_by(Listing.store_id, ProductVariant.sku)
     ).all()

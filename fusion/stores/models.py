@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from datetime import datetime
 from typing import Any
@@ -9,7 +10,15 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fusion.db.base import Base, TenantScoped
+from fusion.db.base import Base, TenantScoped, pg_enum
+
+
+class StoreStatus(enum.StrEnum):
+    """Only an active store is synced and receives stock pushes."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    DISCONNECTED = "disconnected"
 
 
 class Store(TenantScoped, Base):
@@ -21,7 +30,9 @@ class Store(TenantScoped, Base):
     name: Mapped[str] = mapped_column(String(200))
     external_id: Mapped[str] = mapped_column(String(255))  # shop domain, shop id, seller id
     base_url: Mapped[str | None] = mapped_column(String(500))  # API root; a sandbox in tests
-    status: Mapped[str] = mapped_column(String(20), server_default="active")
+    status: Mapped[StoreStatus] = mapped_column(
+        pg_enum(StoreStatus, "store_status"), server_default=StoreStatus.ACTIVE.value
+    )
     # Fernet tokens; decrypted only inside a worker for the platform call.
     credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -34,7 +34,7 @@ from fusion.plugins.base import Capability, WebhookEvent
 from fusion.plugins.registry import get_plugin
 from fusion.stores.client import store_client, webhook_secret
 from fusion.stores.models import Store
-from fusion.webhooks.models import WebhookDelivery
+from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
 from fusion.webhooks.service import CONSUME_JOB, PROCESS_JOB, SUBSCRIBE_JOB, receiver_url, record
 
 QUEUE_MAX_POLLS = 50  # up to 500 notifications a run; the next run takes the rest
@@ -52,7 +52,7 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
     webhook_id = ctx.payload_uuid("webhook_id")
     with ctx.session() as session:
         delivery = _delivery(session, webhook_id)
-        if delivery.status == "processed":
+        if delivery.status == DeliveryStatus.PROCESSED:
             return {"webhook_id": str(webhook_id), "already_processed": True}
         event = WebhookEvent(delivery.delivery_id, delivery.topic, delivery.payload)
         plugin, store_id = get_plugin(delivery.platform), delivery.store_id
@@ -62,16 +62,16 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
             event = bound.client.complete_event(event)
     with ctx.session() as session:
         delivery = _delivery(session, webhook_id)
-        if delivery.status == "processed":
+        if delivery.status == DeliveryStatus.PROCESSED:
             return {"webhook_id": str(webhook_id), "already_processed": True}
         delivery.payload = dict(event.payload)
         order = plugin.order_from_event(event)
         if order is None:
-            delivery.status = "ignored"
+            delivery.status = DeliveryStatus.IGNORED
             return {"webhook_id": str(webhook_id), "order": None}
         ingested = ingest_order(session, org_id=ctx.org_id, store_id=delivery.store_id, order=order)
         jobs = fan_out_stock(session, org_id=ctx.org_id, skus=ingested.changed_skus)
-        delivery.status = "processed"
+        delivery.status = DeliveryStatus.PROCESSED
     # Logged after the commit: the log says what the committed transaction did.
     for change in ingested.stock:
         if change.clamped:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fusion.db.base import Base, TenantScoped
+from fusion.db.base import Base, TenantScoped, pg_enum
+
+
+class DeliveryStatus(enum.StrEnum):
+    RECEIVED = "received"  # stored, its process_webhook job not yet done
+    IGNORED = "ignored"  # nothing in it for the hub (a topic it does not act on, no order)
+    PROCESSED = "processed"  # its order ingested, its stock taken once
 
 
 class WebhookDelivery(TenantScoped, Base):
@@ -19,7 +26,9 @@ class WebhookDelivery(TenantScoped, Base):
     topic: Mapped[str] = mapped_column(String(120))
     body_sha256: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
-    status: Mapped[str] = mapped_column(String(20), server_default="received")
+    status: Mapped[DeliveryStatus] = mapped_column(
+        pg_enum(DeliveryStatus, "delivery_status"), server_default=DeliveryStatus.RECEIVED.value
+    )
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
 
     __table_args__ = (

@@ -32,7 +32,7 @@ from fusion.plugins.base import Plugin, WebhookEvent
 from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.stores.client import webhook_secret
 from fusion.stores.models import Store
-from fusion.webhooks.models import WebhookDelivery
+from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
 
 PROCESS_JOB = "process_webhook"
 SUBSCRIBE_JOB = "subscribe_order_events"
@@ -116,7 +116,7 @@ def record(
             topic=event.topic[:MAX_TOPIC],
             body_sha256=hashlib.sha256(body).hexdigest(),
             payload=dict(event.payload),
-            status="received" if acted_on else "ignored",
+            status=DeliveryStatus.RECEIVED if acted_on else DeliveryStatus.IGNORED,
         )
         .on_conflict_do_nothing(index_elements=["org_id", "store_id", "delivery_id"])
         .returning(WebhookDelivery.id)

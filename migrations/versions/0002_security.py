@@ -17,22 +17,36 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from fusion.db.rls import (
-    APP_ROLE,
-    SYSTEM_ROLE,
-    grant_app,
-    isolate_tenant_table,
-    release_tenant_table,
-    system_function_owner,
-)
-from fusion.models import TENANT_TABLES
-
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
 
+# Everything below is written out as of this revision, not read from live code: a revision
+# must mean the same thing whatever the models and helpers later become.
+APP_ROLE = "fusion_app"
+SYSTEM_ROLE = "fusion_system"
+CURRENT_ORG = "(SELECT NULLIF(current_setting('fusion.org_id', true), '')::uuid)"
 GLOBAL_TABLES = ("users", "refresh_tokens", "plugins", "plugin_contracts")
+# The tables with an org_id column that 0001 created (tests/db/test_isolation.py checks that
+# every tenant table of the head schema has the policy).
+TENANT_TABLES = (
+    "api_keys",
+    "approval_policies",
+    "approvals",
+    "audit_logs",
+    "job_logs",
+    "jobs",
+    "listings",
+    "order_lines",
+    "orders",
+    "org_members",
+    "plugin_instances",
+    "product_variants",
+    "products",
+    "stores",
+    "webhooks",
+)
 CLAIM_SIGNATURE = "claim_next_job(text, text[], integer)"
 
 ENQUEUE_JOB = """
@@ -147,6 +161,44 @@ BEGIN
     RETURN NULL;
 END $$;
 """
+
+
+def isolate_tenant_table(table: str, key: str = "org_id") -> list[str]:
+    """ENABLE and FORCE RLS on ``table`` with one policy, USING and WITH CHECK, keyed on
+    ``key`` = the transaction's ``fusion.org_id`` (unset or empty: no rows)."""
+    return [
+        f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY",
+        f"CREATE POLICY org_isolation ON {table} USING ({key} = {CURRENT_ORG}) "
+        f"WITH CHECK ({key} = {CURRENT_ORG})",
+    ]
+
+
+def release_tenant_table(table: str) -> list[str]:
+    return [
+        f"DROP POLICY IF EXISTS org_isolation ON {table}",
+        f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY",
+        f"ALTER TABLE {table} DISABLE ROW LEVEL SECURITY",
+    ]
+
+
+def grant_app(table: str, privileges: str = "SELECT, INSERT, UPDATE, DELETE") -> list[str]:
+    """The application role gets ``privileges`` on ``table``, the system role what its
+    functions need."""
+    return [
+        f"GRANT {privileges} ON {table} TO {APP_ROLE}",
+        f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {SYSTEM_ROLE}",
+    ]
+
+
+def system_function_owner(signature: str) -> list[str]:
+    """``signature`` becomes a narrow system path: owned by the BYPASSRLS system role,
+    callable by the application role and nobody else."""
+    return [
+        f"ALTER FUNCTION {signature} OWNER TO {SYSTEM_ROLE}",
+        f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {signature} TO {APP_ROLE}",
+    ]
 
 
 def _run(statements: list[str]) -> None:

@@ -25,8 +25,6 @@ from __future__ import annotations
 
 from alembic import op
 
-from fusion.db.rls import system_function_owner
-
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -151,6 +149,17 @@ LANGUAGE sql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 $$;
 """,
 }
+
+
+def system_function_owner(signature: str) -> list[str]:
+    """``signature`` becomes a narrow system path: owned by the BYPASSRLS system role,
+    callable by the application role and nobody else (as of this revision: written out here,
+    not imported from live code)."""
+    return [
+        f"ALTER FUNCTION {signature} OWNER TO fusion_system",
+        f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {signature} TO fusion_app",
+    ]
 
 
 def upgrade() -> None:

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from alembic import op
 
-from fusion.db.rls import system_function_owner
-
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
@@ -33,6 +31,17 @@ NO_JOB_OF_THAT_TYPE = """
      ORDER BY s.org_id, s.id;
 $$;
 """
+
+
+def system_function_owner(signature: str) -> list[str]:
+    """``signature`` becomes a narrow system path: owned by the BYPASSRLS system role,
+    callable by the application role and nobody else (as of this revision: written out here,
+    not imported from live code)."""
+    return [
+        f"ALTER FUNCTION {signature} OWNER TO fusion_system",
+        f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {signature} TO fusion_app",
+    ]
 
 
 def upgrade() -> None:

@@ -20,14 +20,23 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from fusion.db.rls import system_function_owner
-
 revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
 
 SIGNATURE = "prune_finished_jobs(timestamptz, timestamptz, integer)"
+
+
+def system_function_owner(signature: str) -> list[str]:
+    """``signature`` becomes a narrow system path: owned by the BYPASSRLS system role,
+    callable by the application role and nobody else (as of this revision: written out here,
+    not imported from live code)."""
+    return [
+        f"ALTER FUNCTION {signature} OWNER TO fusion_system",
+        f"REVOKE ALL ON FUNCTION {signature} FROM PUBLIC",
+        f"GRANT EXECUTE ON FUNCTION {signature} TO fusion_app",
+    ]
 
 
 def upgrade() -> None:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import text
+from sqlalchemy import Enum, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from fusion.config import Settings
@@ -57,3 +58,79 @@ def test_models_and_migrations_agree(settings: Settings) -> None:
         )
     engine.dispose()
     assert diff == []
+
+
+def test_every_enum_type_has_the_models_labels_in_order(settings: Settings) -> None:
+    # compare_metadata sees a column's type but not an enum's labels: compare those here.
+    assert settings.database_url
+    declared = {
+        column.type.name: list(column.type.enums)
+        for table in Base.metadata.tables.values()
+        for column in table.columns
+        if isinstance(column.type, Enum)
+    }
+    engine = make_engine(settings.database_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) "
+                "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname"
+            )
+        ).all()
+    assert {"store_status", "product_status", "delivery_status"} <= set(declared)
+    assert {name: list(labels) for name, labels in rows} == declared
+
+
+def _insert_store(url: str, status: str) -> None:
+    engine = make_engine(url, poolclass=NullPool)
+    with engine.begin() as conn:
+        org = conn.execute(
+            text(
+                "INSERT INTO orgs (id, name, slug) VALUES (gen_random_uuid(), 'O', :s) RETURNING id"
+            ),
+            {"s": f"o-{status}"},
+        ).scalar_one()
+        conn.execute(
+            text(
+                "INSERT INTO stores (id, org_id, platform, name, external_id, status) "
+                "VALUES (gen_random_uuid(), :o, 'shopify', 'S', :s, :s)"
+            ),
+            {"o": org, "s": status},
+        )
+    engine.dispose()
+
+
+def _store_statuses(url: str) -> list[tuple[str, str]]:
+    engine = make_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT status::text, pg_typeof(status)::text FROM stores ORDER BY status::text")
+        ).all()
+    engine.dispose()
+    return [tuple(r) for r in rows]
+
+
+def test_0011_converts_the_statuses_and_stops_on_one_outside_the_vocabulary(
+    empty_database: Settings,
+) -> None:
+    url = empty_database.database_url
+    assert url
+    # Given a database at 0010 with a paused store
+    migrate.upgrade(empty_database, "0010")
+    _insert_store(url, "paused")
+    # When 0011 runs, then the store keeps its status, now typed as the enum
+    migrate.upgrade(empty_database, "0011")
+    assert _store_statuses(url) == [("paused", "store_status")]
+    # And back at 0010 it is text again
+    migrate.downgrade(empty_database, "0010")
+    assert _store_statuses(url) == [("paused", "character varying")]
+
+    # Given a store whose status is outside the vocabulary
+    _insert_store(url, "frozen")
+    # When 0011 runs, then it stops, naming the table and the value, and changes nothing
+    with pytest.raises(DBAPIError, match=r"stores\.status holds values outside .*'frozen'"):
+        migrate.upgrade(empty_database, "0011")
+    assert _store_statuses(url) == [
+        ("frozen", "character varying"),
+        ("paused", "character varying"),
+    ]
