@@ -27,12 +27,12 @@ from fusion.errors import FusionError
 from fusion.jobs import service
 from fusion.jobs.models import Job
 from fusion.jobs.service import JobSpec
-from fusion.stores.models import Store
+from fusion.stores.models import Store, StoreStatus
 
 log = logging.getLogger(__name__)
 
 SLOT = timedelta(minutes=15)
-ACTIVE = "active"
+
 DUE = text("SELECT org_id, store_id FROM stores_due_for(:job_type, :platforms)")
 # Serialises runs per org so the "already enqueued this slot" read below is exact.
 ORG_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
@@ -133,7 +133,9 @@ def _enqueue_for_org(
         # Re-read under RLS: a store deleted or paused since the cross-org read gets nothing.
         matching = where if where is not None else true()
         live = session.scalars(
-            select(Store.id).where(Store.id.in_(store_ids), Store.status == ACTIVE, matching)
+            select(Store.id).where(
+                Store.id.in_(store_ids), Store.status == StoreStatus.ACTIVE, matching
+            )
         ).all()
         keys = {store_id: idempotency_key(store_id, slot, job_type, every) for store_id in live}
         taken = set(
