@@ -17,7 +17,6 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
-from fusion.models import TENANT_TABLES
 from fusion.db.rls import (
     APP_ROLE,
     SYSTEM_ROLE,
@@ -33,6 +32,25 @@ branch_labels = None
 depends_on = None
 
 GLOBAL_TABLES = ("users", "refresh_tokens", "plugins", "plugin_contracts")
+# The tenant tables as of this revision, frozen: a later revision that adds one isolates it
+# itself (0013), and this one must not reach for tables it did not create.
+TENANT_TABLES = (
+    "api_keys",
+    "approval_policies",
+    "approvals",
+    "audit_logs",
+    "job_logs",
+    "jobs",
+    "listings",
+    "order_lines",
+    "orders",
+    "org_members",
+    "plugin_instances",
+    "product_variants",
+    "products",
+    "stores",
+    "webhooks",
+)
 CLAIM_SIGNATURE = "claim_next_job(text, text[], integer)"
 
 ENQUEUE_JOB = """
