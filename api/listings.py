@@ -14,6 +14,7 @@ from api.security import access, org_scope, tx
 from fusion.auth.models import Role
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Listing, Product
+from fusion.inventory import channels
 from fusion.stores.models import Store
 from schemas.approvals import OutcomeSchema
 from schemas.catalog import (
@@ -22,6 +23,7 @@ from schemas.catalog import (
     ListingQuerySchema,
     ListingSchema,
 )
+from schemas.inventory import ListingUpdateSchema
 from schemas.job_views import IdempotencyHeaderSchema
 
 blp = Blueprint("listings", __name__, url_prefix="/orgs", description="Listings on stores.")
@@ -59,6 +61,14 @@ class ListingView(MethodView):
     def get(self, org_id: uuid.UUID, listing_id: uuid.UUID) -> Listing:
         """One listing."""
         return catalog.get_listing(tx(), listing_id)
+
+    @blp.arguments(ListingUpdateSchema)
+    @blp.response(200, ListingSchema)
+    @org_scope(Role.OPERATOR)
+    def patch(self, body: dict[str, Any], org_id: uuid.UUID, listing_id: uuid.UUID) -> Listing:
+        """Set the listing's stock rules (they override its store's, key by key); the
+        figures they change are pushed at once."""
+        return channels.set_listing_rules(tx(), access(), listing_id, body["stock_rules"])
 
 
 def _action_view(action: str, summary: str) -> None:

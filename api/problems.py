@@ -31,8 +31,10 @@ def problem(
     *,
     errors: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
-    """A problem+json response for ``status``."""
+    """A problem+json response for ``status``, with RFC 9457 extension members (what the
+    client needs to act on it, e.g. the current figure) beside the standard ones."""
     title = http.HTTPStatus(status).phrase
     body: dict[str, Any] = {
         "type": f"https://fusion-stage-hub.dev/problems/{status}",
@@ -42,6 +44,8 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_TYPE)
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
@@ -96,7 +100,9 @@ def from_fusion_error(error: FusionError) -> Response:
     if isinstance(error, PermissionDenied):
         return problem(403, str(error))
     if isinstance(error, Conflict):
-        return problem(409, str(error))
+        details = dict(error.details)
+        headers = {"ETag": str(details["etag"])} if "etag" in details else None
+        return problem(409, str(error), extensions=details, headers=headers)
     if isinstance(error, ValidationFailed):
         return problem(422, str(error), errors=error.fields)
     if isinstance(error, UnsupportedCapability):

@@ -15,6 +15,7 @@ from api.security import access, org_scope, tx
 from fusion.auth.models import Role
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Product, ProductVariant
+from fusion.inventory import manual
 from schemas.approvals import OutcomeSchema
 from schemas.catalog import (
     ProductCreateSchema,
@@ -28,6 +29,7 @@ from schemas.catalog import (
     VariantSchema,
     VariantUpdateSchema,
 )
+from schemas.inventory import ETAG_HEADER, IfMatchHeaderSchema
 
 blp = Blueprint("products", __name__, url_prefix="/orgs", description="The catalog.")
 
@@ -103,26 +105,39 @@ class Variants(MethodView):
     def post(
         self, body: dict[str, Any], org_id: uuid.UUID, product_id: uuid.UUID
     ) -> ProductVariant:
-        """Add a variant (a SKU, unique in the organisation)."""
-        return catalog.create_variant(tx(), access(), product_id, **body)
+        """Add a variant (a SKU, unique in the organisation); its opening stock is the first
+        movement of its ledger."""
+        return manual.create_variant(tx(), access(), product_id, **body)
 
 
 @blp.route("/<uuid:org_id>/variants/<uuid:variant_id>")
 class VariantView(MethodView):
-    @blp.response(200, VariantSchema)
+    @blp.response(200, VariantSchema, headers=ETAG_HEADER)
     @org_scope(Role.VIEWER)
-    def get(self, org_id: uuid.UUID, variant_id: uuid.UUID) -> ProductVariant:
-        """One variant."""
-        return catalog.get_variant(tx(), variant_id)
+    def get(
+        self, org_id: uuid.UUID, variant_id: uuid.UUID
+    ) -> tuple[ProductVariant, dict[str, str]]:
+        """One variant, with its stock's ETag (for a PATCH sent with `If-Match`)."""
+        variant = catalog.get_variant(tx(), variant_id)
+        return variant, {"ETag": manual.stock_etag(variant)}
 
+    @blp.arguments(IfMatchHeaderSchema, location="headers", as_kwargs=True)
     @blp.arguments(VariantUpdateSchema)
-    @blp.response(200, VariantSchema)
+    @blp.response(200, VariantSchema, headers=ETAG_HEADER)
     @org_scope(Role.OPERATOR)
     def patch(
-        self, body: dict[str, Any], org_id: uuid.UUID, variant_id: uuid.UUID
-    ) -> ProductVariant:
-        """Change a variant, its price or its available quantity."""
-        return catalog.update_variant(tx(), access(), variant_id, **body)
+        self,
+        body: dict[str, Any],
+        org_id: uuid.UUID,
+        variant_id: uuid.UUID,
+        if_match: str | None = None,
+    ) -> tuple[ProductVariant, dict[str, str]]:
+        """Change a variant, its price or its available quantity (an absolute set, a
+        manual-set movement of its ledger, pushed to every channel at once). Sent with
+        `If-Match` (the ETag of `GET`), it is refused with 409, the current figure and
+        ETag, when the stock changed since."""
+        variant = manual.update_variant(tx(), access(), variant_id, if_match=if_match, **body)
+        return variant, {"ETag": manual.stock_etag(variant)}
 
     @blp.response(204)
     @blp.alt_response(202, schema=OutcomeSchema, description="Waiting for approval.")

@@ -14,6 +14,7 @@ from api.security import access, org_scope, tx
 from fusion.audit.service import audited_delete, audited_update, record, snapshot
 from fusion.auth.models import Role
 from fusion.errors import JobError, ValidationFailed
+from fusion.inventory import channels
 from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store
@@ -29,7 +30,15 @@ from schemas.stores import (
 )
 
 blp = Blueprint("stores", __name__, url_prefix="/orgs", description="Connected stores.")
-FIELDS = ("platform", "name", "external_id", "base_url", "status", "rate_limit_config")
+FIELDS = (
+    "platform",
+    "name",
+    "external_id",
+    "base_url",
+    "status",
+    "rate_limit_config",
+    "stock_rules",
+)
 
 
 @blp.route("/<uuid:org_id>/stores")
@@ -54,6 +63,8 @@ class Stores(MethodView):
         """Connect a store. Credentials are encrypted before they are stored. With a public
         URL set (`FUSION_PUBLIC_URL`) and a webhook secret given, a `subscribe_order_events`
         job asks the platform to send the store's order events here."""
+        if "stock_rules" in body:
+            body["stock_rules"] = channels.checked_rules(body["stock_rules"])
         store = stores.connect_store(tx(), org_id=org_id, settings=hub().settings, **body)
         webhooks.subscribe_on_connect(tx(), hub().settings, store)
         record(
@@ -80,8 +91,11 @@ class StoreView(MethodView):
     @blp.response(200, StoreSchema)
     @org_scope(Role.OPERATOR)
     def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
-        """Rename a store or pause it."""
+        """Rename a store, pause it, or set its stock rules (what its channel is shown; the
+        figures they change are pushed at once)."""
         store = stores.get_store(tx(), store_id)
+        if "stock_rules" in body:
+            body["stock_rules"] = channels.checked_rules(body["stock_rules"])
         audited_update(
             tx(),
             org_id=org_id,
@@ -92,6 +106,8 @@ class StoreView(MethodView):
             resource_type="store",
             fields=FIELDS,
         )
+        if "stock_rules" in body:
+            channels.store_rules_changed(tx(), org_id, store.id)
         return store
 
     @blp.response(204)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class FusionError(Exception):
     """Something went wrong in Fusion Stage Hub."""
@@ -20,6 +22,13 @@ class NotFound(FusionError):
 
 class Conflict(FusionError):
     """The request conflicts with the current state."""
+
+    def __init__(
+        self, message: str | None = None, *, details: Mapping[str, object] | None = None
+    ) -> None:
+        super().__init__(message)
+        # What the client needs to act on it (e.g. the current figure), shown as is.
+        self.details: Mapping[str, object] = details or {}
 
 
 class PermissionDenied(FusionError):

@@ -8,6 +8,7 @@ from fusion.audit.models import AuditLog
 from fusion.auth.models import ApiKey, OrgMember, RefreshToken, Role, User
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductStatus, ProductVariant
 from fusion.db.base import Base
+from fusion.inventory.models import ListingStock, MovementKind, StockMovement
 from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
 from fusion.orders.models import Order, OrderLine
 from fusion.orgs.models import Org
@@ -38,7 +39,9 @@ __all__ = [
     "JobStatus",
     "Listing",
     "ListingStatus",
+    "ListingStock",
     "LogLevel",
+    "MovementKind",
     "Order",
     "OrderLine",
     "Org",
@@ -51,6 +54,7 @@ __all__ = [
     "ProductVariant",
     "RefreshToken",
     "Role",
+    "StockMovement",
     "Store",
     "StoreStatus",
     "User",

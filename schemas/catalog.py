@@ -115,6 +115,7 @@ class ListingSchema(Timestamps):
     last_error = Text(allow_none=True, required=True)
     published_at = fields.AwareDateTime(allow_none=True, required=True)
     last_synced_at = fields.AwareDateTime(allow_none=True, required=True)
+    stock_rules = fields.Dict(required=True)
 
 
 ListingPageSchema = page_of(ListingSchema, "ListingPageSchema")

@@ -7,6 +7,7 @@ from marshmallow import fields, validate
 from fusion.plugins.registry import plugin_slugs
 from fusion.stores.models import StoreStatus
 from schemas.common import PageQuerySchema, StrictSchema, Text, Timestamps, page_of
+from schemas.inventory import StockRulesSchema
 
 
 class StoreSchema(Timestamps):
@@ -17,6 +18,7 @@ class StoreSchema(Timestamps):
     status = fields.Enum(StoreStatus, by_value=True, required=True)
     rate_limit_config = fields.Dict(required=True)
     settings = fields.Dict(required=True)
+    stock_rules = fields.Dict(required=True)
     last_synced_at = fields.AwareDateTime(allow_none=True, required=True)
     has_credentials = fields.Method("_has_credentials", required=True)
     has_webhook_secret = fields.Method("_has_webhook_secret", required=True)
@@ -64,11 +66,13 @@ class StoreConnectSchema(StrictSchema):
     )
     webhook_secret = Text(load_default=None, load_only=True, validate=validate.Length(max=1024))
     rate_limit_config = fields.Nested(RateLimitConfigSchema, load_default=None)
+    stock_rules = fields.Nested(StockRulesSchema)
 
 
 class StoreUpdateSchema(StrictSchema):
     name = Text(validate=validate.Length(min=1, max=200))
     status = fields.Enum(StoreStatus, by_value=True)
+    stock_rules = fields.Nested(StockRulesSchema)
 
 
 class ConnectionTestSchema(StrictSchema):

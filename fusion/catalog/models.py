@@ -66,6 +66,8 @@ class ProductVariant(TenantScoped, Base):
     currency: Mapped[str] = mapped_column(String(3), server_default="USD")
     # The one available quantity the hub holds for this SKU.
     available_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    # Counts the changes of available_quantity (fusion.inventory.ledger): the variant's ETag.
+    stock_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     barcode: Mapped[str | None] = mapped_column(String(64))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
@@ -93,6 +95,8 @@ class Listing(TenantScoped, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None]
     last_synced_at: Mapped[datetime | None]
+    # Overrides, key by key, of the store's stock_rules (fusion.inventory.rules).
+    stock_rules: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
     __table_args__ = (
         UniqueConstraint("product_id", "store_id"),

@@ -173,6 +173,12 @@ def get_variant(session: Session, variant_id: uuid.UUID) -> ProductVariant:
     return variant
 
 
+def _refuse_stock(fields: dict[str, Any]) -> None:
+    # Stock changes only through the ledger, which sits above the catalog.
+    if "available_quantity" in fields:
+        raise ValueError("stock changes go through fusion.inventory.ledger.move")
+
+
 def _flush_unique_sku(session: Session) -> None:
     try:
         with session.begin_nested():
@@ -184,8 +190,11 @@ def _flush_unique_sku(session: Session) -> None:
 def create_variant(
     session: Session, access: Access, product_id: uuid.UUID, **fields: Any
 ) -> ProductVariant:
-    """A new variant of ``product_id``. Raises NotFound for an unknown product and Conflict
-    for a SKU the org already uses."""
+    """A new variant of ``product_id``, holding no stock (its opening figure is the ledger's
+    first movement: ``fusion.inventory.manual.create_variant``). Raises NotFound for an
+    unknown product, Conflict for a SKU the org already uses, ValueError when given
+    ``available_quantity``."""
+    _refuse_stock(fields)
     get_product(session, product_id)
     variant = ProductVariant(org_id=access.org_id, product_id=product_id, **fields)
     session.add(variant)
@@ -205,8 +214,10 @@ def create_variant(
 def update_variant(
     session: Session, access: Access, variant_id: uuid.UUID, **changes: Any
 ) -> ProductVariant:
-    """Change the given fields of a variant (a quantity change is the stock figure the
-    inventory fan-out pushes). Raises NotFound / Conflict (SKU taken)."""
+    """Change the given fields of a variant, its stock excepted (that is
+    ``fusion.inventory.manual.update_variant``). Raises NotFound / Conflict (SKU taken), and
+    ValueError when given ``available_quantity``."""
+    _refuse_stock(changes)
     variant = get_variant(session, variant_id)
     before = snapshot(variant, VARIANT_FIELDS)
     for name, value in changes.items():

@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import LockError
 
 from fusion.errors import RateLimited
+from fusion.inventory.channels import note_pushed, note_remote
 from fusion.inventory.service import PUSH_INVENTORY_JOB, SYNC_INVENTORY_JOB, hub_stock
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import capability_job, job_type
@@ -60,8 +61,10 @@ def _push(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> 
         if bound.level(Capability.BULK_OPERATIONS) == ContractLevel.WORKAROUND:
             ctx.log(f"{bound.plugin.slug}: bulk inventory is a workaround", "info")
         bound.client.bulk_set_inventory(updates)
+        note_pushed(ctx, bound.store.id, updates)
         return "bulk"
     bound.client.set_inventory(updates)
+    note_pushed(ctx, bound.store.id, updates)
     return "per_item"
 
 
@@ -87,6 +90,7 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx, Capability.BULK_OPERATIONS) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
         bound.client.bulk_set_inventory(updates)
+        note_pushed(ctx, bound.store.id, updates)
     ctx.log(f"pushed {len(updates)} quantities in bulk", "info", count=len(updates))
     return {"pushed": len(updates)}
 
@@ -98,6 +102,7 @@ def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx, Capability.REAL_TIME_INVENTORY) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
         bound.client.set_inventory(updates)
+        note_pushed(ctx, bound.store.id, updates)
     ctx.log(f"pushed {len(updates)} quantities", "info", skus=[u.sku for u in updates][:50])
     return {"pushed": len(updates)}
 
@@ -127,6 +132,7 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
         remote: dict[str, int] = {}
         for product in bound.client.list_products():
             remote.update(product.quantities)
+        note_remote(ctx, store_id, remote)
         ctx.checkpoint()
         with push_lock(ctx, store_id):
             with ctx.session() as session:

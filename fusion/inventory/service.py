@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fusion.catalog.models import Listing, ListingStatus, ProductVariant
+from fusion.inventory.rules import channel_shown
 from fusion.jobs.models import Job
 from fusion.jobs.service import enqueue_or_join
 from fusion.plugins.base import Capability, InventoryUpdate
@@ -27,17 +28,28 @@ PUSH_DEBOUNCE_S = 1.0
 def hub_stock(
     session: Session, store_id: uuid.UUID, skus: Sequence[str] | None
 ) -> list[InventoryUpdate]:
-    """The hub's quantity of each SKU listed (published) on the store, with its platform id
-    (of ``skus`` only, when given)."""
+    """The quantity the store is to show of each SKU listed (published) on it, with its
+    platform id (of ``skus`` only, when given): the hub's figure after the store's stock
+    rules, overridden key by key by the listing's (``fusion.inventory.rules``)."""
     query = (
-        select(ProductVariant.sku, ProductVariant.available_quantity, Listing.external_id)
+        select(
+            ProductVariant.sku,
+            ProductVariant.available_quantity,
+            Listing.external_id,
+            Store.stock_rules,
+            Listing.stock_rules,
+        )
         .join(Listing, Listing.product_id == ProductVariant.product_id)
+        .join(Store, Store.id == Listing.store_id)
         .where(Listing.store_id == store_id, Listing.status == ListingStatus.PUBLISHED)
         .order_by(ProductVariant.sku)
     )
     if skus is not None:
         query = query.where(ProductVariant.sku.in_(list(skus)))
-    return [InventoryUpdate(sku=s, quantity=q, external_id=e) for s, q, e in session.execute(query)]
+    return [
+        InventoryUpdate(sku=s, quantity=channel_shown(q, store_rules, rules), external_id=e)
+        for s, q, e, store_rules, rules in session.execute(query)
+    ]
 
 
 def fan_out_stock(

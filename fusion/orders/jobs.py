@@ -46,7 +46,9 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
     cancelled = 0
     with ctx.session() as session:
         for order in orders:
-            ingested = ingest_order(session, org_id=ctx.org_id, store_id=store_id, order=order)
+            ingested = ingest_order(
+                session, org_id=ctx.org_id, store_id=store_id, order=order, job_id=ctx.job_id
+            )
             new += int(ingested.created)
             changed.update(ingested.changed_skus)
             cancelled += int(bool(ingested.restored))

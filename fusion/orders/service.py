@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 
 from fusion.catalog.models import ProductVariant
 from fusion.errors import NotFound
+from fusion.inventory.ledger import SYSTEM_ACTOR, move
+from fusion.inventory.models import MovementKind
 from fusion.orders.models import Order, OrderLine
 from fusion.plugins.base import RemoteOrder
 
@@ -81,7 +83,12 @@ class Ingested:
 
 
 def ingest_order(
-    session: Session, *, org_id: uuid.UUID, store_id: uuid.UUID, order: RemoteOrder
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    store_id: uuid.UUID,
+    order: RemoteOrder,
+    job_id: uuid.UUID | None = None,
 ) -> Ingested:
     """Store ``order`` once per (org, store, external id) with its lines, and apply its stock
     effect exactly once, in the caller's transaction.
@@ -94,8 +101,10 @@ def ingest_order(
     below 0 (the returned change says it was clamped); lines whose SKU the hub does not know
     are reported in ``unknown_skus``. A cancelled order gives back what it took, once (see
     the module); one first seen cancelled takes nothing. The stored status follows the
-    platform's, except that a cancelled order stays cancelled. Raises ValueError for an
-    order without an external id.
+    platform's, except that a cancelled order stays cancelled. Every stock change is a
+    movement of the ledger (``fusion.inventory.ledger``) naming the order and ``job_id``:
+    kind ``order`` with what was actually taken, ``cancellation`` with what came back.
+    Raises ValueError for an order without an external id.
     """
     if not order.external_id:
         raise ValueError("an order needs an external id")
@@ -139,7 +148,7 @@ def ingest_order(
         )
     created = inserted is not None
     if order.cancelled:
-        return _cancel(session, key, order, created)
+        return _cancel(session, key, order, created, job_id)
     session.execute(
         update(Order)
         .where(*key, Order.status != order.status, Order.stock_restored_at.is_(None))
@@ -156,11 +165,17 @@ def ingest_order(
     order_id = inserted or applying or _order_id(session, key)
     if applying is None:
         return Ingested(order_id=order_id, created=created)
-    stock, unknown = _take_stock(session, order_id)
+    stock, unknown = _take_stock(session, order_id, job_id)
     return Ingested(order_id=order_id, created=created, stock=stock, unknown_skus=unknown)
 
 
-def _cancel(session: Session, key: tuple[Any, ...], order: RemoteOrder, created: bool) -> Ingested:
+def _cancel(
+    session: Session,
+    key: tuple[Any, ...],
+    order: RemoteOrder,
+    created: bool,
+    job_id: uuid.UUID | None,
+) -> Ingested:
     # First seen cancelled: it never took anything, so there is nothing to give back.
     session.execute(
         update(Order)
@@ -175,7 +190,8 @@ def _cancel(session: Session, key: tuple[Any, ...], order: RemoteOrder, created:
     ).first()
     if restoring is None:
         return Ingested(order_id=_order_id(session, key), created=created)
-    restored = _give_back(session, {str(k): int(v) for k, v in restoring.stock_taken.items()})
+    taken = {str(k): int(v) for k, v in restoring.stock_taken.items()}
+    restored = _give_back(session, taken, restoring.id, order.external_id, job_id)
     return Ingested(order_id=restoring.id, created=created, restored=restored)
 
 
@@ -192,22 +208,38 @@ def _locked_variants(session: Session, skus: Sequence[str]) -> dict[str, Product
             .where(ProductVariant.sku.in_(sorted(skus)))
             .order_by(ProductVariant.sku)
             .with_for_update()
+            .execution_options(populate_existing=True)
         )
     }
 
 
-def _give_back(session: Session, taken: dict[str, int]) -> list[Restock]:
+def _give_back(
+    session: Session,
+    taken: dict[str, int],
+    order_id: uuid.UUID,
+    external_id: str,
+    job_id: uuid.UUID | None,
+) -> list[Restock]:
     variants = _locked_variants(session, [sku for sku, count in taken.items() if count > 0])
     restored = []
     for sku in sorted(variants):
-        variant = variants[sku]
-        variant.available_quantity += taken[sku]
-        restored.append(Restock(sku, taken[sku], variant.available_quantity))
-    session.flush()
+        movement = move(
+            session,
+            variant=variants[sku],
+            kind=MovementKind.CANCELLATION,
+            actor=SYSTEM_ACTOR,
+            reason=f"order {external_id} cancelled: gives back the {taken[sku]} it took",
+            delta=taken[sku],
+            order_id=order_id,
+            job_id=job_id,
+        )
+        restored.append(Restock(sku, taken[sku], movement.on_hand_after))
     return restored
 
 
-def _take_stock(session: Session, order_id: uuid.UUID) -> tuple[list[StockChange], list[str]]:
+def _take_stock(
+    session: Session, order_id: uuid.UUID, job_id: uuid.UUID | None
+) -> tuple[list[StockChange], list[str]]:
     # The stored lines, not the delivery's: an order first stored by the pull applies its own.
     lines = session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)).all()
     wanted: dict[str, int] = {}
@@ -217,14 +249,25 @@ def _take_stock(session: Session, order_id: uuid.UUID) -> tuple[list[StockChange
     if not wanted:
         return [], []
     variants = _locked_variants(session, list(wanted))
+    external_id = session.execute(select(Order.external_id).where(Order.id == order_id)).scalar()
     changes: list[StockChange] = []
     for sku in sorted(wanted):
         variant = variants.get(sku)
         if variant is None:
             continue
         taken = min(wanted[sku], variant.available_quantity)
-        variant.available_quantity -= taken
-        changes.append(StockChange(sku, wanted[sku], taken, variant.available_quantity))
+        short = "" if taken == wanted[sku] else f", took {taken}: the stock ran out"
+        movement = move(
+            session,
+            variant=variant,
+            kind=MovementKind.ORDER,
+            actor=SYSTEM_ACTOR,
+            reason=f"order {external_id}: {wanted[sku]} ordered{short}",
+            delta=-taken,
+            order_id=order_id,
+            job_id=job_id,
+        )
+        changes.append(StockChange(sku, wanted[sku], taken, movement.on_hand_after))
     for line in lines:
         if line.variant_id is None and line.sku in variants:
             line.variant_id = variants[line.sku].id

@@ -39,6 +39,8 @@ class Store(TenantScoped, Base):
     rate_limit_config: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     rate_limit_state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     settings: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # What the store's channel is shown of each SKU's stock (fusion.inventory.rules).
+    stock_rules: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     last_synced_at: Mapped[datetime | None]
 
     __table_args__ = (

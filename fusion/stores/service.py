@@ -69,6 +69,7 @@ def connect_store(
     rate_limit_config: Mapping[str, Any] | None = None,
     store_settings: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
+    stock_rules: Mapping[str, Any] | None = None,
 ) -> Store:
     """Add a store for ``org_id`` on ``platform`` with its credentials encrypted.
 
@@ -93,6 +94,7 @@ def connect_store(
         base_url=base_url,
         rate_limit_config=dict(rate_limit_config or {}),
         settings=dict(store_settings or {}),
+        stock_rules=dict(stock_rules or {}),  # checked by fusion.inventory.channels
     )
     store.credentials_encrypted = encrypt_credentials(settings, org_id, store.id, credentials)
     if webhook_secret:

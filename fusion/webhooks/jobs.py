@@ -69,7 +69,9 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
         if order is None:
             delivery.status = DeliveryStatus.IGNORED
             return {"webhook_id": str(webhook_id), "order": None}
-        ingested = ingest_order(session, org_id=ctx.org_id, store_id=delivery.store_id, order=order)
+        ingested = ingest_order(
+            session, org_id=ctx.org_id, store_id=delivery.store_id, order=order, job_id=ctx.job_id
+        )
         jobs = fan_out_stock(session, org_id=ctx.org_id, skus=ingested.changed_skus)
         delivery.status = DeliveryStatus.PROCESSED
     # Logged after the commit: the log says what the committed transaction did.

@@ -181,6 +181,14 @@ ENDPOINTS = [
     Endpoint(
         "DELETE", ORG + "/variants/{variant_id}", "operator", ok={"owner": 204, "operator": 202}
     ),
+    Endpoint("GET", ORG + "/variants/{variant_id}/stock", "viewer"),
+    Endpoint(
+        "POST",
+        ORG + "/variants/{variant_id}/stock-adjustments",
+        "operator",
+        {"delta": 5, "reason": "found on the shelf"},
+        {"*": 201},
+    ),
     Endpoint("GET", ORG + "/listings", "viewer"),
     Endpoint(
         "POST",
@@ -190,6 +198,8 @@ ENDPOINTS = [
         {"*": 409},
     ),
     Endpoint("GET", ORG + "/listings/{listing_id}", "viewer"),
+    Endpoint("PATCH", ORG + "/listings/{listing_id}", "operator", {"stock_rules": {"buffer": 2}}),
+    Endpoint("GET", ORG + "/listings/{listing_id}/stock", "viewer"),
     Endpoint("POST", ORG + "/listings/{listing_id}/publish", "operator", ok={"*": 202}),
     Endpoint("POST", ORG + "/listings/{published_listing_id}/update", "operator", ok={"*": 202}),
     Endpoint("POST", ORG + "/listings/{published_listing_id}/delist", "operator", ok={"*": 202}),

@@ -86,6 +86,20 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
             topic="orders/create",
             body_sha256="0" * 64,
         )
+        ids["stock_movements"] = _insert(
+            conn,
+            "stock_movements",
+            org_id=org,
+            variant_id=ids["product_variants"],
+            sku="SKU-1",
+            kind="manual_set",
+            delta=0,
+            on_hand_after=0,
+            actor="system",
+        )
+        ids["listing_stock"] = _insert(
+            conn, "listing_stock", org_id=org, listing_id=ids["listings"], sku="SKU-1"
+        )
         ids["audit_logs"] = _insert(
             conn,
             "audit_logs",

@@ -223,3 +223,26 @@ def test_an_order_first_stored_by_the_pull_takes_its_stock_once_from_the_webhook
     assert state["stock"]["SKU-RED"] == 1
     assert (state["orders"], state["lines"]) == (1, 1)
     assert len(state["pushes"]) == 3  # the source, the other Shopify store, Etsy
+
+
+def test_an_order_webhook_leaves_its_stock_change_in_the_ledger_with_its_order_and_job(
+    client: FlaskClient, admin_engine: Engine, job_engine: JobEngine, shop: Shop
+) -> None:
+    # When an order for more SKU-BLUE than the hub holds is processed by the worker
+    job_id = _deliver(
+        admin_engine, client, shop.source, shopify_order(1201, [("SKU-RED", 2), ("SKU-BLUE", 3)])
+    )
+    assert job_engine.execute(job_id) is Outcome.COMPLETED
+    # Then each SKU has one order movement naming the order and the job, with what it took
+    with admin_engine.connect() as conn:
+        order_id = conn.execute(text("SELECT id FROM orders")).scalar_one()
+        rows = conn.execute(
+            text(
+                "SELECT sku, kind::text, delta, on_hand_after, order_id, job_id, actor "
+                "FROM stock_movements ORDER BY sku"
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        ("SKU-BLUE", "order", -1, 0, order_id, job_id, "system"),  # stopped at 0: took 1
+        ("SKU-RED", "order", -2, 3, order_id, job_id, "system"),
+    ]

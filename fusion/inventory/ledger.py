@@ -1,0 +1,97 @@
+"""The stock ledger: :func:`move` is the one way a SKU's stock changes.
+
+It locks the variant's row, changes ``available_quantity`` and appends the movement that
+explains it, in the caller's transaction, so the figure and the ledger never disagree and
+concurrent orders and adjustments of one SKU apply one after the other.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fusion.auth.access import Principal
+from fusion.catalog.models import ProductVariant
+from fusion.errors import Conflict
+from fusion.inventory.models import MovementKind, StockMovement
+
+SYSTEM_ACTOR = "system"
+
+
+class InsufficientStock(Conflict):
+    """The change would take the stock below zero."""
+
+    def __init__(self, sku: str, available: int, delta: int) -> None:
+        super().__init__(
+            f"SKU {sku} holds {available}: a change of {delta} would take it below zero.",
+            details={"sku": sku, "available_quantity": available},
+        )
+        self.sku, self.available, self.delta = sku, available, delta
+
+
+def actor_of(principal: Principal | None) -> str:
+    """How a movement names who made it: ``user:<id>``, ``api_key:<id>`` or ``system``."""
+    if principal is None:
+        return SYSTEM_ACTOR
+    return f"{principal.actor_type.value}:{principal.actor_id}"
+
+
+def lock_variant(session: Session, variant_id: uuid.UUID) -> ProductVariant | None:
+    """The variant, row-locked until the transaction ends and re-read from the database (the
+    figure another transaction committed while this one waited is the one seen)."""
+    session.flush()
+    return session.scalars(
+        select(ProductVariant)
+        .where(ProductVariant.id == variant_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one_or_none()
+
+
+def move(
+    session: Session,
+    *,
+    variant: ProductVariant,
+    kind: MovementKind,
+    actor: str,
+    reason: str,
+    delta: int | None = None,
+    set_to: int | None = None,
+    order_id: uuid.UUID | None = None,
+    job_id: uuid.UUID | None = None,
+) -> StockMovement:
+    """Change ``variant``'s available quantity by ``delta`` or to ``set_to`` (exactly one)
+    and append the movement, in the caller's transaction. The variant's row is locked first
+    and its figure re-read, so the delta of an absolute set is taken from the figure it
+    replaces. A change of the figure bumps ``stock_version``; a zero change is recorded but
+    bumps nothing. Raises InsufficientStock (nothing changed) when the result would be below
+    zero, ValueError when neither or both of ``delta`` and ``set_to`` are given."""
+    if (delta is None) == (set_to is None):
+        raise ValueError("give exactly one of delta and set_to")
+    locked = lock_variant(session, variant.id)
+    if locked is None:
+        raise ValueError(f"variant {variant.id} does not exist")
+    before = locked.available_quantity
+    after = before + delta if delta is not None else int(set_to or 0)
+    if after < 0:
+        raise InsufficientStock(locked.sku, before, after - before)
+    if after != before:
+        locked.available_quantity = after
+        locked.stock_version += 1
+    movement = StockMovement(
+        org_id=locked.org_id,
+        variant_id=locked.id,
+        sku=locked.sku,
+        kind=kind,
+        delta=after - before,
+        on_hand_after=after,
+        actor=actor,
+        job_id=job_id,
+        order_id=order_id,
+        reason=reason,
+    )
+    session.add(movement)
+    session.flush()
+    return movement
