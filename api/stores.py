@@ -18,6 +18,7 @@ from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store
 from fusion.webhooks import service as webhooks
+from schemas.store_settings import parse_settings
 from schemas.stores import (
     ConnectionTestSchema,
     CredentialsSchema,
@@ -29,7 +30,7 @@ from schemas.stores import (
 )
 
 blp = Blueprint("stores", __name__, url_prefix="/orgs", description="Connected stores.")
-FIELDS = ("platform", "name", "external_id", "base_url", "status", "rate_limit_config")
+FIELDS = ("platform", "name", "external_id", "base_url", "status", "rate_limit_config", "settings")
 
 
 @blp.route("/<uuid:org_id>/stores")
@@ -80,8 +81,13 @@ class StoreView(MethodView):
     @blp.response(200, StoreSchema)
     @org_scope(Role.OPERATOR)
     def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
-        """Rename a store or pause it."""
+        """Rename a store, pause it or change its settings (merged into the store's: a
+        setting given as null goes back to the plugin's default)."""
         store = stores.get_store(tx(), store_id)
+        if "settings" in body:
+            body["settings"] = stores.settings_after(
+                store, parse_settings(store.platform, body["settings"]), settings=hub().settings
+            )
         audited_update(
             tx(),
             org_id=org_id,
