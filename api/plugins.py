@@ -25,6 +25,20 @@ def _view(plugin: Plugin) -> dict[str, Any]:
         "auth_type": plugin.auth_type.value,
         "capabilities": {c.value: plugin.level(c).value for c in Capability},
         "rate_limit": rate_limit_json(plugin),
+        "settings": [
+            {
+                "name": spec.name,
+                "type": spec.type.value,
+                "required": spec.required,
+                "default": spec.default,
+                "description": spec.description,
+                "secret": spec.secret,
+                "minimum": spec.minimum,
+                "maximum": spec.maximum,
+                "choices": list(spec.choices),
+            }
+            for spec in plugin.settings
+        ],
     }
 
 
@@ -40,5 +54,6 @@ def list_plugins(org_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(200, PluginSchema)
 @org_scope(Role.VIEWER)
 def get_one(org_id: uuid.UUID, slug: str) -> dict[str, Any]:
-    """One plugin."""
+    """One plugin, with the store settings it reads (what `settings` of a store on its
+    platform may hold)."""
     return _view(get_plugin(slug))

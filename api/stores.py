@@ -19,6 +19,7 @@ from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store
 from fusion.webhooks import service as webhooks
+from schemas.store_settings import parse_settings
 from schemas.stores import (
     ConnectionTestSchema,
     CredentialsSchema,
@@ -37,6 +38,7 @@ FIELDS = (
     "base_url",
     "status",
     "rate_limit_config",
+    "settings",
     "stock_rules",
 )
 
@@ -91,9 +93,14 @@ class StoreView(MethodView):
     @blp.response(200, StoreSchema)
     @org_scope(Role.OPERATOR)
     def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
-        """Rename a store, pause it, or set its stock rules (what its channel is shown; the
-        figures they change are pushed at once)."""
+        """Rename a store, pause it, change its settings (merged into the store's: a setting
+        given as null goes back to the plugin's default) or set its stock rules (what its
+        channel is shown; the figures they change are pushed at once)."""
         store = stores.get_store(tx(), store_id)
+        if "settings" in body:
+            body["settings"] = stores.settings_after(
+                store, parse_settings(store.platform, body["settings"]), settings=hub().settings
+            )
         if "stock_rules" in body:
             body["stock_rules"] = channels.checked_rules(body["stock_rules"])
         audited_update(

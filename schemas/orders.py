@@ -15,6 +15,13 @@ class OrderSchema(Timestamps):
     total = Money(required=True)
     placed_at = fields.AwareDateTime(allow_none=True, required=True)
     stock_applied_at = fields.AwareDateTime(allow_none=True, required=True)
+    history = fields.Boolean(
+        required=True,
+        metadata={
+            "description": "Placed before the store was connected: shown for the record, it "
+            "took no stock (and its cancellation gives none back)."
+        },
+    )
 
 
 class OrderLineSchema(Schema):

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from marshmallow import fields, validate
+from typing import Any
+
+from marshmallow import fields, post_load, validate
 
 from fusion.plugins.registry import plugin_slugs
 from fusion.stores.models import StoreStatus
 from schemas.common import PageQuerySchema, StrictSchema, Text, Timestamps, page_of
 from schemas.inventory import StockRulesSchema
+from schemas.store_settings import load_settings, shown_settings
+
+SETTINGS_HELP = (
+    "Settings of the platform's plugin, by name (GET /orgs/{org}/plugins/{slug} lists them "
+    "with their types); an unknown name or a value of the wrong type is refused."
+)
 
 
 class StoreSchema(Timestamps):
@@ -17,11 +25,26 @@ class StoreSchema(Timestamps):
     base_url = Text(allow_none=True, required=True)
     status = fields.Enum(StoreStatus, by_value=True, required=True)
     rate_limit_config = fields.Dict(required=True)
-    settings = fields.Dict(required=True)
+    settings = fields.Method(
+        "_settings",
+        required=True,
+        metadata={
+            "type": "object",
+            "description": "Every setting the platform's plugin declares, with the store's "
+            "value or the default (GET /orgs/{org}/plugins/{slug} lists them).",
+        },
+    )
+    state = fields.Dict(
+        required=True,
+        metadata={"description": "What the hub records about the store (read only)."},
+    )
     stock_rules = fields.Dict(required=True)
     last_synced_at = fields.AwareDateTime(allow_none=True, required=True)
     has_credentials = fields.Method("_has_credentials", required=True)
     has_webhook_secret = fields.Method("_has_webhook_secret", required=True)
+
+    def _settings(self, store: Any) -> dict[str, Any]:
+        return shown_settings(store.platform, store.settings or {})
 
     def _has_credentials(self, store: object) -> bool:
         return getattr(store, "credentials_encrypted", None) is not None
@@ -67,12 +90,27 @@ class StoreConnectSchema(StrictSchema):
     webhook_secret = Text(load_default=None, load_only=True, validate=validate.Length(max=1024))
     rate_limit_config = fields.Nested(RateLimitConfigSchema, load_default=None)
     stock_rules = fields.Nested(StockRulesSchema)
+    settings = fields.Dict(
+        keys=Text(),
+        load_default=None,
+        metadata={"description": SETTINGS_HELP},
+    )
+
+    @post_load
+    def _platform_settings(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        # Which settings are valid depends on the platform, known only once it is loaded.
+        data["store_settings"] = load_settings(data["platform"], data.pop("settings") or {})
+        return data
 
 
 class StoreUpdateSchema(StrictSchema):
     name = Text(validate=validate.Length(min=1, max=200))
     status = fields.Enum(StoreStatus, by_value=True)
     stock_rules = fields.Nested(StockRulesSchema)
+    settings = fields.Dict(
+        keys=Text(),
+        metadata={"description": SETTINGS_HELP + " Merged into the store's: null unsets one."},
+    )
 
 
 class ConnectionTestSchema(StrictSchema):

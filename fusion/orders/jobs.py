@@ -17,7 +17,10 @@ from fusion.stores.client import store_client
 from fusion.stores.models import Store
 
 RECONCILE_OVERLAP = timedelta(minutes=5)  # orders updated around the last pull are re-read
+# The first pull reaches back this far; what it finds from before the store was connected is
+# stored as history and takes no stock (``ingest_order``).
 RECONCILE_FIRST_WINDOW = timedelta(days=7)
+RECONCILED_AT = "orders_reconciled_at"  # in stores.state: when the last pull started
 
 
 @job_type(RECONCILE_JOB, capability=Capability.ORDER_WEBHOOKS)
@@ -30,7 +33,7 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
         store = session.get(Store, store_id)
         if store is None:
             raise PermanentError(f"store {store_id} no longer exists")
-        last = (store.settings or {}).get("orders_reconciled_at")
+        last = (store.state or {}).get(RECONCILED_AT)
     started = datetime.now(UTC)
     since = (
         datetime.fromisoformat(last) - RECONCILE_OVERLAP
@@ -55,7 +58,7 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
         fanned = fan_out_stock(session, org_id=ctx.org_id, skus=sorted(changed))
         store = session.get(Store, store_id)
         if store is not None:
-            store.settings = {**(store.settings or {}), "orders_reconciled_at": started.isoformat()}
+            store.state = {**(store.state or {}), RECONCILED_AT: started.isoformat()}
     ctx.log(
         f"reconciled {len(orders)} orders, {new} new, {cancelled} cancelled (stock given "
         f"back); stock changed for {len(changed)} SKUs, {len(fanned)} stores to update",

@@ -21,6 +21,9 @@ class Order(TenantScoped, Base):
     currency: Mapped[str] = mapped_column(String(3), server_default="USD")
     total: Mapped[Decimal] = mapped_column(Numeric(12, 2), server_default=text("0"))
     placed_at: Mapped[datetime | None]
+    # Placed before the store was connected: kept for the record, it takes no stock (the
+    # merchant netted it out before the hub managed the store) and a cancellation gives none.
+    history: Mapped[bool] = mapped_column(server_default=text("false"))
     # Set once, in the transaction that decremented stock: an order never counts twice.
     stock_applied_at: Mapped[datetime | None]
     # What it took, per SKU (less than asked when stock ran out), and, once cancelled, when

@@ -3,6 +3,11 @@
 An order takes its stock once (``stock_applied_at``), recording what it took per SKU
 (``stock_taken``: less than asked when the hub ran out); a cancellation gives exactly that
 back, once (``stock_restored_at``), whichever path (webhook, queue, pull) reports it first.
+
+An order placed before its store was connected is *history*: stored, so that it shows, but it
+takes no stock and its cancellation gives none back. The merchant ran the shop before the hub
+did and the stock the hub was given already had those orders netted out; the first pull
+reaches back days (``fusion.orders.jobs``) and would otherwise take them a second time.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -22,6 +28,7 @@ from fusion.inventory.ledger import SYSTEM_ACTOR, move
 from fusion.inventory.models import MovementKind
 from fusion.orders.models import Order, OrderLine
 from fusion.plugins.base import RemoteOrder
+from fusion.stores.models import Store
 
 RECONCILE_JOB = "reconcile_orders"  # the pull behind the order webhooks, which get lost
 
@@ -103,7 +110,9 @@ def ingest_order(
     the module); one first seen cancelled takes nothing. The stored status follows the
     platform's, except that a cancelled order stays cancelled. Every stock change is a
     movement of the ledger (``fusion.inventory.ledger``) naming the order and ``job_id``:
-    kind ``order`` with what was actually taken, ``cancellation`` with what came back.
+    kind ``order`` with what was actually taken, ``cancellation`` with what came back. An
+    order whose ``placed_at`` is before the store was connected is stored with ``history``
+    set and never takes or gives back stock (one without ``placed_at`` is taken to be new).
     Raises ValueError for an order without an external id.
     """
     if not order.external_id:
@@ -125,6 +134,7 @@ def ingest_order(
             currency=order.currency,
             total=order.total,
             placed_at=order.placed_at,
+            history=_before_connected(session, store_id, order.placed_at),
             raw=dict(order.raw),
         )
         .on_conflict_do_nothing(index_elements=["org_id", "store_id", "external_id"])
@@ -147,6 +157,13 @@ def ingest_order(
             ],
         )
     created = inserted is not None
+    order_id = inserted or _order_id(session, key)
+    if session.scalar(select(Order.history).where(Order.id == order_id)):
+        # The platform's status, whatever it is (nothing was taken, so nothing to guard).
+        session.execute(
+            update(Order).where(*key, Order.status != order.status).values(status=order.status)
+        )
+        return Ingested(order_id=order_id, created=created)
     if order.cancelled:
         return _cancel(session, key, order, created, job_id)
     session.execute(
@@ -162,7 +179,6 @@ def ingest_order(
         .values(stock_applied_at=func.now())
         .returning(Order.id)
     ).scalar_one_or_none()
-    order_id = inserted or applying or _order_id(session, key)
     if applying is None:
         return Ingested(order_id=order_id, created=created)
     stock, unknown = _take_stock(session, order_id, job_id)
@@ -193,6 +209,17 @@ def _cancel(
     taken = {str(k): int(v) for k, v in restoring.stock_taken.items()}
     restored = _give_back(session, taken, restoring.id, order.external_id, job_id)
     return Ingested(order_id=restoring.id, created=created, restored=restored)
+
+
+def _before_connected(session: Session, store_id: uuid.UUID, placed_at: datetime | None) -> bool:
+    if placed_at is None:
+        return False
+    connected = session.scalar(
+        # Whole seconds: platforms stamp orders to the second, so an order placed in the very
+        # second the store was connected counts as new (taking its stock) rather than history.
+        select(func.date_trunc("second", Store.created_at)).where(Store.id == store_id)
+    )
+    return connected is not None and placed_at < connected
 
 
 def _order_id(session: Session, key: tuple[Any, ...]) -> uuid.UUID:

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fusion.errors import PermanentError, RetryableError
+from fusion.plugins.base import SettingSpec, SettingType
 from fusion.ratelimit.spec import ApiCall
 
 if TYPE_CHECKING:
@@ -23,6 +24,25 @@ if TYPE_CHECKING:
 FEEDS = "/feeds/2021-06-30"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 FINAL = {"DONE", "FATAL", "CANCELLED"}
+
+FEED_POLL_INTERVAL = SettingSpec(
+    "feed_poll_interval_s",
+    SettingType.NUMBER,
+    "Seconds between two reads of a submitted listings feed's processing status.",
+    default=15.0,
+    minimum=0,
+    maximum=300,
+)
+FEED_POLL_ATTEMPTS = SettingSpec(
+    "feed_poll_attempts",
+    SettingType.INTEGER,
+    "Reads of a feed's status before the job gives up for now and is retried (resubmitting "
+    "the feed is harmless).",
+    default=40,
+    minimum=1,
+    maximum=1000,
+)
+FEED_SETTINGS = (FEED_POLL_INTERVAL, FEED_POLL_ATTEMPTS)
 
 
 class ListingsFeed:
@@ -54,9 +74,8 @@ class ListingsFeed:
         Returns the report. Raises PermanentError when Amazon rejects the feed (FATAL, CANCELLED)
         or any message in it, naming the SKUs and issues; RetryableError when the feed is still
         processing after ``feed_poll_attempts`` polls (resubmitting is harmless)."""
-        settings = self.conn.settings
-        pause = float(settings.get("feed_poll_interval_s", 15.0))
-        attempts = int(settings.get("feed_poll_attempts", 40))
+        pause = float(FEED_POLL_INTERVAL.value(self.conn.settings))
+        attempts = int(FEED_POLL_ATTEMPTS.value(self.conn.settings))
         document = {
             "header": {"sellerId": self.seller_id, "version": "2.0", "issueLocale": "en_US"},
             "messages": messages,

@@ -15,11 +15,18 @@ from collections.abc import Mapping
 from urllib.parse import urlencode, urlsplit
 
 from fusion.errors import PermanentError
-from fusion.plugins.base import HttpClient, StoreConnection
+from fusion.plugins.base import HttpClient, SettingSpec, SettingType, StoreConnection
 from fusion.ratelimit.spec import ApiCall
 from fusion.security.crypto import Secret
 
 LWA_URL = "https://api.amazon.com/auth/o2/token"
+LWA_URL_SETTING = SettingSpec(
+    "lwa_url",
+    SettingType.URL,
+    "The Login with Amazon token endpoint. Unset: Amazon's own for an Amazon base URL, else "
+    "the base URL's /auth/o2/token.",
+    destination=True,
+)
 # Refresh a little before Amazon's expiry so a token never dies in the middle of a job.
 EXPIRY_MARGIN_S = 60.0
 
@@ -30,7 +37,7 @@ _lock = threading.Lock()
 def lwa_url(conn: StoreConnection) -> str:
     """The token endpoint: ``settings["lwa_url"]``, else Amazon's own for an Amazon host, else
     the base URL's ``/auth/o2/token`` (where the sandbox serves LWA)."""
-    configured = conn.settings.get("lwa_url")
+    configured = LWA_URL_SETTING.value(conn.settings)
     if configured:
         return str(configured)
     host = urlsplit(conn.base_url).hostname or ""

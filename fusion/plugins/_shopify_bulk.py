@@ -16,10 +16,29 @@ from typing import TYPE_CHECKING, Any
 
 from fusion.errors import PermanentError, RetryableError
 from fusion.plugins import _shopify_queries as q
+from fusion.plugins.base import SettingSpec, SettingType
 from fusion.ratelimit.spec import ApiCall
 
 if TYPE_CHECKING:
     from fusion.plugins.base import HttpClient, StoreConnection
+
+BULK_POLL_INTERVAL = SettingSpec(
+    "bulk_poll_interval_s",
+    SettingType.NUMBER,
+    "Seconds between two reads of a bulk operation's status.",
+    default=1.0,
+    minimum=0,
+    maximum=60,
+)
+BULK_TIMEOUT = SettingSpec(
+    "bulk_timeout_s",
+    SettingType.NUMBER,
+    "Seconds a bulk inventory operation may run before the job gives up and is retried.",
+    default=600.0,
+    minimum=1,
+    maximum=86400,
+)
+BULK_SETTINGS = (BULK_POLL_INTERVAL, BULK_TIMEOUT)
 
 
 class BulkInventory:
@@ -98,8 +117,8 @@ class BulkInventory:
         return str(dict(fields)["key"])
 
     def _await_bulk(self, operation_id: str) -> dict[str, Any]:
-        interval = float(self.conn.settings.get("bulk_poll_interval_s", 1.0))
-        deadline = time.monotonic() + float(self.conn.settings.get("bulk_timeout_s", 600.0))
+        interval = float(BULK_POLL_INTERVAL.value(self.conn.settings))
+        deadline = time.monotonic() + float(BULK_TIMEOUT.value(self.conn.settings))
         while True:
             data = self.graphql("bulkPoll", q.BULK_POLL, {"id": operation_id})
             operation = data.get("bulkOperation") or {}

@@ -29,8 +29,8 @@ from urllib.parse import quote
 
 from fusion.errors import PermanentError
 from fusion.plugins import _amazon_lwa as lwa
-from fusion.plugins._amazon_feeds import ListingsFeed
-from fusion.plugins.amazon_sqs import OrderChangeConsumer
+from fusion.plugins._amazon_feeds import FEED_SETTINGS, ListingsFeed
+from fusion.plugins.amazon_sqs import SQS_QUEUE_URL, SQS_SETTINGS, OrderChangeConsumer
 from fusion.plugins.base import (
     AuthType,
     Capability,
@@ -44,9 +44,12 @@ from fusion.plugins.base import (
     ProductDraft,
     RemoteOrder,
     RemoteProduct,
+    SettingSpec,
+    SettingType,
     StoreConnection,
     WebhookEvent,
 )
+from fusion.plugins.http import HTTP_SETTINGS
 from fusion.plugins.models import ContractLevel
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 
@@ -60,6 +63,29 @@ QUEUE_WAIT_S = 2  # SQS long poll inside a job: short, so an idle queue frees th
 # Per selling-partner account, each Listings Items operation allows 5 rps with a burst of 5.
 LISTINGS_RATE = RateLimitSpec(requests_per_second=5.0, burst_size=5)
 
+MARKETPLACE_ID = SettingSpec(
+    "marketplace_id",
+    SettingType.STRING,
+    "The Amazon marketplace the store sells in (ATVPDKIKX0DER is amazon.com); listings, "
+    "orders and feeds are read and written there.",
+    default=DEFAULT_MARKETPLACE,
+)
+PRODUCT_TYPE = SettingSpec(
+    "product_type",
+    SettingType.STRING,
+    "The Amazon product type of new listings and of feed messages, unless a product names "
+    "its own (attribute amazon_product_type).",
+    default="PRODUCT",
+)
+SETTINGS = (
+    MARKETPLACE_ID,
+    PRODUCT_TYPE,
+    *SQS_SETTINGS,
+    lwa.LWA_URL_SETTING,
+    *FEED_SETTINGS,
+    *HTTP_SETTINGS,
+)
+
 
 class AmazonClient(ListingsFeed, PlatformClient):
     """One seller's SP-API client for one job."""
@@ -69,7 +95,7 @@ class AmazonClient(ListingsFeed, PlatformClient):
     ) -> None:
         super().__init__(conn, http, log)
         self.seller_id = conn.external_id
-        self.marketplace_id = str(conn.settings.get("marketplace_id") or DEFAULT_MARKETPLACE)
+        self.marketplace_id = str(MARKETPLACE_ID.value(conn.settings))
 
     # -- transport ------------------------------------------------------------------------------
 
@@ -210,7 +236,7 @@ class AmazonClient(ListingsFeed, PlatformClient):
     def subscribe_order_events(self, uri: str, secret: str | None) -> list[str]:
         """Amazon sends order events only to SQS, never to an HTTP address: the store's
         ``sqs_queue_url`` is polled instead. Logs so and adds nothing."""
-        queue = self.conn.settings.get("sqs_queue_url")
+        queue = SQS_QUEUE_URL.value(self.conn.settings)
         self.log(
             "Amazon delivers ORDER_CHANGE only to SQS; "
             + (f"the hub polls {queue}" if queue else "set the store's sqs_queue_url")
@@ -281,7 +307,7 @@ class AmazonClient(ListingsFeed, PlatformClient):
     def _product_type(self, draft: ProductDraft | None) -> str:
         if draft is not None and draft.attributes.get("amazon_product_type"):
             return str(draft.attributes["amazon_product_type"])
-        return str(self.conn.settings.get("product_type") or "PRODUCT")
+        return str(PRODUCT_TYPE.value(self.conn.settings))
 
     def _attributes(
         self, draft: ProductDraft, price: Decimal, quantity: int, variant_title: str
@@ -410,7 +436,8 @@ class AmazonPlugin(Plugin):
         Capability.ORDER_WEBHOOKS: ContractLevel.NATIVE,
     }
     rate_limit = LISTINGS_RATE
-    order_queue_setting = "sqs_queue_url"
+    settings = SETTINGS
+    order_queue_setting = SQS_QUEUE_URL.name
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None

@@ -19,11 +19,40 @@ from collections.abc import Callable
 from typing import Any
 
 from fusion.errors import PermanentError
-from fusion.plugins.base import ConsumeResult, StoreConnection, WebhookEvent
+from fusion.plugins.base import (
+    ConsumeResult,
+    SettingSpec,
+    SettingType,
+    StoreConnection,
+    WebhookEvent,
+)
 
 log = logging.getLogger(__name__)
 
 SEEN_LIMIT = 10_000
+
+SQS_QUEUE_URL = SettingSpec(
+    "sqs_queue_url",
+    SettingType.URL,
+    "The SQS queue Amazon sends this seller's ORDER_CHANGE notifications to. With it the hub "
+    "reads the queue every minute (consume_order_queue); without it orders arrive only by the "
+    "15-minute Orders API pull. The AWS keys that read it go in the store's credentials "
+    "(aws_access_key_id, aws_secret_access_key).",
+    destination=True,
+)
+SQS_ENDPOINT_URL = SettingSpec(
+    "sqs_endpoint_url",
+    SettingType.URL,
+    "The SQS endpoint to call instead of AWS's regional one (a VPC endpoint, a local SQS).",
+    destination=True,
+)
+AWS_REGION = SettingSpec(
+    "aws_region",
+    SettingType.STRING,
+    "The AWS region of the SQS queue.",
+    default="us-east-1",
+)
+SQS_SETTINGS = (SQS_QUEUE_URL, SQS_ENDPOINT_URL, AWS_REGION)
 
 
 def notification_event(body: bytes) -> WebhookEvent:
@@ -83,7 +112,7 @@ class OrderChangeConsumer:
         """A consumer for an ``amazon_sc`` store's queue (``settings.sqs_queue_url``, optional
         ``sqs_endpoint_url``/``aws_region``, AWS keys in its credentials). Raises
         PermanentError when the store has no queue configured."""
-        queue_url = conn.settings.get("sqs_queue_url")
+        queue_url = SQS_QUEUE_URL.value(conn.settings)
         if not queue_url:
             raise PermanentError("amazon_sc store has no sqs_queue_url setting")
         key = conn.credentials.get("aws_access_key_id")
@@ -91,8 +120,8 @@ class OrderChangeConsumer:
         return cls(
             queue_url=str(queue_url),
             handle=handle,
-            endpoint_url=conn.settings.get("sqs_endpoint_url"),
-            region=str(conn.settings.get("aws_region") or "us-east-1"),
+            endpoint_url=SQS_ENDPOINT_URL.value(conn.settings),
+            region=str(AWS_REGION.value(conn.settings)),
             access_key_id=str.__str__(key) if key else None,
             secret_access_key=str.__str__(secret) if secret else None,
             **options,

@@ -38,6 +38,43 @@ class AuthType(enum.StrEnum):
     API_KEY = "api_key"
 
 
+class SettingType(enum.StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    URL = "url"  # an http(s) URL
+    OBJECT = "object"  # a JSON object, passed to the plugin as it is
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One store setting a plugin reads: the declaration the API validates a store's
+    ``settings`` against and the one place its default lives.
+
+    ``secret`` settings are never stored in (or shown with) ``settings``: they belong in the
+    store's encrypted credentials. ``destination`` marks a URL the hub itself sends requests
+    to, which must pass the egress rules when it is saved. ``minimum``/``maximum`` bound a
+    number (inclusive); ``choices`` lists the values a string may take."""
+
+    name: str
+    type: SettingType
+    description: str
+    required: bool = False
+    default: Any = None
+    secret: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    destination: bool = False
+
+    def value(self, settings: Mapping[str, Any]) -> Any:
+        """The store's value of this setting, or the declared default when it is unset (absent,
+        None, or an empty string)."""
+        raw = settings.get(self.name)
+        return self.default if raw is None or raw == "" else raw
+
+
 @dataclass(frozen=True)
 class StoreConnection:
     """One store as a client sees it; ``credentials`` are decrypted only for the call."""
@@ -241,9 +278,16 @@ class Plugin(ABC):
     auth_type: AuthType
     capabilities: Mapping[Capability, ContractLevel]
     rate_limit: RateLimitSpec
+    # The store settings the plugin reads (the API accepts exactly these in a store's
+    # ``settings``, GET /plugins/{slug} lists them).
+    settings: tuple[SettingSpec, ...] = ()
     # The store setting naming the store's order notification queue, on platforms that send
     # order events to a queue (Amazon: SQS) instead of webhooks; None for the others.
     order_queue_setting: str | None = None
+
+    def setting(self, name: str) -> SettingSpec | None:
+        """The declaration of the store setting ``name``, or None if the plugin reads none."""
+        return next((spec for spec in self.settings if spec.name == name), None)
 
     def level(self, capability: Capability) -> ContractLevel:
         return self.capabilities.get(capability, ContractLevel.UNSUPPORTED)

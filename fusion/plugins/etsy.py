@@ -45,9 +45,12 @@ from fusion.plugins.base import (
     ProductDraft,
     RemoteOrder,
     RemoteProduct,
+    SettingSpec,
+    SettingType,
     StoreConnection,
     WebhookEvent,
 )
+from fusion.plugins.http import HTTP_SETTINGS
 from fusion.plugins.models import ContractLevel
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.security.signing import verify_standard_webhook
@@ -57,6 +60,50 @@ PAGE = 100
 MANAGED_STATES = ("active", "draft", "inactive")
 VARIANT_PROPERTY = 513  # Etsy's custom property for a seller-defined variation
 KEY_TAG_PREFIX = "fh"
+
+# What Etsy asks of every new listing.
+WHO_MADE = SettingSpec(
+    "who_made",
+    SettingType.STRING,
+    "Who made the store's new listings, as Etsy asks it.",
+    default="i_did",
+    choices=("i_did", "someone_else", "collective"),
+)
+WHEN_MADE = SettingSpec(
+    "when_made",
+    SettingType.STRING,
+    "When the store's new listings were made, in Etsy's words (made_to_order, 2020_2025, "
+    "before_2006, ...); Etsy refuses a value it does not know.",
+    default="made_to_order",
+)
+TAXONOMY_ID = SettingSpec(
+    "taxonomy_id",
+    SettingType.INTEGER,
+    "The Etsy seller taxonomy node of the store's new listings.",
+    default=1,
+    minimum=1,
+)
+SHIPPING_PROFILE_ID = SettingSpec(
+    "shipping_profile_id",
+    SettingType.INTEGER,
+    "The shipping profile of the store's new listings (Etsy requires one for physical items "
+    "once they are activated).",
+    minimum=1,
+)
+READINESS_STATE_ID = SettingSpec(
+    "readiness_state_id",
+    SettingType.INTEGER,
+    "The processing profile (readiness state) of every offering the hub writes.",
+    minimum=1,
+)
+SETTINGS = (
+    WHO_MADE,
+    WHEN_MADE,
+    TAXONOMY_ID,
+    SHIPPING_PROFILE_ID,
+    READINESS_STATE_ID,
+    *HTTP_SETTINGS,
+)
 
 
 def key_tag(idempotency_key: str) -> str:
@@ -146,14 +193,14 @@ class EtsyClient(PlatformClient):
                 ("description", draft.description or draft.title),
                 ("price", f"{draft.variants[0].price:.2f}"),
                 ("quantity", sum(v.quantity for v in draft.variants)),
-                ("who_made", settings.get("who_made", "i_did")),
-                ("when_made", settings.get("when_made", "made_to_order")),
-                ("taxonomy_id", settings.get("taxonomy_id", 1)),
+                ("who_made", WHO_MADE.value(settings)),
+                ("when_made", WHEN_MADE.value(settings)),
+                ("taxonomy_id", TAXONOMY_ID.value(settings)),
                 ("tags", tag),
             ]
-            for optional in ("shipping_profile_id", "readiness_state_id"):
-                if settings.get(optional):
-                    form.append((optional, settings[optional]))
+            for optional in (SHIPPING_PROFILE_ID, READINESS_STATE_ID):
+                if optional.value(settings):
+                    form.append((optional.name, optional.value(settings)))
             created = self._call(
                 "POST", f"/shops/{self.shop_id}/listings", "createDraftListing", form=form
             ).json()
@@ -327,6 +374,7 @@ class EtsyPlugin(Plugin):
     }
     # Etsy's documented per-app default of 10 queries per second (headers correct it).
     rate_limit = RateLimitSpec(requests_per_second=10.0, burst_size=10)
+    settings = SETTINGS
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
@@ -385,7 +433,7 @@ def _inventory_product(
                 "price": float(price),
                 "quantity": quantity,
                 "is_enabled": True,
-                "readiness_state_id": settings.get("readiness_state_id"),
+                "readiness_state_id": READINESS_STATE_ID.value(settings),
             }
         ],
     }

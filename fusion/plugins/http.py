@@ -30,7 +30,7 @@ from tenacity import (
 from tenacity import Retrying as _Retrying
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
-from fusion.plugins.base import HttpResponse, StoreConnection
+from fusion.plugins.base import HttpResponse, SettingSpec, SettingType, StoreConnection
 from fusion.ratelimit.bucket import TokenBucket
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.ratelimit.waits import record_rate_limit_wait
@@ -48,6 +48,36 @@ STATE_WRITE_INTERVAL_S = 5.0
 # call drains the bucket would otherwise never get past its second (a livelock).
 MAX_INLINE_WAIT_S = 2.0
 USER_AGENT = "FusionStageHub/0.1 (+https://github.com/fusion-stage-hub)"
+
+CONNECT_TIMEOUT = SettingSpec(
+    "connect_timeout_s",
+    SettingType.NUMBER,
+    "Seconds to wait for the platform to accept a connection before the call counts as failed "
+    "(and is retried).",
+    default=CONNECT_TIMEOUT_S,
+    minimum=0.01,
+    maximum=60,
+)
+READ_TIMEOUT = SettingSpec(
+    "read_timeout_s",
+    SettingType.NUMBER,
+    "Seconds to wait for each answer of the platform before the call counts as failed (and is "
+    "retried).",
+    default=READ_TIMEOUT_S,
+    minimum=0.01,
+    maximum=300,
+)
+MAX_INLINE_WAIT = SettingSpec(
+    "max_inline_wait_s",
+    SettingType.NUMBER,
+    "Seconds a job that has already made calls may wait inline for rate-limit tokens before it "
+    "is rescheduled instead.",
+    default=MAX_INLINE_WAIT_S,
+    minimum=0,
+    maximum=60,
+)
+# The knobs of this helper, which every plugin's stores have.
+HTTP_SETTINGS = (CONNECT_TIMEOUT, READ_TIMEOUT, MAX_INLINE_WAIT)
 
 _sessions: dict[str, requests.Session] = {}
 _sessions_lock = threading.Lock()
@@ -140,10 +170,10 @@ class StoreHttp:
         self.on_state = on_state
         settings = conn.settings or {}
         self.timeout = (
-            float(connect_timeout_s or settings.get("connect_timeout_s") or CONNECT_TIMEOUT_S),
-            float(read_timeout_s or settings.get("read_timeout_s") or READ_TIMEOUT_S),
+            float(connect_timeout_s or CONNECT_TIMEOUT.value(settings) or CONNECT_TIMEOUT_S),
+            float(read_timeout_s or READ_TIMEOUT.value(settings) or READ_TIMEOUT_S),
         )
-        self.max_inline_wait_s = float(settings.get("max_inline_wait_s", MAX_INLINE_WAIT_S))
+        self.max_inline_wait_s = float(MAX_INLINE_WAIT.value(settings))
         self.transport_attempts = max(1, transport_attempts)
         self.transport_backoff_s = transport_backoff_s
         self.session = session_for(conn.store_id)

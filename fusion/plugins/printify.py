@@ -49,9 +49,12 @@ from fusion.plugins.base import (
     ProductDraft,
     RemoteOrder,
     RemoteProduct,
+    SettingSpec,
+    SettingType,
     StoreConnection,
     WebhookEvent,
 )
+from fusion.plugins.http import HTTP_SETTINGS
 from fusion.plugins.models import ContractLevel
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 
@@ -72,6 +75,21 @@ PUBLISH_ALL = {
 MAX_EVENT_AGE = timedelta(hours=1)
 ORDER_TOPICS = {"order:created", "order:updated"}
 CANCELLED = {"canceled", "cancelled"}  # Printify's docs spell it both ways
+
+STOREFRONT_URL = SettingSpec(
+    "storefront_url",
+    SettingType.URL,
+    "Where the store's products are sold: Printify is told each published product lives at "
+    "this URL plus its id (publishing_succeeded).",
+    default="https://fusion.invalid/listings",
+)
+PRINTIFY_TEMPLATE = SettingSpec(
+    "printify_template",
+    SettingType.OBJECT,
+    "The design of new products when a product names none: blueprint_id, print_provider_id, "
+    "variant_ids and print_areas. Unset: the shop's product tagged fusion:template.",
+)
+SETTINGS = (STOREFRONT_URL, PRINTIFY_TEMPLATE, *HTTP_SETTINGS)
 
 
 class PrintifyClient(PlatformClient):
@@ -306,9 +324,7 @@ class PrintifyClient(PlatformClient):
         base = f"{self.shop}/products/{product_id}"
         self._call("POST", f"{base}/publish.json", "products:publish", json_body=PUBLISH_ALL)
         external_id = draft.idempotency_key or product_id
-        storefront = str(
-            self.conn.settings.get("storefront_url") or "https://fusion.invalid/listings"
-        )
+        storefront = str(STOREFRONT_URL.value(self.conn.settings))
         external = {"id": external_id, "handle": f"{storefront.rstrip('/')}/{external_id}"}
         self._call(
             "POST",
@@ -324,7 +340,7 @@ class PrintifyClient(PlatformClient):
         """Where a new product's blueprint, provider, variant ids and print areas come from:
         the draft's ``printify`` attribute, the store's ``printify_template`` setting, or the
         shop's design tagged ``fusion:template`` (made once in Printify's editor)."""
-        template = draft.attributes.get("printify") or self.conn.settings.get("printify_template")
+        template = draft.attributes.get("printify") or PRINTIFY_TEMPLATE.value(self.conn.settings)
         if template is None:
             design = next((p for p in shop_products if TEMPLATE_TAG in p.get("tags", [])), None)
             if design is not None:
@@ -412,6 +428,7 @@ class PrintifyPlugin(Plugin):
     }
     # 600 requests a minute per account: a bucket of 600 refilled at 10 a second.
     rate_limit = RateLimitSpec(requests_per_second=10.0, burst_size=600)
+    settings = SETTINGS
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None

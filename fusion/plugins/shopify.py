@@ -34,7 +34,7 @@ from typing import Any
 
 from fusion.errors import MalformedWebhook, PermanentError, RateLimited, RetryableError
 from fusion.plugins import _shopify_queries as q
-from fusion.plugins._shopify_bulk import BulkInventory
+from fusion.plugins._shopify_bulk import BULK_SETTINGS, BulkInventory
 from fusion.plugins.base import (
     AuthType,
     Capability,
@@ -49,6 +49,7 @@ from fusion.plugins.base import (
     StoreConnection,
     WebhookEvent,
 )
+from fusion.plugins.http import HTTP_SETTINGS
 from fusion.plugins.models import ContractLevel
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.security.signing import verify_shopify_hmac
@@ -347,6 +348,7 @@ class ShopifyPlugin(Plugin):
         burst_size=1000,
         cost=lambda call: q.call_cost(call.operation, call.items),
     )
+    settings = (*BULK_SETTINGS, *HTTP_SETTINGS)
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None

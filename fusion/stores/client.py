@@ -129,13 +129,18 @@ def store_connection(settings: Settings, store: Store) -> StoreConnection:
     Call it inside the plugin call only and let the result go out of scope with it. Raises
     CredentialsUnreadable (a PermanentError) when the credentials cannot be decrypted or
     belong to another store, ValidationFailed when the store has no base URL or credentials,
-    EgressRefused (a PermanentError) when the base URL leads somewhere the hub may not call."""
+    EgressRefused (a PermanentError) when the base URL, or a URL setting the hub calls, leads
+    somewhere the hub may not call."""
     if not store.base_url:
         raise ValidationFailed("the store has no base_url", fields={"base_url": ["required"]})
     if store.credentials_encrypted is None:
         raise ValidationFailed("the store has no credentials", fields={"credentials": ["none"]})
     # Checked again at connect time: a name may resolve elsewhere than when it was saved.
     check_destination(store.base_url, allow_private=settings.allow_private_egress)
+    values = dict(store.settings or {})
+    for spec in get_plugin(store.platform).settings:
+        if spec.destination and spec.value(values):
+            check_destination(str(spec.value(values)), allow_private=settings.allow_private_egress)
     credentials = decrypt_credentials(settings, store.org_id, store.id, store.credentials_encrypted)
     return StoreConnection(
         store_id=str(store.id),
@@ -144,7 +149,7 @@ def store_connection(settings: Settings, store: Store) -> StoreConnection:
         external_id=store.external_id,
         base_url=store.base_url,
         credentials=credentials,
-        settings=dict(store.settings or {}),
+        settings=values,
     )
 
 

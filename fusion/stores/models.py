@@ -38,9 +38,13 @@ class Store(TenantScoped, Base):
     webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     rate_limit_config: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     rate_limit_state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # What a person set, as the plugin declares it (``Plugin.settings``)...
     settings: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     # What the store's channel is shown of each SKU's stock (fusion.inventory.rules).
     stock_rules: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # ...and, apart, what the hub itself records about the store (``orders_reconciled_at``),
+    # which no API call writes.
+    state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     last_synced_at: Mapped[datetime | None]
 
     __table_args__ = (

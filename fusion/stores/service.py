@@ -1,9 +1,12 @@
-"""Connecting stores and changing their credentials.
+"""Connecting stores and changing their credentials and settings.
 
 Credentials arrive as plain strings once (when a store is connected or its credentials
 change), are encrypted at once (``fusion.security.crypto``, bound to the org and store) and
 are decrypted only by ``fusion.stores.client``, inside the plugin call. The caller owns the
 transaction: nothing here commits.
+
+A store's ``settings`` are what its plugin declares (``Plugin.settings``) and nothing else:
+what the hub records about a store itself lives in ``Store.state``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,45 @@ def _check_credentials(credentials: Mapping[str, str]) -> None:
         )
 
 
+def _checked_settings(
+    platform: str, values: Mapping[str, Any], settings: Settings
+) -> dict[str, Any]:
+    """``values`` without its unset (None) entries, if every name is a setting the platform's
+    plugin declares, not a secret one, every URL the hub calls passes the egress rules and
+    every required setting is there; else ValidationFailed naming each ``settings.<name>``."""
+    plugin = get_plugin(platform)
+    kept = {name: value for name, value in values.items() if value is not None}
+    errors: dict[str, list[str]] = {}
+    for name, value in kept.items():
+        spec = plugin.setting(name)
+        if spec is None:
+            errors[f"settings.{name}"] = [f"{platform} has no setting {name!r}"]
+        elif spec.secret:
+            errors[f"settings.{name}"] = ["a secret: give it with the store's credentials"]
+        elif spec.destination and value != "":
+            try:
+                check_destination(str(value), allow_private=settings.allow_private_egress)
+            except EgressRefused as exc:
+                errors[f"settings.{name}"] = [str(exc)]
+    for spec in plugin.settings:
+        if spec.required and not spec.secret and spec.value(kept) is None:
+            errors[f"settings.{spec.name}"] = ["required"]
+    if errors:
+        raise ValidationFailed("invalid store settings", fields=errors)
+    return kept
+
+
+def settings_after(
+    store: Store, changes: Mapping[str, Any], *, settings: Settings | None = None
+) -> dict[str, Any]:
+    """The store's settings with ``changes`` merged in: a name set to None is unset (the
+    plugin's declared default applies again), the others are replaced. Does not change the
+    store (the caller sets and audits the result). Raises ValidationFailed as
+    ``connect_store`` does for its settings."""
+    merged = {**(store.settings or {}), **changes}
+    return _checked_settings(store.platform, merged, _settings(settings))
+
+
 def _settings(settings: Settings | None) -> Settings:
     # The published signature of connect_store has no settings argument; callers that do not
     # pass them get the process's own (read from the environment once, at first use).
@@ -74,8 +116,9 @@ def connect_store(
     """Add a store for ``org_id`` on ``platform`` with its credentials encrypted.
 
     Raises ValidationFailed (with field details) for an unknown platform, empty credentials,
-    a base URL that is not http(s) or an invalid ``rate_limit_config``. Flushes so the id is
-    known; the caller commits. The plaintext credentials are not kept anywhere."""
+    a base URL that is not http(s), an invalid ``rate_limit_config`` or ``store_settings``
+    that are not the plugin's (see :func:`settings_after`). Flushes so the id is known; the
+    caller commits. The plaintext credentials are not kept anywhere."""
     settings = _settings(settings)
     _check_platform(platform)
     _check_credentials(credentials)
@@ -85,6 +128,7 @@ def connect_store(
         except EgressRefused as exc:
             raise ValidationFailed("invalid base_url", fields={"base_url": [str(exc)]}) from None
     BucketConfig.resolve(get_plugin(platform).rate_limit, rate_limit_config)
+    store_settings = _checked_settings(platform, store_settings or {}, settings)
     store = Store(
         id=uuid.uuid4(),
         org_id=org_id,
@@ -93,7 +137,7 @@ def connect_store(
         external_id=external_id,
         base_url=base_url,
         rate_limit_config=dict(rate_limit_config or {}),
-        settings=dict(store_settings or {}),
+        settings=store_settings,
         stock_rules=dict(stock_rules or {}),  # checked by fusion.inventory.channels
     )
     store.credentials_encrypted = encrypt_credentials(settings, org_id, store.id, credentials)

@@ -23,12 +23,14 @@ EXCLUDED_PATHS = ("/orgs/{org_id}/events", "/auth/logout")
 EXAMPLES = 10
 # Operations whose valid inputs OpenAPI 3.0 cannot fully describe, so a schema-valid request
 # may rightly get a 422: a job's payload depends on its type (no discriminator on a free-form
-# object), credential names must be non-empty (no propertyNames before OpenAPI 3.1), and a
-# password change needs the caller's actual current password.
+# object), credential names must be non-empty (no propertyNames before OpenAPI 3.1), a store's
+# settings depend on its platform (its plugin's declared settings), and a password change
+# needs the caller's actual current password.
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/orgs/{org_id}/jobs"),
     ("POST", "/orgs/{org_id}/stores"),
+    ("PATCH", "/orgs/{org_id}/stores/{store_id}"),
     ("PUT", "/orgs/{org_id}/stores/{store_id}/credentials"),
 }
 

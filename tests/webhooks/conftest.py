@@ -8,6 +8,7 @@ import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -80,7 +81,8 @@ def shopify_order(
         "total_price": "30.00",
         "currency": "USD",
         "financial_status": "paid",
-        "created_at": "2026-11-28T10:00:00Z",
+        # Placed now: after its store was connected (an older one would be history).
+        "created_at": datetime.now(UTC).isoformat(),
         "line_items": [
             {"id": order_id * 10 + i, "sku": sku, "quantity": qty, "price": "10.00"}
             for i, (sku, qty) in enumerate(lines or [("SKU-RED", 2)])

@@ -4,6 +4,7 @@ through the real receiver and the real engine over Postgres, with Shopify delive
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -107,3 +108,33 @@ def test_the_stored_status_follows_the_platform(
     _run(admin_engine, client, job_engine, shop, refunded)
     assert _order(admin_engine).status == "refunded"
     assert _stock(admin_engine)["MUG"] == 8  # taken once, not given back: not cancelled
+
+
+def test_a_history_order_takes_nothing_and_its_cancellation_gives_nothing_back(
+    client: FlaskClient,
+    admin_engine: Engine,
+    job_engine: JobEngine,
+    shop: Shop,  # noqa: F811
+) -> None:
+    # Given an order placed a day before the store was connected, delivered now
+    placed = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    old = {**shopify_order(2004, [("SKU-RED", 2)]), "created_at": placed}
+    _run(admin_engine, client, job_engine, shop, old)
+    # Then it is stored as history and takes no stock
+    with admin_engine.connect() as conn:
+        row = conn.execute(text("SELECT history, stock_applied_at, stock_taken FROM orders")).one()
+    assert (row.history, row.stock_applied_at, row.stock_taken) == (True, None, {})
+    assert _stock(admin_engine) == {"SKU-RED": 5, "SKU-BLUE": 1, "MUG": 9}
+    # When the platform reports it cancelled
+    _run(
+        admin_engine,
+        client,
+        job_engine,
+        shop,
+        {**_cancelled(2004, [("SKU-RED", 2)]), "created_at": placed},
+    )
+    # Then nothing comes back and nothing is pushed; the status follows the platform
+    assert _stock(admin_engine) == {"SKU-RED": 5, "SKU-BLUE": 1, "MUG": 9}
+    order = _order(admin_engine)
+    assert (order.status, order.stock_taken, order.stock_restored_at) == ("cancelled", {}, None)
+    assert _state(admin_engine)["pushes"] == {}

@@ -13,13 +13,23 @@ from typing import Any
 
 import boto3
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.sandbox import SandboxServer
 from fusion.webhooks.service import CONSUME_JOB as CONSUME_ORDER_QUEUE
-from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env, workers_and_beat
+from tests.api.conftest import signup
+from tests.plugins.e2e import (
+    PROVISIONERS,
+    Hub,
+    Processes,
+    Store,
+    sandboxes,
+    worker_env,
+    workers_and_beat,
+)
 from tests.workers.conftest import wait_until
 
 pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.CPendingDeprecationWarning")
@@ -140,6 +150,52 @@ def test_an_amazon_order_arrives_by_its_queue_once_priced_and_takes_stock_once(
         ).scalar_one()
     assert webhooks == 1
     assert sum(r["accepted"] for r in _consumed(hub.admin, store)) == 1
+
+
+def test_an_amazon_store_connected_through_the_api_alone_receives_its_orders(
+    client: FlaskClient,
+    settings: Settings,
+    database: Database,
+    admin_engine: Engine,
+    procs: Processes,
+    amazon: SandboxServer,
+) -> None:
+    # Given a merchant who signs up, makes an org and connects their Amazon seller account
+    # through the API, naming the SQS queue Amazon notifies in the store's settings
+    amazon.app.knobs.reset()
+    owner = signup(client)
+    org_id = uuid.UUID(owner.post("/orgs", json={"name": "Sells on Amazon"}).json["id"])
+    shop = PROVISIONERS["amazon_sc"](amazon.url, "tok" + uuid.uuid4().hex)
+    response = owner.post(
+        f"/orgs/{org_id}/stores",
+        json={
+            "platform": "amazon_sc",
+            "name": "Amazon",
+            "external_id": shop.external_id,
+            "base_url": amazon.url,
+            "credentials": dict(shop.credentials),
+            "settings": dict(shop.settings),
+        },
+    )
+    assert response.status_code == 201, response.json
+    assert response.json["settings"]["sqs_queue_url"] == shop.settings["sqs_queue_url"]
+    store = Store(uuid.UUID(response.json["id"]), "amazon_sc", shop, amazon)
+    hub = Hub(settings, database, admin_engine, org_id)
+    listing_id, sku = hub.product(store, quantity=5)
+    assert hub.run("create_product", store, {"listing_id": str(listing_id)}).status == "completed"
+    # When a buyer orders 2 on Amazon
+    placed = store.place_order(sku, 2)
+    # Then beat's poll of the queue brings the order in, priced, and takes its stock once
+    wait_until(lambda: any(r.stock_applied_at for r in _orders(admin_engine, store)), 60)
+    assert [(r.external_id, r.sku, r.quantity) for r in _orders(admin_engine, store)] == [
+        (placed["AmazonOrderId"], sku, 2)
+    ]
+    assert _held(admin_engine, sku) == 3
+    # And the orders API shows it
+    listed = owner.get(f"/orgs/{org_id}/orders", query_string={"store_id": str(store.id)})
+    assert [(o["external_id"], o["history"]) for o in listed.json["items"]] == [
+        (placed["AmazonOrderId"], False)
+    ]
 
 
 def test_beat_and_workers_log_the_order_polls_but_not_the_sweeps_chatter(
