@@ -7,9 +7,12 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
-from fusion.catalog.models import ListingStatus
+from fusion.catalog.models import PRODUCT_DELETING, ListingStatus
+from schemas.approvals import OutcomeSchema
 from schemas.common import Money, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
+from schemas.job_views import JobSchema
 
+# The statuses a person sets; ``deleting`` is the hub's own, while listings are taken down.
 PRODUCT_STATUSES = ["active", "draft", "archived"]
 MAX_PRICE = Decimal("9999999999")
 ATTRIBUTES = fields.Dict(
@@ -32,7 +35,7 @@ ProductPageSchema = page_of(ProductSchema, "ProductPageSchema")
 
 
 class ProductQuerySchema(PageQuerySchema):
-    status = Text(load_default=None, validate=validate.OneOf(PRODUCT_STATUSES))
+    status = Text(load_default=None, validate=validate.OneOf([*PRODUCT_STATUSES, PRODUCT_DELETING]))
     vendor = Text(load_default=None, validate=validate.Length(max=200))
 
 
@@ -82,6 +85,8 @@ class VariantSchema(Timestamps):
     available_quantity = fields.Integer(required=True)
     barcode = Text(allow_none=True, required=True)
     attributes = fields.Dict(required=True)
+    # Set while the variant is taken off its product's live listings, before its row goes.
+    deleting_at = fields.AwareDateTime(allow_none=True, required=True)
 
 
 VariantPageSchema = page_of(VariantSchema, "VariantPageSchema")
@@ -133,3 +138,14 @@ class ListingQuerySchema(PageQuerySchema):
 class ListingCreateSchema(StrictSchema):
     product_id = fields.UUID(required=True)
     store_id = fields.UUID(required=True)
+
+
+class DeleteOutcomeSchema(OutcomeSchema):
+    """A product or variant delete that did not finish at once (202): the approval it waits
+    for (``kind`` approval), or (``kind`` jobs) the jobs that take it off its live listings
+    first, with the listings whose platform refused to take them down (``refused``, each
+    ``failed`` with its ``last_error``)."""
+
+    kind = Text(required=True, validate=validate.OneOf(["approval", "jobs"]))
+    jobs = fields.List(fields.Nested(JobSchema), required=True)
+    refused = fields.List(fields.Nested(ListingSchema), required=True)

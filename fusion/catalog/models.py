@@ -34,6 +34,11 @@ class ListingStatus(enum.StrEnum):
     DELISTED = "delisted"
 
 
+# A product whose live listings are being taken down before its rows go
+# (fusion.catalog.deletes); a plain string like the product's other statuses.
+PRODUCT_DELETING = "deleting"
+
+
 class Product(TenantScoped, Base):
     __tablename__ = "products"
     title: Mapped[str] = mapped_column(String(500))
@@ -60,6 +65,9 @@ class ProductVariant(TenantScoped, Base):
     available_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     barcode: Mapped[str | None] = mapped_column(String(64))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # Set while the variant is being taken off its product's listings (fusion.catalog.deletes):
+    # drafts leave it out, and the row goes once no live listing carries it.
+    deleting_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("org_id", "sku"),
