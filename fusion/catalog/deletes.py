@@ -54,13 +54,12 @@ from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.stores.models import Store
 
-# The product status while its listings are being taken down (a plain string, like the
-# other product statuses).
 DELETING = PRODUCT_DELETING
 # A listing with an external id in one of these is (or may still be) on sale on its platform.
 LIVE = (ListingStatus.PUBLISHED, ListingStatus.FAILED)
-# The platform keeps the SKUs the hub last pushed to a listing here (set by the publish and
-# update jobs), so a deleted variant's row goes only once no live listing carries it.
+# Where a listing's platform_data keeps the SKUs the hub last pushed to it (set by the
+# publish and update jobs), so a deleted variant's row goes only once no live listing
+# carries it.
 PUSHED_SKUS = "fusion_pushed_skus"
 DISCONNECTED = "disconnected"
 
@@ -127,11 +126,11 @@ def _refuse_while_publishing(session: Session, product_id: uuid.UUID) -> None:
 
 
 def _cannot_delist(session: Session, listing: Listing) -> str | None:
+    """Why the listing's platform cannot take it down (no job could), or None."""
     store = session.get(Store, listing.store_id)
     platform = store.platform if store is not None else "?"
-    if store is not None and get_plugin(platform).level(Capability.DELETE_PRODUCT) != (
-        ContractLevel.UNSUPPORTED
-    ):
+    level = get_plugin(platform).level(Capability.DELETE_PRODUCT) if store else None
+    if level is not None and level != ContractLevel.UNSUPPORTED:
         return None
     return (
         f"could not be taken down: the platform ({platform}) does not support deleting a "
@@ -426,13 +425,7 @@ def delete_store(
     if store is None:
         raise NotFound(f"no store {store_id}")
     left = left_live(session, store_id)
-    waiting = set(
-        session.scalars(
-            select(Product.id)
-            .join(Listing, Listing.product_id == Product.id)
-            .where(Listing.store_id == store_id, Product.status == DELETING)
-        )
-    )
+    waiting = _waiting_on(session, store_id)
     before = snapshot(store, fields)
     session.delete(store)
     session.flush()
@@ -447,15 +440,30 @@ def delete_store(
         after={"left_live_and_unmanaged": [item.as_dict() for item in left]},
     )
     session.expire_all()  # the database cascaded the store's listings away
-    for product_id in sorted(waiting):
+    for product_id in waiting:
         finish_product_delete(session, access.org_id, product_id)
     return left
+
+
+def _waiting_on(session: Session, store_id: uuid.UUID) -> list[uuid.UUID]:
+    """The ``deleting`` products with a listing on the store."""
+    return sorted(
+        set(
+            session.scalars(
+                select(Product.id)
+                .join(Listing, Listing.product_id == Product.id)
+                .where(Listing.store_id == store_id, Product.status == DELETING)
+            )
+        )
+    )
 
 
 def disconnected(session: Session, access: Access, store: Store) -> list[LeftLive]:
     """Record that ``store``, just disconnected, left its live listings on the platform
     unmanaged (``store.disconnect``), and return them. The listings stay as they are: nothing
-    is taken down, and a product delete no longer waits for them."""
+    is taken down, and a product delete no longer waits for them (one that waited only for
+    them is done now)."""
+    session.flush()
     left = left_live(session, store.id)
     record(
         session,
@@ -466,4 +474,6 @@ def disconnected(session: Session, access: Access, store: Store) -> list[LeftLiv
         resource_id=store.id,
         after={"left_live_and_unmanaged": [item.as_dict() for item in left]},
     )
+    for product_id in _waiting_on(session, store.id):
+        finish_product_delete(session, access.org_id, product_id)
     return left

@@ -160,12 +160,12 @@ def update_product(ctx: JobContext) -> dict[str, Any]:
         if not listing.external_id:
             raise PermanentError("the listing has never been published: nothing to update")
         external_id = listing.external_id
+        product_id = listing.product_id
         draft = _draft(session, listing)
     with store_client(ctx, Capability.UPDATE_PRODUCT) as bound:
         remote = bound.client.update_product(external_id, draft)
     with ctx.session() as session:
-        product_id = _listing(session, ctx, listing_id).product_id
-        # The product first, as every delete does, then the listing.
+        # The product first, then the listing, in the order every delete locks them.
         session.get(Product, product_id, with_for_update=True)
         listing = _listing(session, ctx, listing_id)
         _pushed(listing, remote, draft)
