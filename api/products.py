@@ -9,15 +9,16 @@ from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.outcomes import accepted
+from api.outcomes import deletion_accepted
 from api.pagination import page
 from api.security import access, org_scope, tx
 from fusion.auth.models import Role
+from fusion.catalog import deletes
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Product, ProductVariant
 from fusion.inventory import manual
-from schemas.approvals import OutcomeSchema
 from schemas.catalog import (
+    DeleteOutcomeSchema,
     ProductCreateSchema,
     ProductPageSchema,
     ProductQuerySchema,
@@ -73,12 +74,19 @@ class ProductView(MethodView):
         return catalog.update_product(tx(), access(), product_id, **body)
 
     @blp.response(204)
-    @blp.alt_response(202, schema=OutcomeSchema, description="Waiting for approval.")
+    @blp.alt_response(
+        202,
+        schema=DeleteOutcomeSchema,
+        description="Waiting for approval, or for its listings to be taken down.",
+    )
     @org_scope(Role.OPERATOR)
     def delete(self, org_id: uuid.UUID, product_id: uuid.UUID) -> Response | None:
-        """Delete a product, or (an operator's delete) ask for approval: 202 with it."""
-        approval = catalog.delete_product(tx(), access(), product_id)
-        return accepted(approval) if approval else None
+        """Delete a product. Without live listings it goes at once (204). Otherwise 202 with
+        one delist job per live listing: the product is `deleting` and goes when the last
+        listing is down; a listing its platform refuses to take down stays `failed` with the
+        reason (listed in `refused`), and the product waits for it (deleting it again retries).
+        An operator's delete first asks for approval: 202 with it."""
+        return deletion_accepted(deletes.delete_product(tx(), access(), product_id))
 
 
 @blp.route("/<uuid:org_id>/products/<uuid:product_id>/variants")
@@ -140,9 +148,16 @@ class VariantView(MethodView):
         return variant, {"ETag": manual.stock_etag(variant)}
 
     @blp.response(204)
-    @blp.alt_response(202, schema=OutcomeSchema, description="Waiting for approval.")
+    @blp.alt_response(
+        202,
+        schema=DeleteOutcomeSchema,
+        description="Waiting for approval, or for its listings to be updated without it.",
+    )
     @org_scope(Role.OPERATOR)
     def delete(self, org_id: uuid.UUID, variant_id: uuid.UUID) -> Response | None:
-        """Delete a variant, or (an operator's delete) ask for approval: 202 with it."""
-        approval = catalog.delete_variant(tx(), access(), variant_id)
-        return accepted(approval) if approval else None
+        """Delete a variant. When its product has no live listing it goes at once (204).
+        Otherwise 202 with one update job per live listing, pushing the product without it:
+        the variant shows `deleting_at` and its row goes when no listing carries it. 409 for
+        the last variant of a listed product (delete the product). An operator's delete
+        first asks for approval: 202 with it."""
+        return deletion_accepted(deletes.delete_variant(tx(), access(), variant_id))

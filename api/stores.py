@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask.views import MethodView
@@ -11,8 +12,9 @@ from flask_smorest import Blueprint
 from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
-from fusion.audit.service import audited_delete, audited_update, record, snapshot
+from fusion.audit.service import audited_update, record, snapshot
 from fusion.auth.models import Role
+from fusion.catalog import deletes
 from fusion.errors import JobError, ValidationFailed
 from fusion.inventory import channels
 from fusion.stores import service as stores
@@ -23,7 +25,9 @@ from schemas.store_settings import parse_settings
 from schemas.stores import (
     ConnectionTestSchema,
     CredentialsSchema,
+    StoreChangeSchema,
     StoreConnectSchema,
+    StoreDeletedSchema,
     StorePageSchema,
     StoreQuerySchema,
     StoreSchema,
@@ -41,6 +45,17 @@ FIELDS = (
     "settings",
     "stock_rules",
 )
+
+
+@dataclass(frozen=True)
+class _Changed:
+    """A store as StoreChangeSchema renders it: the store's own fields and what it left."""
+
+    store: Store
+    left_live_and_unmanaged: list[dict[str, Any]] = field(default_factory=list)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
 
 @blp.route("/<uuid:org_id>/stores")
@@ -90,13 +105,15 @@ class StoreView(MethodView):
         return stores.get_store(tx(), store_id)
 
     @blp.arguments(StoreUpdateSchema)
-    @blp.response(200, StoreSchema)
+    @blp.response(200, StoreChangeSchema)
     @org_scope(Role.OPERATOR)
-    def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
-        """Rename a store, pause it, change its settings (merged into the store's: a setting
-        given as null goes back to the plugin's default) or set its stock rules (what its
-        channel is shown; the figures they change are pushed at once)."""
+    def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> _Changed:
+        """Rename a store, pause or disconnect it, change its settings (a setting given as null
+        goes back to the plugin's default) or its stock rules (the figures they change are
+        pushed at once). Disconnecting never takes the merchant's products down:
+        `left_live_and_unmanaged` lists the listings it leaves on sale."""
         store = stores.get_store(tx(), store_id)
+        disconnecting = body.get("status") == deletes.DISCONNECTED != store.status
         if "settings" in body:
             body["settings"] = stores.settings_after(
                 store, parse_settings(store.platform, body["settings"]), settings=hub().settings
@@ -115,22 +132,22 @@ class StoreView(MethodView):
         )
         if "stock_rules" in body:
             channels.store_rules_changed(tx(), org_id, store.id)
-        return store
+        if not disconnecting:
+            return _Changed(store)
+        left = deletes.disconnected(tx(), access(), store)
+        return _Changed(store, [item.as_dict() for item in left])
 
-    @blp.response(204)
+    @blp.response(200, StoreDeletedSchema)
     @org_scope(Role.OWNER)
-    def delete(self, org_id: uuid.UUID, store_id: uuid.UUID) -> None:
-        """Disconnect a store and forget its credentials, listings and jobs."""
-        store = stores.get_store(tx(), store_id)
-        audited_delete(
-            tx(),
-            org_id=org_id,
-            actor=access().principal,
-            obj=store,
-            action="store.delete",
-            resource_type="store",
-            fields=FIELDS,
-        )
+    def delete(self, org_id: uuid.UUID, store_id: uuid.UUID) -> dict[str, Any]:
+        """Forget a store with its credentials, listings and jobs. The merchant's products
+        stay on the platform: `left_live_and_unmanaged` lists the listings left on sale there,
+        which the hub no longer manages (the `store.delete` audit entry lists them too)."""
+        left = deletes.delete_store(tx(), access(), store_id, fields=FIELDS)
+        return {
+            "store_id": store_id,
+            "left_live_and_unmanaged": [item.as_dict() for item in left],
+        }
 
 
 @blp.route("/<uuid:org_id>/stores/<uuid:store_id>/credentials")

@@ -8,7 +8,9 @@ from typing import Any
 from marshmallow import ValidationError, fields, validate
 
 from fusion.catalog.models import ListingStatus, ProductStatus
+from schemas.approvals import OutcomeSchema
 from schemas.common import Money, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
+from schemas.job_views import JobSchema
 
 MAX_PRICE = Decimal("9999999999")
 TAGS = fields.List(Text(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
@@ -38,7 +40,9 @@ class ProductCreateSchema(StrictSchema):
     vendor = Text(validate=validate.Length(max=200))
     product_type = Text(validate=validate.Length(max=200))
     tags = TAGS
-    status = fields.Enum(ProductStatus, by_value=True)
+    status = fields.Enum(
+        ProductStatus, by_value=True, validate=validate.NoneOf([ProductStatus.DELETING])
+    )
     attributes = fields.Dict(
         keys=Text(validate=validate.Length(max=100)),
         values=Text(validate=validate.Length(max=2000)),
@@ -78,6 +82,8 @@ class VariantSchema(Timestamps):
     available_quantity = fields.Integer(required=True)
     barcode = Text(allow_none=True, required=True)
     attributes = fields.Dict(required=True)
+    # Set while the variant is taken off its product's live listings, before its row goes.
+    deleting_at = fields.AwareDateTime(allow_none=True, required=True)
 
 
 VariantPageSchema = page_of(VariantSchema, "VariantPageSchema")
@@ -130,3 +136,14 @@ class ListingQuerySchema(PageQuerySchema):
 class ListingCreateSchema(StrictSchema):
     product_id = fields.UUID(required=True)
     store_id = fields.UUID(required=True)
+
+
+class DeleteOutcomeSchema(OutcomeSchema):
+    """A product or variant delete that did not finish at once (202): the approval it waits
+    for (``kind`` approval), or (``kind`` jobs) the jobs that take it off its live listings
+    first, with the listings whose platform refused to take them down (``refused``, each
+    ``failed`` with its ``last_error``)."""
+
+    kind = Text(required=True, validate=validate.OneOf(["approval", "jobs"]))
+    jobs = fields.List(fields.Nested(JobSchema), required=True)
+    refused = fields.List(fields.Nested(ListingSchema), required=True)

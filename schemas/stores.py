@@ -56,6 +56,32 @@ class StoreSchema(Timestamps):
 StorePageSchema = page_of(StoreSchema, "StorePageSchema")
 
 
+class LeftLiveSchema(StrictSchema):
+    """A listing left on sale on its platform when the hub stopped managing its store."""
+
+    listing_id = fields.UUID(required=True)
+    product_id = fields.UUID(required=True)
+    external_id = Text(required=True)
+    url = Text(allow_none=True, required=True)
+
+
+LEFT_LIVE = fields.List(fields.Nested(LeftLiveSchema), required=True)
+
+
+class StoreChangeSchema(StoreSchema):
+    """A changed store; disconnecting it lists the listings it left live and unmanaged (the
+    hub never takes a merchant's products down with a store)."""
+
+    left_live_and_unmanaged = LEFT_LIVE
+
+
+class StoreDeletedSchema(StrictSchema):
+    """A deleted store and the listings it left on sale on the platform, no longer managed."""
+
+    store_id = fields.UUID(required=True)
+    left_live_and_unmanaged = LEFT_LIVE
+
+
 class StoreQuerySchema(PageQuerySchema):
     platform = Text(load_default=None, validate=validate.Length(max=40))
     status = fields.Enum(StoreStatus, by_value=True, load_default=None)

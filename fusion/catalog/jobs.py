@@ -16,9 +16,16 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
-from fusion.catalog.service import DELETE_JOB, delete_approved
-from fusion.errors import PermanentError, RetryableError
+from fusion.catalog import deletes
+from fusion.catalog.models import (
+    Listing,
+    ListingStatus,
+    Product,
+    ProductStatus,
+    ProductVariant,
+)
+from fusion.catalog.service import DELETE_JOB
+from fusion.errors import Conflict, PermanentError, RetryableError
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import capability_job, job_type
 from fusion.plugins.base import Capability, ProductDraft, RemoteProduct, VariantDraft
@@ -43,9 +50,10 @@ def _draft(session: Session, listing: Listing) -> ProductDraft:
     product = session.get(Product, listing.product_id)
     if product is None:
         raise PermanentError(f"product {listing.product_id} no longer exists")
+    # A variant being deleted is left out: pushing the draft takes it off the platform.
     variants = session.scalars(
         select(ProductVariant)
-        .where(ProductVariant.product_id == product.id)
+        .where(ProductVariant.product_id == product.id, ProductVariant.deleting_at.is_(None))
         .order_by(ProductVariant.sku)
     ).all()
     if not variants:
@@ -79,6 +87,16 @@ def _remote_json(remote: RemoteProduct) -> dict[str, Any]:
     }
 
 
+def _pushed(listing: Listing, remote: RemoteProduct, draft: ProductDraft) -> None:
+    """Keep what the platform answered and which SKUs the hub pushed (a deleted variant's row
+    goes once no live listing carries its SKU)."""
+    listing.platform_data = {
+        **(listing.platform_data or {}),
+        **dict(remote.raw),
+        deletes.PUSHED_SKUS: [v.sku for v in draft.variants],
+    }
+
+
 def _fail_listing(ctx: JobContext, listing_id: uuid.UUID, error: str) -> None:
     with ctx.session() as session:
         listing = _listing(session, ctx, listing_id)
@@ -105,6 +123,9 @@ def create_product(ctx: JobContext) -> dict[str, Any]:
         if listing.status == ListingStatus.PUBLISHED and listing.external_id:
             return {"external_id": listing.external_id, "already_published": True}
         draft = _draft(session, listing)
+        product = session.get(Product, listing.product_id)
+        if product is not None and product.status == ProductStatus.DELETING:
+            raise PermanentError("the product is being deleted: nothing to publish")
         listing.status = ListingStatus.PUBLISHING
         listing.last_error = None
     ctx.log("publishing listing", "info", listing_id=str(listing_id), variants=len(draft.variants))
@@ -123,7 +144,7 @@ def create_product(ctx: JobContext) -> dict[str, Any]:
         listing.status = ListingStatus.PUBLISHED
         listing.external_id = remote.external_id
         listing.external_url = remote.url
-        listing.platform_data = {**(listing.platform_data or {}), **dict(remote.raw)}
+        _pushed(listing, remote, draft)
         listing.published_at = listing.last_synced_at = datetime.now(UTC)
     ctx.log("published", "info", external_id=remote.external_id)
     return _remote_json(remote)
@@ -131,39 +152,84 @@ def create_product(ctx: JobContext) -> dict[str, Any]:
 
 @capability_job(Capability.UPDATE_PRODUCT, internal=LISTING)
 def update_product(ctx: JobContext) -> dict[str, Any]:
+    """Push the listing's product (its variants not being deleted) to the platform; then
+    delete the product's variants that no live listing carries any more."""
     listing_id = ctx.payload_uuid("listing_id")
     with ctx.session() as session:
         listing = _listing(session, ctx, listing_id)
         if not listing.external_id:
             raise PermanentError("the listing has never been published: nothing to update")
         external_id = listing.external_id
+        product_id = listing.product_id
         draft = _draft(session, listing)
     with store_client(ctx, Capability.UPDATE_PRODUCT) as bound:
         remote = bound.client.update_product(external_id, draft)
     with ctx.session() as session:
+        # The product first, then the listing, in the order every delete locks them.
+        session.get(Product, product_id, with_for_update=True)
         listing = _listing(session, ctx, listing_id)
-        listing.platform_data = {**(listing.platform_data or {}), **dict(remote.raw)}
+        _pushed(listing, remote, draft)
         listing.external_url = remote.url or listing.external_url
         listing.last_synced_at = datetime.now(UTC)
-    return _remote_json(remote)
+        session.flush()
+        gone = deletes.finish_variant_deletes(session, ctx.org_id, product_id)
+    if gone:
+        ctx.log(f"{len(gone)} deleted variant(s) gone from every listing: rows deleted", "info")
+    return {**_remote_json(remote), "variants_deleted": [str(v) for v in gone]}
+
+
+def _gone_with_its_product(session: Session, ctx: JobContext) -> bool:
+    """Whether the listing went with the product the payload names (another delist of it
+    finished the product's delete): a repeated delist then has nothing left to do."""
+    if session.get(Listing, ctx.payload_uuid("listing_id")) is not None:
+        return False
+    product_id = ctx.payload.get("product_id")
+    return product_id is not None and session.get(Product, uuid.UUID(str(product_id))) is None
 
 
 @capability_job(Capability.DELETE_PRODUCT, internal=LISTING)
 def delete_product(ctx: JobContext) -> dict[str, Any]:
+    """Take the listing down (``delisted``), or mark it ``failed`` with the platform's reason
+    once no attempt is left; then, when its product is being deleted and this was its last
+    live listing, delete the product."""
     listing_id = ctx.payload_uuid("listing_id")
     with ctx.session() as session:
+        if _gone_with_its_product(session, ctx):
+            return {"deleted": False, "product_deleted": False, "reason": "already gone"}
         listing = _listing(session, ctx, listing_id)
-        if listing.status == ListingStatus.DELISTED or not listing.external_id:
-            return {"deleted": False, "reason": "not on the platform"}
+        product_id = listing.product_id
         external_id = listing.external_id
-    with store_client(ctx, Capability.DELETE_PRODUCT) as bound:
-        bound.client.delete_product(external_id)
+        on_platform = listing.status != ListingStatus.DELISTED and external_id is not None
+    if on_platform and external_id is not None:
+        try:
+            with store_client(ctx, Capability.DELETE_PRODUCT) as bound:
+                bound.client.delete_product(external_id)
+        except PermanentError as exc:
+            _fail_listing(ctx, listing_id, f"could not be taken down: {exc}")
+            raise
+        except RetryableError as exc:
+            if ctx.last_attempt:
+                _fail_listing(ctx, listing_id, f"could not be taken down: {exc}")
+            raise
     with ctx.session() as session:
+        session.get(Product, product_id, with_for_update=True)
         listing = _listing(session, ctx, listing_id)
-        listing.status = ListingStatus.DELISTED
-        listing.last_synced_at = datetime.now(UTC)
-    ctx.log("delisted", "info", external_id=external_id)
-    return {"deleted": True, "external_id": external_id}
+        if on_platform:
+            listing.status = ListingStatus.DELISTED
+            listing.last_error = None
+            listing.last_synced_at = datetime.now(UTC)
+        session.flush()
+        product_deleted = deletes.finish_product_delete(session, ctx.org_id, product_id)
+    if on_platform:
+        ctx.log("delisted", "info", external_id=external_id)
+    if product_deleted:
+        ctx.log(f"product {product_id} deleted: none of its listings is live", "info")
+    result: dict[str, Any] = {"deleted": on_platform, "product_deleted": product_deleted}
+    if on_platform:
+        result["external_id"] = external_id
+    else:
+        result["reason"] = "not on the platform"
+    return result
 
 
 @job_type(
@@ -172,16 +238,33 @@ def delete_product(ctx: JobContext) -> dict[str, Any]:
     internal="delete the product or variant instead; an approval enqueues this job",
 )
 def delete_catalog_item(ctx: JobContext) -> dict[str, Any]:
-    """Delete the product (with its variants and listings) or the variant the payload names.
-    Safe to run twice: the row is locked and re-read, and one already gone is left alone.
-    Raises PermanentError for a payload that names no catalog item."""
+    """Delete the product or variant the payload names, as a direct delete would: at once, or
+    by enqueueing the jobs that take it off its live listings first. Safe to run twice: the
+    row is locked and re-read, one already gone is left alone. Raises PermanentError for a
+    payload that names no catalog item, or a delete that cannot go ahead (the last variant of
+    a listed product, a product being published)."""
     resource_type = str(ctx.payload.get("resource_type"))
     try:
         resource_id = uuid.UUID(str(ctx.payload.get("resource_id")))
         with ctx.session() as session:
-            deleted = delete_approved(session, ctx.org_id, resource_type, resource_id)
+            deletion = deletes.delete_approved(session, ctx.org_id, resource_type, resource_id)
+            job_ids = [str(job.id) for job in deletion.jobs] if deletion else []
+            refused = [str(listing.id) for listing in deletion.refused] if deletion else []
     except ValueError as exc:
         raise PermanentError(f"not a catalog item to delete: {exc}") from None
+    except Conflict as exc:
+        raise PermanentError(str(exc)) from None
     label = resource_type.replace("_", " ")
-    ctx.log(f"{label} {resource_id} {'deleted' if deleted else 'was already gone'}", "info")
-    return {"resource_type": resource_type, "resource_id": str(resource_id), "deleted": deleted}
+    if deletion is None:
+        ctx.log(f"{label} {resource_id} was already gone", "info")
+    elif deletion.deleted:
+        ctx.log(f"{label} {resource_id} deleted", "info")
+    else:
+        ctx.log(f"{label} {resource_id}: {len(job_ids)} listing job(s) first", "info")
+    return {
+        "resource_type": resource_type,
+        "resource_id": str(resource_id),
+        "deleted": bool(deletion and deletion.deleted),
+        "jobs": job_ids,
+        "refused": refused,
+    }

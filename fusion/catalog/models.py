@@ -38,6 +38,9 @@ class ProductStatus(enum.StrEnum):
     ACTIVE = "active"
     DRAFT = "draft"
     ARCHIVED = "archived"
+    # Its live listings are being taken down before its rows go (fusion.catalog.deletes);
+    # the hub's own, never set by a person.
+    DELETING = "deleting"
 
 
 class Product(TenantScoped, Base):
@@ -70,6 +73,9 @@ class ProductVariant(TenantScoped, Base):
     stock_version: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     barcode: Mapped[str | None] = mapped_column(String(64))
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # Set while the variant is being taken off its product's listings (fusion.catalog.deletes):
+    # drafts leave it out, and the row goes once no live listing carries it.
+    deleting_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("org_id", "sku"),

@@ -16,9 +16,15 @@ from sqlalchemy.orm import Session
 
 from fusion.approvals import service as approvals
 from fusion.approvals.models import Approval
-from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
-from fusion.auth.access import Access, Principal
-from fusion.catalog.models import Listing, ListingStatus, Product, ProductVariant
+from fusion.audit.service import audited_create, audited_update, record, snapshot
+from fusion.auth.access import Access
+from fusion.catalog.models import (
+    Listing,
+    ListingStatus,
+    Product,
+    ProductStatus,
+    ProductVariant,
+)
 from fusion.errors import Conflict, NotFound
 from fusion.jobs.models import Job
 from fusion.plugins.base import Capability
@@ -36,7 +42,7 @@ VARIANT_FIELDS = (
     "attributes",
 )
 LISTING_FIELDS = ("product_id", "store_id", "status", "external_id")
-# What an approved delete may remove, with the fields its audit entry keeps.
+# What a delete may remove (fusion.catalog.deletes), with the fields its audit entry keeps.
 DELETABLE = {"product": PRODUCT_FIELDS, "product_variant": VARIANT_FIELDS}
 DELETE_JOB = "delete_catalog_item"
 
@@ -92,78 +98,6 @@ def update_product(
         fields=PRODUCT_FIELDS,
     )
     return product
-
-
-def delete_product(session: Session, access: Access, product_id: uuid.UUID) -> Approval | None:
-    """Delete a product (and its variants and listings), or, when approval is needed, return
-    the pending approval and change nothing."""
-    product = get_product(session, product_id)
-    return _delete_or_request(session, access, product, "product", {"title": product.title})
-
-
-def _delete_or_request(
-    session: Session,
-    access: Access,
-    obj: Product | ProductVariant,
-    resource_type: str,
-    summary: dict[str, Any],
-) -> Approval | None:
-    """Delete ``obj`` with its audit entry, or, where the org's policy (or the caller's role)
-    asks for approval, return the pending approval and change nothing. Approving it enqueues
-    ``delete_catalog_item`` (``fusion/catalog/jobs.py``), which deletes through
-    :func:`delete_approved`."""
-    if approvals.needs_approval(session, access, resource_type=resource_type, action="delete"):
-        return approvals.request_approval(
-            session,
-            access,
-            resource_type=resource_type,
-            resource_id=obj.id,
-            action="delete",
-            payload={
-                **summary,
-                "job_type": DELETE_JOB,
-                "job_payload": {"resource_type": resource_type, "resource_id": str(obj.id)},
-            },
-        )
-    _delete(session, access.org_id, access.principal, obj, resource_type)
-    return None
-
-
-def delete_approved(
-    session: Session, org_id: uuid.UUID, resource_type: str, resource_id: uuid.UUID
-) -> bool:
-    """Carry out an approved delete of a product or variant, audited as the system's act (the
-    approval's own entries name who asked and who approved). False when it is already gone.
-    Raises ValueError for a resource type that is not deleted through approvals."""
-    if resource_type not in DELETABLE:
-        raise ValueError(f"{resource_type!r} is not a catalog item")
-    obj: Product | ProductVariant | None = (
-        session.get(Product, resource_id, with_for_update=True)
-        if resource_type == "product"
-        else session.get(ProductVariant, resource_id, with_for_update=True)
-    )
-    if obj is None:
-        return False
-    _delete(session, org_id, None, obj, resource_type)
-    return True
-
-
-def _delete(
-    session: Session,
-    org_id: uuid.UUID,
-    actor: Principal | None,
-    obj: Product | ProductVariant,
-    resource_type: str,
-) -> None:
-    audited_delete(
-        session,
-        org_id=org_id,
-        actor=actor,
-        obj=obj,
-        action=f"{resource_type.removeprefix('product_')}.delete",
-        resource_type=resource_type,
-        fields=DELETABLE[resource_type],
-    )
 
 
 def get_variant(session: Session, variant_id: uuid.UUID) -> ProductVariant:
@@ -236,12 +170,6 @@ def update_variant(
     return variant
 
 
-def delete_variant(session: Session, access: Access, variant_id: uuid.UUID) -> Approval | None:
-    """Delete a variant, or return the pending approval an operator's delete needs."""
-    variant = get_variant(session, variant_id)
-    return _delete_or_request(session, access, variant, "product_variant", {"sku": variant.sku})
-
-
 def get_listing(session: Session, listing_id: uuid.UUID) -> Listing:
     listing = session.get(Listing, listing_id)
     if listing is None:
@@ -304,6 +232,10 @@ def listing_action(
         raise NotFound("No such listing.")
     if listing.status not in LISTING_FROM[action]:
         raise Conflict(f"A {listing.status.value} listing cannot be {action}ed.")
+    if action == "publish" and get_product(session, listing.product_id).status == (
+        ProductStatus.DELETING
+    ):
+        raise Conflict("This listing's product is being deleted.")
     job_payload = {"listing_id": str(listing.id), "product_id": str(listing.product_id)}
     if approvals.needs_approval(
         session,

@@ -151,7 +151,7 @@ ENDPOINTS = [
     ),
     Endpoint("GET", ORG + "/stores/{store_id}", "viewer"),
     Endpoint("PATCH", ORG + "/stores/{store_id}", "operator", {"name": "Renamed"}),
-    Endpoint("DELETE", ORG + "/stores/{store_id}", "owner", ok={"*": 204}),
+    Endpoint("DELETE", ORG + "/stores/{store_id}", "owner"),
     Endpoint(
         "PUT",
         ORG + "/stores/{store_id}/credentials",
