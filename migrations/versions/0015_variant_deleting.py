@@ -1,7 +1,7 @@
 """catalog: a variant being deleted waits, marked, until its listings no longer carry it
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-02
 
 ``deleting_at`` is set when a variant of a listed product is deleted: every draft the hub
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
