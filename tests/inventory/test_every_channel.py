@@ -174,7 +174,11 @@ def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack
             f"{platform} listing published",
         )
     # and Etsy, a slow channel, holds back a buffer
-    _ok(team.owner.patch(f"{org}/stores/{etsy_id}", json={"stock_rules": {"buffer": BUFFER}}))
+    _ok(
+        team.owner.call(
+            "PATCH", f"{org}/stores/{etsy_id}", json={"stock_rules": {"buffer": BUFFER}}
+        )
+    )
 
     # When a buyer on every channel buys 2 at the same moment
     def sell(platform: str) -> None:
