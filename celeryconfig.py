@@ -1,8 +1,8 @@
 """Every Celery setting of the hub, in one module (``app.config_from_object("celeryconfig")``).
 
-Postgres is the truth and Celery the transport (DESIGN §3): a message carries a job id, the
+Postgres is the truth and Celery the transport (docs/jobs.md): a message carries a job id, the
 claim in Postgres makes duplicates harmless, the sweeps make lost messages only a delay. The
-settings below make the transport itself as safe as it can be (QUEUE-NOTES §3.4).
+settings below make the transport itself as safe as it can be (docs/jobs.md).
 
 The knobs for operators and tests (``FUSION_BROKER_VISIBILITY_TIMEOUT_S``, default 7200:
 longer than the longest job; ``FUSION_BROKER_RESTORE_INTERVAL_S``, how often a worker looks

@@ -1,4 +1,5 @@
-"""Payload schemas of the capability job types (``fusion/plugins/jobs.py``).
+"""Payload schemas of the catalog, inventory and order job types (``fusion/catalog/jobs.py``,
+``fusion/inventory/jobs.py``, ``fusion/orders/jobs.py``).
 
 Payloads carry ids and figures only, never credentials: a field the schema does not know is
 refused, so a token cannot be slipped into a job row or a Celery message through a payload.
@@ -10,6 +11,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
+from fusion.inventory.service import PUSH_INVENTORY_JOB, SYNC_INVENTORY_JOB
+from fusion.orders.service import RECONCILE_JOB
+from fusion.plugins.base import Capability
 from schemas.common import StrictSchema
 from schemas.jobs import register_payload_schema
 
@@ -50,15 +54,15 @@ class ReconcileOrdersPayloadSchema(StrictSchema):
 
 # By job type name, as ``schemas.jobs`` looks them up.
 SCHEMAS: dict[str, type[Schema]] = {
-    "list_products": NoPayloadSchema,
-    "create_product": ListingPayloadSchema,
-    "update_product": ListingPayloadSchema,
-    "delete_product": ListingPayloadSchema,
-    "bulk_operations": InventoryPayloadSchema,
-    "real_time_inventory": InventoryPayloadSchema,
-    "sync_inventory": NoPayloadSchema,
-    "push_inventory": InventoryPayloadSchema,
-    "reconcile_orders": ReconcileOrdersPayloadSchema,
+    Capability.LIST_PRODUCTS: NoPayloadSchema,
+    Capability.CREATE_PRODUCT: ListingPayloadSchema,
+    Capability.UPDATE_PRODUCT: ListingPayloadSchema,
+    Capability.DELETE_PRODUCT: ListingPayloadSchema,
+    Capability.BULK_OPERATIONS: InventoryPayloadSchema,
+    Capability.REAL_TIME_INVENTORY: InventoryPayloadSchema,
+    SYNC_INVENTORY_JOB: NoPayloadSchema,
+    PUSH_INVENTORY_JOB: InventoryPayloadSchema,
+    RECONCILE_JOB: ReconcileOrdersPayloadSchema,
 }
 
 for _name, _schema in SCHEMAS.items():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
+from fusion.webhooks.service import CONSUME_JOB, PROCESS_JOB, SUBSCRIBE_JOB
 from schemas.common import StrictSchema
 from schemas.jobs import register_payload_schema
 
@@ -23,6 +24,6 @@ class SubscribeOrderEventsPayloadSchema(StrictSchema):
     pass
 
 
-register_payload_schema("process_webhook", ProcessWebhookPayloadSchema)
-register_payload_schema("consume_order_queue", ConsumeOrderQueuePayloadSchema)
-register_payload_schema("subscribe_order_events", SubscribeOrderEventsPayloadSchema)
+register_payload_schema(PROCESS_JOB, ProcessWebhookPayloadSchema)
+register_payload_schema(CONSUME_JOB, ConsumeOrderQueuePayloadSchema)
+register_payload_schema(SUBSCRIBE_JOB, SubscribeOrderEventsPayloadSchema)

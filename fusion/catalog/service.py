@@ -46,7 +46,7 @@ LISTING_FIELDS = ("product_id", "store_id", "status", "external_id")
 DELETABLE = {"product": PRODUCT_FIELDS, "product_variant": VARIANT_FIELDS}
 DELETE_JOB = "delete_catalog_item"
 
-# The capability job each listing action runs (DESIGN §7).
+# The capability job each listing action runs (docs/plugins.md).
 LISTING_JOBS = {
     "publish": Capability.CREATE_PRODUCT,
     "update": Capability.UPDATE_PRODUCT,

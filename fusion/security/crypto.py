@@ -1,4 +1,4 @@
-"""Store credentials encrypted at rest with Fernet, newest key first (SECURITY-NOTES §4).
+"""Store credentials encrypted at rest with Fernet, newest key first (docs/data-model.md).
 
 Fernet has no associated data, so a ciphertext pasted from one store's row into another's
 would decrypt fine. To refuse that, the plaintext is ``{"org": .., "store": .., "v": 1,

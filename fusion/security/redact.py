@@ -1,4 +1,4 @@
-"""Redact secrets from log records, by key name and by shape (SECURITY-NOTES §4.3).
+"""Redact secrets from log records, by key name and by shape: secrets never reach a log.
 
 :class:`RedactingFilter` is installed on the root logger's handlers by workers and the API
 (:func:`install`). It rewrites a record's message, args and ``extra`` mappings, so a token

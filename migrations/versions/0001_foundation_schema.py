@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-28
 
-Every table of DESIGN §2 with its enums, keys and indexes. Security (roles, RLS, functions)
+Every table of docs/data-model.md with its enums, keys and indexes. Security (roles, RLS, functions)
 is the next revision.
 """
 

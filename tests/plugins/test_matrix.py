@@ -1,4 +1,4 @@
-"""The capability matrix is the architecture's, exactly (DESIGN §5), cell by cell."""
+"""The capability matrix is the architecture's, exactly (docs/plugins.md), cell by cell."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fusion.plugins.registry import all_plugins, get_plugin, load_errors
 
 N, W, U = ContractLevel.NATIVE, ContractLevel.WORKAROUND, ContractLevel.UNSUPPORTED
 PLATFORMS = ("shopify", "etsy", "amazon_sc", "printify")
-# Copied from DESIGN.md §5; rows are capabilities, columns PLATFORMS.
+# As docs/plugins.md gives it; rows are capabilities, columns PLATFORMS.
 MATRIX: dict[Capability, tuple[ContractLevel, ...]] = {
     Capability.LIST_PRODUCTS: (N, N, N, N),
     Capability.CREATE_PRODUCT: (N, N, N, W),

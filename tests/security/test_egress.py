@@ -1,4 +1,4 @@
-"""Store base URLs cannot point the hub at its own network (SECURITY-NOTES case 17)."""
+"""Store base URLs cannot point the hub at its own network (docs/running.md, private egress)."""
 
 from __future__ import annotations
 
