@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import ValidationError, fields, post_load, validate
 
 from fusion.catalog.models import ListingStatus, ProductStatus
 from schemas.approvals import OutcomeSchema
@@ -13,6 +13,7 @@ from schemas.common import Money, PageQuerySchema, StrictSchema, Text, Timestamp
 from schemas.job_views import JobSchema
 
 MAX_PRICE = Decimal("9999999999")
+SETTABLE_STATUSES = [s.value for s in ProductStatus if s != ProductStatus.DELETING]
 TAGS = fields.List(Text(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
 
 
@@ -40,13 +41,19 @@ class ProductCreateSchema(StrictSchema):
     vendor = Text(validate=validate.Length(max=200))
     product_type = Text(validate=validate.Length(max=200))
     tags = TAGS
-    status = fields.Enum(
-        ProductStatus, by_value=True, validate=validate.NoneOf([ProductStatus.DELETING])
-    )
+    # ``deleting`` is the hub's own, while a product's listings are taken down.
+    status = Text(validate=validate.OneOf(SETTABLE_STATUSES))
     attributes = fields.Dict(
         keys=Text(validate=validate.Length(max=100)),
         values=Text(validate=validate.Length(max=2000)),
     )
+
+
+    @post_load
+    def _status(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        if "status" in data:
+            data["status"] = ProductStatus(data["status"])
+        return data
 
 
 class ProductUpdateSchema(ProductCreateSchema):
