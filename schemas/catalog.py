@@ -48,7 +48,6 @@ class ProductCreateSchema(StrictSchema):
         values=Text(validate=validate.Length(max=2000)),
     )
 
-
     @post_load
     def _status(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         if "status" in data:
