@@ -265,11 +265,13 @@ def test_platform_throttling_reschedules_without_spending_attempts(
 
 
 def _tiny_platform_limit(store: Store) -> None:
-    # Shopify's bucket is in cost points: room for one product listing (~430 points).
+    # Shopify's bucket is in cost points: room for one product listing (~430 points reserved,
+    # refunded to the few it actually costs on an empty shop), refilled slowly enough that the
+    # drain's 200 calls outrun it even on a loaded machine (at 100/s, a slow one never throttled).
     # Amazon's first call in a job is the LWA token exchange, so its listing call counts as
     # "invested" and waits inline (up to MAX_INLINE_WAIT_S) before being rescheduled: the
     # platform must refill slower than that, or a slow machine sees no reschedule at all.
-    limits = {"shopify": [100, 500], "etsy": [1, 10_000], "amazon_sc": [0.2, 1]}
+    limits = {"shopify": [20, 500], "etsy": [1, 10_000], "amazon_sc": [0.2, 1]}
     store.knobs(rate_limit=limits.get(store.platform, [1, 1]))
 
 
