@@ -68,12 +68,14 @@ def test_redis_restarted_with_a_thousand_jobs_pending_every_job_completes_once(
 ) -> None:
     if redis_server is None:
         pytest.skip("FUSION_TEST_REDIS_URL is set: the shared Redis is not ours to restart")
-    # Given 1,000 jobs published to Redis and a worker draining them
+    # Given 1,000 jobs published to Redis and a worker draining them; at 0.2 s a job the
+    # 16 threads need at least 12 s, so the restart always finds a backlog however fast or
+    # loaded the machine (at 0.05 s a loaded CI machine once drained all 1,000 first)
     with database.org_session(org_a) as session:
         jobs = service.enqueue_many(
             session,
             org_id=org_a,
-            specs=[JobSpec("test.record", payload={"sleep_s": 0.05}) for _ in range(1000)],
+            specs=[JobSpec("test.record", payload={"sleep_s": 0.2}) for _ in range(1000)],
         )
     celery.worker("w1", concurrency=8)
     celery.worker("w2", concurrency=8)
