@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 
 from fusion.inventory.manual import MAX_ADJUSTMENT, MAX_REASON
 from fusion.inventory.models import MovementKind
-from fusion.inventory.rules import MAX_RULE
+from fusion.stores.stock_rules import MAX_RULE
 from schemas.common import PageQuerySchema, StrictSchema, Text, Timestamps
 
 

@@ -32,11 +32,13 @@ from fusion.approvals.models import Approval
 from fusion.audit.service import audited_delete, record, snapshot
 from fusion.auth.access import Access, Principal
 from fusion.catalog.models import (
+    LIVE,
     Listing,
     ListingStatus,
     Product,
     ProductStatus,
     ProductVariant,
+    on_sale,
 )
 from fusion.catalog.service import (
     DELETABLE,
@@ -54,8 +56,6 @@ from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.stores.models import Store
 
-# A listing with an external id in one of these is (or may still be) on sale on its platform.
-LIVE = (ListingStatus.PUBLISHED, ListingStatus.FAILED)
 # Where a listing's platform_data keeps the SKUs the hub last pushed to it (set by the
 # publish and update jobs), so a deleted variant's row goes only once no live listing
 # carries it.
@@ -402,11 +402,7 @@ def left_live(session: Session, store_id: uuid.UUID) -> list[LeftLive]:
     """The store's listings that are (or may still be) on sale on its platform."""
     rows = session.scalars(
         select(Listing)
-        .where(
-            Listing.store_id == store_id,
-            Listing.external_id.is_not(None),
-            Listing.status.in_(LIVE),
-        )
+        .where(Listing.store_id == store_id, on_sale())
         .order_by(Listing.created_at, Listing.id)
     ).all()
     return [LeftLive(r.id, r.product_id, str(r.external_id), r.external_url) for r in rows]

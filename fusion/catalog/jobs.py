@@ -30,6 +30,8 @@ from fusion.jobs.context import JobContext
 from fusion.jobs.registry import capability_job, job_type
 from fusion.plugins.base import Capability, ProductDraft, RemoteProduct, VariantDraft
 from fusion.stores.client import store_client
+from fusion.stores.models import Store
+from fusion.stores.stock_rules import channel_shown
 
 # The listing capabilities change what is on sale: they start from the listing endpoints,
 # where the org's approval policies apply, never from the generic jobs endpoint.
@@ -58,6 +60,8 @@ def _draft(session: Session, listing: Listing) -> ProductDraft:
     ).all()
     if not variants:
         raise PermanentError(f"product {product.id} has no variants to publish")
+    store = session.get(Store, listing.store_id)
+    store_rules = store.stock_rules if store is not None else {}
     return ProductDraft(
         title=product.title,
         description=product.description,
@@ -66,7 +70,13 @@ def _draft(session: Session, listing: Listing) -> ProductDraft:
         # retried create never makes a second product.
         idempotency_key=str(listing.id),
         variants=[
-            VariantDraft(sku=v.sku, price=v.price, quantity=v.available_quantity, title=v.title)
+            VariantDraft(
+                sku=v.sku,
+                price=v.price,
+                # What this channel is shown, after the store's and the listing's rules.
+                quantity=channel_shown(v.available_quantity, store_rules, listing.stock_rules),
+                title=v.title,
+            )
             for v in variants
         ],
         attributes={

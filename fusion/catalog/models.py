@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
+    ColumnElement,
     ForeignKey,
     Index,
     Integer,
@@ -17,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    and_,
     text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -32,6 +34,11 @@ class ListingStatus(enum.StrEnum):
     PUBLISHED = "published"
     FAILED = "failed"
     DELISTED = "delisted"
+
+
+# A listing with an external id in one of these is (or may still be) on sale on its platform:
+# a listing whose update or take-down failed keeps selling, so it keeps getting stock.
+LIVE = (ListingStatus.PUBLISHED, ListingStatus.FAILED)
 
 
 class ProductStatus(enum.StrEnum):
@@ -101,7 +108,7 @@ class Listing(TenantScoped, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     published_at: Mapped[datetime | None]
     last_synced_at: Mapped[datetime | None]
-    # Overrides, key by key, of the store's stock_rules (fusion.inventory.rules).
+    # Overrides, key by key, of the store's stock_rules (fusion.stores.stock_rules).
     stock_rules: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
     __table_args__ = (
@@ -110,3 +117,8 @@ class Listing(TenantScoped, Base):
         Index("ix_listings_store_id_status", "store_id", "status"),
         Index("ix_listings_platform_data", "platform_data", postgresql_using="gin"),
     )
+
+
+def on_sale() -> ColumnElement[bool]:
+    """The listings that are (or may still be) on sale on their platform."""
+    return and_(Listing.status.in_(LIVE), Listing.external_id.is_not(None))

@@ -19,11 +19,11 @@ from fusion.auth.access import Access
 from fusion.catalog.models import Listing, ProductVariant
 from fusion.errors import NotFound, ValidationFailed
 from fusion.inventory.models import ListingStock
-from fusion.inventory.rules import InvalidRules, StockRules, channel_shown
 from fusion.inventory.service import fan_out_stock
 from fusion.jobs.context import JobContext
 from fusion.plugins.base import InventoryUpdate
 from fusion.stores.models import Store
+from fusion.stores.stock_rules import InvalidRules, StockRules, channel_shown
 
 
 @dataclass(frozen=True)

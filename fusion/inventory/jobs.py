@@ -21,9 +21,17 @@ from redis.exceptions import LockError
 
 from fusion.errors import RateLimited
 from fusion.inventory.channels import note_pushed, note_remote
-from fusion.inventory.service import PUSH_INVENTORY_JOB, SYNC_INVENTORY_JOB, hub_stock
+from fusion.inventory.ledger import note_sync_corrections
+from fusion.inventory.service import (
+    PUBLISH_FOLLOW_UP_S,
+    PUSH_INVENTORY_JOB,
+    SYNC_INVENTORY_JOB,
+    hub_stock,
+    publishing,
+)
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import capability_job, job_type
+from fusion.jobs.service import enqueue_or_join
 from fusion.plugins.base import Capability, InventoryUpdate
 from fusion.plugins.models import ContractLevel
 from fusion.stores.client import Bound, redis_for, require, store_client
@@ -70,7 +78,9 @@ def _push(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> 
 
 def _updates(ctx: JobContext) -> list[InventoryUpdate]:
     """Exactly the payload's ``updates``, or else the hub's current stock of its ``skus``
-    (of every published listing of the store when neither is given)."""
+    (of every listing on sale on the store when neither is given). When a listing of those
+    SKUs is being published, whose figures may be older than this push's, its SKUs are
+    pushed again a moment later by a push of the same type (new, or joined)."""
     raw = ctx.payload.get("updates")
     if raw is not None:
         return [
@@ -79,8 +89,21 @@ def _updates(ctx: JobContext) -> list[InventoryUpdate]:
             )
             for u in raw
         ]
+    skus = ctx.payload.get("skus")
+    store_id = ctx.require_store()
     with ctx.session() as session:
-        return hub_stock(session, ctx.require_store(), ctx.payload.get("skus"))
+        waiting = publishing(session, store_id, skus)
+        if waiting:
+            enqueue_or_join(
+                session,
+                org_id=ctx.org_id,
+                job_type=ctx.job_type,
+                store_id=store_id,
+                skus=waiting,
+                delay_s=PUBLISH_FOLLOW_UP_S,
+            )
+            ctx.log(f"{len(waiting)} SKUs are being published: pushed again shortly", "info")
+        return hub_stock(session, store_id, skus)
 
 
 @capability_job(Capability.BULK_OPERATIONS, priority=-1)
@@ -124,8 +147,9 @@ def push_inventory(ctx: JobContext) -> dict[str, Any]:
 @job_type(SYNC_INVENTORY_JOB)
 def sync_inventory(ctx: JobContext) -> dict[str, Any]:
     """Read back what the platform holds, push the hub's figure wherever it differs (bulk
-    where the platform can), and log every drift corrected. The hub's figures are read after
-    the platform's, under the push lock, so an order taken meanwhile is never overwritten."""
+    where the platform can), and record every drift corrected in the stock ledger (a
+    ``sync_correction`` of the SKU) and the job's log. The hub's figures are read after the
+    platform's, under the push lock, so an order taken meanwhile is never overwritten."""
     store_id = ctx.require_store()
     with store_client(ctx) as bound:
         require(ctx, bound.plugin, Capability.LIST_PRODUCTS)
@@ -139,7 +163,16 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
                 hub = hub_stock(session, store_id, None)
             drift = _drift(ctx, hub, remote)
             how = _push(ctx, bound, drift)
+        channel = bound.plugin.slug
     with ctx.session() as session:
+        note_sync_corrections(
+            session,
+            job_id=ctx.job_id,
+            corrections={
+                u.sku: f"{channel} held {remote[u.sku]}, is shown {u.quantity}: corrected"
+                for u in drift
+            },
+        )
         store = session.get(Store, store_id)
         if store is not None:
             store.last_synced_at = datetime.now(UTC)

@@ -8,6 +8,7 @@ concurrent orders and adjustments of one SKU apply one after the other.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -95,3 +96,28 @@ def move(
     session.add(movement)
     session.flush()
     return movement
+
+
+def note_sync_corrections(
+    session: Session, *, job_id: uuid.UUID, corrections: Mapping[str, str]
+) -> list[StockMovement]:
+    """One ``sync_correction`` movement per SKU of ``corrections`` (SKU → why): a channel
+    held another figure than the hub's and was set back to it. The hub's figure does not
+    change (delta 0); the ledger shows when and why the channel was corrected."""
+    variants = session.scalars(
+        select(ProductVariant)
+        .where(ProductVariant.sku.in_(sorted(corrections)))
+        .order_by(ProductVariant.id)
+    ).all()
+    return [
+        move(
+            session,
+            variant=variant,
+            kind=MovementKind.SYNC_CORRECTION,
+            actor=SYSTEM_ACTOR,
+            reason=corrections[variant.sku],
+            delta=0,
+            job_id=job_id,
+        )
+        for variant in variants
+    ]

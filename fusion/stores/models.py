@@ -40,7 +40,7 @@ class Store(TenantScoped, Base):
     rate_limit_state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     # What a person set, as the plugin declares it (``Plugin.settings``)...
     settings: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
-    # What the store's channel is shown of each SKU's stock (fusion.inventory.rules).
+    # What the store's channel is shown of each SKU's stock (fusion.stores.stock_rules).
     stock_rules: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     # ...and, apart, what the hub itself records about the store (``orders_reconciled_at``),
     # which no API call writes.

@@ -18,67 +18,16 @@ import requests
 from sqlalchemy import Engine, text
 
 from fusion.jobs.engine import Engine as JobEngine
-from fusion.jobs.engine import Outcome
 from fusion.sandbox import SandboxServer
 from tests.api.conftest import Team, count_rows
-from tests.plugins.e2e import PROVISIONERS, ShopSpec, sandboxes
+from tests.plugins.e2e import sandboxes
+from tests.support.merchant import connect, new_product, new_sku, publish, run
 
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[dict[str, SandboxServer]]:
     with sandboxes(["shopify", "printify"]) as started:
         yield started
-
-
-# -- arranging through the API --------------------------------------------------------------
-def _connect(team: Team, server: SandboxServer, platform: str) -> tuple[str, ShopSpec]:
-    shop = PROVISIONERS[platform](server.url, "tok" + uuid.uuid4().hex)
-    created = team.owner.post(
-        f"/orgs/{team.org_id}/stores",
-        json={
-            "platform": platform,
-            "name": f"{platform} shop",
-            "external_id": shop.external_id,
-            "base_url": server.url,
-            "credentials": dict(shop.credentials),
-        },
-    )
-    assert created.status_code == 201, created.json
-    return str(created.json["id"]), shop
-
-
-def _product(team: Team, skus: list[str]) -> tuple[str, list[str]]:
-    org = f"/orgs/{team.org_id}"
-    product = team.owner.post(f"{org}/products", json={"title": "Mug", "description": "A mug"})
-    assert product.status_code == 201, product.json
-    variant_ids = []
-    for sku in skus:
-        variant = team.owner.post(
-            f"{org}/products/{product.json['id']}/variants",
-            json={"sku": sku, "price": "12.50", "available_quantity": 5},
-        )
-        assert variant.status_code == 201, variant.json
-        variant_ids.append(str(variant.json["id"]))
-    return str(product.json["id"]), variant_ids
-
-
-def _run(job_engine: JobEngine, job_id: Any, expected: Outcome = Outcome.COMPLETED) -> None:
-    assert job_engine.execute(uuid.UUID(str(job_id))) is expected
-
-
-def _publish(team: Team, job_engine: JobEngine, product_id: str, store_id: str) -> str:
-    org = f"/orgs/{team.org_id}"
-    listing = team.owner.post(
-        f"{org}/listings", json={"product_id": product_id, "store_id": store_id}
-    )
-    assert listing.status_code == 201, listing.json
-    listing_id = str(listing.json["id"])
-    published = team.owner.post(f"{org}/listings/{listing_id}/publish")
-    assert published.status_code == 202, published.json
-    _run(job_engine, published.json["job"]["id"])
-    shown = team.viewer.get(f"{org}/listings/{listing_id}").json
-    assert shown["status"] == "published", shown
-    return listing_id
 
 
 def _skus(server: SandboxServer, shop: str) -> list[str]:
@@ -109,20 +58,16 @@ def _audit(admin_engine: Engine, org: uuid.UUID, action: str) -> list[Any]:
         )
 
 
-def _sku() -> str:
-    return f"SKU-{uuid.uuid4().hex[:8].upper()}"
-
-
 # -- products -------------------------------------------------------------------------------
 def test_a_deleted_product_is_taken_down_from_its_platform_then_goes(
     team_a: Team, admin_engine: Engine, job_engine: JobEngine, servers: dict[str, SandboxServer]
 ) -> None:
     org = f"/orgs/{team_a.org_id}"
     shopify = servers["shopify"]
-    store_id, shop = _connect(team_a, shopify, "shopify")
-    sku = _sku()
-    product_id, _ = _product(team_a, [sku])
-    listing_id = _publish(team_a, job_engine, product_id, store_id)
+    store_id, shop = connect(team_a, shopify, "shopify")
+    sku = new_sku()
+    product_id, _ = new_product(team_a, [sku])
+    listing_id = publish(team_a, job_engine, product_id, store_id)
     assert _skus(shopify, shop.external_id) == [sku]
 
     # When the owner deletes the product (twice: the second asks again, harmlessly)
@@ -147,8 +92,8 @@ def test_a_deleted_product_is_taken_down_from_its_platform_then_goes(
     assert [d.after["job_id"] for d in delists] == [job["id"], again.json["jobs"][0]["id"]]
 
     # When the delist jobs run
-    _run(job_engine, job["id"])
-    _run(job_engine, again.json["jobs"][0]["id"])
+    run(job_engine, job["id"])
+    run(job_engine, again.json["jobs"][0]["id"])
 
     # Then the product is gone from the platform, and then from the hub, deleted once
     assert _skus(shopify, shop.external_id) == []
@@ -163,7 +108,7 @@ def test_a_deleted_product_is_taken_down_from_its_platform_then_goes(
 
 def test_a_product_without_live_listings_goes_at_once(team_a: Team, admin_engine: Engine) -> None:
     org = f"/orgs/{team_a.org_id}"
-    product_id, _ = _product(team_a, [_sku()])
+    product_id, _ = new_product(team_a, [new_sku()])
     jobs_before = count_rows(admin_engine, "jobs", org_id=team_a.org_id)
     assert team_a.owner.call("DELETE", f"{org}/products/{product_id}").status_code == 204
     assert team_a.viewer.get(f"{org}/products/{product_id}").status_code == 404
@@ -174,12 +119,12 @@ def test_a_refused_take_down_keeps_the_product_and_shows_why(
     team_a: Team, admin_engine: Engine, job_engine: JobEngine, servers: dict[str, SandboxServer]
 ) -> None:
     org = f"/orgs/{team_a.org_id}"
-    shopify_store, shopify_shop = _connect(team_a, servers["shopify"], "shopify")
-    printify_store, printify_shop = _connect(team_a, servers["printify"], "printify")
-    sku = _sku()
-    product_id, _ = _product(team_a, [sku])
-    on_shopify = _publish(team_a, job_engine, product_id, shopify_store)
-    on_printify = _publish(team_a, job_engine, product_id, printify_store)
+    shopify_store, shopify_shop = connect(team_a, servers["shopify"], "shopify")
+    printify_store, printify_shop = connect(team_a, servers["printify"], "printify")
+    sku = new_sku()
+    product_id, _ = new_product(team_a, [sku])
+    on_shopify = publish(team_a, job_engine, product_id, shopify_store)
+    on_printify = publish(team_a, job_engine, product_id, printify_store)
     assert _skus(servers["printify"], printify_shop.external_id) == [sku]
 
     # When the product is deleted: Printify cannot delete a product (its capability matrix)
@@ -188,7 +133,7 @@ def test_a_refused_take_down_keeps_the_product_and_shows_why(
     [job] = answer.json["jobs"]
     [refused] = answer.json["refused"]
     assert (job["payload"]["listing_id"], refused["id"]) == (on_shopify, on_printify)
-    _run(job_engine, job["id"])
+    run(job_engine, job["id"])
 
     # Then Shopify's listing is down, Printify's stays live, failed with the reason, and the
     # product waits for it
@@ -220,9 +165,9 @@ def test_an_approved_product_delete_takes_its_listings_down_first(
     team_a: Team, admin_engine: Engine, job_engine: JobEngine, servers: dict[str, SandboxServer]
 ) -> None:
     org = f"/orgs/{team_a.org_id}"
-    store_id, shop = _connect(team_a, servers["shopify"], "shopify")
-    product_id, _ = _product(team_a, [_sku()])
-    _publish(team_a, job_engine, product_id, store_id)
+    store_id, shop = connect(team_a, servers["shopify"], "shopify")
+    product_id, _ = new_product(team_a, [new_sku()])
+    publish(team_a, job_engine, product_id, store_id)
     # Given an operator's delete, approved by the owner
     asked = team_a.operator.call("DELETE", f"{org}/products/{product_id}")
     assert asked.status_code == 202 and asked.json["kind"] == "approval", asked.json
@@ -230,12 +175,12 @@ def test_an_approved_product_delete_takes_its_listings_down_first(
         f"{org}/approvals/{asked.json['approval']['id']}/decision", json={"decision": "approve"}
     )
     # When the approved delete runs, it answers with the delist job instead of deleting
-    _run(job_engine, decided.json["job_id"])
+    run(job_engine, decided.json["job_id"])
     result = team_a.viewer.get(f"{org}/jobs/{decided.json['job_id']}").json["result"]
     assert (result["deleted"], len(result["jobs"]), result["refused"]) == (False, 1, [])
     assert team_a.viewer.get(f"{org}/products/{product_id}").json["status"] == "deleting"
     # And when the delist runs, the product is gone from the platform and the hub
-    _run(job_engine, result["jobs"][0])
+    run(job_engine, result["jobs"][0])
     assert _skus(servers["shopify"], shop.external_id) == []
     assert team_a.viewer.get(f"{org}/products/{product_id}").status_code == 404
 
@@ -246,10 +191,10 @@ def test_a_deleted_variant_leaves_the_listing_live_without_its_sku(
 ) -> None:
     org = f"/orgs/{team_a.org_id}"
     shopify = servers["shopify"]
-    store_id, shop = _connect(team_a, shopify, "shopify")
-    keep, drop = sorted([_sku(), _sku()])
-    product_id, [keep_id, drop_id] = _product(team_a, [keep, drop])
-    listing_id = _publish(team_a, job_engine, product_id, store_id)
+    store_id, shop = connect(team_a, shopify, "shopify")
+    keep, drop = sorted([new_sku(), new_sku()])
+    product_id, [keep_id, drop_id] = new_product(team_a, [keep, drop])
+    listing_id = publish(team_a, job_engine, product_id, store_id)
     assert _skus(shopify, shop.external_id) == [keep, drop]
 
     # When one variant is deleted
@@ -264,7 +209,7 @@ def test_a_deleted_variant_leaves_the_listing_live_without_its_sku(
     assert _skus(shopify, shop.external_id) == [keep, drop]
 
     # When the update runs
-    _run(job_engine, job["id"])
+    run(job_engine, job["id"])
 
     # Then the listing is live without that SKU, and the variant's row is gone
     assert _skus(shopify, shop.external_id) == [keep]
@@ -284,7 +229,7 @@ def test_a_deleted_variant_leaves_the_listing_live_without_its_sku(
 
 def test_a_variant_of_an_unlisted_product_goes_at_once(team_a: Team) -> None:
     org = f"/orgs/{team_a.org_id}"
-    _, [variant_id] = _product(team_a, [_sku()])
+    _, [variant_id] = new_product(team_a, [new_sku()])
     assert team_a.owner.call("DELETE", f"{org}/variants/{variant_id}").status_code == 204
     assert team_a.viewer.get(f"{org}/variants/{variant_id}").status_code == 404
 
@@ -295,10 +240,10 @@ def test_a_deleted_store_leaves_its_listings_live_and_says_so(
 ) -> None:
     org = f"/orgs/{team_a.org_id}"
     shopify = servers["shopify"]
-    store_id, shop = _connect(team_a, shopify, "shopify")
-    sku = _sku()
-    product_id, _ = _product(team_a, [sku])
-    listing_id = _publish(team_a, job_engine, product_id, store_id)
+    store_id, shop = connect(team_a, shopify, "shopify")
+    sku = new_sku()
+    product_id, _ = new_product(team_a, [sku])
+    listing_id = publish(team_a, job_engine, product_id, store_id)
     listing = team_a.viewer.get(f"{org}/listings/{listing_id}").json
     jobs_before = count_rows(admin_engine, "jobs", org_id=team_a.org_id)
 
@@ -330,10 +275,10 @@ def test_a_disconnected_store_leaves_its_listings_live_and_says_so(
 ) -> None:
     org = f"/orgs/{team_a.org_id}"
     shopify = servers["shopify"]
-    store_id, shop = _connect(team_a, shopify, "shopify")
-    sku = _sku()
-    product_id, _ = _product(team_a, [sku])
-    listing_id = _publish(team_a, job_engine, product_id, store_id)
+    store_id, shop = connect(team_a, shopify, "shopify")
+    sku = new_sku()
+    product_id, _ = new_product(team_a, [sku])
+    listing_id = publish(team_a, job_engine, product_id, store_id)
 
     # When the store is disconnected
     answer = team_a.owner.call("PATCH", f"{org}/stores/{store_id}", json={"status": "disconnected"})

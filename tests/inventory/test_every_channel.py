@@ -23,13 +23,10 @@ from werkzeug.serving import make_server
 from api.app import create_app
 from fusion.config import Settings
 from fusion.jobs import dispatch
-from fusion.plugins.base import StoreConnection
-from fusion.plugins.http import StoreHttp
-from fusion.plugins.registry import get_plugin
 from fusion.sandbox import SandboxServer
-from fusion.security.crypto import Secret
-from tests.api.conftest import Team, make_team
-from tests.plugins.e2e import PROVISIONERS, ShopSpec, sandboxes, worker_env, workers_and_beat
+from tests.api.conftest import make_team
+from tests.plugins.e2e import ShopSpec, sandboxes, worker_env, workers_and_beat
+from tests.support.merchant import channel_shows, connect, ok
 
 pytestmark = [
     pytest.mark.slow,
@@ -70,11 +67,6 @@ def stack(hub_env: dict[str, str], settings: Settings) -> Iterator[Stack]:
         holder["app"].extensions["fusion"].database.dispose()
 
 
-def _ok(response: Any, *codes: int) -> Any:
-    assert response.status_code in (codes or (200, 201, 202)), (response.status_code, response.json)
-    return response.json
-
-
 def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -86,48 +78,13 @@ def _eventually(check: Callable[[], Any], timeout: float, what: str) -> Any:
     raise AssertionError(f"{what}: still {last!r} after {timeout}s")
 
 
-def _connect(team: Team, platform: str, server: SandboxServer) -> tuple[str, ShopSpec]:
-    shop = PROVISIONERS[platform](server.url, "tok" + uuid.uuid4().hex)
-    body: dict[str, Any] = {
-        "platform": platform,
-        "name": f"{platform} shop",
-        "external_id": shop.external_id,
-        "base_url": server.url,
-        "credentials": dict(shop.credentials),
-        "settings": dict(shop.settings),
-    }
-    if shop.webhook_secret:
-        body["webhook_secret"] = shop.webhook_secret
-    store = _ok(team.owner.post(f"/orgs/{team.org_id}/stores", json=body), 201)
-    return store["id"], shop
-
-
-def _shown(platform: str, server: SandboxServer, shop: ShopSpec, sku: str) -> int | None:
-    """What the channel itself shows of ``sku``, read from its sandbox's API."""
-    conn = StoreConnection(
-        store_id=f"reader-{uuid.uuid4()}",
-        org_id="reader",
-        platform=platform,
-        external_id=shop.external_id,
-        base_url=server.url,
-        credentials={k: Secret(v) for k, v in shop.credentials.items()},
-        settings=dict(shop.settings),
-    )
-    plugin = get_plugin(platform)
-    client = plugin.client(conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=None))
-    for product in client.list_products():
-        if sku in product.quantities:
-            return int(product.quantities[sku])
-    return None
-
-
 def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack) -> None:
     client = stack.app.test_client()
     team = make_team(client, "Everywhere")
     org = f"/orgs/{team.org_id}"
     # Given a store on each platform, connected through the API
     stores: dict[str, tuple[str, ShopSpec]] = {
-        p: _connect(team, p, stack.servers[p]) for p in PLATFORMS
+        p: connect(team, stack.servers[p], p) for p in PLATFORMS
     }
     # Etsy has no webhook API: the merchant points the portal's order events at the hub
     etsy_id, etsy = stores["etsy"]
@@ -147,8 +104,8 @@ def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack
     ).raise_for_status()
     # and a product of one SKU, 40 in stock, published to all four
     sku = f"TEE-{uuid.uuid4().hex[:6].upper()}"
-    product = _ok(team.owner.post(f"{org}/products", json={"title": "Linen tee"}), 201)
-    variant = _ok(
+    product = ok(team.owner.post(f"{org}/products", json={"title": "Linen tee"}), 201)
+    variant = ok(
         team.owner.post(
             f"{org}/products/{product['id']}/variants",
             json={"sku": sku, "price": "25.00", "available_quantity": START},
@@ -157,13 +114,13 @@ def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack
     )
     listings = {}
     for platform, (store_id, _) in stores.items():
-        listing = _ok(
+        listing = ok(
             team.owner.post(
                 f"{org}/listings", json={"product_id": product["id"], "store_id": store_id}
             ),
             201,
         )
-        _ok(team.owner.post(f"{org}/listings/{listing['id']}/publish"), 202)
+        ok(team.owner.post(f"{org}/listings/{listing['id']}/publish"), 202)
         listings[platform] = listing["id"]
     for platform, listing_id in listings.items():
         _eventually(
@@ -174,7 +131,7 @@ def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack
             f"{platform} listing published",
         )
     # and Etsy, a slow channel, holds back a buffer
-    _ok(
+    ok(
         team.owner.call(
             "PATCH", f"{org}/stores/{etsy_id}", json={"stock_rules": {"buffer": BUFFER}}
         )
@@ -201,7 +158,7 @@ def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack
         "orders stored",
     )
     # and five come back to the shelf
-    _ok(
+    ok(
         team.operator.post(
             f"{org}/variants/{variant['id']}/stock-adjustments",
             json={"delta": RETURNED, "reason": "returned to shelf"},
@@ -211,13 +168,13 @@ def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack
 
     # Then the hub holds 40 - 4 x 2 + 5
     expected = START - SOLD * len(PLATFORMS) + RETURNED
-    stock = _ok(team.viewer.get(f"{org}/variants/{variant['id']}/stock"))
+    stock = ok(team.viewer.get(f"{org}/variants/{variant['id']}/stock"))
     assert stock["available_quantity"] == expected
     # and every channel shows it, Etsy less its buffer
     wanted = {p: expected - (BUFFER if p == "etsy" else 0) for p in PLATFORMS}
 
     def channels() -> Any:
-        seen = {p: _shown(p, stack.servers[p], shop, sku) for p, (_, shop) in stores.items()}
+        seen = {p: channel_shows(p, stack.servers[p], shop, sku) for p, (_, shop) in stores.items()}
         return True if seen == wanted else {"seen": seen}
 
     _eventually(channels, 60, f"every channel showing {wanted}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fusion.inventory.rules import (
+from fusion.stores.stock_rules import (
     NO_RULES,
     InvalidRules,
     StockRules,
