@@ -19,6 +19,7 @@ import schemas.catalog_jobs
 import schemas.jobs
 import schemas.plugin_jobs
 import schemas.webhook_jobs
+from fusion import logs
 from fusion.catalog import jobs as catalog_jobs
 from fusion.config import Settings
 from fusion.db.session import Database
@@ -28,7 +29,6 @@ from fusion.jobs import dispatch, registry
 from fusion.jobs.dispatch import Dispatcher
 from fusion.orders import jobs as order_jobs
 from fusion.plugins.sync import sync_plugins
-from fusion.security import redact
 from fusion.webhooks import jobs as webhook_jobs
 
 log = logging.getLogger(__name__)
@@ -42,14 +42,15 @@ PAYLOAD_SCHEMA_MODULES = (schemas.catalog_jobs, schemas.plugin_jobs, schemas.web
 def start(settings: Settings, database: Database, *, dispatcher: Dispatcher) -> list[str]:
     """Everything a hub process needs before its first request or job, in one order.
 
-    Installs log redaction (before anything can log a secret), imports the job modules (the
+    Sets up logging in ``settings.log_format`` with redaction (before anything can log a
+    secret), imports the job modules (the
     built-in ones and ``settings.job_modules``) and their payload schemas, syncs the plugin
     contracts, and makes ``dispatcher`` the publisher of every enqueue. Returns the job modules
     imported. Raises whatever importing a named job module raises (a typo must not go
     unnoticed); a failed plugin sync is only logged: the plugin tables then lag until the next
     start (or ``fusion plugins sync``), which must not keep the process from serving.
     """
-    redact.install()
+    logs.configure(settings.log_format)
     loaded = load_jobs(settings.job_modules)
     _sync_plugin_contracts(database)
     dispatch.install(dispatcher)

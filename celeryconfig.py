@@ -39,6 +39,7 @@ SWEEP_INTERVAL_S = _settings.sweep_interval_s
 DISPATCH_STALE_S = _settings.dispatch_stale_s
 # How often every store's order notification queue (Amazon's SQS) is read; 0 turns it off.
 ORDER_QUEUE_POLL_S = _settings.order_queue_poll_s
+LOG_FORMAT = _settings.log_format  # workers/app.py sets Celery's handlers up with it
 
 broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
 broker_connection_retry_on_startup = True

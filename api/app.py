@@ -28,6 +28,7 @@ from api import (
     plugins,
     problems,
     products,
+    request_log,
     stores,
     webhooks,
 )
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, install_ports: bool = True) 
     app.register_blueprint(health.blp)
     app.register_blueprint(webhooks.blp)
     metrics.install(app)
+    request_log.install(app)
     app.after_request(_no_store)
     return app
 

@@ -70,6 +70,15 @@ def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in raw.split(",") if n.strip()) if raw else ()
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if raw.lower() not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return raw.lower()
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = _text(env, name)
     if raw is None:
@@ -154,6 +163,7 @@ VARIABLES: Mapping[str, str] = {
     "api_host": "FUSION_API_HOST",
     "api_port": "FUSION_API_PORT",
     "flower_port": "FUSION_FLOWER_PORT",
+    "log_format": "FUSION_LOG_FORMAT",
     "access_token_ttl_s": "FUSION_ACCESS_TOKEN_TTL",
     "refresh_token_ttl_s": "FUSION_REFRESH_TOKEN_TTL",
     "refresh_reuse_grace_s": "FUSION_REFRESH_REUSE_GRACE_S",
@@ -193,6 +203,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     flower_port: int = 5555
+    log_format: str = "text"  # or "json": one object per line (fusion.logs)
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     refresh_reuse_grace_s: int = 10
@@ -272,6 +283,7 @@ class Settings:
             api_host=_text(env, v["api_host"]) or "127.0.0.1",
             api_port=_int(env, v["api_port"], 8000, lo=1, hi=65535),
             flower_port=_int(env, v["flower_port"], 5555, lo=1, hi=65535),
+            log_format=_choice(env, v["log_format"], ("text", "json"), "text"),
             access_token_ttl_s=_int(env, v["access_token_ttl_s"], 900, lo=30, hi=86400),
             refresh_token_ttl_s=_int(
                 env, v["refresh_token_ttl_s"], 30 * 24 * 3600, lo=60, hi=365 * 86400

@@ -17,12 +17,14 @@ from celery import Celery
 from celery.signals import after_setup_logger, worker_ready
 
 import celeryconfig
+from fusion import logs
 from fusion.approvals import expiry
 from fusion.inventory.service import SYNC_INVENTORY_JOB
 from fusion.jobs import retention, sweeps
 from fusion.jobs.lanes import Lane
 from fusion.jobs.recurring import enqueue_for_due_stores
 from fusion.orders.service import RECONCILE_JOB
+from fusion.security import redact
 from fusion.webhooks.service import CONSUME_JOB, order_queue_stores
 from workers.runtime import runtime
 
@@ -50,7 +52,11 @@ class QuietSweeps(logging.Filter):
 
 
 @after_setup_logger.connect
-def _quiet_sweeps(logger: logging.Logger, **_: object) -> None:
+def _set_up_logging(logger: logging.Logger, **_: object) -> None:
+    """Celery's handlers (worker and beat) in ``FUSION_LOG_FORMAT``, with the job context,
+    redaction and the quiet sweeps."""
+    logs.use(logger.handlers, celeryconfig.LOG_FORMAT)
+    redact.install(logger)
     for handler in logger.handlers:
         handler.addFilter(QuietSweeps())
 

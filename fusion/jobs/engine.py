@@ -34,6 +34,7 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
+from fusion import logs
 from fusion.config import Settings
 from fusion.db.session import Database, make_engine
 from fusion.errors import Cancelled, PermanentError, RateLimited
@@ -279,6 +280,32 @@ class Engine:
         return None if row is None else _claimed(row)
 
     def _run(self, job: Claimed, ctx: JobContext) -> Finish | Outcome:
+        """Run the job's handler with the job bound to the log context (``fusion.logs``), and
+        log the outcome decided in one line (a failure or an abandoned attempt as a warning)."""
+        with logs.bound(
+            job_id=job.id,
+            job_type=job.job_type,
+            org_id=job.org_id,
+            store_id=job.store_id,
+            attempt=job.attempt,
+        ):
+            started = time.perf_counter()
+            decided = self._decide(job, ctx)
+            outcome = decided if isinstance(decided, Outcome) else None
+            status = decided.status.value if isinstance(decided, Finish) else None
+            failed = status == JobStatus.FAILED.value or outcome is Outcome.ABANDONED
+            level = logging.WARNING if failed else logging.INFO
+            log.log(
+                level,
+                "job %s %s: %s",
+                job.job_type,
+                job.id,
+                decided.message if isinstance(decided, Finish) else decided.value,
+                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+            )
+            return decided
+
+    def _decide(self, job: Claimed, ctx: JobContext) -> Finish | Outcome:
         try:
             handler = registry.get(job.job_type).handler
         except registry.UnknownJobType:

@@ -8,6 +8,7 @@ an idempotent create after a lost answer, and a canary credential that never lea
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -50,7 +51,8 @@ def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
     queues = "shopify,etsy,amazon_sc,printify,default"
     # The Amazon queue poll has its own module (tests/webhooks/test_order_queue.py); here it
     # would only add background jobs to the stores of the capability tests.
-    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="0")
+    # JSON logs, so the canary test below covers the redaction of that format too.
+    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="0", FUSION_LOG_FORMAT="json")
     with workers_and_beat(env, queues, workers=4) as processes:
         yield processes
 
@@ -404,3 +406,18 @@ def test_a_canary_credential_never_leaves_the_plugin_call(
     ):
         assert canary not in blob, f"the canary credential leaked into {where}"
     assert "run_job" in monitor.captured()  # the monitor did see the Celery traffic
+    job_lines = [line for line in _json_lines(procs.output()) if line.get("job_id")]
+    assert {line["job_type"] for line in job_lines} >= {"create_product", "list_products"}
+
+
+def _json_lines(output: str) -> list[dict[str, Any]]:
+    """The log lines of the processes' output that are JSON objects (the banner is not)."""
+    lines = []
+    for raw in output.splitlines():
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
