@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, text
@@ -253,8 +253,15 @@ def test_the_dispatcher_publishes_lost_due_jobs_round_robin_across_orgs_and_not_
     recorder: RecordingDispatcher,
 ) -> None:
     with database.org_session(org_a) as session:
+        # One due time each, a second apart: an org's backlog is ranked by due time, and
+        # ties (one enqueue's now()) would leave which job is last to the database
+        due = datetime.now(UTC) - timedelta(hours=1)
         backlog = service.enqueue_many(
-            session, org_id=org_a, specs=[JobSpec("test.noop") for _ in range(120)]
+            session,
+            org_id=org_a,
+            specs=[
+                JobSpec("test.noop", scheduled_at=due + timedelta(seconds=n)) for n in range(120)
+            ],
         )
     b_id = _enqueue(database, org_b, "test.noop")
     future_id = _enqueue(
