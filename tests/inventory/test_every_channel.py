@@ -30,6 +30,7 @@ from fusion.sandbox import SandboxServer
 from fusion.security.crypto import Secret
 from tests.api.conftest import Team, make_team
 from tests.plugins.e2e import PROVISIONERS, ShopSpec, sandboxes, worker_env, workers_and_beat
+from tests.support.egress import LOOPBACK
 
 pytestmark = [
     pytest.mark.slow,
@@ -114,7 +115,9 @@ def _shown(platform: str, server: SandboxServer, shop: ShopSpec, sku: str) -> in
         settings=dict(shop.settings),
     )
     plugin = get_plugin(platform)
-    client = plugin.client(conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=None))
+    client = plugin.client(
+        conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=None, egress=LOOPBACK)
+    )
     for product in client.list_products():
         if sku in product.quantities:
             return int(product.quantities[sku])

@@ -24,6 +24,7 @@ from fusion.sandbox import _amazon_contract as contract
 from fusion.sandbox.amazon import AmazonSandbox
 from fusion.sandbox.server import SandboxServer
 from fusion.security.crypto import Secret
+from tests.support.egress import LOOPBACK
 
 needs_contracts = pytest.mark.skipif(
     not contract.available(),
@@ -102,6 +103,7 @@ def client_for(
         conn,
         spec=amazon.plugin.rate_limit,
         bucket=bucket,
+        egress=LOOPBACK,
         read_timeout_s=read_timeout_s,
         transport_backoff_s=0.01,
     )
