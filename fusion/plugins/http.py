@@ -33,6 +33,8 @@ from tenacity import (
     wait_exponential,
 )
 from tenacity import Retrying as _Retrying
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
 from fusion.plugins._pinned import (
@@ -350,17 +352,22 @@ class StoreHttp:
             )
         except (requests.RequestException, ValueError):
             raise EgressRefused(f"{where}: the URL is malformed") from None
-        try:
-            destination = self.egress.vet(str(prepared.url))
-        except EgressRefused as exc:
-            raise EgressRefused(f"{where} refused: {exc}") from None
         # A relative path is on the base URL's host; an absolute URL the platform returned
-        # must name that host or one on the plugin's list.
-        if not self._host_allowed(destination.host):
+        # must name that host or one on the plugin's list, checked before the name is even
+        # looked up (a lookup alone would tell its name server the hub was sent there).
+        try:
+            host = (parse_url(str(prepared.url)).host or "").strip("[]").lower()
+        except LocationParseError:
+            raise EgressRefused(f"{where}: the URL is malformed") from None
+        if not self._host_allowed(host):
             raise EgressRefused(
                 f"{where} refused: the platform named a host the {self.conn.platform} plugin "
                 "may not call"
             )
+        try:
+            destination = self.egress.vet(str(prepared.url))
+        except EgressRefused as exc:
+            raise EgressRefused(f"{where} refused: {exc}") from None
         setattr(prepared, DESTINATION_ATTR, destination)
         return prepared
 

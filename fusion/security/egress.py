@@ -183,7 +183,8 @@ class EgressPolicy:
             except ValueError:
                 raise EgressRefused("the host resolves to something that is no address") from None
             if kind is not None and not exempt:
-                raise EgressRefused(f"the host resolves to a {kind} address")
+                article = "an" if kind[0].lower() in "aeiou" else "a"
+                raise EgressRefused(f"the host resolves to {article} {kind} address")
         return Destination(scheme=scheme, host=host, port=port, address=addresses[0])
 
     def _parse(self, url: str) -> tuple[str, str, int]:

@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
+from urllib3.util import parse_url
 from werkzeug.wrappers import Response
 
 from fusion.errors import PermanentError, RetryableError
@@ -151,24 +152,22 @@ def test_an_absolute_url_on_a_host_off_the_plugins_list_is_refused_before_connec
 @pytest.mark.parametrize(
     ("url", "answers", "kind"),
     [
-        ("http://169.254.169.254/latest/meta-data/", None, "link-local"),
-        ("http://[::ffff:127.0.0.1]/", None, "IPv4-mapped"),
-        ("http://[::ffff:169.254.169.254]/", None, "IPv4-mapped"),
-        ("http://[64:ff9b::a00:5]/", None, "NAT64"),
-        ("http://[2002:7f00:1::]/", None, "6to4"),
-        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", None, "Teredo"),
-        ("http://[::1]/", None, "loopback"),
-        ("http://files.example/report", ["10.1.2.3"], "private"),
-        ("http://files.example/report", ["93.184.216.34", "192.168.0.7"], "private"),
-        ("http://files.example/report", ["fd00::1"], "private"),
+        ("http://169.254.169.254/latest/meta-data/", None, "a link-local"),
+        ("http://[::ffff:127.0.0.1]/", None, "an IPv4-mapped"),
+        ("http://[::ffff:169.254.169.254]/", None, "an IPv4-mapped"),
+        ("http://[64:ff9b::a00:5]/", None, "a NAT64"),
+        ("http://[2002:7f00:1::]/", None, "a 6to4"),
+        ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", None, "a Teredo"),
+        ("http://[::1]/", None, "a loopback"),
+        ("http://files.example/report", ["10.1.2.3"], "a private"),
+        ("http://files.example/report", ["93.184.216.34", "192.168.0.7"], "a private"),
+        ("http://files.example/report", ["fd00::1"], "a private"),
     ],
 )
 def test_listed_hosts_still_pass_the_address_rules(
     platform: Platform, url: str, answers: list[str] | None, kind: str
 ) -> None:
     # Given a host on the plugin's list, where the hub is strict
-    from urllib3.util import parse_url
-
     host = str(parse_url(url).host).strip("[]")
     resolver = Resolver(answers or ["203.0.113.1"])
     policy = _only(f"127.0.0.1:{platform.port}", resolver=resolver)
@@ -176,7 +175,7 @@ def test_listed_hosts_still_pass_the_address_rules(
     # When the platform hands back that URL, Then the address it leads to is refused
     with pytest.raises(EgressRefused) as refused:
         http.request("GET", url, call=CALL)
-    assert str(refused.value).endswith(f"refused: the host resolves to a {kind} address")
+    assert str(refused.value).endswith(f"refused: the host resolves to {kind} address")
     assert platform.seen == []
 
 

@@ -134,16 +134,17 @@ class Platform(_Served):
 
 class RewritingProxy(_Served):
     """A proxy in front of a sandbox that rewrites what the platform answers: the sandbox's
-    own origin becomes the proxy's (so the hub keeps talking through it), then each rule
-    ``(path_contains, old, new)`` applies to answers for matching paths. This is how a test
-    makes "the platform" hand back an absolute URL of its choosing."""
+    own origin becomes the proxy's, ``http://<host>:<port>`` (so the hub keeps talking
+    through it), then each rule ``(path_contains, old, new)`` applies to answers for matching
+    paths. This is how a test makes "the platform" hand back an absolute URL of its choosing."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, *, host: str = "127.0.0.1") -> None:
         self.upstream = upstream.rstrip("/")
         self.rules: list[tuple[str, str, str]] = []
         self._http = requests.Session()
         self._http.trust_env = False
         super().__init__(self._app)
+        self.origin = f"http://{host}:{self.port}"
 
     def _app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
@@ -156,7 +157,7 @@ class RewritingProxy(_Served):
             allow_redirects=False,
             timeout=30,
         )
-        body = answer.content.replace(self.upstream.encode(), self.url.encode())
+        body = answer.content.replace(self.upstream.encode(), self.origin.encode())
         for contains, old, new in self.rules:
             if contains in request.path:
                 body = body.replace(old.encode(), new.encode())
