@@ -59,12 +59,21 @@ class Internal(_Served):
 class Trickle:
     """A raw TCP server that answers every request one byte at a time, ``interval_s`` apart,
     for ``for_s`` seconds (or until the client goes away): a status line, then headers that
-    never end, or (``in_body``) headers and a body that never ends."""
+    never end, or (``in_body``) headers and a body of whitespace that ends, after the
+    minute, with ``then`` (so a client that waited it out reads a valid answer)."""
 
-    def __init__(self, *, interval_s: float = 0.05, for_s: float = 60.0, in_body: bool = False):
+    def __init__(
+        self,
+        *,
+        interval_s: float = 0.05,
+        for_s: float = 60.0,
+        in_body: bool = False,
+        then: bytes = b"[]",
+    ):
         self.interval_s = interval_s
         self.for_s = for_s
         self.in_body = in_body
+        self.then = then
         self.connections = 0
         self.abandoned = threading.Event()  # the client hung up before the minute was over
         self._sock = socket.socket()
@@ -99,7 +108,10 @@ class Trickle:
             try:
                 client.recv(65536)
                 if self.in_body:
-                    client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[")
+                    client.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Connection: close\r\n\r\n"
+                    )
                     pattern = b" "
                 else:
                     client.sendall(b"HTTP/1.1 200 OK\r\n")
@@ -110,6 +122,8 @@ class Trickle:
                     client.sendall(pattern[n % len(pattern) : n % len(pattern) + 1])
                     n += 1
                     time.sleep(self.interval_s)
+                if self.in_body:
+                    client.sendall(self.then)
             except OSError:
                 self.abandoned.set()
 
