@@ -5,20 +5,27 @@ in any error, a cap on what is read and a wall-clock deadline however slowly byt
 
 from __future__ import annotations
 
+import ssl
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from urllib3.util import parse_url
+from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
 
 from fusion.errors import PermanentError, RetryableError
+from fusion.plugins._pinned import DESTINATION_ATTR
 from fusion.plugins.base import StoreConnection
 from fusion.plugins.http import Deadline, StoreHttp, new_session
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.security.crypto import Secret
-from fusion.security.egress import EgressPolicy, EgressRefused
+from fusion.security.egress import Destination, EgressPolicy, EgressRefused
 from tests.support.egress import LOOPBACK
 from tests.support.remote import Internal, Platform, Trickle
 
@@ -266,3 +273,108 @@ def test_a_request_that_skipped_the_check_never_leaves(platform: Platform) -> No
     finally:
         session.close()
     assert platform.seen == []
+
+
+def _certificates(tmp: Path, name: str) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate for ``name`` it signed: (ca.pem, cert.pem, key.pem)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "egress test CA")])
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca_name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+def test_https_to_a_pinned_address_sends_the_hosts_name_as_sni_and_checks_its_certificate(
+    tmp_path: Path,
+) -> None:
+    # Given a TLS platform on loopback whose certificate names shop.example
+    ca, cert, key = _certificates(tmp_path, "shop.example")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    context.sni_callback = lambda sock, name, ctx: names.append(name)  # type: ignore[assignment]
+    hosts: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        hosts.append(environ["HTTP_HOST"])
+        return Response("{}")(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, app, threaded=True, ssl_context=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    session = new_session()
+    try:
+        url = f"https://shop.example:{server.server_port}/ok"
+
+        def send(host: str) -> int:
+            prepared = session.prepare_request(requests.Request("GET", url))
+            setattr(
+                prepared,
+                DESTINATION_ATTR,
+                Destination("https", host, server.server_port, "127.0.0.1"),
+            )
+            adapter = session.get_adapter(url)
+            return adapter.send(prepared, timeout=5, verify=str(ca)).status_code
+
+        # When the pinned connection is made for shop.example
+        status = send("shop.example")
+        # Then the platform saw its own name in SNI and the Host header, and the hub its cert
+        assert (status, names, hosts) == (
+            200,
+            ["shop.example"],
+            [f"shop.example:{server.server_port}"],
+        )
+        # And a certificate that does not name the host is refused
+        with pytest.raises(requests.exceptions.SSLError):
+            send("other.example")
+    finally:
+        session.close()
+        server.shutdown()
+        thread.join(5)
