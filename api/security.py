@@ -84,8 +84,12 @@ def _document(wrapper: Any, security: list[dict[str, list[str]]], codes: tuple[i
     wrapper._apidoc = doc
 
 
-def org_scope(minimum: Role) -> Callable[[F], F]:
-    """Run the view in the org's transaction once the caller holds ``minimum`` in the org."""
+def org_scope(minimum: Role, *, transaction: bool = True) -> Callable[[F], F]:
+    """Run the view in the org's transaction once the caller holds ``minimum`` in the org.
+
+    With ``transaction=False`` the checks commit before the view runs, and the view runs with
+    no transaction open (``tx()`` is unavailable): for a view that calls a platform, which
+    must not hold a transaction (and its locks) while a remote host takes its time."""
 
     def decorator(view: F) -> F:
         @wraps(view)
@@ -97,13 +101,16 @@ def org_scope(minimum: Role) -> Callable[[F], F]:
                 charge(org_id)
                 if principal.actor_type is ActorType.API_KEY:
                     api_keys.touch(session, principal.actor_id)
-                g.session, g.access = session, access
-                try:
-                    result = view(*args, **kwargs)
-                    _load_server_values(session)
-                    return result
-                finally:
-                    g.pop("session", None)
+                g.access = access
+                if transaction:
+                    g.session = session
+                    try:
+                        result = view(*args, **kwargs)
+                        _load_server_values(session)
+                        return result
+                    finally:
+                        g.pop("session", None)
+            return view(*args, **kwargs)
 
         setattr(wrapper, SCOPE_ATTR, f"org:{minimum.value}")
         _document(wrapper, SECURITY, (401, 403, 404, 409, 429))

@@ -175,13 +175,15 @@ class StoreCredentials(MethodView):
 @blp.route("/<uuid:org_id>/stores/<uuid:store_id>/test-connection")
 class StoreConnectionTest(MethodView):
     @blp.response(200, ConnectionTestSchema)
-    @org_scope(Role.OPERATOR)
+    @org_scope(Role.OPERATOR, transaction=False)
     def post(self, org_id: uuid.UUID, store_id: uuid.UUID) -> dict[str, Any]:
-        """Call the platform once with the store's credentials. The platform's answer is not
-        echoed (it could carry anything); only whether it worked."""
-        store = stores.get_store(tx(), store_id)
+        """Call the platform once with the store's credentials, within a hard deadline and no
+        transaction open. The platform's answer is not echoed (it could carry anything);
+        only whether it worked."""
         try:
-            count = check_connection(hub().settings, store)
+            count = check_connection(
+                hub().settings, hub().database, org_id=org_id, store_id=store_id
+            )
         except ValidationFailed as exc:
             return {"ok": False, "detail": f"The store is incomplete: {', '.join(exc.fields)}."}
         except JobError as exc:

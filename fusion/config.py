@@ -90,6 +90,35 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}: expected true or false, got {raw!r}")
 
 
+def _ports(env: Mapping[str, str], name: str) -> tuple[int, ...]:
+    ports = []
+    for part in _names(env, name):
+        if not part.isdigit() or not 1 <= int(part) <= 65535:
+            raise ConfigError(f"{name}: expected comma-separated port numbers, got {part!r}")
+        ports.append(int(part))
+    return tuple(ports)
+
+
+def _destinations(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """``host:port`` entries (IPv6 in brackets), lower-cased as the egress guard compares."""
+    found = []
+    for part in _names(env, name):
+        host, sep, port = part.rpartition(":")
+        bare = host.strip("[]")
+        if (
+            not sep
+            or not bare
+            or not port.isdigit()
+            or not 1 <= int(port) <= 65535
+            or (":" in bare and not host.startswith("["))
+        ):
+            raise ConfigError(f"{name}: expected comma-separated host:port, got {part!r}")
+        found.append(
+            f"[{bare.lower()}]:{int(port)}" if ":" in bare else f"{bare.lower()}:{int(port)}"
+        )
+    return tuple(found)
+
+
 def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
     raw = _text(env, name)
     if raw is None:
@@ -177,6 +206,10 @@ VARIABLES: Mapping[str, str] = {
     "failed_job_retention_days": "FUSION_FAILED_JOB_RETENTION_DAYS",
     "max_body_bytes": "FUSION_MAX_BODY_BYTES",
     "allow_private_egress": "FUSION_ALLOW_PRIVATE_EGRESS",
+    "egress_ports": "FUSION_EGRESS_PORTS",
+    "egress_allow": "FUSION_EGRESS_ALLOW",
+    "test_connection_deadline_s": "FUSION_TEST_CONNECTION_DEADLINE_S",
+    "test_connection_max_bytes": "FUSION_TEST_CONNECTION_MAX_BYTES",
     "public_url": "FUSION_PUBLIC_URL",
     "broker_visibility_timeout_s": "FUSION_BROKER_VISIBILITY_TIMEOUT_S",
     "broker_restore_interval_s": "FUSION_BROKER_RESTORE_INTERVAL_S",
@@ -218,6 +251,14 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     # Private/loopback destinations for store base URLs: sandboxes in dev and tests only.
     allow_private_egress: bool = True
+    # Ports the hub may call besides 80 and 443, and exact host:port destinations exempt
+    # from the address and port rules (fusion/security/egress.py).
+    egress_ports: tuple[int, ...] = ()
+    egress_allow: tuple[str, ...] = ()
+    # "Test connection" calls a host a user chose, synchronously: a hard overall deadline
+    # and a cap on each answer it reads.
+    test_connection_deadline_s: float = 10.0
+    test_connection_max_bytes: int = 2 * 1024 * 1024
     # Where platforms reach this hub (webhook subscriptions): scheme and host, no path.
     public_url: str | None = None
     # Broker and sweep knobs (celeryconfig): the visibility timeout is longer than any job.
@@ -303,6 +344,14 @@ class Settings:
             job_retention_days=_int(env, v["job_retention_days"], 14, lo=0, hi=3650),
             failed_job_retention_days=_int(env, v["failed_job_retention_days"], 90, lo=0, hi=3650),
             allow_private_egress=_bool(env, v["allow_private_egress"], mode != "production"),
+            egress_ports=_ports(env, v["egress_ports"]),
+            egress_allow=_destinations(env, v["egress_allow"]),
+            test_connection_deadline_s=_float(
+                env, v["test_connection_deadline_s"], 10.0, lo=0.1, hi=120
+            ),
+            test_connection_max_bytes=_int(
+                env, v["test_connection_max_bytes"], 2 * 1024 * 1024, lo=1024, hi=10**9
+            ),
             public_url=_public_url(env, v["public_url"], production=mode == "production"),
             broker_visibility_timeout_s=_float(
                 env, v["broker_visibility_timeout_s"], 7200, lo=1, hi=30 * 86400

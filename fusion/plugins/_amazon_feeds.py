@@ -8,14 +8,15 @@ submitted again safely, so a job retried after a timeout only repeats the same o
 
 from __future__ import annotations
 
-import gzip
 import json
 import time
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fusion.errors import PermanentError, RetryableError
 from fusion.plugins.base import SettingSpec, SettingType
+from fusion.plugins.http import MAX_ANSWER_BYTES
 from fusion.ratelimit.spec import ApiCall
 
 if TYPE_CHECKING:
@@ -131,11 +132,22 @@ class ListingsFeed:
         located = self._call("GET", f"{FEEDS}/documents/{doc_id}", "getFeedDocument").json()
         if located.get("compressionAlgorithm") == "GZIP":
             raw = self.http.request("GET", located["url"], call=ApiCall("feeds:download")).body
-            report: dict[str, Any] = json.loads(gzip.decompress(raw))
+            report: dict[str, Any] = json.loads(gunzip(raw, MAX_ANSWER_BYTES))
             return report
         response = self.http.request("GET", located["url"], call=ApiCall("feeds:download"))
         parsed: dict[str, Any] = response.json()
         return parsed
+
+
+def gunzip(raw: bytes, limit: int) -> bytes:
+    """``raw`` (one gzip member) decompressed; raises PermanentError when it would be more
+    than ``limit`` bytes (a small download must not become gigabytes in memory), zlib.error
+    when it is not gzip."""
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    out = inflater.decompress(raw, limit + 1)
+    if len(out) > limit:
+        raise PermanentError(f"Amazon feed report is over {limit} bytes decompressed; not read")
+    return out
 
 
 def _issues(report: dict[str, Any]) -> str:

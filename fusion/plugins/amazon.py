@@ -438,6 +438,14 @@ class AmazonPlugin(Plugin):
     rate_limit = LISTINGS_RATE
     settings = SETTINGS
     order_queue_setting = SQS_QUEUE_URL.name
+    # Login with Amazon's token endpoint, and the S3 buckets of the Feeds API's pre-signed
+    # feed and report documents (one per region).
+    egress_hosts = (
+        "api.amazon.com",
+        "tortuga-prod-na.s3-external-1.amazonaws.com",
+        "tortuga-prod-eu.s3-eu-west-1.amazonaws.com",
+        "tortuga-prod-fe.s3-us-west-2.amazonaws.com",
+    )
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None

@@ -281,6 +281,11 @@ class Plugin(ABC):
     # The store settings the plugin reads (the API accepts exactly these in a store's
     # ``settings``, GET /plugins/{slug} lists them).
     settings: tuple[SettingSpec, ...] = ()
+    # Hosts besides the store's base URL's that URLs the platform hands back may name (upload
+    # targets, result files, pre-signed documents): exact names, or ``*.domain`` for any
+    # name under it. The HTTP helper refuses an absolute URL on any other host before it
+    # connects, and every destination still passes the egress rules.
+    egress_hosts: tuple[str, ...] = ()
     # The store setting naming the store's order notification queue, on platforms that send
     # order events to a queue (Amazon: SQS) instead of webhooks; None for the others.
     order_queue_setting: str | None = None

@@ -2,25 +2,30 @@
 
 It implements :class:`fusion.plugins.base.HttpClient`: before each attempt it takes the call's
 cost from the store's shared token bucket (raising ``RateLimited`` when short, so the job is
-rescheduled and the worker slot freed), always sets connect and read timeouts, retries
-transport failures of idempotent calls with tenacity, maps statuses to the hub's errors, and
-feeds the platform's rate-limit headers back into the bucket. Error messages carry the method,
-the path without its query string and a redacted excerpt of the platform's answer: never a
-credential, never a URL with a token in it.
+rescheduled and the worker slot freed), runs the egress check on the URL, relative or absolute
+(``fusion/security/egress.py``: resolved once, the connection pinned to the vetted address,
+redirects never followed), refuses an absolute URL on a host that is neither the store's nor
+on the plugin's list, always sets connect and read timeouts, reads at most
+``max_answer_bytes`` of an answer, retries transport failures of idempotent calls with
+tenacity, maps statuses to the hub's errors, and feeds the platform's rate-limit headers back
+into the bucket. Error messages carry the method, the path without its query string, the
+status and a fixed reason: never what the platform answered (the errors reach tenants, and a
+body could be anything the host at that URL holds), never a credential, never a URL with a
+token in it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     retry_if_exception_type,
@@ -28,13 +33,24 @@ from tenacity import (
     wait_exponential,
 )
 from tenacity import Retrying as _Retrying
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.plugins._pinned import (
+    DESTINATION_ATTR,
+    Deadline,
+    PinnedAdapter,
+    TooLarge,
+    read_capped,
+)
 from fusion.plugins.base import HttpResponse, SettingSpec, SettingType, StoreConnection
 from fusion.ratelimit.bucket import TokenBucket
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.ratelimit.waits import record_rate_limit_wait
-from fusion.security.redact import redact_text
+from fusion.security.egress import EgressPolicy, EgressRefused
+
+__all__ = ["Deadline", "StoreHttp", "drop_session", "new_session", "session_for"]
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +64,10 @@ STATE_WRITE_INTERVAL_S = 5.0
 # call drains the bucket would otherwise never get past its second (a livelock).
 MAX_INLINE_WAIT_S = 2.0
 USER_AGENT = "FusionStageHub/0.1 (+https://github.com/fusion-stage-hub)"
+# The most a job reads of any one answer (bulk result files included); more is refused.
+MAX_ANSWER_BYTES = 64 * 1024 * 1024
+# Where no policy is handed in: public destinations on ports 80/443 only (fail closed).
+STRICT_EGRESS = EgressPolicy()
 
 CONNECT_TIMEOUT = SettingSpec(
     "connect_timeout_s",
@@ -83,6 +103,20 @@ _sessions: dict[str, requests.Session] = {}
 _sessions_lock = threading.Lock()
 
 
+def new_session(*, pool_maxsize: int = 32) -> requests.Session:
+    """A session whose transport connects only to vetted addresses (``_pinned.py``) and that
+    reads nothing from the environment (no proxy, no ``.netrc`` credentials)."""
+    session = requests.Session()
+    session.trust_env = False
+    # Pools are keyed by address and host name; enough connections for a thread pool
+    # hammering one store.
+    adapter = PinnedAdapter(pool_connections=4, pool_maxsize=pool_maxsize)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
 def session_for(store_id: str) -> requests.Session:
     """The pooled session of ``store_id`` in this process (created on first use).
 
@@ -91,13 +125,7 @@ def session_for(store_id: str) -> requests.Session:
     with _sessions_lock:
         session = _sessions.get(store_id)
         if session is None:
-            session = requests.Session()
-            # Enough connections for a thread pool hammering one store.
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=32)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.headers["User-Agent"] = USER_AGENT
-            _sessions[store_id] = session
+            session = _sessions[store_id] = new_session()
         return session
 
 
@@ -107,6 +135,11 @@ def drop_session(store_id: str) -> None:
         session = _sessions.pop(store_id, None)
     if session is not None:
         session.close()
+
+
+@contextlib.contextmanager
+def _nothing() -> Iterator[None]:
+    yield
 
 
 class _TransportError(Exception):
@@ -150,7 +183,12 @@ class StoreHttp:
 
     ``bucket`` may be None only where no shared limit applies (a connection test). ``on_state``
     receives the bucket's state (``stores.rate_limit_state`` shape) at most every few seconds
-    and after each throttled response, so the database shows how the store is doing."""
+    and after each throttled response, so the database shows how the store is doing.
+
+    ``egress`` is the process's policy (strict when not given); ``hosts`` the hosts besides
+    the base URL's that absolute URLs may name (the plugin's ``egress_hosts``: exact names, or
+    ``*.domain`` for any name under it). ``deadline`` bounds every call in wall-clock time
+    (a connection test); ``session`` replaces the store's pooled one."""
 
     def __init__(
         self,
@@ -163,6 +201,11 @@ class StoreHttp:
         read_timeout_s: float | None = None,
         transport_attempts: int = TRANSPORT_ATTEMPTS,
         transport_backoff_s: float = 0.2,
+        egress: EgressPolicy = STRICT_EGRESS,
+        hosts: Sequence[str] = (),
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
+        deadline: Deadline | None = None,
+        session: requests.Session | None = None,
     ) -> None:
         self.conn = conn
         self.spec = spec
@@ -176,7 +219,12 @@ class StoreHttp:
         self.max_inline_wait_s = float(MAX_INLINE_WAIT.value(settings))
         self.transport_attempts = max(1, transport_attempts)
         self.transport_backoff_s = transport_backoff_s
-        self.session = session_for(conn.store_id)
+        self.egress = egress
+        base_host = urlsplit(conn.base_url).hostname or ""
+        self.hosts = tuple(h.lower() for h in (base_host, *hosts) if h)
+        self.max_answer_bytes = max_answer_bytes
+        self.deadline = deadline
+        self.session = session if session is not None else session_for(conn.store_id)
         self.calls = 0  # attempts actually sent, for logs and benches
         self._last_state_write = 0.0
 
@@ -205,6 +253,8 @@ class StoreHttp:
                 # A 429 means the call was not processed, so sending it again is safe; a job
                 # that has made calls already waits briefly rather than starting over.
                 if not invested or exc.retry_after_s > budget:
+                    raise
+                if self.deadline is not None and exc.retry_after_s >= self.deadline.remaining():
                     raise
                 time.sleep(max(exc.retry_after_s, 0.01))
                 budget -= max(exc.retry_after_s, 0.01)
@@ -268,15 +318,64 @@ class StoreHttp:
         # The path only: query strings and pre-signed URLs may carry tokens.
         return f"{self.conn.platform} {method} {urlsplit(path).path or '/'}"
 
-    def _scrub(self, text: str) -> str:
-        for value in self.conn.credentials.values():
-            if value and len(value) >= 4:
-                text = text.replace(str.__str__(value), "***")
-        return redact_text(text)
+    def _host_allowed(self, host: str) -> bool:
+        for allowed in self.hosts:
+            if allowed.startswith("*."):
+                if host.endswith(allowed[1:]):
+                    return True
+            elif host == allowed:
+                return True
+        return False
 
-    def _excerpt(self, body: bytes) -> str:
-        text = body[:500].decode("utf-8", "replace").strip()
-        return self._scrub(text)[:300]
+    def _prepare(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str] | None,
+        json: Any,
+        params: Mapping[str, Any] | None,
+        data: bytes | None,
+    ) -> requests.PreparedRequest:
+        """The request as it will be sent, vetted: the URL checked is the URL requests built
+        (``prepared.url``), parsed by the parser the connection uses."""
+        where = self._where(method, path)
+        try:
+            prepared = self.session.prepare_request(
+                requests.Request(
+                    method,
+                    self._url(path),
+                    headers=dict(headers or {}),
+                    json=json,
+                    params=dict(params) if params else None,
+                    data=data,
+                )
+            )
+        except (requests.RequestException, ValueError):
+            raise EgressRefused(f"{where}: the URL is malformed") from None
+        # A relative path is on the base URL's host; an absolute URL the platform returned
+        # must name that host or one on the plugin's list, checked before the name is even
+        # looked up (a lookup alone would tell its name server the hub was sent there).
+        try:
+            host = (parse_url(str(prepared.url)).host or "").strip("[]").lower()
+        except LocationParseError:
+            raise EgressRefused(f"{where}: the URL is malformed") from None
+        if not self._host_allowed(host):
+            raise EgressRefused(
+                f"{where} refused: the platform named a host the {self.conn.platform} plugin "
+                "may not call"
+            )
+        try:
+            destination = self.egress.vet(str(prepared.url))
+        except EgressRefused as exc:
+            raise EgressRefused(f"{where} refused: {exc}") from None
+        setattr(prepared, DESTINATION_ATTR, destination)
+        return prepared
+
+    def _timeouts(self) -> tuple[float, float]:
+        if self.deadline is None:
+            return self.timeout
+        left = max(self.deadline.remaining(), 0.001)
+        return (min(self.timeout[0], left), min(self.timeout[1], left))
 
     def _send_once(
         self,
@@ -289,33 +388,48 @@ class StoreHttp:
         data: bytes | None,
         expect: tuple[int, ...],
     ) -> HttpResponse:
+        where = self._where(method, path)
+        # Vetted before any token is spent: a refused URL costs the store nothing.
+        prepared = self._prepare(method, path, headers, json, params, data)
         if self.bucket is not None:
             self._take(self.spec.cost_of(call))
-        where = self._where(method, path)
+        if self.deadline is not None and self.deadline.expired:
+            raise RetryableError(f"{where} did not answer within {self.deadline.seconds:g}s")
         self.calls += 1
         try:
-            resp = self.session.request(
-                method,
-                self._url(path),
-                headers=dict(headers or {}),
-                json=json,
-                params=dict(params) if params else None,
-                data=data,
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise _TransportError(
-                RetryableError(f"{where} timed out (read timeout {self.timeout[1]:g}s)")
+            with self.deadline.active() if self.deadline else _nothing():
+                # The session's own send would follow redirects and merge the environment;
+                # the adapter connects to the vetted address and nowhere else.
+                resp = self.session.get_adapter(str(prepared.url)).send(
+                    prepared, stream=True, timeout=self._timeouts(), verify=True
+                )
+                try:
+                    body = read_capped(resp, self.max_answer_bytes)
+                finally:
+                    resp.close()
+            if self.deadline is not None and self.deadline.expired:
+                # Cut off mid-answer (an answer without a length ends where it was cut).
+                raise RetryableError(f"{where} did not answer within {self.deadline.seconds:g}s")
+        except TooLarge:
+            raise PermanentError(
+                f"{where} answered more than {self.max_answer_bytes} bytes; not read"
             ) from None
-        except requests.ConnectionError:
-            raise _TransportError(RetryableError(f"{where}: could not connect")) from None
         except requests.RequestException as exc:
+            if self.deadline is not None and self.deadline.expired:
+                raise RetryableError(
+                    f"{where} did not answer within {self.deadline.seconds:g}s"
+                ) from None
+            if isinstance(exc, requests.Timeout):
+                raise _TransportError(
+                    RetryableError(f"{where} timed out (read timeout {self.timeout[1]:g}s)")
+                ) from None
+            if isinstance(exc, requests.ConnectionError):
+                raise _TransportError(RetryableError(f"{where}: could not connect")) from None
             raise RetryableError(f"{where}: {type(exc).__name__}") from None
         response = HttpResponse(
             status=resp.status_code,
             headers={k.lower(): v for k, v in resp.headers.items()},
-            body=resp.content,
+            body=body,
         )
         self._header_feedback(response)
         status = response.status
@@ -330,15 +444,17 @@ class StoreHttp:
             self._write_state(force=True)
             self._count_wait(wait)
             raise RateLimited(wait, f"{where} answered 429; retry in {wait:.2f}s")
-        excerpt = self._excerpt(response.body)
+        # Status and a fixed reason only: the body stays out of every error a tenant reads.
         if status >= 500 or status == 408:
-            error = RetryableError(f"{where} answered {status}: {excerpt}")
+            error = RetryableError(f"{where} answered {status} (the platform failed)")
             if status in (502, 503, 504) and method in IDEMPOTENT_METHODS:
                 raise _TransportError(error)
             raise error
         if status in (401, 403):
-            raise PermanentError(f"{where} refused the store's credentials ({status}): {excerpt}")
-        raise PermanentError(f"{where} answered {status}: {excerpt}")
+            raise PermanentError(f"{where} refused the store's credentials ({status})")
+        if 300 <= status < 400:
+            raise PermanentError(f"{where} answered {status} (a redirect, not followed)")
+        raise PermanentError(f"{where} answered {status} (the platform refused the request)")
 
     def _take(self, cost: float) -> None:
         """Take ``cost`` tokens; a job's first call is rescheduled at once when short (it has

@@ -349,6 +349,9 @@ class ShopifyPlugin(Plugin):
         cost=lambda call: q.call_cost(call.operation, call.items),
     )
     settings = (*BULK_SETTINGS, *HTTP_SETTINGS)
+    # stagedUploadsCreate's upload targets and bulk operations' result files live in Google
+    # Cloud Storage.
+    egress_hosts = ("shopify-staged-uploads.storage.googleapis.com", "storage.googleapis.com")
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None

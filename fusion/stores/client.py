@@ -15,19 +15,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import redis
 
 from fusion.config import Settings
-from fusion.errors import ConfigError, PermanentError, UnsupportedCapability, ValidationFailed
+from fusion.db.session import Database
+from fusion.errors import (
+    ConfigError,
+    NotFound,
+    PermanentError,
+    UnsupportedCapability,
+    ValidationFailed,
+)
 from fusion.plugins.base import Capability, PlatformClient, Plugin, StoreConnection
-from fusion.plugins.http import StoreHttp
+from fusion.plugins.http import Deadline, StoreHttp, new_session
 from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.ratelimit.state import persist_state
 from fusion.security.crypto import decrypt_credentials, decrypt_secret
-from fusion.security.egress import check_destination
+from fusion.security.egress import EgressPolicy, check_destination
 from fusion.stores.models import Store
 
 if TYPE_CHECKING:
@@ -118,7 +126,14 @@ def store_client(
         ctx.log(message, "info", platform=info.platform)
 
     bucket = TokenBucket(redis_for(ctx), str(info.id), config)
-    http = StoreHttp(conn, spec=plugin.rate_limit, bucket=bucket, on_state=on_state)
+    http = StoreHttp(
+        conn,
+        spec=plugin.rate_limit,
+        bucket=bucket,
+        on_state=on_state,
+        egress=EgressPolicy.from_settings(ctx.settings),
+        hosts=egress_hosts(plugin, conn),
+    )
     client = plugin.client(conn, http, client_log)
     yield Bound(plugin=plugin, client=client, http=http, store=info)
 
@@ -135,12 +150,14 @@ def store_connection(settings: Settings, store: Store) -> StoreConnection:
         raise ValidationFailed("the store has no base_url", fields={"base_url": ["required"]})
     if store.credentials_encrypted is None:
         raise ValidationFailed("the store has no credentials", fields={"credentials": ["none"]})
-    # Checked again at connect time: a name may resolve elsewhere than when it was saved.
-    check_destination(store.base_url, allow_private=settings.allow_private_egress)
+    # Checked again at connect time (a name may resolve elsewhere than when it was saved),
+    # and the HTTP helper checks every request once more, pinning the address it vetted.
+    policy = EgressPolicy.from_settings(settings)
+    check_destination(store.base_url, policy)
     values = dict(store.settings or {})
     for spec in get_plugin(store.platform).settings:
         if spec.destination and spec.value(values):
-            check_destination(str(spec.value(values)), allow_private=settings.allow_private_egress)
+            check_destination(str(spec.value(values)), policy)
     credentials = decrypt_credentials(settings, store.org_id, store.id, store.credentials_encrypted)
     return StoreConnection(
         store_id=str(store.id),
@@ -160,13 +177,56 @@ def webhook_secret(settings: Settings, store: Store) -> str | None:
     return decrypt_secret(settings, store.org_id, store.id, store.webhook_secret_encrypted)
 
 
-def check_connection(settings: Settings, store: Store) -> int:
+def egress_hosts(plugin: Plugin, conn: StoreConnection) -> tuple[str, ...]:
+    """The hosts besides the base URL's that ``conn``'s requests may name: the plugin's list
+    and the hosts of the URL settings the store gave (``lwa_url``; each passed the egress
+    rules when saved)."""
+    hosts = list(plugin.egress_hosts)
+    for spec in plugin.settings:
+        value = spec.value(conn.settings) if spec.destination else None
+        host = urlsplit(str(value)).hostname if value else None
+        if host:
+            hosts.append(host)
+    return tuple(hosts)
+
+
+def check_connection(
+    settings: Settings, database: Database, *, org_id: uuid.UUID, store_id: uuid.UUID
+) -> int:
     """Call the platform once (``list_products``) with the store's credentials, outside the
-    shared bucket; returns how many products it holds. Raises the HTTP helper's errors
-    (PermanentError for refused credentials, RetryableError when unreachable)."""
-    plugin = get_plugin(store.platform)
-    if plugin.level(Capability.LIST_PRODUCTS) == ContractLevel.UNSUPPORTED:
-        return 0
-    conn = store_connection(settings, store)
-    http = StoreHttp(conn, spec=plugin.rate_limit, bucket=None, transport_attempts=1)
-    return len(plugin.client(conn, http).list_products())
+    shared bucket; returns how many products it holds.
+
+    No transaction is open while the platform is called: the store is read (and its
+    credentials decrypted) in one that has ended by then. The whole call has a hard deadline
+    (``settings.test_connection_deadline_s``, however slowly the platform trickles its
+    answer) and reads at most ``settings.test_connection_max_bytes`` of any answer. Raises
+    NotFound when the store is not the org's, ValidationFailed when it is incomplete, and the
+    HTTP helper's errors (PermanentError for refused credentials, an oversize answer or a
+    destination the hub may not call, RetryableError when unreachable or past the
+    deadline)."""
+    with database.org_session(org_id) as session:
+        store = session.get(Store, store_id)
+        if store is None:
+            raise NotFound(f"no store {store_id}")
+        plugin = get_plugin(store.platform)
+        if plugin.level(Capability.LIST_PRODUCTS) == ContractLevel.UNSUPPORTED:
+            return 0
+        conn = store_connection(settings, store)
+    deadline = Deadline(settings.test_connection_deadline_s)
+    session_ = new_session(pool_maxsize=2)
+    try:
+        http = StoreHttp(
+            conn,
+            spec=plugin.rate_limit,
+            bucket=None,
+            transport_attempts=1,
+            egress=EgressPolicy.from_settings(settings),
+            hosts=egress_hosts(plugin, conn),
+            max_answer_bytes=settings.test_connection_max_bytes,
+            deadline=deadline,
+            session=session_,
+        )
+        return len(plugin.client(conn, http).list_products())
+    finally:
+        session_.close()
+        deadline.close()

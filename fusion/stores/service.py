@@ -23,7 +23,7 @@ from fusion.plugins.http import drop_session
 from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.ratelimit.bucket import BucketConfig
 from fusion.security.crypto import encrypt_credentials, encrypt_secret
-from fusion.security.egress import EgressRefused, check_destination
+from fusion.security.egress import EgressPolicy, EgressRefused, check_destination
 from fusion.stores.models import Store
 
 
@@ -62,7 +62,7 @@ def _checked_settings(
             errors[f"settings.{name}"] = ["a secret: give it with the store's credentials"]
         elif spec.destination and value != "":
             try:
-                check_destination(str(value), allow_private=settings.allow_private_egress)
+                check_destination(str(value), EgressPolicy.from_settings(settings))
             except EgressRefused as exc:
                 errors[f"settings.{name}"] = [str(exc)]
     for spec in plugin.settings:
@@ -124,7 +124,7 @@ def connect_store(
     _check_credentials(credentials)
     if base_url is not None:
         try:
-            check_destination(base_url, allow_private=settings.allow_private_egress)
+            check_destination(base_url, EgressPolicy.from_settings(settings))
         except EgressRefused as exc:
             raise ValidationFailed("invalid base_url", fields={"base_url": [str(exc)]}) from None
     BucketConfig.resolve(get_plugin(platform).rate_limit, rate_limit_config)

@@ -34,6 +34,7 @@ from fusion.jobs import dispatch
 from fusion.jobs import service as jobs
 from fusion.sandbox import SANDBOXES, SandboxServer
 from fusion.stores.service import connect_store
+from tests.support.egress import LOOPBACK
 from workers.dispatcher import CeleryDispatcher, producer_app
 
 TERMINAL = ("completed", "failed", "cancelled")
@@ -254,7 +255,9 @@ class Store:
         )
         for calls in range(1, limit + 1):
             # a fresh helper each time: one that has made calls would wait out a short 429
-            client = plugin.client(conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=None))
+            client = plugin.client(
+                conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=None, egress=LOOPBACK)
+            )
             try:
                 client.list_products()
             except RateLimited:

@@ -3,6 +3,7 @@ error mapping, LWA tokens, usage-plan rate limits and contract validation."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ import requests
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
 from fusion.plugins import amazon
+from fusion.plugins._amazon_feeds import gunzip
 from fusion.plugins.base import InventoryUpdate, ProductDraft, StoreConnection, VariantDraft
 from fusion.plugins.http import StoreHttp
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
@@ -24,6 +26,7 @@ from fusion.sandbox import _amazon_contract as contract
 from fusion.sandbox.amazon import AmazonSandbox
 from fusion.sandbox.server import SandboxServer
 from fusion.security.crypto import Secret
+from tests.support.egress import LOOPBACK
 
 needs_contracts = pytest.mark.skipif(
     not contract.available(),
@@ -102,6 +105,7 @@ def client_for(
         conn,
         spec=amazon.plugin.rate_limit,
         bucket=bucket,
+        egress=LOOPBACK,
         read_timeout_s=read_timeout_s,
         transport_backoff_s=0.01,
     )
@@ -566,3 +570,13 @@ def test_feed_report_conforms_and_a_malformed_feed_is_fatal(
     assert contract.schema_errors(contract.PROCESSING_REPORT, report) == []
     assert report["issues"][0]["severity"] == "ERROR"
     assert requests.get(located["url"].split("?")[0], timeout=10).status_code == 403  # unsigned
+
+
+def test_a_gzipped_feed_report_is_not_decompressed_past_the_cap() -> None:
+    # Given a 10 MB report of nothing that gzips to a few kilobytes
+    bomb = gzip.compress(b"\0" * (10 * 1024 * 1024))
+    # When it is decompressed with a 1 MiB cap, Then it is refused; within the cap it reads
+    with pytest.raises(PermanentError) as refused:
+        gunzip(bomb, 1024 * 1024)
+    assert str(refused.value) == "Amazon feed report is over 1048576 bytes decompressed; not read"
+    assert gunzip(gzip.compress(b'{"ok": 1}'), 1024 * 1024) == b'{"ok": 1}'

@@ -21,6 +21,7 @@ from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.ratelimit.waits import RATE_LIMIT_SECONDS_KEY, RATE_LIMIT_WAITS_KEY
 from fusion.security.crypto import Secret
+from tests.support.egress import LOOPBACK
 
 TOKEN = "shpat_canary_http_0123456789"
 CALL = ApiCall("GET /thing")
@@ -90,7 +91,7 @@ def _http(base_url: str, bucket: TokenBucket | None = None, **kwargs: Any) -> St
         settings={"read_timeout_s": 0.3},
     )
     kwargs.setdefault("transport_backoff_s", 0.01)
-    return StoreHttp(conn, spec=RateLimitSpec(10, 10), bucket=bucket, **kwargs)
+    return StoreHttp(conn, spec=RateLimitSpec(10, 10), bucket=bucket, egress=LOOPBACK, **kwargs)
 
 
 def test_success_feeds_rate_headers_back(

@@ -22,6 +22,7 @@ from fusion.sandbox.server import SandboxServer
 from fusion.sandbox.shopify import ShopifySandbox
 from fusion.security.signing import shopify_hmac
 from tests.sandbox.harness import connection, store_http, webhook_receiver
+from tests.support.egress import LOOPBACK
 
 
 @pytest.fixture(scope="module")
@@ -438,7 +439,9 @@ def test_throttle_status_corrects_the_shared_bucket_so_shopify_never_throttles(
     )
     config = BucketConfig.resolve(plugin.rate_limit, None)
     bucket = TokenBucket(redis_client, conn.store_id, config)
-    client = plugin.client(conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=bucket))
+    client = plugin.client(
+        conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=bucket, egress=LOOPBACK)
+    )
 
     client.list_products()
     corrected = bucket.state()

@@ -19,6 +19,7 @@ from fusion.plugins.http import StoreHttp
 from fusion.plugins.registry import get_plugin
 from fusion.sandbox.server import QuietRequestHandler
 from fusion.security.crypto import Secret
+from tests.support.egress import LOOPBACK
 
 
 @dataclass
@@ -90,6 +91,7 @@ def store_http(conn: StoreConnection, *, read_timeout_s: float = 5.0) -> StoreHt
         conn,
         spec=get_plugin(conn.platform).rate_limit,
         bucket=None,
+        egress=LOOPBACK,
         read_timeout_s=read_timeout_s,
         transport_attempts=1,
     )

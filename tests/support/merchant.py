@@ -16,6 +16,7 @@ from fusion.sandbox import SandboxServer
 from fusion.security.crypto import Secret
 from tests.api.conftest import Team
 from tests.plugins.e2e import PROVISIONERS, ShopSpec
+from tests.support.egress import LOOPBACK
 
 
 def ok(response: Any, *codes: int) -> Any:
@@ -95,7 +96,9 @@ def channel_shows(platform: str, server: SandboxServer, shop: ShopSpec, sku: str
         settings=dict(shop.settings),
     )
     plugin = get_plugin(platform)
-    client = plugin.client(conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=None))
+    client = plugin.client(
+        conn, StoreHttp(conn, spec=plugin.rate_limit, bucket=None, egress=LOOPBACK)
+    )
     for product in client.list_products():
         if sku in product.quantities:
             return int(product.quantities[sku])
