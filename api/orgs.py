@@ -1,4 +1,4 @@
-"""Organisations and their members (owners manage members)."""
+"""Organisations and their members (owners manage members, in person: never with a key)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ class Members(MethodView):
 
     @blp.arguments(MemberCreateSchema)
     @blp.response(201, MemberSchema)
-    @org_scope(Role.OWNER)
+    @org_scope(Role.OWNER, people_only=True)
     def post(self, body: dict[str, Any], org_id: uuid.UUID) -> OrgMember:
         """Add an existing account as a member."""
         return orgs.add_member(tx(), access(), email=body["email"], role=body["role"])
@@ -88,13 +88,14 @@ class Member(MethodView):
 
     @blp.arguments(MemberUpdateSchema)
     @blp.response(200, MemberSchema)
-    @org_scope(Role.OWNER)
+    @org_scope(Role.OWNER, people_only=True)
     def patch(self, body: dict[str, Any], org_id: uuid.UUID, member_id: uuid.UUID) -> OrgMember:
         """Change a member's role."""
         return orgs.change_role(tx(), access(), member_id, body["role"])
 
     @blp.response(204)
-    @org_scope(Role.OWNER)
+    @org_scope(Role.OWNER, people_only=True)
     def delete(self, org_id: uuid.UUID, member_id: uuid.UUID) -> None:
-        """Remove a member; their access ends with their next request."""
+        """Remove a member; their access ends with their next request and the API keys they
+        created are revoked."""
         orgs.remove_member(tx(), access(), member_id)

@@ -61,7 +61,13 @@ def authenticate(session: Session, *, allow_keys: bool = True) -> Principal:
             raise AuthenticationFailed("api keys cannot act as a person")
         identity = api_keys.authenticate(session, value)
         g.api_key_id = identity.key_id
-        return Principal(ActorType.API_KEY, identity.key_id, identity.org_id, identity.role)
+        return Principal(
+            ActorType.API_KEY,
+            identity.key_id,
+            identity.org_id,
+            identity.role,
+            key_creator_id=identity.created_by,
+        )
     claims = decode_access_token(hub().settings.jwt_secret, value)
     sessions.active_user(session, claims)
     g.claims = claims
@@ -84,8 +90,11 @@ def _document(wrapper: Any, security: list[dict[str, list[str]]], codes: tuple[i
     wrapper._apidoc = doc
 
 
-def org_scope(minimum: Role, *, transaction: bool = True) -> Callable[[F], F]:
-    """Run the view in the org's transaction once the caller holds ``minimum`` in the org.
+def org_scope(
+    minimum: Role, *, people_only: bool = False, transaction: bool = True
+) -> Callable[[F], F]:
+    """Run the view in the org's transaction once the caller holds ``minimum`` in the org
+    (and, when ``people_only``, is a person: API keys get 403 saying why).
 
     With ``transaction=False`` the checks commit before the view runs, and the view runs with
     no transaction open (``tx()`` is unavailable): for a view that calls a platform, which
@@ -97,7 +106,7 @@ def org_scope(minimum: Role, *, transaction: bool = True) -> Callable[[F], F]:
             org_id: uuid.UUID = kwargs["org_id"]
             with hub().database.org_session(org_id) as session:
                 principal = authenticate(session)
-                access = authorize(session, principal, org_id, minimum)
+                access = authorize(session, principal, org_id, minimum, people_only=people_only)
                 charge(org_id)
                 if principal.actor_type is ActorType.API_KEY:
                     api_keys.touch(session, principal.actor_id)
@@ -112,7 +121,7 @@ def org_scope(minimum: Role, *, transaction: bool = True) -> Callable[[F], F]:
                         g.pop("session", None)
             return view(*args, **kwargs)
 
-        setattr(wrapper, SCOPE_ATTR, f"org:{minimum.value}")
+        setattr(wrapper, SCOPE_ATTR, f"org:{minimum.value}" + (":people" if people_only else ""))
         _document(wrapper, SECURITY, (401, 403, 404, 409, 429))
         return wrapper  # type: ignore[return-value]
 

@@ -15,7 +15,25 @@ class ApprovalSchema(Timestamps):
     action = Text(required=True)
     payload = fields.Dict(required=True)
     status = fields.Enum(ApprovalStatus, by_value=True, required=True)
-    requested_by = fields.UUID(allow_none=True, required=True)
+    requested_by = fields.UUID(
+        allow_none=True,
+        required=True,
+        metadata={"description": "The person who asked: in person, or through their API key."},
+    )
+    requested_by_key_id = fields.UUID(
+        allow_none=True,
+        required=True,
+        metadata={"description": "The API key the request came through (null: in person)."},
+    )
+    content = fields.Dict(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "What approving releases, as it was when asked for; the job does "
+            "nothing (and asks again) if it has changed by the time it runs."
+        },
+    )
+    content_digest = Text(allow_none=True, required=True)
     decided_by = fields.UUID(allow_none=True, required=True)
     decided_at = fields.AwareDateTime(allow_none=True, required=True)
     decision_note = Text(allow_none=True, required=True)

@@ -45,11 +45,26 @@ class MemberUpdateSchema(StrictSchema):
     role = fields.Enum(Role, by_value=True, required=True)
 
 
+class KeyCreatorSchema(Schema):
+    user_id = fields.UUID(required=True)
+    email = Text(required=True)
+
+
 class ApiKeySchema(Timestamps):
     name = Text(required=True)
     public_id = Text(required=True)
-    role = fields.Enum(Role, by_value=True, required=True)
-    created_by = fields.UUID(allow_none=True, required=True)
+    role = fields.Enum(
+        Role,
+        by_value=True,
+        required=True,
+        metadata={"description": "The most it acts with: never above its creator's role now."},
+    )
+    created_by = fields.Nested(
+        KeyCreatorSchema,
+        allow_none=True,
+        required=True,
+        metadata={"description": "The person the key acts for (null once their account is gone)."},
+    )
     last_used_at = fields.AwareDateTime(allow_none=True, required=True)
     expires_at = fields.AwareDateTime(allow_none=True, required=True)
     revoked_at = fields.AwareDateTime(allow_none=True, required=True)
@@ -62,6 +77,10 @@ class ApiKeyCreatedSchema(ApiKeySchema):
 
 
 ApiKeyPageSchema = page_of(ApiKeySchema, "ApiKeyPageSchema")
+
+
+class RevokedKeysSchema(Schema):
+    revoked = fields.List(fields.Nested(ApiKeySchema), required=True)
 
 
 class ApiKeyCreateSchema(StrictSchema):

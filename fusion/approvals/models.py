@@ -29,8 +29,12 @@ class Approval(TenantScoped, Base):
     status: Mapped[ApprovalStatus] = mapped_column(
         pg_enum(ApprovalStatus, "approval_status"), server_default=ApprovalStatus.PENDING.value
     )
+    # The person who asked: directly, or through an API key they created (then the key too).
     requested_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
+    )
+    requested_by_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
     )
     decided_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
@@ -39,10 +43,15 @@ class Approval(TenantScoped, Base):
     decision_note: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime]
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    # What the approved job would do, as it was when approval was asked for, and its digest
+    # (fusion.approvals.binding): the job refuses to act on anything else.
+    content: Mapped[dict[str, Any] | None]
+    content_digest: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_approvals_org_id_created_at", "org_id", text("created_at DESC")),
         Index("ix_approvals_org_id_status_expires_at", "org_id", "status", "expires_at"),
+        Index("ix_approvals_job_id", "job_id"),
     )
 
 

@@ -2,6 +2,8 @@
 
 Roles are never trusted from a token: a person's membership is read inside the org's own
 transaction on every request, so removing a member or changing their role applies at once.
+An API key acts for the person who created it, never above them: with the lower of its own
+role and its creator's current one (``fusion.auth.api_keys.authenticate``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ from fusion.auth.models import OrgMember, Role
 from fusion.errors import NotFound, PermissionDenied
 
 RANK = {Role.VIEWER: 1, Role.OPERATOR: 2, Role.OWNER: 3}
+PEOPLE_ONLY = (
+    "API keys cannot manage members or API keys: an owner must do this signed in as themselves."
+)
 
 
 class ActorType(enum.StrEnum):
@@ -27,16 +32,28 @@ class ActorType(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller: a person, or an API key bound to one org."""
+    """An authenticated caller: a person, or an API key bound to one org and acting for the
+    person who created it (``key_creator_id``) with at most their role (``key_role``)."""
 
     actor_type: ActorType
     actor_id: uuid.UUID
     key_org_id: uuid.UUID | None = None
     key_role: Role | None = None
+    key_creator_id: uuid.UUID | None = None
 
     @property
     def user_id(self) -> uuid.UUID | None:
+        """The person calling in person (None for an API key)."""
         return self.actor_id if self.actor_type is ActorType.USER else None
+
+    @property
+    def is_key(self) -> bool:
+        return self.actor_type is ActorType.API_KEY
+
+    @property
+    def person_id(self) -> uuid.UUID | None:
+        """The person behind the call: the caller, or the creator of the key calling."""
+        return self.key_creator_id if self.is_key else self.user_id
 
 
 @dataclass(frozen=True)
@@ -64,15 +81,27 @@ def role_in_org(session: Session, principal: Principal, org_id: uuid.UUID) -> Ro
     )
 
 
-def authorize(session: Session, principal: Principal, org_id: uuid.UUID, minimum: Role) -> Access:
-    """The principal's access to ``org_id`` if their role is at least ``minimum``.
+def authorize(
+    session: Session,
+    principal: Principal,
+    org_id: uuid.UUID,
+    minimum: Role,
+    *,
+    people_only: bool = False,
+) -> Access:
+    """The principal's access to ``org_id`` if their role is at least ``minimum`` (and, for
+    ``people_only`` actions such as managing members and keys, if they are a person).
 
     Raises NotFound when they are not a member (the same answer as for an org that does not
-    exist, so org ids cannot be probed) and PermissionDenied when the role is too low.
+    exist, so org ids cannot be probed) and PermissionDenied when the role is too low or an
+    API key attempts a people-only action.
     """
     role = role_in_org(session, principal, org_id)
     if role is None:
         raise NotFound("No such organisation.")
     if RANK[role] < RANK[minimum]:
         raise PermissionDenied(f"This action needs the {minimum.value} role or higher.")
+    if people_only and principal.is_key:
+        # A leaked key must not be able to make itself permanent: no new keys, no new members.
+        raise PermissionDenied(PEOPLE_ONLY)
     return Access(principal=principal, org_id=org_id, role=role)

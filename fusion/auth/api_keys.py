@@ -3,6 +3,12 @@
 The public id finds the row (through the narrow ``api_key_lookup`` database function, since the
 org is not known before the key is read); only the SHA-256 of the secret is stored and it is
 compared in constant time.
+
+A key acts for the person who created it and never above them: with the lower of its own role
+and its creator's current role in the key's org. It dies with its creator's membership (or
+account): a key whose creator is no longer an active member of its org is refused exactly
+like an unknown key. Removing a member also revokes their keys, so they stay dead if the
+person is added again (``fusion.orgs.service.remove_member``).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from fusion.auth.access import RANK
 from fusion.auth.errors import AuthenticationFailed
 from fusion.auth.models import ApiKey, Role
 from fusion.auth.secrets import digest, new_opaque_token, same_digest
@@ -27,9 +34,12 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 @dataclass(frozen=True)
 class KeyIdentity:
+    """A valid key: its org, the person it acts for, and the role it acts with now."""
+
     key_id: uuid.UUID
     org_id: uuid.UUID
     role: Role
+    created_by: uuid.UUID
 
 
 @dataclass(frozen=True)
@@ -75,8 +85,10 @@ def parse(presented: str) -> tuple[str, str] | None:
 
 
 def authenticate(session: Session, presented: str) -> KeyIdentity:
-    """The org and role of a valid key. Raises AuthenticationFailed for a malformed, unknown,
-    wrong, revoked or expired key (all alike)."""
+    """The org, creator and effective role of a valid key: the lower of the key's role and its
+    creator's current role in the key's org. Raises AuthenticationFailed (all alike) for a
+    malformed, unknown, wrong, revoked or expired key, and for one whose creator is no longer
+    a member of its org or whose account is gone or disabled."""
     parsed = parse(presented)
     if parsed is None:
         raise AuthenticationFailed("malformed api key")
@@ -84,8 +96,8 @@ def authenticate(session: Session, presented: str) -> KeyIdentity:
     row = (
         session.execute(
             text(
-                "SELECT id, org_id, secret_hash, role, expires_at, revoked_at, last_used_at "
-                "FROM api_key_lookup(:public_id)"
+                "SELECT id, org_id, secret_hash, role, expires_at, revoked_at, last_used_at, "
+                "created_by, creator_role, creator_active FROM api_key_lookup(:public_id)"
             ),
             {"public_id": public_id},
         )
@@ -99,7 +111,12 @@ def authenticate(session: Session, presented: str) -> KeyIdentity:
         raise AuthenticationFailed("unknown api key")
     if row["revoked_at"] is not None or (row["expires_at"] and row["expires_at"] <= now):
         raise AuthenticationFailed("api key revoked or expired")
-    return KeyIdentity(key_id=row["id"], org_id=row["org_id"], role=Role(row["role"]))
+    if row["created_by"] is None or row["creator_role"] is None or not row["creator_active"]:
+        raise AuthenticationFailed("api key's creator is no longer an active member")
+    role = min(Role(row["role"]), Role(row["creator_role"]), key=RANK.__getitem__)
+    return KeyIdentity(
+        key_id=row["id"], org_id=row["org_id"], role=role, created_by=row["created_by"]
+    )
 
 
 def touch(session: Session, key_id: uuid.UUID) -> None:
@@ -111,6 +128,20 @@ def touch(session: Session, key_id: uuid.UUID) -> None:
         .where((ApiKey.last_used_at.is_(None)) | (ApiKey.last_used_at < cutoff))
         .values(last_used_at=datetime.now(UTC))
     )
+
+
+def revoke_live(session: Session, *, created_by: uuid.UUID | None = None) -> list[ApiKey]:
+    """Revoke every key of the session's org not yet revoked (only those ``created_by`` one
+    person, when given), oldest first; returns the keys this call revoked."""
+    query = select(ApiKey).where(ApiKey.revoked_at.is_(None)).with_for_update()
+    if created_by is not None:
+        query = query.where(ApiKey.created_by == created_by)
+    keys = list(session.scalars(query.order_by(ApiKey.created_at, ApiKey.id)))
+    now = datetime.now(UTC)
+    for key in keys:
+        key.revoked_at = now
+    session.flush()
+    return keys
 
 
 def revoke(session: Session, key_id: uuid.UUID) -> ApiKey:

@@ -342,6 +342,36 @@ def finish_variant_deletes(
 
 
 # -- approvals ------------------------------------------------------------------------------
+# What a delete's approval binds: the item as a person saw it (stock and the marks the delete
+# itself sets left out) and the live listings it would take it off.
+BOUND_FIELDS = {
+    "product": ("title", "description", "vendor", "product_type", "tags", "attributes"),
+    "product_variant": ("product_id", "sku", "title", "price", "currency", "barcode", "attributes"),
+}
+
+
+def delete_content(
+    session: Session, resource_type: str, obj: Product | ProductVariant
+) -> dict[str, Any]:
+    """The content of deleting ``obj``: its fields a person recognises it by, and the live
+    listings (locked) the delete would take it off (the product's, for a variant)."""
+    product_id = obj.id if isinstance(obj, Product) else obj.product_id
+    return {
+        "action": "delete",
+        "resource_type": resource_type,
+        "resource_id": str(obj.id),
+        "item": snapshot(obj, BOUND_FIELDS[resource_type]),
+        "live_listings": [
+            {
+                "listing_id": str(listing.id),
+                "store_id": str(listing.store_id),
+                "external_id": listing.external_id,
+            }
+            for listing in _listings(session, product_id, LIVE)
+        ],
+    }
+
+
 def _request(
     session: Session,
     access: Access,
@@ -360,23 +390,46 @@ def _request(
             "job_type": DELETE_JOB,
             "job_payload": {"resource_type": resource_type, "resource_id": str(obj.id)},
         },
+        content=delete_content(session, resource_type, obj),
     )
 
 
 def delete_approved(
-    session: Session, org_id: uuid.UUID, resource_type: str, resource_id: uuid.UUID
-) -> Deletion | None:
-    """Carry out an approved delete of a product or variant as the system's act (the
-    approval's own entries name who asked and who approved), the same way a direct delete
-    goes; None when it is already gone. Raises ValueError for a resource type that is not
-    deleted through approvals, Conflict as :func:`delete_variant` does."""
+    session: Session,
+    org_id: uuid.UUID,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    *,
+    job_id: uuid.UUID,
+) -> Deletion | Approval | None:
+    """Carry out the delete of a product or variant that approval released job ``job_id``
+    for, as the system's act (the approval's own entries name who asked and who approved),
+    the same way a direct delete goes; None when it is already gone. When the item or its
+    live listings are no longer what was approved, nothing is deleted and the new pending
+    approval that asks again is returned (``fusion.approvals.service.check_released``).
+    Raises ValueError for a resource type that is not deleted through approvals, Conflict as
+    :func:`delete_variant` does."""
     if resource_type not in DELETABLE:
         raise ValueError(f"{resource_type!r} is not a catalog item")
+    obj: Product | ProductVariant | None
     if resource_type == "product":
-        product = session.get(Product, resource_id, with_for_update=True)
-        return None if product is None else _take_down(session, org_id, None, product)
-    variant = session.get(ProductVariant, resource_id)
-    return None if variant is None else _take_off(session, org_id, None, variant)
+        obj = session.get(Product, resource_id, with_for_update=True)
+    else:
+        variant = session.get(ProductVariant, resource_id)
+        if variant is not None:
+            # The product first, then the variant, in the order every delete locks them.
+            session.get(Product, variant.product_id, with_for_update=True)
+            session.refresh(variant, with_for_update=True)
+        obj = variant
+    if obj is None:
+        return None
+    content = delete_content(session, resource_type, obj)
+    asked = approvals.check_released(session, job_id=job_id, content=content)
+    if asked is not None:
+        return asked
+    if isinstance(obj, Product):
+        return _take_down(session, org_id, None, obj)
+    return _take_off(session, org_id, None, obj)
 
 
 def _delete(

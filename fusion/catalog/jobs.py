@@ -4,7 +4,10 @@ approval (enqueued when the approval is granted, ``fusion.approvals.service.deci
 
 Every handler re-reads state at run time (a re-delivered or re-run job does the right thing),
 never holds a database transaction across a platform call, and reaches the platform only
-through :func:`fusion.stores.client.store_client`.
+through :func:`fusion.stores.client.store_client`. A job an approval released first checks,
+in the transaction that reads what it will push, that this is still what was approved
+(``fusion.approvals.service.check_released``); if not, it does nothing, fails for good with
+the reason, and a new approval asks again.
 """
 
 from __future__ import annotations
@@ -13,25 +16,19 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fusion.approvals import service as approvals
+from fusion.approvals.models import Approval
 from fusion.catalog import deletes
-from fusion.catalog.models import (
-    Listing,
-    ListingStatus,
-    Product,
-    ProductStatus,
-    ProductVariant,
-)
+from fusion.catalog.content import listing_content, product_draft
+from fusion.catalog.models import Listing, ListingStatus, Product, ProductStatus
 from fusion.catalog.service import DELETE_JOB
 from fusion.errors import Conflict, PermanentError, RetryableError
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import capability_job, job_type
-from fusion.plugins.base import Capability, ProductDraft, RemoteProduct, VariantDraft
+from fusion.plugins.base import Capability, ProductDraft, RemoteProduct
 from fusion.stores.client import store_client
-from fusion.stores.models import Store
-from fusion.stores.stock_rules import channel_shown
 
 # The listing capabilities change what is on sale: they start from the listing endpoints,
 # where the org's approval policies apply, never from the generic jobs endpoint.
@@ -48,44 +45,14 @@ def _listing(session: Session, ctx: JobContext, listing_id: uuid.UUID) -> Listin
     return listing
 
 
-def _draft(session: Session, listing: Listing) -> ProductDraft:
-    product = session.get(Product, listing.product_id)
-    if product is None:
-        raise PermanentError(f"product {listing.product_id} no longer exists")
-    # A variant being deleted is left out: pushing the draft takes it off the platform.
-    variants = session.scalars(
-        select(ProductVariant)
-        .where(ProductVariant.product_id == product.id, ProductVariant.deleting_at.is_(None))
-        .order_by(ProductVariant.sku)
-    ).all()
-    if not variants:
-        raise PermanentError(f"product {product.id} has no variants to publish")
-    store = session.get(Store, listing.store_id)
-    store_rules = store.stock_rules if store is not None else {}
-    return ProductDraft(
-        title=product.title,
-        description=product.description,
-        currency=variants[0].currency,
-        # The listing id is stable across retries: the platform sees the same key and a
-        # retried create never makes a second product.
-        idempotency_key=str(listing.id),
-        variants=[
-            VariantDraft(
-                sku=v.sku,
-                price=v.price,
-                # What this channel is shown, after the store's and the listing's rules.
-                quantity=channel_shown(v.available_quantity, store_rules, listing.stock_rules),
-                title=v.title,
-            )
-            for v in variants
-        ],
-        attributes={
-            **(product.attributes or {}),
-            "vendor": product.vendor,
-            "product_type": product.product_type,
-            "tags": list(product.tags or []),
-        },
-    )
+def _changed_since_approval(
+    session: Session, ctx: JobContext, listing: Listing, action: str, draft: ProductDraft | None
+) -> str | None:
+    """Why the job must not act: the listing's content is no longer what the approval that
+    released this job approved (a new approval now asks again). None when it may act."""
+    content = listing_content(listing, action, draft)
+    asked = approvals.check_released(session, job_id=ctx.job_id, content=content)
+    return None if asked is None else approvals.asked_again_reason(asked)
 
 
 def _remote_json(remote: RemoteProduct) -> dict[str, Any]:
@@ -132,12 +99,19 @@ def create_product(ctx: JobContext) -> dict[str, Any]:
         listing = _listing(session, ctx, listing_id)
         if listing.status == ListingStatus.PUBLISHED and listing.external_id:
             return {"external_id": listing.external_id, "already_published": True}
-        draft = _draft(session, listing)
+        draft = product_draft(session, listing)
         product = session.get(Product, listing.product_id)
         if product is not None and product.status == ProductStatus.DELETING:
             raise PermanentError("the product is being deleted: nothing to publish")
-        listing.status = ListingStatus.PUBLISHING
-        listing.last_error = None
+        changed = _changed_since_approval(session, ctx, listing, "publish", draft)
+        if changed is None:
+            listing.status = ListingStatus.PUBLISHING
+            listing.last_error = None
+        elif listing.status == ListingStatus.PUBLISHING:  # an earlier attempt began
+            listing.status = ListingStatus.FAILED
+            listing.last_error = changed
+    if changed is not None:  # raised once the new approval has committed
+        raise PermanentError(changed)
     ctx.log("publishing listing", "info", listing_id=str(listing_id), variants=len(draft.variants))
     try:
         with store_client(ctx, Capability.CREATE_PRODUCT) as bound:
@@ -171,7 +145,10 @@ def update_product(ctx: JobContext) -> dict[str, Any]:
             raise PermanentError("the listing has never been published: nothing to update")
         external_id = listing.external_id
         product_id = listing.product_id
-        draft = _draft(session, listing)
+        draft = product_draft(session, listing)
+        changed = _changed_since_approval(session, ctx, listing, "update", draft)
+    if changed is not None:
+        raise PermanentError(changed)
     with store_client(ctx, Capability.UPDATE_PRODUCT) as bound:
         remote = bound.client.update_product(external_id, draft)
     with ctx.session() as session:
@@ -210,6 +187,9 @@ def delete_product(ctx: JobContext) -> dict[str, Any]:
         product_id = listing.product_id
         external_id = listing.external_id
         on_platform = listing.status != ListingStatus.DELISTED and external_id is not None
+        changed = _changed_since_approval(session, ctx, listing, "delist", None)
+    if changed is not None:
+        raise PermanentError(changed)
     if on_platform and external_id is not None:
         try:
             with store_client(ctx, Capability.DELETE_PRODUCT) as bound:
@@ -257,13 +237,20 @@ def delete_catalog_item(ctx: JobContext) -> dict[str, Any]:
     try:
         resource_id = uuid.UUID(str(ctx.payload.get("resource_id")))
         with ctx.session() as session:
-            deletion = deletes.delete_approved(session, ctx.org_id, resource_type, resource_id)
-            job_ids = [str(job.id) for job in deletion.jobs] if deletion else []
-            refused = [str(listing.id) for listing in deletion.refused] if deletion else []
+            deletion = deletes.delete_approved(
+                session, ctx.org_id, resource_type, resource_id, job_id=ctx.job_id
+            )
+            if isinstance(deletion, Approval):
+                changed = approvals.asked_again_reason(deletion)
+            else:
+                job_ids = [str(job.id) for job in deletion.jobs] if deletion else []
+                refused = [str(listing.id) for listing in deletion.refused] if deletion else []
     except ValueError as exc:
         raise PermanentError(f"not a catalog item to delete: {exc}") from None
     except Conflict as exc:
         raise PermanentError(str(exc)) from None
+    if isinstance(deletion, Approval):  # raised once the new approval has committed
+        raise PermanentError(changed)
     label = resource_type.replace("_", " ")
     if deletion is None:
         ctx.log(f"{label} {resource_id} was already gone", "info")

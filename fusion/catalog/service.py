@@ -18,6 +18,7 @@ from fusion.approvals import service as approvals
 from fusion.approvals.models import Approval
 from fusion.audit.service import audited_create, audited_update, record, snapshot
 from fusion.auth.access import Access
+from fusion.catalog.content import current_listing_content
 from fusion.catalog.models import (
     Listing,
     ListingStatus,
@@ -255,6 +256,7 @@ def listing_action(
                 "store_id": str(listing.store_id),
                 "job_payload": job_payload,
             },
+            content=current_listing_content(session, listing, action),
         )
     from fusion.jobs import service as jobs
 

@@ -1,4 +1,5 @@
-"""Organisations, their members and their API keys. Owners manage all of it; every change is
+"""Organisations, their members and their API keys. Owners manage all of it, in person (API
+keys cannot manage members or keys: ``fusion.auth.access.PEOPLE_ONLY``); every change is
 audited in the caller's transaction."""
 
 from __future__ import annotations
@@ -14,14 +15,37 @@ from sqlalchemy.orm import Session
 
 from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
 from fusion.auth import api_keys
-from fusion.auth.access import Access, Principal
+from fusion.auth.access import PEOPLE_ONLY, Access, Principal
 from fusion.auth.models import ApiKey, OrgMember, Role, User
-from fusion.errors import Conflict, NotFound
+from fusion.errors import Conflict, NotFound, PermissionDenied
 from fusion.orgs.models import Org
 
 ORG_FIELDS = ("name", "slug", "settings")
 MEMBER_FIELDS = ("user_id", "role")
 KEY_FIELDS = ("name", "public_id", "role", "expires_at", "revoked_at")
+
+
+@dataclass(frozen=True)
+class KeyCreator:
+    user_id: uuid.UUID
+    email: str
+
+
+@dataclass(frozen=True)
+class KeyView:
+    """An API key as an owner sees it: never its secret, always who created it."""
+
+    id: uuid.UUID
+    org_id: uuid.UUID
+    name: str
+    public_id: str
+    role: Role
+    created_by: KeyCreator | None
+    last_used_at: datetime | None
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -161,8 +185,9 @@ def change_role(session: Session, access: Access, member_id: uuid.UUID, role: Ro
 
 
 def remove_member(session: Session, access: Access, member_id: uuid.UUID) -> None:
-    """Remove a member; their tokens stop reaching this org on the next request. Raises
-    Conflict for the last owner."""
+    """Remove a member; their tokens stop reaching this org on the next request, and the API
+    keys they created are revoked (each audited), so they stay dead even if the person is
+    added again. Raises Conflict for the last owner."""
     member = get_member(session, member_id)
     if member.role is Role.OWNER and not _other_owners(session, member):
         raise Conflict("An organisation needs at least one owner.")
@@ -175,12 +200,17 @@ def remove_member(session: Session, access: Access, member_id: uuid.UUID) -> Non
         resource_type="org_member",
         fields=MEMBER_FIELDS,
     )
+    keys = api_keys.revoke_live(session, created_by=member.user_id)
+    _record_revoked(session, access, keys, reason="its creator was removed from the organisation")
 
 
 def create_api_key(
     session: Session, access: Access, *, name: str, role: Role, expires_at: datetime | None
 ) -> api_keys.IssuedKey:
-    """A new API key for the org; its plaintext is in the result and nowhere else."""
+    """A new API key for the org, acting for the caller; its plaintext is in the result and
+    nowhere else. Raises PermissionDenied when the caller is an API key."""
+    if access.user_id is None:
+        raise PermissionDenied(PEOPLE_ONLY)
     issued = api_keys.issue(
         session,
         org_id=access.org_id,
@@ -214,3 +244,73 @@ def revoke_api_key(session: Session, access: Access, key_id: uuid.UUID) -> ApiKe
         after=snapshot(key, KEY_FIELDS),
     )
     return key
+
+
+def revoke_all_api_keys(session: Session, access: Access) -> list[ApiKey]:
+    """Revoke every live key of the org at once (a leak, a departure): each revocation is
+    audited, and one ``api_key.revoke_all`` entry names who did it and which keys went (even
+    when there were none). Returns the keys revoked."""
+    keys = api_keys.revoke_live(session)
+    _record_revoked(session, access, keys, reason="all keys of the organisation were revoked")
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="api_key.revoke_all",
+        resource_type="org",
+        resource_id=access.org_id,
+        after={"revoked": [str(key.id) for key in keys]},
+    )
+    return keys
+
+
+def _record_revoked(session: Session, access: Access, keys: list[ApiKey], *, reason: str) -> None:
+    for key in keys:
+        record(
+            session,
+            org_id=access.org_id,
+            actor=access.principal,
+            action="api_key.revoke",
+            resource_type="api_key",
+            resource_id=key.id,
+            after={**snapshot(key, KEY_FIELDS), "reason": reason},
+        )
+
+
+def describe_keys(session: Session, keys: list[ApiKey]) -> list[KeyView]:
+    """``keys`` as owners see them, each with its creator's user id and email (None when the
+    creator's account is gone)."""
+    creator_ids = {key.created_by for key in keys if key.created_by is not None}
+    emails = dict(
+        session.execute(select(User.id, User.email).where(User.id.in_(creator_ids))).all()
+        if creator_ids
+        else []
+    )
+    return [
+        KeyView(
+            id=key.id,
+            org_id=key.org_id,
+            name=key.name,
+            public_id=key.public_id,
+            role=key.role,
+            created_by=(
+                KeyCreator(key.created_by, emails[key.created_by])
+                if key.created_by in emails
+                else None
+            ),
+            last_used_at=key.last_used_at,
+            expires_at=key.expires_at,
+            revoked_at=key.revoked_at,
+            created_at=key.created_at,
+            updated_at=key.updated_at,
+        )
+        for key in keys
+    ]
+
+
+def get_api_key(session: Session, key_id: uuid.UUID) -> KeyView:
+    """One key of the org, described; raises NotFound for another org's or an unknown id."""
+    key = session.get(ApiKey, key_id)
+    if key is None:
+        raise NotFound("No such API key.")
+    return describe_keys(session, [key])[0]

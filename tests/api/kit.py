@@ -134,7 +134,9 @@ ENDPOINTS = [
     Endpoint("DELETE", ORG + "/members/{member_id}", "owner", ok={"*": 204}),
     Endpoint("GET", ORG + "/api-keys", "owner"),
     Endpoint("POST", ORG + "/api-keys", "owner", {"name": "k", "role": "viewer"}, {"*": 201}),
+    Endpoint("GET", ORG + "/api-keys/{key_id}", "owner"),
     Endpoint("DELETE", ORG + "/api-keys/{key_id}", "owner"),
+    Endpoint("POST", ORG + "/api-keys/revoke-all", "owner"),
     Endpoint("GET", ORG + "/stores", "viewer"),
     Endpoint(
         "POST",

@@ -11,7 +11,7 @@ from api.security import SCOPE_ATTR
 from fusion.auth.access import RANK
 from fusion.auth.models import Role
 from tests.api.conftest import Caller, Team, signup
-from tests.api.kit import ENDPOINTS, make_kit
+from tests.api.kit import ENDPOINTS, ORG, make_kit
 
 
 def _removed_member(client: FlaskClient, team: Team) -> Caller:
@@ -59,6 +59,44 @@ def test_role_matrix(client: FlaskClient, team_a: Team, team_b: Team, admin_engi
                 mismatches.append(
                     f"{endpoint.method} {endpoint.path} as {name}: {status} != {expected} {detail}"
                 )
+    assert not mismatches, "\n".join(mismatches)
+
+
+# What no API key may do, whatever its role: manage members or keys, or decide an approval.
+PEOPLE_ONLY = {
+    ("GET", ORG + "/api-keys"),
+    ("POST", ORG + "/api-keys"),
+    ("GET", ORG + "/api-keys/{key_id}"),
+    ("DELETE", ORG + "/api-keys/{key_id}"),
+    ("POST", ORG + "/api-keys/revoke-all"),
+    ("POST", ORG + "/members"),
+    ("PATCH", ORG + "/members/{member_id}"),
+    ("DELETE", ORG + "/members/{member_id}"),
+    ("POST", ORG + "/approvals/{approval_id}/decision"),
+}
+
+
+def test_an_owner_key_may_do_what_its_owner_may_but_manage_people_keys_or_approvals(
+    client: FlaskClient, team_a: Team, admin_engine: Engine
+) -> None:
+    # Given an owner key made by the owner
+    made = team_a.owner.post(
+        f"/orgs/{team_a.org_id}/api-keys", json={"name": "ci", "role": "owner"}
+    )
+    key = Caller(client, {"X-API-Key": made.json["key"]})
+    mismatches = []
+    for endpoint in ENDPOINTS:
+        # When it calls each endpoint on objects made just for this call
+        kit = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id)
+        response = key.call(endpoint.method, endpoint.url(kit), json=endpoint.json(kit))
+        status = response.status_code
+        response.close()
+        # Then it gets the owner's answer, except 403 where only a person may act
+        people_only = (endpoint.method, endpoint.path) in PEOPLE_ONLY
+        expected = 403 if people_only else endpoint.expected_success("owner")
+        if status != expected:
+            detail = response.get_json(silent=True)
+            mismatches.append(f"{endpoint.method} {endpoint.path}: {status} != {expected} {detail}")
     assert not mismatches, "\n".join(mismatches)
 
 

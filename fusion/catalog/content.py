@@ -1,0 +1,106 @@
+"""What a listing action pushes, as a draft for the platform and as the content an approval of
+it binds (``fusion.approvals.binding``).
+
+The approval's snapshot and the job's check are built by the same functions from the same
+draft the job pushes, so "what was approved" and "what is pushed" cannot drift apart. Stock
+is left out of the snapshot: it moves with every sale and reaches the platforms through the
+inventory pushes, not through this approval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fusion.catalog.models import Listing, Product, ProductVariant
+from fusion.errors import PermanentError
+from fusion.plugins.base import ProductDraft, VariantDraft
+from fusion.stores.models import Store
+from fusion.stores.stock_rules import channel_shown
+
+
+def product_draft(session: Session, listing: Listing) -> ProductDraft:
+    """The listing's product as the hub pushes it: its variants not being deleted, by SKU,
+    each at the figure the channel is shown after the store's and the listing's stock rules.
+    Raises PermanentError when the product is gone or has no such variant."""
+    product = session.get(Product, listing.product_id)
+    if product is None:
+        raise PermanentError(f"product {listing.product_id} no longer exists")
+    # A variant being deleted is left out: pushing the draft takes it off the platform.
+    variants = session.scalars(
+        select(ProductVariant)
+        .where(ProductVariant.product_id == product.id, ProductVariant.deleting_at.is_(None))
+        .order_by(ProductVariant.sku)
+    ).all()
+    if not variants:
+        raise PermanentError(f"product {product.id} has no variants to publish")
+    store = session.get(Store, listing.store_id)
+    store_rules = store.stock_rules if store is not None else {}
+    return ProductDraft(
+        title=product.title,
+        description=product.description,
+        currency=variants[0].currency,
+        # The listing id is stable across retries: the platform sees the same key and a
+        # retried create never makes a second product.
+        idempotency_key=str(listing.id),
+        variants=[
+            VariantDraft(
+                sku=v.sku,
+                price=v.price,
+                # What this channel is shown, after the store's and the listing's rules.
+                quantity=channel_shown(v.available_quantity, store_rules, listing.stock_rules),
+                title=v.title,
+            )
+            for v in variants
+        ],
+        attributes={
+            **(product.attributes or {}),
+            "vendor": product.vendor,
+            "product_type": product.product_type,
+            "tags": list(product.tags or []),
+        },
+    )
+
+
+def draft_content(draft: ProductDraft) -> dict[str, Any]:
+    """What a person approves of a draft: everything it pushes but stock."""
+    return {
+        "title": draft.title,
+        "description": draft.description,
+        "currency": draft.currency,
+        "attributes": dict(draft.attributes),
+        "variants": [
+            {"sku": v.sku, "title": v.title, "price": str(v.price)} for v in draft.variants
+        ],
+    }
+
+
+def listing_content(listing: Listing, action: str, draft: ProductDraft | None) -> dict[str, Any]:
+    """The content of ``action`` (publish, update, delist) on ``listing``: which listing, and
+    the product it would push (``draft``; None when there is nothing pushable) or, for a
+    delist, the platform's product it would take down."""
+    content: dict[str, Any] = {
+        "action": action,
+        "listing_id": str(listing.id),
+        "store_id": str(listing.store_id),
+        "product_id": str(listing.product_id),
+    }
+    if action == "delist":
+        content["external_id"] = listing.external_id
+    else:
+        content["product"] = draft_content(draft) if draft is not None else None
+    return content
+
+
+def current_listing_content(session: Session, listing: Listing, action: str) -> dict[str, Any]:
+    """:func:`listing_content` of the listing's product as it is now (an approval request's
+    snapshot). A product with nothing to push is content too: once it has, it differs."""
+    draft = None
+    if action != "delist":
+        try:
+            draft = product_draft(session, listing)
+        except PermanentError:
+            draft = None
+    return listing_content(listing, action, draft)
