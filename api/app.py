@@ -33,6 +33,7 @@ from api import (
 )
 from api.context import Hub
 from api.quota import QuotaExceeded
+from fusion.auth.errors import HashingBusy
 from fusion.config import Settings
 from fusion.errors import FusionError
 from schemas.common import ProblemSchema
@@ -139,4 +140,6 @@ def _no_store(response: Response) -> Response:
 def _fusion_error(error: FusionError) -> Response:
     if isinstance(error, QuotaExceeded):
         return problems.problem(429, str(error), headers={"Retry-After": str(error.retry_after_s)})
+    if isinstance(error, HashingBusy):
+        return problems.problem(503, str(error), headers={"Retry-After": str(error.retry_after_s)})
     return problems.from_fusion_error(error)

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, principal, tx, user_scope
+from api.throttle import Action, charge
 from fusion.auth.models import OrgMember, Role
 from fusion.orgs import service as orgs
 from fusion.orgs.models import Org
@@ -31,9 +32,12 @@ blp = Blueprint("orgs", __name__, url_prefix="/orgs", description="Organisations
 @blp.post("")
 @blp.arguments(OrgCreateSchema)
 @blp.response(201, OrgSchema)
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
 @user_scope()
 def create_org(body: dict[str, Any]) -> Org:
-    """Create an organisation with you as its owner."""
+    """Create an organisation with you as its owner (throttled per client IP and in all:
+    429 with Retry-After)."""
+    charge(Action.ORG_CREATE)
     org_id = uuid.uuid4()
     with hub().database.org_session(org_id) as session:
         return orgs.create_org(session, org_id=org_id, name=body["name"], owner=principal())
