@@ -33,6 +33,7 @@ from api import (
 )
 from api.context import Hub
 from api.quota import QuotaExceeded
+from api.urls import RefuseCredentialsInUrl
 from fusion.auth.errors import HashingBusy
 from fusion.config import Settings
 from fusion.errors import FusionError
@@ -128,6 +129,8 @@ def create_app(settings: Settings | None = None, *, install_ports: bool = True) 
     app.register_blueprint(webhooks.blp)
     metrics.install(app)
     app.after_request(_no_store)
+    # Outermost: a credential in the URL is refused before Flask, and kept out of the log.
+    app.wsgi_app = RefuseCredentialsInUrl(app)  # type: ignore[method-assign]
     return app
 
 
