@@ -20,6 +20,7 @@ import schemas.jobs
 import schemas.plugin_jobs
 import schemas.webhook_jobs
 from fusion import logs
+from fusion.auth import passwords
 from fusion.catalog import jobs as catalog_jobs
 from fusion.config import Settings
 from fusion.db.session import Database
@@ -42,15 +43,16 @@ PAYLOAD_SCHEMA_MODULES = (schemas.catalog_jobs, schemas.plugin_jobs, schemas.web
 def start(settings: Settings, database: Database, *, dispatcher: Dispatcher) -> list[str]:
     """Everything a hub process needs before its first request or job, in one order.
 
-    Sets up logging in ``settings.log_format`` with redaction (before anything can log a
-    secret), imports the job modules (the
-    built-in ones and ``settings.job_modules``) and their payload schemas, syncs the plugin
-    contracts, and makes ``dispatcher`` the publisher of every enqueue. Returns the job modules
-    imported. Raises whatever importing a named job module raises (a typo must not go
-    unnoticed); a failed plugin sync is only logged: the plugin tables then lag until the next
-    start (or ``fusion plugins sync``), which must not keep the process from serving.
+    from fusion import logs
+    from fusion.auth import passwords
+        built-in ones and ``settings.job_modules``) and their payload schemas, syncs the plugin
+        contracts, and makes ``dispatcher`` the publisher of every enqueue. Returns the job modules
+        imported. Raises whatever importing a named job module raises (a typo must not go
+        unnoticed); a failed plugin sync is only logged: the plugin tables then lag until the next
+        start (or ``fusion plugins sync``), which must not keep the process from serving.
     """
     logs.configure(settings.log_format)
+    passwords.limit_concurrency(settings.password_hash_concurrency)
     loaded = load_jobs(settings.job_modules)
     _sync_plugin_contracts(database)
     dispatch.install(dispatcher)

@@ -10,6 +10,10 @@ for unacknowledged messages to restore, kombu's default 10; ``FUSION_SWEEP_INTER
 reaper and dispatcher, default 5; ``FUSION_DISPATCH_STALE_S``, default 30;
 ``FUSION_WORKER_SOFT_SHUTDOWN_S``, default 10; ``FUSION_ORDER_QUEUE_POLL_S``, default 60) are
 ``Settings`` fields, read and checked in ``fusion/config.py`` like every other variable.
+
+This module reads them through ``BrokerSettings``, which reads nothing else: Flower (which
+loads this module and no other hub code) never holds the JWT secret, the encryption keys or
+the database URLs, and never generates the dev secrets.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 from celery.schedules import crontab
 from kombu import Queue
 
-from fusion.config import Settings
+from fusion.config import BrokerSettings
 from fusion.jobs.lanes import Lane
 from fusion.jobs.queues import ALL_QUEUES, DEFAULT_QUEUE
 
@@ -33,7 +37,7 @@ CONSUME_ORDER_QUEUES = "fusion.orders.consume_order_queues"
 PRUNE_JOBS = "fusion.jobs.prune_finished"
 
 
-_settings = Settings.from_env()
+_settings = BrokerSettings.from_env()
 VISIBILITY_TIMEOUT_S = _settings.broker_visibility_timeout_s
 SWEEP_INTERVAL_S = _settings.sweep_interval_s
 DISPATCH_STALE_S = _settings.dispatch_stale_s

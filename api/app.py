@@ -34,6 +34,8 @@ from api import (
 )
 from api.context import Hub
 from api.quota import QuotaExceeded
+from api.urls import RefuseCredentialsInUrl
+from fusion.auth.errors import HashingBusy
 from fusion.config import Settings
 from fusion.errors import FusionError
 from schemas.common import ProblemSchema
@@ -129,6 +131,8 @@ def create_app(settings: Settings | None = None, *, install_ports: bool = True) 
     metrics.install(app)
     request_log.install(app)
     app.after_request(_no_store)
+    # Outermost: a credential in the URL is refused before Flask, and kept out of the log.
+    app.wsgi_app = RefuseCredentialsInUrl(app)  # type: ignore[method-assign]
     return app
 
 
@@ -141,4 +145,6 @@ def _no_store(response: Response) -> Response:
 def _fusion_error(error: FusionError) -> Response:
     if isinstance(error, QuotaExceeded):
         return problems.problem(429, str(error), headers={"Retry-After": str(error.retry_after_s)})
+    if isinstance(error, HashingBusy):
+        return problems.problem(503, str(error), headers={"Retry-After": str(error.retry_after_s)})
     return problems.from_fusion_error(error)

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 from api.context import hub
 from api.quota import charge_login, charge_password_check
 from api.security import claims, public, system_tx, user_scope
+from api.throttle import Action, charge
 from fusion.auth import sessions
 from fusion.auth.errors import AuthenticationFailed
 from schemas.auth import (
@@ -27,9 +28,14 @@ blp = Blueprint("auth", __name__, url_prefix="/auth", description="Logging in an
 @blp.arguments(SignupSchema)
 @blp.response(201, TokenPairSchema)
 @blp.alt_response(409, response="CONFLICT")
+@blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @public
 def signup(body: dict[str, Any]) -> sessions.TokenPair:
-    """Create an account and log in (create or join an organisation next)."""
+    """Create an account and log in (create an organisation, or accept an invitation from
+    ``GET /me``, next). Throttled per client IP and in all (429 with Retry-After); an email
+    that already has an account is a 409."""
+    charge(Action.SIGNUP)
     with system_tx() as session:
         user = sessions.create_user(session, **body)
         return sessions.start_session(session, hub().settings, user)
@@ -40,10 +46,13 @@ def signup(body: dict[str, Any]) -> sessions.TokenPair:
 @blp.response(200, TokenPairSchema)
 @blp.alt_response(401, response="UNAUTHORIZED")
 @blp.alt_response(429, response="TOO_MANY_REQUESTS")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 @public
 def login(body: dict[str, Any]) -> sessions.TokenPair:
     """Exchange email and password for an access token and a refresh token (at most
-    10 attempts per email per minute: 429 with Retry-After beyond that)."""
+    10 attempts per email per minute, and throttled per client IP and in all: 429 with
+    Retry-After beyond that)."""
+    charge(Action.LOGIN)
     charge_login(body["email"])
     with system_tx() as session:
         return sessions.login(session, hub().settings, **body)

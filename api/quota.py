@@ -24,8 +24,8 @@ WINDOW_S = 60
 class QuotaExceeded(FusionError):
     """Too many requests for this organisation; retry after the window resets."""
 
-    def __init__(self, retry_after_s: int) -> None:
-        super().__init__()
+    def __init__(self, retry_after_s: int, message: str | None = None) -> None:
+        super().__init__(message)
         self.retry_after_s = retry_after_s
 
 

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from fusion.errors import ConfigError
@@ -218,6 +219,16 @@ VARIABLES: Mapping[str, str] = {
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
     "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
     "job_modules": "FUSION_JOB_MODULES",
+    "session_max_age_days": "FUSION_SESSION_MAX_AGE_DAYS",
+    "signup_per_ip_per_minute": "FUSION_SIGNUP_PER_IP_PER_MINUTE",
+    "signup_per_minute": "FUSION_SIGNUP_PER_MINUTE",
+    "login_per_ip_per_minute": "FUSION_LOGIN_PER_IP_PER_MINUTE",
+    "login_per_minute": "FUSION_LOGIN_PER_MINUTE",
+    "org_create_per_ip_per_minute": "FUSION_ORG_CREATE_PER_IP_PER_MINUTE",
+    "org_create_per_minute": "FUSION_ORG_CREATE_PER_MINUTE",
+    "trusted_proxies": "FUSION_TRUSTED_PROXIES",
+    "password_hash_concurrency": "FUSION_PASSWORD_HASH_CONCURRENCY",
+    "invitation_ttl_days": "FUSION_INVITATION_TTL_DAYS",
 }
 
 
@@ -270,6 +281,23 @@ class Settings:
     order_queue_poll_s: int = 60  # every store's order notification queue; 0 turns it off
     # Modules imported at start besides the built-in job modules, so their job types exist.
     job_modules: tuple[str, ...] = ()
+    # A login session (refresh-token family) ends this long after its login, however often
+    # it is refreshed.
+    session_max_age_days: int = 90
+    # Throttles of the unauthenticated and account-level writes, per client IP and in all
+    # (token buckets in Redis, refilled over a minute); beyond them 429 with Retry-After.
+    signup_per_ip_per_minute: int = 5
+    signup_per_minute: int = 60
+    login_per_ip_per_minute: int = 30
+    login_per_minute: int = 600
+    org_create_per_ip_per_minute: int = 10
+    org_create_per_minute: int = 100
+    # How many reverse proxies in front of the API append to X-Forwarded-For; 0 trusts none
+    # (the client IP is the connection's REMOTE_ADDR).
+    trusted_proxies: int = 0
+    # argon2 hashes (64 MiB each) one process computes at once; more callers wait briefly.
+    password_hash_concurrency: int = 2
+    invitation_ttl_days: int = 7
 
     @property
     def dev(self) -> bool:
@@ -280,11 +308,7 @@ class Settings:
         """Read and check every ``FUSION_*`` variable; raise ConfigError naming a bad one."""
         env = os.environ if environ is None else environ
         v = VARIABLES
-        mode = _text(env, v["env"]) or "dev"
-        if mode not in ENVIRONMENTS:
-            raise ConfigError(
-                f"{v['env']}: expected one of {', '.join(ENVIRONMENTS)}, got {mode!r}"
-            )
+        mode = _mode(env)
         home = Path(_text(env, v["home"]) or ".fusion").absolute()
         pg = ("postgresql", "postgresql+psycopg2", "postgres")
         database_url = _url(env, v["database_url"], pg)
@@ -292,7 +316,7 @@ class Settings:
         app_database_url = _url(env, v["app_database_url"], pg)
         if app_database_url is None and database_url is not None:
             app_database_url = app_url_from_admin(database_url, app_password)
-        redis_url = _url(env, v["redis_url"], ("redis", "rediss", "unix"))
+        redis_url = _redis_url(env)
         jwt_secret = _text(env, v["jwt_secret"])
         keys = _fernet_keys(env, v["encryption_keys"])
         if mode == "production":
@@ -312,19 +336,17 @@ class Settings:
             )
             if keys is None:
                 keys = (_dev_secret(home, "encryption_key", _new_fernet_key),)
+        broker = _broker_values(env, mode=mode, redis_url=redis_url)
         return cls(
-            env=mode,
             home=home,
             database_url=database_url,
             app_database_url=app_database_url,
             app_db_password=app_password,
-            redis_url=redis_url,
             jwt_secret=jwt_secret or "",
             encryption_keys=keys or (),
             api_host=_text(env, v["api_host"]) or "127.0.0.1",
             api_port=_int(env, v["api_port"], 8000, lo=1, hi=65535),
             flower_port=_int(env, v["flower_port"], 5555, lo=1, hi=65535),
-            log_format=_choice(env, v["log_format"], ("text", "json"), "text"),
             access_token_ttl_s=_int(env, v["access_token_ttl_s"], 900, lo=30, hi=86400),
             refresh_token_ttl_s=_int(
                 env, v["refresh_token_ttl_s"], 30 * 24 * 3600, lo=60, hi=365 * 86400
@@ -353,17 +375,20 @@ class Settings:
                 env, v["test_connection_max_bytes"], 2 * 1024 * 1024, lo=1024, hi=10**9
             ),
             public_url=_public_url(env, v["public_url"], production=mode == "production"),
-            broker_visibility_timeout_s=_float(
-                env, v["broker_visibility_timeout_s"], 7200, lo=1, hi=30 * 86400
-            ),
-            broker_restore_interval_s=_float(
-                env, v["broker_restore_interval_s"], 10, lo=0.1, hi=3600
-            ),
-            sweep_interval_s=_float(env, v["sweep_interval_s"], 5, lo=0.1, hi=3600),
-            dispatch_stale_s=_int(env, v["dispatch_stale_s"], 30, lo=1, hi=86400),
-            worker_soft_shutdown_s=_float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
-            order_queue_poll_s=_int(env, v["order_queue_poll_s"], 60, lo=0, hi=86400),
             job_modules=_names(env, v["job_modules"]),
+            session_max_age_days=_int(env, v["session_max_age_days"], 90, lo=1, hi=3650),
+            signup_per_ip_per_minute=_int(env, v["signup_per_ip_per_minute"], 5, lo=1, hi=10**7),
+            signup_per_minute=_int(env, v["signup_per_minute"], 60, lo=1, hi=10**7),
+            login_per_ip_per_minute=_int(env, v["login_per_ip_per_minute"], 30, lo=1, hi=10**7),
+            login_per_minute=_int(env, v["login_per_minute"], 600, lo=1, hi=10**7),
+            org_create_per_ip_per_minute=_int(
+                env, v["org_create_per_ip_per_minute"], 10, lo=1, hi=10**7
+            ),
+            org_create_per_minute=_int(env, v["org_create_per_minute"], 100, lo=1, hi=10**7),
+            trusted_proxies=_int(env, v["trusted_proxies"], 0, lo=0, hi=10),
+            password_hash_concurrency=_int(env, v["password_hash_concurrency"], 2, lo=1, hi=256),
+            invitation_ttl_days=_int(env, v["invitation_ttl_days"], 7, lo=1, hi=365),
+            **broker,
         )
 
     def with_urls(self, *, database_url: str, redis_url: str) -> Settings:
@@ -374,6 +399,70 @@ class Settings:
             app_database_url=app_url_from_admin(database_url, self.app_db_password),
             redis_url=redis_url,
         )
+
+
+def _mode(env: Mapping[str, str]) -> str:
+    mode = _text(env, VARIABLES["env"]) or "dev"
+    if mode not in ENVIRONMENTS:
+        raise ConfigError(
+            f"{VARIABLES['env']}: expected one of {', '.join(ENVIRONMENTS)}, got {mode!r}"
+        )
+    return mode
+
+
+def _redis_url(env: Mapping[str, str]) -> str | None:
+    return _url(env, VARIABLES["redis_url"], ("redis", "rediss", "unix"))
+
+
+def _broker_values(env: Mapping[str, str], *, mode: str, redis_url: str | None) -> dict[str, Any]:
+    """The fields :class:`BrokerSettings` shares with :class:`Settings`, read and checked."""
+    v = VARIABLES
+    return {
+        "env": mode,
+        "redis_url": redis_url,
+        "broker_visibility_timeout_s": _float(
+            env, v["broker_visibility_timeout_s"], 7200, lo=1, hi=30 * 86400
+        ),
+        "broker_restore_interval_s": _float(
+            env, v["broker_restore_interval_s"], 10, lo=0.1, hi=3600
+        ),
+        "sweep_interval_s": _float(env, v["sweep_interval_s"], 5, lo=0.1, hi=3600),
+        "dispatch_stale_s": _int(env, v["dispatch_stale_s"], 30, lo=1, hi=86400),
+        "worker_soft_shutdown_s": _float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
+        "order_queue_poll_s": _int(env, v["order_queue_poll_s"], 60, lo=0, hi=86400),
+        "log_format": _choice(env, v["log_format"], ("text", "json"), "text"),
+    }
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """What a broker-only process reads (Flower, and ``celeryconfig`` wherever it is
+    imported): the broker and sweep fields of :class:`Settings`, with the same variables,
+    defaults and checks. It has no secret, no database URL and no home, and building it never
+    reads or generates them."""
+
+    env: str = "dev"
+    redis_url: str | None = None
+    broker_visibility_timeout_s: float = 7200
+    broker_restore_interval_s: float = 10
+    sweep_interval_s: float = 5
+    dispatch_stale_s: int = 30
+    worker_soft_shutdown_s: float = 10
+    order_queue_poll_s: int = 60
+    log_format: str = "text"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BrokerSettings:
+        """Read and check the broker variables only; raise ConfigError naming a bad one (in
+        production, a missing ``FUSION_REDIS_URL``)."""
+        env = os.environ if environ is None else environ
+        mode = _mode(env)
+        redis_url = _redis_url(env)
+        if mode == "production" and not redis_url:
+            raise ConfigError(
+                f"{VARIABLES['redis_url']}: required when {VARIABLES['env']}=production"
+            )
+        return cls(**_broker_values(env, mode=mode, redis_url=redis_url))
 
 
 def sandbox_contracts_dir(environ: Mapping[str, str] | None = None) -> Path | None:

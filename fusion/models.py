@@ -11,7 +11,7 @@ from fusion.db.base import Base
 from fusion.inventory.models import ListingStock, MovementKind, StockMovement
 from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
 from fusion.orders.models import Order, OrderLine
-from fusion.orgs.models import Org
+from fusion.orgs.models import Invitation, InvitationStatus, Org
 from fusion.plugins.models import ContractLevel, PluginContract, PluginInstance, PluginRecord
 from fusion.stores.models import Store, StoreStatus
 from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
@@ -34,6 +34,8 @@ __all__ = [
     "Base",
     "ContractLevel",
     "DeliveryStatus",
+    "Invitation",
+    "InvitationStatus",
     "Job",
     "JobLog",
     "JobStatus",

@@ -56,6 +56,19 @@ class MembershipSchema(Schema):
     joined_at = fields.AwareDateTime(required=True)
 
 
+class OpenInvitationSchema(Schema):
+    """An invitation addressed to the caller's email: accept or decline it under
+    ``/me/invitations/{id}``."""
+
+    id = fields.UUID(required=True)
+    org_id = fields.UUID(required=True)
+    org_name = Text(required=True)
+    role = Text(required=True)
+    invited_at = fields.AwareDateTime(required=True)
+    expires_at = fields.AwareDateTime(required=True)
+
+
 class MeSchema(Schema):
     user = fields.Nested(UserSchema, required=True)
     orgs = fields.List(fields.Nested(MembershipSchema), required=True)
+    invitations = fields.List(fields.Nested(OpenInvitationSchema), required=True)

@@ -1,10 +1,11 @@
-"""Organisations, members and API keys."""
+"""Organisations, members, invitations and API keys."""
 
 from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
 from fusion.auth.models import Role
+from fusion.orgs.models import InvitationStatus
 from schemas.common import Moment, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
 
 NAME = validate.Length(min=1, max=200)
@@ -36,7 +37,25 @@ class MemberQuerySchema(PageQuerySchema):
     role = fields.Enum(Role, by_value=True, load_default=None)
 
 
-class MemberCreateSchema(StrictSchema):
+class InvitationSchema(Timestamps):
+    org_id = fields.UUID(required=True)
+    email = Text(required=True)
+    role = fields.Enum(Role, by_value=True, required=True)
+    status = fields.Enum(InvitationStatus, by_value=True, required=True)
+    invited_by = fields.UUID(allow_none=True, required=True)
+    expires_at = fields.AwareDateTime(required=True)
+    answered_by = fields.UUID(allow_none=True, required=True)
+    answered_at = fields.AwareDateTime(allow_none=True, required=True)
+
+
+InvitationPageSchema = page_of(InvitationSchema, "InvitationPageSchema")
+
+
+class InvitationQuerySchema(PageQuerySchema):
+    status = fields.Enum(InvitationStatus, by_value=True, load_default=None)
+
+
+class InvitationCreateSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=320))
     role = fields.Enum(Role, by_value=True, required=True)
 

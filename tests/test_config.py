@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fusion.config import VARIABLES, Settings
+from fusion.config import VARIABLES, BrokerSettings, Settings
 from fusion.errors import ConfigError
 
 
@@ -158,3 +158,26 @@ def test_the_broker_and_sweep_knobs_and_job_modules_are_read(tmp_path: Path) -> 
         defaults.order_queue_poll_s,
         defaults.job_modules,
     ) == (7200, 10, 5, 30, 10, 60, ())
+
+
+def test_broker_settings_read_the_broker_variables_and_nothing_else(tmp_path: Path) -> None:
+    # Given an environment holding secrets too
+    env = _Recording(
+        {
+            "FUSION_HOME": str(tmp_path),
+            "FUSION_REDIS_URL": "redis://cache:6379/0",
+            "FUSION_SWEEP_INTERVAL_S": "0.3",
+            "FUSION_JWT_SECRET": "s" * 40,
+        }
+    )
+    # When the broker-only settings are read
+    broker = BrokerSettings.from_env(env)
+    # Then only broker variables were asked for, and no dev secret was made
+    assert broker.redis_url == "redis://cache:6379/0" and broker.sweep_interval_s == 0.3
+    broker_variables = {
+        VARIABLES[f.name] for f in dataclasses.fields(BrokerSettings) if f.name in VARIABLES
+    }
+    assert env.asked == broker_variables
+    assert not (tmp_path / "secrets").exists()
+    with pytest.raises(ConfigError, match="FUSION_REDIS_URL: required"):
+        BrokerSettings.from_env({"FUSION_ENV": "production"})

@@ -12,3 +12,9 @@ class AuthenticationFailed(FusionError):
         # ``reason`` is for logs and tests; the API never shows it to the client.
         super().__init__()
         self.reason = reason
+
+
+class HashingBusy(FusionError):
+    """Too many password checks are under way; try again in a moment."""
+
+    retry_after_s = 1

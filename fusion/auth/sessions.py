@@ -4,6 +4,8 @@ password change.
 A login session is a refresh-token family. Each refresh uses up the presented token and issues
 the next one of the same family; presenting a used token again means it was stolen (or
 replayed), so the whole family is revoked, and with it every access token naming it as ``sid``.
+A family lives at most ``session_max_age_days`` from its login, however often it is refreshed:
+a stolen refresh token kept fresh by a thief stops working then too.
 Every function takes the caller's session and never commits.
 """
 
@@ -59,14 +61,31 @@ def find_user_by_email(session: Session, email: str) -> User | None:
 
 
 def _start_family(session: Session, settings: Settings, user_id: uuid.UUID) -> TokenPair:
-    return _issue(session, settings, user_id=user_id, family_id=uuid.uuid4())
+    return _issue(
+        session, settings, user_id=user_id, family_id=uuid.uuid4(), started_at=datetime.now(UTC)
+    )
+
+
+def _family_started_at(session: Session, family_id: uuid.UUID) -> datetime | None:
+    """When the login session began: its first refresh token's creation."""
+    return session.scalar(
+        select(func.min(RefreshToken.created_at)).where(RefreshToken.family_id == family_id)
+    )
 
 
 def _issue(
-    session: Session, settings: Settings, *, user_id: uuid.UUID, family_id: uuid.UUID
+    session: Session,
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID,
+    started_at: datetime,
 ) -> TokenPair:
     refresh = new_opaque_token()
-    refresh_expires = datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_s)
+    refresh_expires = min(
+        datetime.now(UTC) + timedelta(seconds=settings.refresh_token_ttl_s),
+        started_at + timedelta(days=settings.session_max_age_days),
+    )
     session.add(
         RefreshToken(
             user_id=user_id,
@@ -103,7 +122,8 @@ def start_session(session: Session, settings: Settings, user: User) -> TokenPair
 
 def rotate(session: Session, settings: Settings, refresh_token: str) -> TokenPair | None:
     """Use up ``refresh_token`` and return the next pair of its family, or None if refused:
-    unknown, expired, revoked, or already used. A reused token revokes its whole family
+    unknown, expired, revoked, already used, or of a family older than
+    ``session_max_age_days``. A reused token revokes its whole family
     (that change must be committed by the caller even though the answer is a refusal),
     except within ``refresh_reuse_grace_s`` of its first use: two tabs refreshing at once, or
     a client retrying after a lost answer, each get a pair of the same family."""
@@ -122,11 +142,16 @@ def rotate(session: Session, settings: Settings, refresh_token: str) -> TokenPai
         return None
     if _family_revoked(session, row.family_id):
         return None
+    started_at = _family_started_at(session, row.family_id) or row.created_at
+    if now - started_at >= timedelta(days=settings.session_max_age_days):
+        return None
     user = session.get(User, row.user_id)
     if user is None or not user.is_active:
         return None
     row.used_at = row.used_at or now
-    return _issue(session, settings, user_id=row.user_id, family_id=row.family_id)
+    return _issue(
+        session, settings, user_id=row.user_id, family_id=row.family_id, started_at=started_at
+    )
 
 
 def revoke_family(session: Session, family_id: uuid.UUID) -> None:

@@ -1,6 +1,6 @@
 """Organisations, their members and their API keys. Owners manage all of it, in person (API
 keys cannot manage members or keys: ``fusion.auth.access.PEOPLE_ONLY``); every change is
-audited in the caller's transaction."""
+audited in the caller's transaction. Members join by invitation (``fusion.orgs.invitations``)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fusion.audit.service import audited_create, audited_delete, audited_update, record, snapshot
+from fusion.audit.service import audited_delete, audited_update, record, snapshot
 from fusion.auth import api_keys
 from fusion.auth.access import PEOPLE_ONLY, Access, Principal
 from fusion.auth.models import ApiKey, OrgMember, Role, User
@@ -130,28 +130,6 @@ def get_member(session: Session, member_id: uuid.UUID) -> OrgMember:
     member = session.get(OrgMember, member_id)
     if member is None:
         raise NotFound("No such member.")
-    return member
-
-
-def add_member(session: Session, access: Access, *, email: str, role: Role) -> OrgMember:
-    """Add the existing user with ``email`` to the org. Raises NotFound if no account has that
-    email and Conflict if they are already a member."""
-    user_id = session.scalar(select(User.id).where(func.lower(User.email) == email.strip().lower()))
-    if user_id is None:
-        raise NotFound("No account with this email.")
-    existing = session.scalar(select(OrgMember.id).where(OrgMember.user_id == user_id))
-    if existing is not None:
-        raise Conflict("This person is already a member.")
-    member = OrgMember(org_id=access.org_id, user_id=user_id, role=role)
-    audited_create(
-        session,
-        org_id=access.org_id,
-        actor=access.principal,
-        obj=member,
-        action="member.add",
-        resource_type="org_member",
-        fields=MEMBER_FIELDS,
-    )
     return member
 
 

@@ -11,7 +11,7 @@ import importlib.util
 import sys
 from collections.abc import Callable
 
-from fusion.config import Settings
+from fusion.config import VARIABLES, Settings
 from fusion.runtime.supervisor import Service
 
 API_WORKERS = 2
@@ -21,6 +21,17 @@ API_GRACEFUL_TIMEOUT_S = 5
 SANDBOX_COMMAND_MODULE = "fusion.cli.sandbox"
 # `fusion ...` with this interpreter, whether or not the console script is on PATH.
 _RUN_CLI = "import sys; from fusion.cli.main import cli; sys.exit(cli(prog_name='fusion'))"
+# What a broker-only child (Flower) never gets in its environment: it talks to Redis alone.
+BROKER_ONLY_WITHHELD = tuple(
+    VARIABLES[name]
+    for name in (
+        "jwt_secret",
+        "encryption_keys",
+        "database_url",
+        "app_database_url",
+        "app_db_password",
+    )
+)
 
 
 def http_address(host: str, port: int) -> str:
@@ -80,12 +91,14 @@ def hub_services(
         Service("worker", (*fusion, "worker", "--platform", "all")),
         # Beat's state lives with the rest of the hub's, not in the current directory.
         Service("beat", (*fusion, "beat", "--schedule", beat_state)),
+        # Broker-only: an app of celeryconfig alone, and no secret in its environment.
         Service(
             "flower",
             (
-                python, "-m", "celery", "-A", "workers.app", "flower",
+                python, "-m", "celery", "-A", "workers.flower", "flower",
                 "--address=127.0.0.1", f"--port={settings.flower_port}",
             ),
+            withheld=BROKER_ONLY_WITHHELD,
         ),
     ]  # fmt: skip
     if _has_module(SANDBOX_COMMAND_MODULE):

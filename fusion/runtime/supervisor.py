@@ -59,12 +59,14 @@ def signal_group(pgid: int, sig: int) -> None:
 
 @dataclass(frozen=True)
 class Service:
-    """One long-running child: its name (the output prefix), command line and extra env."""
+    """One long-running child: its name (the output prefix), command line, extra env, and the
+    variables of the supervisor's env it must not get (``withheld``, e.g. secrets)."""
 
     name: str
     argv: tuple[str, ...]
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: Path | None = None
+    withheld: tuple[str, ...] = ()
 
 
 @dataclass
@@ -131,6 +133,8 @@ class Supervisor:
 
     def _spawn(self, service: Service) -> _Child:
         env = {**self.env, **service.env, "PYTHONUNBUFFERED": "1"}
+        for name in service.withheld:
+            env.pop(name, None)
         proc = subprocess.Popen(
             service.argv,
             env=env,

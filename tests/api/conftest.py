@@ -56,6 +56,19 @@ class Team:
     member_ids: dict[str, uuid.UUID]
 
 
+def join(owner: Caller, org_id: uuid.UUID, person: Caller, role: str) -> uuid.UUID:
+    """``person`` joins ``org_id`` as ``role`` the one way there is: the owner invites their
+    email, they find the invitation in ``GET /me`` and accept it. Returns the member id."""
+    email = person.get("/me").json["user"]["email"]
+    invited = owner.post(f"/orgs/{org_id}/invitations", json={"email": email, "role": role})
+    assert invited.status_code == 201, invited.json
+    mine = [i["id"] for i in person.get("/me").json["invitations"] if i["org_id"] == str(org_id)]
+    assert mine == [invited.json["id"]]
+    accepted = person.post(f"/me/invitations/{mine[0]}/accept")
+    assert accepted.status_code == 200, accepted.json
+    return uuid.UUID(accepted.json["id"])
+
+
 def make_team(client: FlaskClient, name: str) -> Team:
     owner = signup(client)
     created = owner.post("/orgs", json={"name": name})
@@ -65,11 +78,8 @@ def make_team(client: FlaskClient, name: str) -> Team:
     member_ids = {}
     for role in ("operator", "viewer"):
         person = signup(client)
-        email = client.get("/me", headers=person.headers).json["user"]["email"]
-        added = owner.post(f"/orgs/{org_id}/members", json={"email": email, "role": role})
-        assert added.status_code == 201, added.json
+        member_ids[role] = join(owner, org_id, person, role)
         people[role] = person
-        member_ids[role] = uuid.UUID(added.json["id"])
     return Team(org_id, owner, people["operator"], people["viewer"], member_ids)
 
 

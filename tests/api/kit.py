@@ -26,6 +26,14 @@ def make_kit(engine: Engine, org: uuid.UUID, requester: uuid.UUID | None) -> dic
         user = _insert(conn, "users", email=f"kit-{tag}@example.test", password_hash="x")
         kit: dict[str, Any] = {"org_id": org}
         kit["member_id"] = _insert(conn, "org_members", org_id=org, user_id=user, role="viewer")
+        kit["invitation_id"] = _insert(
+            conn,
+            "org_invitations",
+            org_id=org,
+            email=f"invited-{tag}@example.test",
+            role="operator",
+            expires_at=datetime.now(UTC) + timedelta(days=7),
+        )
         kit["key_id"] = _insert(
             conn,
             "api_keys",
@@ -122,13 +130,15 @@ ENDPOINTS = [
     Endpoint("GET", ORG, "viewer"),
     Endpoint("PATCH", ORG, "owner", {"name": "Renamed"}),
     Endpoint("GET", ORG + "/members", "viewer"),
+    Endpoint("GET", ORG + "/invitations", "owner"),
     Endpoint(
         "POST",
-        ORG + "/members",
+        ORG + "/invitations",
         "owner",
         {"email": "kit-{tag}@example.test", "role": "viewer"},
-        {"*": 409},
+        {"*": 201},
     ),
+    Endpoint("DELETE", ORG + "/invitations/{invitation_id}", "owner"),
     Endpoint("GET", ORG + "/members/{member_id}", "viewer"),
     Endpoint("PATCH", ORG + "/members/{member_id}", "owner", {"role": "operator"}),
     Endpoint("DELETE", ORG + "/members/{member_id}", "owner", ok={"*": 204}),

@@ -174,6 +174,38 @@ def test_a_refresh_raced_or_retried_within_the_grace_keeps_the_session(
         assert client.post("/auth/refresh", json=refresh).status_code == 401
 
 
+def _age_family(admin_engine: Engine, user_id: uuid.UUID | None, days: int) -> None:
+    """Move the user's login sessions' start ``days`` into the past (every token's creation)."""
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE refresh_tokens SET created_at = created_at - make_interval(days => :d) "
+                "WHERE user_id = :u"
+            ),
+            {"d": days, "u": user_id},
+        )
+
+
+def test_a_login_session_ends_after_its_maximum_age_however_often_refreshed(
+    client: FlaskClient, admin_engine: Engine, api_settings: Settings
+) -> None:
+    assert api_settings.session_max_age_days == 90
+    # Given a login refreshed once, whose session began 89 days ago
+    person = signup(client)
+    fresh = client.post("/auth/refresh", json={"refresh_token": person.refresh_token})
+    assert fresh.status_code == 200
+    _age_family(admin_engine, person.user_id, 89)
+    # When it is refreshed again, it works, but the new token expires with the session
+    later = client.post("/auth/refresh", json={"refresh_token": fresh.json["refresh_token"]})
+    assert later.status_code == 200
+    expires = datetime.fromisoformat(later.json["refresh_expires_at"])
+    assert expires - datetime.now(UTC) < timedelta(days=1, minutes=5)
+    # And once the session is older than 90 days, its refresh token is refused
+    _age_family(admin_engine, person.user_id, 2)
+    refused = client.post("/auth/refresh", json={"refresh_token": later.json["refresh_token"]})
+    assert refused.status_code == 401
+
+
 def test_login_refusals_look_alike(client: FlaskClient) -> None:
     email = f"{uuid.uuid4().hex[:8]}@example.test"
     signup(client, email)

@@ -10,19 +10,15 @@ from sqlalchemy import Engine
 from api.security import SCOPE_ATTR
 from fusion.auth.access import RANK
 from fusion.auth.models import Role
-from tests.api.conftest import Caller, Team, signup
+from tests.api.conftest import Caller, Team, join, signup
 from tests.api.kit import ENDPOINTS, ORG, make_kit
 
 
 def _removed_member(client: FlaskClient, team: Team) -> Caller:
     person = signup(client)
-    email = client.get("/me", headers=person.headers).json["user"]["email"]
-    added = team.owner.post(
-        f"/orgs/{team.org_id}/members", json={"email": email, "role": "operator"}
-    )
-    assert added.status_code == 201
+    member_id = join(team.owner, team.org_id, person, "operator")
     assert person.get(f"/orgs/{team.org_id}").status_code == 200
-    removed = team.owner.call("DELETE", f"/orgs/{team.org_id}/members/{added.json['id']}")
+    removed = team.owner.call("DELETE", f"/orgs/{team.org_id}/members/{member_id}")
     assert removed.status_code == 204
     return person
 

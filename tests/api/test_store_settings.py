@@ -159,3 +159,11 @@ def test_patch_refuses_bad_settings_and_any_write_of_state(team_a: Team) -> None
         before["state"],
         before["updated_at"],
     )
+
+
+def test_a_base_url_with_a_backslash_before_userinfo_is_refused(team_a: Team) -> None:
+    # Parsers disagree on it: some read host 127.0.0.1, others evil.com (marshmallow < 3.21
+    # accepted it; the dependency floor is above that).
+    answer = _connect(team_a, base_url="http://127.0.0.1:80\\@evil.com/")
+    assert answer.status_code == 422
+    assert "base_url" in answer.json["errors"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, text
@@ -34,6 +34,14 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
             {"id": uuid.uuid4(), "slug": "seed-plugin"},
         ).scalar_one()
         ids["org_members"] = _insert(conn, "org_members", org_id=org, user_id=user, role="owner")
+        ids["org_invitations"] = _insert(
+            conn,
+            "org_invitations",
+            org_id=org,
+            email=f"invited-{tag}@example.test",
+            role="viewer",
+            expires_at=datetime.now(UTC) + timedelta(days=7),
+        )
         ids["api_keys"] = _insert(
             conn, "api_keys", org_id=org, name="k", public_id=tag, secret_hash="h", role="viewer"
         )
