@@ -87,7 +87,11 @@ def test_matching_accepts_one_step_either_side_and_refuses_used_steps() -> None:
 def test_the_provisioning_uri_names_the_secret_issuer_and_account() -> None:
     uri = totp.provisioning_uri("JBSWY3DPEHPK3PXP", account="ana@example.test", issuer="Fusion")
     parts = urlsplit(uri)
-    assert (parts.scheme, parts.netloc, parts.path) == ("otpauth", "totp", "/Fusion:ana@example.test")
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "otpauth",
+        "totp",
+        "/Fusion:ana@example.test",
+    )
     query = {k: v[0] for k, v in parse_qs(parts.query).items()}
     assert query == {
         "secret": "JBSWY3DPEHPK3PXP",
