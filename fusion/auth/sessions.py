@@ -202,9 +202,15 @@ def set_password(session: Session, user: User, new_password: str) -> None:
     if problems:
         raise ValidationFailed(fields={"new_password": problems})
     user.password_hash = hash_password(new_password)
+    end_all_sessions(session, user.id)
+
+
+def end_all_sessions(session: Session, user_id: uuid.UUID) -> None:
+    """Revoke every login session of ``user_id`` (their refresh and access tokens stop
+    working). Idempotent."""
     session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=func.now())
     )
 
