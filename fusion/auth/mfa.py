@@ -216,9 +216,17 @@ def remove_factors(session: Session, user_id: uuid.UUID) -> None:
 
 
 def issue_challenge(session: Session, user_id: uuid.UUID) -> MfaChallenge:
-    """A fresh login challenge for a person whose password was right."""
+    """A fresh login challenge for a person whose password was right (their expired and used
+    ones are dropped: challenges do not pile up)."""
+    now = datetime.now(UTC)
+    session.execute(
+        delete(LoginChallenge).where(
+            LoginChallenge.user_id == user_id,
+            (LoginChallenge.expires_at <= now) | LoginChallenge.used_at.is_not(None),
+        )
+    )
     challenge = new_opaque_token()
-    expires = datetime.now(UTC) + timedelta(seconds=CHALLENGE_TTL_S)
+    expires = now + timedelta(seconds=CHALLENGE_TTL_S)
     session.add(LoginChallenge(user_id=user_id, token_hash=digest(challenge), expires_at=expires))
     session.flush()
     return MfaChallenge(challenge, expires)

@@ -209,3 +209,20 @@ def test_an_org_can_require_mfa_of_its_owners(
     assert off.status_code == 200
     assert team_a.operator.get(org).status_code == 200
     assert uuid.UUID(on.json["id"]) == team_a.org_id
+
+
+def test_used_and_expired_challenges_do_not_pile_up(
+    client: FlaskClient, admin_engine: Engine
+) -> None:
+    person = signup(client)
+    email = _email(person)
+    _, recovery = _enrol(person)
+    used = _challenge(client, email)
+    assert _second_factor(client, used, recovery_code=recovery[0]).status_code == 200
+    stale = _challenge(client, email)
+    with admin_engine.begin() as conn:
+        conn.execute(text("UPDATE login_challenges SET expires_at = now() - interval '1 second'"))
+    # The expired challenge is refused, and a new login drops it and the used one
+    assert _second_factor(client, stale, recovery_code=recovery[1]).status_code == 401
+    _challenge(client, email)
+    assert count_rows(admin_engine, "login_challenges", user_id=person.user_id) == 1
