@@ -10,9 +10,10 @@ from api.context import hub
 from api.quota import charge_login, charge_password_check
 from api.security import claims, public, system_tx, user_scope
 from api.throttle import Action, charge
-from fusion.auth import sessions
-from fusion.auth.errors import AuthenticationFailed
+from fusion.auth import mfa, sessions
+from fusion.auth.errors import AuthenticationFailed, SecondFactorRequired
 from schemas.auth import (
+    LoginMfaSchema,
     LoginSchema,
     PasswordChangeSchema,
     RefreshSchema,
@@ -51,11 +52,35 @@ def signup(body: dict[str, Any]) -> sessions.TokenPair:
 def login(body: dict[str, Any]) -> sessions.TokenPair:
     """Exchange email and password for an access token and a refresh token (at most
     10 attempts per email per minute, and throttled per client IP and in all: 429 with
-    Retry-After beyond that)."""
+    Retry-After beyond that). Once the person has multi-factor sign-in on, a right password
+    gets a 401 problem of type ``mfa-required`` with ``mfa_required: true`` and a
+    ``challenge`` for ``POST /auth/login/mfa`` instead."""
     charge(Action.LOGIN)
     charge_login(body["email"])
     with system_tx() as session:
-        return sessions.login(session, hub().settings, **body)
+        outcome = sessions.login(session, hub().settings, **body)
+    # Outside the block: the challenge must commit before the 401 that carries it.
+    if isinstance(outcome, mfa.MfaChallenge):
+        raise SecondFactorRequired(outcome.challenge, outcome.expires_at)
+    return outcome
+
+
+@blp.post("/login/mfa")
+@blp.arguments(LoginMfaSchema)
+@blp.response(200, TokenPairSchema)
+@blp.alt_response(401, response="UNAUTHORIZED")
+@public
+def login_mfa(body: dict[str, Any]) -> sessions.TokenPair:
+    """Exchange a login challenge and a TOTP ``code`` (or a ``recovery_code``, each works
+    once) for the token pair. A code is refused if its time step, or a later one, was already
+    used; a challenge lasts 5 minutes and takes 5 wrong codes, and 10 wrong codes in a row
+    lock the factor for 15 minutes. Every refusal is the same 401."""
+    with system_tx() as session:
+        pair = sessions.login_second_factor(session, hub().settings, **body)
+    # Outside the block: a wrong code is counted, and that must commit before the 401.
+    if pair is None:
+        raise AuthenticationFailed("second factor refused")
+    return pair
 
 
 @blp.post("/refresh")

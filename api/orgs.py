@@ -61,8 +61,14 @@ class OrgView(MethodView):
     @blp.response(200, OrgSchema)
     @org_scope(Role.OWNER)
     def patch(self, body: dict[str, Any], org_id: uuid.UUID) -> Org:
-        """Rename the organisation."""
-        return orgs.update_org(tx(), access(), name=body.get("name"))
+        """Rename the organisation, or require multi-factor sign-in of its owners (you must
+        have it on yourself to turn that on: 409 otherwise)."""
+        return orgs.update_org(
+            tx(),
+            access(),
+            name=body.get("name"),
+            require_owner_mfa=body.get("require_owner_mfa"),
+        )
 
 
 @blp.route("/<uuid:org_id>/members")

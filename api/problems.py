@@ -10,7 +10,7 @@ from typing import Any
 from flask import Response, json
 from werkzeug.exceptions import HTTPException
 
-from fusion.auth.errors import AuthenticationFailed
+from fusion.auth.errors import AuthenticationFailed, SecondFactorRequired
 from fusion.errors import (
     Conflict,
     FusionError,
@@ -32,12 +32,14 @@ def problem(
     errors: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
     extensions: dict[str, Any] | None = None,
+    kind: str | None = None,
 ) -> Response:
     """A problem+json response for ``status``, with RFC 9457 extension members (what the
-    client needs to act on it, e.g. the current figure) beside the standard ones."""
+    client needs to act on it, e.g. the current figure) beside the standard ones; ``kind``
+    names a problem type narrower than the status (``mfa-required``)."""
     title = http.HTTPStatus(status).phrase
     body: dict[str, Any] = {
-        "type": f"https://fusion-stage-hub.dev/problems/{status}",
+        "type": f"https://fusion-stage-hub.dev/problems/{kind or status}",
         "title": title,
         "status": status,
         "detail": detail or title,
@@ -92,7 +94,15 @@ def _flatten_locations(errors: dict[str, Any]) -> dict[str, Any]:
 
 def from_fusion_error(error: FusionError) -> Response:
     """Domain errors mapped onto HTTP: NotFound 404, PermissionDenied 403, Conflict 409,
-    ValidationFailed / UnsupportedCapability 422, AuthenticationFailed the generic 401."""
+    ValidationFailed / UnsupportedCapability 422, AuthenticationFailed the generic 401, and
+    SecondFactorRequired a 401 of type ``mfa-required`` carrying the login challenge."""
+    if isinstance(error, SecondFactorRequired):
+        extensions = {
+            "mfa_required": True,
+            "challenge": error.challenge,
+            "challenge_expires_at": error.expires_at.isoformat(),
+        }
+        return problem(401, str(error), extensions=extensions, kind="mfa-required")
     if isinstance(error, AuthenticationFailed):
         return unauthorized()
     if isinstance(error, NotFound):

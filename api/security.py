@@ -27,6 +27,7 @@ from fusion.auth.access import Access, ActorType, Principal, authorize
 from fusion.auth.errors import AuthenticationFailed
 from fusion.auth.models import Role
 from fusion.auth.tokens import AccessClaims, decode_access_token
+from fusion.orgs import service as orgs
 
 F = TypeVar("F", bound=Callable[..., Any])
 SecurityDoc = list[dict[str, list[str]]]
@@ -107,6 +108,7 @@ def org_scope(
             with hub().database.org_session(org_id) as session:
                 principal = authenticate(session)
                 access = authorize(session, principal, org_id, minimum, people_only=people_only)
+                orgs.check_owner_mfa(session, access)
                 charge(org_id)
                 if principal.actor_type is ActorType.API_KEY:
                     api_keys.touch(session, principal.actor_id)

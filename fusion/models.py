@@ -3,9 +3,22 @@ start-up, tests). It sits above the domains, which never import it."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import Column
+
 from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
 from fusion.audit.models import AuditLog
-from fusion.auth.models import ApiKey, OrgMember, RefreshToken, Role, User
+from fusion.auth.models import (
+    ApiKey,
+    LoginChallenge,
+    OrgMember,
+    RecoveryCode,
+    RefreshToken,
+    Role,
+    TotpFactor,
+    User,
+)
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductStatus, ProductVariant
 from fusion.db.base import Base
 from fusion.inventory.models import ListingStock, MovementKind, StockMovement
@@ -23,7 +36,22 @@ TENANT_TABLES: tuple[str, ...] = tuple(
 # orgs itself is isolated too, by its id.
 RLS_TABLES: tuple[str, ...] = ("orgs", *TENANT_TABLES)
 
+
+def _column(table: str, name: str) -> Column[Any]:
+    return Base.metadata.tables[table].c[name]
+
+
+# Every column holding a Fernet token (``fusion.db.base.FernetToken``): the one list
+# ``fusion keys rotate`` walks to move secrets onto the newest key. A new secret column is
+# added here (tests/security/test_rotation.py fails on a FernetToken column missing from it).
+ENCRYPTED_COLUMNS: tuple[Column[Any], ...] = (
+    _column("stores", "credentials_encrypted"),
+    _column("stores", "webhook_secret_encrypted"),
+    _column("totp_factors", "secret_encrypted"),
+)
+
 __all__ = [
+    "ENCRYPTED_COLUMNS",
     "RLS_TABLES",
     "TENANT_TABLES",
     "ApiKey",
@@ -43,6 +71,7 @@ __all__ = [
     "ListingStatus",
     "ListingStock",
     "LogLevel",
+    "LoginChallenge",
     "MovementKind",
     "Order",
     "OrderLine",
@@ -54,11 +83,13 @@ __all__ = [
     "Product",
     "ProductStatus",
     "ProductVariant",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
     "StockMovement",
     "Store",
     "StoreStatus",
+    "TotpFactor",
     "User",
     "WebhookDelivery",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from fusion.auth.passwords import MAX_LENGTH, MIN_LENGTH
 from schemas.common import StrictSchema, Text
@@ -19,6 +19,58 @@ class SignupSchema(StrictSchema):
 class LoginSchema(StrictSchema):
     email = Text(required=True, validate=validate.Length(min=1, max=320))
     password = Text(required=True, load_only=True, validate=validate.Length(max=256))
+
+
+CODE = validate.Length(min=1, max=20)
+
+
+class LoginMfaSchema(StrictSchema):
+    challenge = Text(required=True, load_only=True, validate=validate.Length(min=1, max=200))
+    code = Text(load_only=True, validate=CODE, metadata={"description": "The 6-digit TOTP code."})
+    recovery_code = Text(
+        load_only=True,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "One of your recovery codes (each works once)."},
+    )
+
+    @validates_schema
+    def _one_factor(self, data: dict[str, object], **kwargs: object) -> None:
+        if ("code" in data) == ("recovery_code" in data):
+            raise ValidationError("Give either code or recovery_code.", "code")
+
+
+class TotpCodeSchema(StrictSchema):
+    code = Text(required=True, load_only=True, validate=CODE)
+
+
+class TotpDisableSchema(StrictSchema):
+    code = Text(load_only=True, validate=CODE)
+    password = Text(load_only=True, validate=validate.Length(max=256))
+
+    @validates_schema
+    def _one_proof(self, data: dict[str, object], **kwargs: object) -> None:
+        if ("code" in data) == ("password" in data):
+            raise ValidationError("Give either a current code or your password.", "code")
+
+
+class TotpEnrolmentSchema(Schema):
+    secret = Text(
+        required=True, metadata={"description": "The base32 shared secret: shown now only."}
+    )
+    otpauth_uri = Text(required=True, metadata={"description": "The same, for a QR code."})
+
+
+class RecoveryCodesSchema(Schema):
+    recovery_codes = fields.List(
+        Text(),
+        required=True,
+        metadata={"description": "One-time codes for when the device is lost: shown now only."},
+    )
+
+
+class MfaStatusSchema(Schema):
+    totp = Text(required=True, validate=validate.OneOf(["off", "pending", "on"]))
+    recovery_codes_left = fields.Integer(required=True)
 
 
 class RefreshSchema(StrictSchema):

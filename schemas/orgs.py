@@ -11,9 +11,16 @@ from schemas.common import Moment, PageQuerySchema, StrictSchema, Text, Timestam
 NAME = validate.Length(min=1, max=200)
 
 
+OWNER_MFA = {
+    "description": "Owners must use multi-factor sign-in: while on, an owner without it gets "
+    "403 on every endpoint of the org until they enrol."
+}
+
+
 class OrgSchema(Timestamps):
     name = Text(required=True)
     slug = Text(required=True)
+    require_owner_mfa = fields.Boolean(required=True, metadata=OWNER_MFA)
 
 
 class OrgCreateSchema(StrictSchema):
@@ -22,6 +29,7 @@ class OrgCreateSchema(StrictSchema):
 
 class OrgUpdateSchema(StrictSchema):
     name = Text(validate=NAME)
+    require_owner_mfa = fields.Boolean(metadata=OWNER_MFA)
 
 
 class MemberSchema(Timestamps):

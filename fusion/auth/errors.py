@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from fusion.errors import FusionError
 
 
@@ -18,3 +20,13 @@ class HashingBusy(FusionError):
     """Too many password checks are under way; try again in a moment."""
 
     retry_after_s = 1
+
+
+class SecondFactorRequired(FusionError):
+    """The password is right, and this account also needs a code: POST /auth/login/mfa with
+    the challenge and a code from your authenticator app (or a recovery code)."""
+
+    def __init__(self, challenge: str, expires_at: datetime) -> None:
+        super().__init__()
+        self.challenge = challenge
+        self.expires_at = expires_at

@@ -1,5 +1,5 @@
-"""People's logins: sign-up, login, rotating refresh tokens with reuse detection, logout,
-password change.
+"""People's logins: sign-up, login (with a second factor once enrolled), rotating refresh
+tokens with reuse detection, logout, password change.
 
 A login session is a refresh-token family. Each refresh uses up the presented token and issues
 the next one of the same family; presenting a used token again means it was stolen (or
@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from fusion.auth import mfa
 from fusion.auth.errors import AuthenticationFailed
 from fusion.auth.models import RefreshToken, User
 from fusion.auth.passwords import hash_password, password_problems, verify_password
@@ -104,14 +105,41 @@ def _issue(
     return TokenPair(user_id, access, access_expires, refresh, refresh_expires)
 
 
-def login(session: Session, settings: Settings, *, email: str, password: str) -> TokenPair:
-    """A new login session for the user with ``email`` and ``password``. Raises
-    AuthenticationFailed (the same for an unknown email, a wrong password or an inactive
-    account, and taking the same time)."""
+def login(
+    session: Session, settings: Settings, *, email: str, password: str
+) -> TokenPair | mfa.MfaChallenge:
+    """A new login session for the user with ``email`` and ``password``, or, once they have a
+    second factor, only a challenge to redeem with a code (:func:`login_second_factor`); the
+    caller must commit the challenge. Raises AuthenticationFailed (the same for an unknown
+    email, a wrong password or an inactive account, and taking the same time)."""
     user = find_user_by_email(session, email)
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         raise AuthenticationFailed("login refused")
+    if mfa.has_mfa(session, user.id):
+        return mfa.issue_challenge(session, user.id)
+    return _start_family(session, settings, user.id)
+
+
+def login_second_factor(
+    session: Session,
+    settings: Settings,
+    *,
+    challenge: str,
+    code: str | None = None,
+    recovery_code: str | None = None,
+) -> TokenPair | None:
+    """A new login session for the person ``challenge`` was issued to, given a good TOTP
+    ``code`` or an unused ``recovery_code``; None if refused (see
+    :func:`fusion.auth.mfa.redeem_challenge`: the refusal's count must be committed)."""
+    user_id = mfa.redeem_challenge(
+        session, settings, challenge=challenge, code=code, recovery_code=recovery_code
+    )
+    if user_id is None:
+        return None
+    user = session.get(User, user_id)
+    if user is None or not user.is_active:
+        return None
     return _start_family(session, settings, user.id)
 
 
@@ -199,9 +227,15 @@ def set_password(session: Session, user: User, new_password: str) -> None:
     if problems:
         raise ValidationFailed(fields={"new_password": problems})
     user.password_hash = hash_password(new_password)
+    end_all_sessions(session, user.id)
+
+
+def end_all_sessions(session: Session, user_id: uuid.UUID) -> None:
+    """Revoke every login session of ``user_id`` (their refresh and access tokens stop
+    working). Idempotent."""
     session.execute(
         update(RefreshToken)
-        .where(RefreshToken.user_id == user.id, RefreshToken.revoked_at.is_(None))
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
         .values(revoked_at=func.now())
     )
 

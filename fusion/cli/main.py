@@ -28,6 +28,7 @@ def cli() -> None:
 def _register() -> None:
     from fusion.cli.audit import audit_group
     from fusion.cli.db import db
+    from fusion.cli.keys import keys
     from fusion.cli.plugins import plugins
     from fusion.cli.sandbox import sandbox
     from fusion.cli.up import up
@@ -36,6 +37,7 @@ def _register() -> None:
 
     cli.add_command(audit_group)
     cli.add_command(db)
+    cli.add_command(keys)
     cli.add_command(users)
     cli.add_command(orgs_group)
     cli.add_command(plugins)

@@ -1,5 +1,6 @@
-"""``fusion users create`` and ``fusion orgs create``: the first owner, from the shell; and
-``fusion users set-password`` for someone who forgot theirs (the hub sends no email)."""
+"""``fusion users create`` and ``fusion orgs create``: the first owner, from the shell;
+``fusion users set-password`` for someone who forgot theirs (the hub sends no email); and
+``fusion users reset-mfa`` for someone who lost both their authenticator and recovery codes."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from contextlib import contextmanager
 import click
 from sqlalchemy.orm import Session
 
-from fusion.auth import sessions
+from fusion.auth import mfa, sessions
 from fusion.auth.access import ActorType, Principal
 from fusion.auth.models import User
 from fusion.config import Settings
@@ -77,6 +78,21 @@ def set_password(email: str, password: str) -> None:
             user = _existing_user(session, email)
             sessions.set_password(session, user, password)
         click.echo(f"password set for {user.email}; their sessions have ended")
+
+
+@users.command("reset-mfa")
+@click.option("--email", required=True)
+def reset_mfa(email: str) -> None:
+    """Turn an account's second factor off (a lost phone and lost recovery codes); every
+    login session of theirs ends. Check who is asking first: this is the factor's way round."""
+    with _hub_database() as database:
+        with database.system_session() as session:
+            user = _existing_user(session, email)
+            had = mfa.has_mfa(session, user.id)
+            mfa.remove_factors(session, user.id)
+            sessions.end_all_sessions(session, user.id)
+        state = "was on" if had else "was not on"
+        click.echo(f"multi-factor sign-in removed for {user.email} (it {state}); sessions ended")
 
 
 @click.group("orgs")

@@ -7,10 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, MetaData, func
+from sqlalchemy import DateTime, ForeignKey, LargeBinary, MetaData, func
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 from sqlalchemy.types import Enum as SAEnum
+from sqlalchemy.types import TypeDecorator
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -38,6 +39,16 @@ def pg_enum(enum_cls: type[enum.Enum], name: str) -> SAEnum:
         values_callable=lambda members: [m.value for m in members],
         validate_strings=True,
     )
+
+
+class FernetToken(TypeDecorator[bytes]):
+    """A column holding a Fernet token (``fusion.security.crypto``): ``bytea`` in the database.
+
+    Every column of this type must be listed in ``fusion.models.ENCRYPTED_COLUMNS``, the one
+    list ``fusion keys rotate`` walks to move secrets onto the newest key (a test holds it)."""
+
+    impl = LargeBinary
+    cache_ok = True
 
 
 class Timestamped:

@@ -14,15 +14,20 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fusion.audit.service import audited_delete, audited_update, record, snapshot
-from fusion.auth import api_keys
+from fusion.auth import api_keys, mfa
 from fusion.auth.access import PEOPLE_ONLY, Access, Principal
 from fusion.auth.models import ApiKey, OrgMember, Role, User
 from fusion.errors import Conflict, NotFound, PermissionDenied
-from fusion.orgs.models import Org
+from fusion.orgs.models import REQUIRE_OWNER_MFA, Org
 
 ORG_FIELDS = ("name", "slug", "settings")
 MEMBER_FIELDS = ("user_id", "role")
 KEY_FIELDS = ("name", "public_id", "role", "expires_at", "revoked_at")
+
+
+class OwnerMfaRequired(PermissionDenied):
+    """This organisation requires its owners to use multi-factor sign-in: turn it on for your
+    account (POST /me/mfa/totp, then /me/mfa/totp/confirm) before acting in it."""
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,45 @@ def get_org(session: Session, org_id: uuid.UUID) -> Org:
     return org
 
 
-def update_org(session: Session, access: Access, *, name: str | None) -> Org:
-    """Rename the caller's org (fields left None are unchanged)."""
+def check_owner_mfa(session: Session, access: Access) -> None:
+    """The rule ``require_owner_mfa`` sets: while it is on, a person holding the owner role
+    but no second factor may do nothing in the org (every endpoint under it answers 403)
+    until they enrol. Other roles and API keys are unaffected. Raises OwnerMfaRequired."""
+    if access.role is not Role.OWNER or access.user_id is None:
+        return
+    org = session.get(Org, access.org_id)
+    if org is not None and org.require_owner_mfa and not mfa.has_mfa(session, access.user_id):
+        raise OwnerMfaRequired()
+
+
+def update_org(
+    session: Session,
+    access: Access,
+    *,
+    name: str | None,
+    require_owner_mfa: bool | None = None,
+) -> Org:
+    """Rename the caller's org and/or set whether owners must use multi-factor sign-in
+    (fields left None are unchanged). Raises Conflict when a person without a second factor
+    turns the requirement on (it would lock them out at once)."""
     org = get_org(session, access.org_id)
+    changes: dict[str, object] = {} if name is None else {"name": name}
+    if require_owner_mfa is not None and require_owner_mfa != org.require_owner_mfa:
+        if (
+            require_owner_mfa
+            and access.user_id is not None
+            and not mfa.has_mfa(session, access.user_id)
+        ):
+            raise Conflict(
+                "Turn on multi-factor sign-in for your own account before requiring it of owners."
+            )
+        changes["settings"] = {**org.settings, REQUIRE_OWNER_MFA: require_owner_mfa}
     audited_update(
         session,
         org_id=org.id,
         actor=access.principal,
         obj=org,
-        changes={"name": name} if name is not None else {},
+        changes=changes,
         action="org.update",
         resource_type="org",
         fields=ORG_FIELDS,

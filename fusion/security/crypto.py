@@ -1,9 +1,14 @@
-"""Store credentials encrypted at rest with Fernet, newest key first (docs/data-model.md).
+"""Secrets encrypted at rest with Fernet, newest key first (docs/data-model.md).
 
 Fernet has no associated data, so a ciphertext pasted from one store's row into another's
 would decrypt fine. To refuse that, the plaintext is ``{"org": .., "store": .., "v": 1,
-"data": {...}}`` and decryption checks ``org``/``store`` against the row it was read from.
+"data": {...}}`` and decryption checks ``org``/``store`` against the row it was read from; a
+person's secret (their TOTP key) is bound the same way to ``{"user": .., "purpose": ..}``.
 Errors never include the plaintext or the token.
+
+``FUSION_ENCRYPTION_KEYS`` lists keys newest first: everything is encrypted under the first,
+any of them decrypts. :func:`key_index` says which key a token is under, so ``fusion keys
+rotate`` can re-encrypt what is still under an older one and report when none is left.
 """
 
 from __future__ import annotations
@@ -93,6 +98,21 @@ def rotate(settings: Settings, token: bytes) -> bytes:
         raise CredentialsUnreadable() from None
 
 
+def key_index(settings: Settings, token: bytes) -> int | None:
+    """The position in ``settings.encryption_keys`` of the key ``token`` was made with (0 is
+    the newest), or None if no configured key opens it. Only the HMAC is checked: nothing is
+    decrypted."""
+    if not settings.encryption_keys:
+        raise ConfigError("FUSION_ENCRYPTION_KEYS: no encryption key is configured")
+    for index, key in enumerate(settings.encryption_keys):
+        try:
+            Fernet(key.encode()).extract_timestamp(bytes(token))
+        except InvalidToken:
+            continue
+        return index
+    return None
+
+
 def encrypt_secret(settings: Settings, org_id: uuid.UUID, store_id: uuid.UUID, value: str) -> bytes:
     """One secret (e.g. a webhook signing secret) encrypted and bound like credentials."""
     return encrypt_credentials(settings, org_id, store_id, {"secret": value})
@@ -107,3 +127,26 @@ def decrypt_secret(
     if "secret" not in data:
         raise CredentialsUnreadable()
     return data["secret"]
+
+
+def encrypt_user_secret(settings: Settings, user_id: uuid.UUID, purpose: str, value: str) -> bytes:
+    """A Fernet token (under the newest key) of one secret of a person's (``purpose``, e.g.
+    ``"totp"``), bound to them: it does not decrypt as another person's or another purpose's."""
+    plaintext = {"v": FORMAT_VERSION, "user": str(user_id), "purpose": purpose, "secret": value}
+    return _fernet(settings).encrypt(json.dumps(plaintext, sort_keys=True).encode())
+
+
+def decrypt_user_secret(
+    settings: Settings, user_id: uuid.UUID, purpose: str, token: bytes
+) -> Secret:
+    """The secret :func:`encrypt_user_secret` stored. Raises CredentialsUnreadable if no
+    configured key opens it or it was made for another person or purpose."""
+    try:
+        plaintext = json.loads(_fernet(settings).decrypt(bytes(token)))
+        bound = (plaintext["user"], plaintext["purpose"])
+        value = plaintext["secret"]
+    except (InvalidToken, ValueError, KeyError, TypeError):
+        raise CredentialsUnreadable("the stored secret cannot be read") from None
+    if bound != (str(user_id), purpose) or not isinstance(value, str):
+        raise CredentialsUnreadable("the stored secret belongs to someone else")
+    return Secret(value)

@@ -7,10 +7,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, text
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from fusion.db.base import Base, TenantScoped, pg_enum
+from fusion.db.base import Base, FernetToken, TenantScoped, pg_enum
 
 
 class StoreStatus(enum.StrEnum):
@@ -34,8 +34,8 @@ class Store(TenantScoped, Base):
         pg_enum(StoreStatus, "store_status"), server_default=StoreStatus.ACTIVE.value
     )
     # Fernet tokens; decrypted only inside a worker for the platform call.
-    credentials_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
-    webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    credentials_encrypted: Mapped[bytes | None] = mapped_column(FernetToken)
+    webhook_secret_encrypted: Mapped[bytes | None] = mapped_column(FernetToken)
     rate_limit_config: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     rate_limit_state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     # What a person set, as the plugin declares it (``Plugin.settings``)...

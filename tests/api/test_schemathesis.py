@@ -24,10 +24,17 @@ EXAMPLES = 10
 # Operations whose valid inputs OpenAPI 3.0 cannot fully describe, so a schema-valid request
 # may rightly get a 422: a job's payload depends on its type (no discriminator on a free-form
 # object), credential names must be non-empty (no propertyNames before OpenAPI 3.1), a store's
-# settings depend on its platform (its plugin's declared settings), and a password change
-# needs the caller's actual current password.
+# settings depend on its platform (its plugin's declared settings), a password change needs
+# the caller's actual current password, a second factor needs a code the caller's app shows
+# (and exactly one of code / recovery code, or code / password: no oneOf of required fields in
+# these schemas), and requiring MFA of owners needs the caller to have it on.
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
+    ("POST", "/auth/login/mfa"),
+    ("POST", "/me/mfa/totp/confirm"),
+    ("POST", "/me/mfa/recovery-codes"),
+    ("DELETE", "/me/mfa/totp"),
+    ("PATCH", "/orgs/{org_id}"),
     ("POST", "/orgs/{org_id}/jobs"),
     ("POST", "/orgs/{org_id}/stores"),
     ("PATCH", "/orgs/{org_id}/stores/{store_id}"),

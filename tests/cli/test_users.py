@@ -1,6 +1,6 @@
-"""``fusion users create``, ``fusion orgs create``, ``fusion users set-password`` and
-``fusion audit verify`` against the real database, and a tampered audit entry caught at its
-exact position."""
+"""``fusion users create``, ``fusion orgs create``, ``fusion users set-password``,
+``fusion users reset-mfa`` and ``fusion audit verify`` against the real database, and a
+tampered audit entry caught at its exact position."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from sqlalchemy import Engine, text
 
 from fusion.cli.main import cli
 from tests.support.api import PASSWORD
+from tests.support.totp import code_at
 
 
 def test_first_owner_from_the_shell_then_audit_verify(
@@ -93,3 +94,34 @@ def test_an_operator_resets_a_forgotten_password_from_the_shell(
     old = client.post("/auth/login", json={"email": email, "password": PASSWORD})
     assert old.status_code == 401
     assert client.post("/auth/login", json={"email": email, "password": new}).status_code == 200
+
+
+def test_an_operator_removes_a_lost_second_factor_from_the_shell(
+    hub_env: dict[str, str], client: FlaskClient
+) -> None:
+    # Given a person with TOTP on, who lost their phone and their recovery codes
+    runner = CliRunner()
+    email = f"lost-phone-{uuid.uuid4().hex[:6]}@example.test"
+    made = runner.invoke(
+        cli, ["users", "create", "--email", email, "--password", PASSWORD], env=hub_env
+    )
+    assert made.exit_code == 0, made.output
+    login = {"email": email, "password": PASSWORD}
+    headers = {
+        "Authorization": f"Bearer {client.post('/auth/login', json=login).json['access_token']}"
+    }
+    secret = client.post("/me/mfa/totp", headers=headers).json["secret"]
+    confirm = client.post("/me/mfa/totp/confirm", json={"code": code_at(secret)}, headers=headers)
+    assert confirm.status_code == 200
+    assert client.post("/auth/login", json=login).json["mfa_required"] is True
+    # When the operator resets it
+    unknown = runner.invoke(
+        cli, ["users", "reset-mfa", "--email", "nobody@example.test"], env=hub_env
+    )
+    assert unknown.exit_code == 1 and "no account" in unknown.output
+    done = runner.invoke(cli, ["users", "reset-mfa", "--email", email], env=hub_env)
+    assert done.exit_code == 0 and "it was on" in done.output, done.output
+    # Then the old session is over and the password alone logs in again
+    assert client.get("/me", headers=headers).status_code == 401
+    again = client.post("/auth/login", json=login)
+    assert again.status_code == 200 and again.json["access_token"]

@@ -13,7 +13,10 @@ from fusion.errors import PermanentError
 from fusion.security.crypto import (
     CredentialsUnreadable,
     decrypt_credentials,
+    decrypt_user_secret,
     encrypt_credentials,
+    encrypt_user_secret,
+    key_index,
     rotate,
 )
 
@@ -62,3 +65,27 @@ def test_garbage_and_non_string_values_are_refused() -> None:
         decrypt_credentials(s, ORG, STORE, b"not a token")
     with pytest.raises(ValueError):
         encrypt_credentials(s, ORG, STORE, {"k": 1})  # type: ignore[dict-item]
+
+
+def test_key_index_names_the_key_a_token_is_under() -> None:
+    old, new, other = (Fernet.generate_key().decode() for _ in range(3))
+    token = encrypt_credentials(_settings(old), ORG, STORE, {"k": "v"})
+    both = _settings(new, old)
+    assert key_index(both, token) == 1
+    assert key_index(both, rotate(both, token)) == 0
+    assert key_index(_settings(other), token) is None
+
+
+def test_a_persons_secret_is_bound_to_them_and_its_purpose() -> None:
+    s = _settings(Fernet.generate_key().decode())
+    person, someone_else = uuid.uuid4(), uuid.uuid4()
+    token = encrypt_user_secret(s, person, "totp", "JBSWY3DPEHPK3PXP")
+    assert b"JBSWY3DPEHPK3PXP" not in token
+    secret = decrypt_user_secret(s, person, "totp", token)
+    assert secret == "JBSWY3DPEHPK3PXP" and "JBSWY3DPEHPK3PXP" not in repr(secret)
+    with pytest.raises(CredentialsUnreadable):
+        decrypt_user_secret(s, someone_else, "totp", token)
+    with pytest.raises(CredentialsUnreadable):
+        decrypt_user_secret(s, person, "other", token)
+    with pytest.raises(CredentialsUnreadable):
+        decrypt_user_secret(_settings(Fernet.generate_key().decode()), person, "totp", token)
