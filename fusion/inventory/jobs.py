@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import LockError
+from sqlalchemy.orm import Session
 
-from fusion.errors import RateLimited
+from fusion.errors import RateLimited, ValidationFailed
 from fusion.inventory.channels import note_pushed, note_remote
 from fusion.inventory.service import PUSH_INVENTORY_JOB, SYNC_INVENTORY_JOB, hub_stock
 from fusion.jobs.context import JobContext
-from fusion.jobs.registry import capability_job, job_type
+from fusion.jobs.registry import Admitted, capability_job, job_type
 from fusion.plugins.base import Capability, InventoryUpdate
 from fusion.plugins.models import ContractLevel
 from fusion.stores.client import Bound, redis_for, require, store_client
@@ -83,7 +84,26 @@ def _updates(ctx: JobContext) -> list[InventoryUpdate]:
         return hub_stock(session, ctx.require_store(), ctx.payload.get("skus"))
 
 
-@capability_job(Capability.BULK_OPERATIONS, priority=-1)
+def admit_stock_push(
+    session: Session, store_id: uuid.UUID | None, payload: dict[str, Any]
+) -> Admitted:
+    """A client names SKUs, never quantities: the push sends the hub's own figure of each
+    (the ledger's, after the store's stock rules), so no exact quantity reaches a platform
+    around the catalog and its approvals. Raises ValidationFailed naming ``payload.updates``
+    when it is there; the hub's own enqueues may carry ``updates``."""
+    if "updates" in payload:
+        raise ValidationFailed(
+            fields={
+                "payload.updates": [
+                    "exact quantities come from the hub alone: send skus, and the job pushes "
+                    "the hub's figure of each"
+                ]
+            }
+        )
+    return Admitted(payload)
+
+
+@capability_job(Capability.BULK_OPERATIONS, priority=-1, admit=admit_stock_push)
 def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     """Bulk inventory: the given updates, or the hub's current stock of ``skus`` (or of every
     published listing of the store when neither is given)."""
@@ -95,7 +115,7 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     return {"pushed": len(updates)}
 
 
-@capability_job(Capability.REAL_TIME_INVENTORY, priority=REAL_TIME_PRIORITY)
+@capability_job(Capability.REAL_TIME_INVENTORY, priority=REAL_TIME_PRIORITY, admit=admit_stock_push)
 def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     """Push the hub's quantity of ``skus`` now, read at run time so coalesced pushes send the
     latest figure (or exactly ``updates`` when the payload gives them)."""
