@@ -15,6 +15,7 @@ from fusion.audit.service import record
 from fusion.auth.models import Role
 from fusion.jobs import service as jobs
 from fusion.jobs.models import Job
+from fusion.security.redact import redact
 from fusion.stores.models import Store
 from schemas.job_views import (
     IdempotencyHeaderSchema,
@@ -54,7 +55,10 @@ class Jobs(MethodView):
     ) -> Job:
         """Enqueue a job. The same Idempotency-Key returns the first job, never a second.
         Types only the hub enqueues are refused with 422 naming what to do instead: a
-        listing change goes through the listing endpoints, where approval policies apply."""
+        listing change goes through the listing endpoints, where approval policies apply.
+        Exact stock quantities (``payload.updates``) are the hub's own: 422; name ``skus``
+        instead. A reconciliation's ``since`` before the store was connected is clamped to
+        the connection (the job's log says so). The audit entry holds the payload."""
         job = jobs.enqueue_requested(
             tx(),
             org_id=org_id,
@@ -70,7 +74,12 @@ class Jobs(MethodView):
             action="job.enqueue",
             resource_type="job",
             resource_id=job.id,
-            after={"job_type": job.job_type, "store_id": job.store_id},
+            # What was enqueued, as stored (after the type's clamps); secrets never kept.
+            after={
+                "job_type": job.job_type,
+                "store_id": job.store_id,
+                "payload": redact(job.payload),
+            },
         )
         return job
 

@@ -18,8 +18,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis.exceptions import LockError
+from sqlalchemy.orm import Session
 
-from fusion.errors import RateLimited
+from fusion.errors import RateLimited, ValidationFailed
 from fusion.inventory.channels import note_pushed, note_remote
 from fusion.inventory.ledger import note_sync_corrections
 from fusion.inventory.service import (
@@ -30,7 +31,7 @@ from fusion.inventory.service import (
     publishing,
 )
 from fusion.jobs.context import JobContext
-from fusion.jobs.registry import capability_job, job_type
+from fusion.jobs.registry import Admitted, capability_job, job_type
 from fusion.jobs.service import enqueue_or_join
 from fusion.plugins.base import Capability, InventoryUpdate
 from fusion.plugins.models import ContractLevel
@@ -106,7 +107,26 @@ def _updates(ctx: JobContext) -> list[InventoryUpdate]:
         return hub_stock(session, store_id, skus)
 
 
-@capability_job(Capability.BULK_OPERATIONS, priority=-1)
+def admit_stock_push(
+    session: Session, store_id: uuid.UUID | None, payload: dict[str, Any]
+) -> Admitted:
+    """A client names SKUs, never quantities: the push sends the hub's own figure of each
+    (the ledger's, after the store's stock rules), so no exact quantity reaches a platform
+    around the catalog and its approvals. Raises ValidationFailed naming ``payload.updates``
+    when it is there; the hub's own enqueues may carry ``updates``."""
+    if "updates" in payload:
+        raise ValidationFailed(
+            fields={
+                "payload.updates": [
+                    "exact quantities come from the hub alone: send skus, and the job pushes "
+                    "the hub's figure of each"
+                ]
+            }
+        )
+    return Admitted(payload)
+
+
+@capability_job(Capability.BULK_OPERATIONS, priority=-1, admit=admit_stock_push)
 def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     """Bulk inventory: the given updates, or the hub's current stock of ``skus`` (or of every
     published listing of the store when neither is given)."""
@@ -118,7 +138,7 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     return {"pushed": len(updates)}
 
 
-@capability_job(Capability.REAL_TIME_INVENTORY, priority=REAL_TIME_PRIORITY)
+@capability_job(Capability.REAL_TIME_INVENTORY, priority=REAL_TIME_PRIORITY, admit=admit_stock_push)
 def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     """Push the hub's quantity of ``skus`` now, read at run time so coalesced pushes send the
     latest figure (or exactly ``updates`` when the payload gives them)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,8 @@ from fusion.errors import ConfigError, NotFound, ValidationFailed
 from fusion.plugins.base import Capability
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from fusion.jobs.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,22 @@ OWN_PACKAGES = ("fusion", "api", "workers", "schemas", "boot")
 
 Handler = Callable[["JobContext"], Mapping[str, Any] | None]
 PayloadValidator = Callable[[str, Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """What a job type's client rules made of a requested payload: the payload to store, and
+    a line for the job's log for each thing changed (a clamp), so the change shows."""
+
+    payload: dict[str, Any]
+    notes: tuple[str, ...] = ()
+
+
+# The rules a job type applies to a payload a client sent (the jobs API) before it is
+# stored: ``admit(session, store_id, cleaned_payload)`` in the org's session (a store id
+# that is not the org's is refused afterwards, by the enqueue). Raises ValidationFailed
+# naming a field only the hub may set. The hub's own enqueues do not go through it.
+Admit = Callable[["Session", uuid.UUID | None, dict[str, Any]], Admitted]
 
 
 class UnknownJobType(NotFound):
@@ -50,6 +69,8 @@ class JobType:
     # Set for the types only the hub itself enqueues (the jobs API refuses them): what a
     # client does instead, e.g. the listing endpoint where approval policies apply.
     internal: str | None = None
+    # The type's rules for a payload a client asks for (see :data:`Admit`); None: as sent.
+    admit: Admit | None = None
 
 
 _types: dict[str, JobType] = {}
@@ -75,6 +96,7 @@ def job_type(
     priority: int = 0,
     max_attempts: int | None = None,
     internal: str | None = None,
+    admit: Admit | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated handler as job type ``name`` (see :class:`JobType`)."""
 
@@ -88,6 +110,7 @@ def job_type(
                 priority=priority,
                 max_attempts=max_attempts,
                 internal=internal,
+                admit=admit,
             )
         )
         return handler
@@ -96,11 +119,17 @@ def job_type(
 
 
 def capability_job(
-    capability: Capability, *, priority: int = 0, internal: str | None = None
+    capability: Capability,
+    *,
+    priority: int = 0,
+    internal: str | None = None,
+    admit: Admit | None = None,
 ) -> Callable[[Handler], Handler]:
     """Register the decorated handler as the job of ``capability``, named after it; its
     enqueue is refused when the store's plugin does not support the capability."""
-    return job_type(capability.value, capability=capability, priority=priority, internal=internal)
+    return job_type(
+        capability.value, capability=capability, priority=priority, internal=internal, admit=admit
+    )
 
 
 def get(name: str) -> JobType:

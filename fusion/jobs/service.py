@@ -43,6 +43,9 @@ class JobSpec:
     idempotency_key: str | None = None
     created_by: uuid.UUID | None = None
     max_attempts: int | None = None
+    # Lines for the new job's log after "enqueued" (e.g. what a client's request was
+    # clamped to); nothing is written when an idempotency key returns an existing job.
+    notes: Sequence[str] = ()
 
 
 def enqueue(
@@ -58,6 +61,7 @@ def enqueue(
     created_by: uuid.UUID | None = None,
     max_attempts: int | None = None,
     settings: Settings | None = None,
+    notes: Sequence[str] = (),
 ) -> Job:
     """Add a pending job to the caller's transaction and publish it after the commit.
 
@@ -79,6 +83,7 @@ def enqueue(
         idempotency_key=idempotency_key,
         created_by=created_by,
         max_attempts=max_attempts,
+        notes=tuple(notes),
     )
     return enqueue_many(session, org_id=org_id, specs=[spec], settings=settings)[0]
 
@@ -157,20 +162,44 @@ def enqueue_or_join(
     )
 
 
-def enqueue_requested(session: Session, *, org_id: uuid.UUID, job_type: str, **spec: Any) -> Job:
-    """:func:`enqueue` for a job a client asks for by type (the jobs API). Raises
-    ValidationFailed naming ``job_type`` for a type only the hub enqueues (its ``internal``
-    says what to do instead: a listing change goes through the listing endpoints, where
-    approval policies apply), else as :func:`enqueue`."""
+def enqueue_requested(
+    session: Session,
+    *,
+    org_id: uuid.UUID,
+    job_type: str,
+    payload: Mapping[str, Any] | None = None,
+    store_id: uuid.UUID | None = None,
+    **spec: Any,
+) -> Job:
+    """:func:`enqueue` for a job a client asks for by type (the jobs API), after the type's
+    rules for clients (``JobType.admit``: e.g. a reconciliation's ``since`` clamped to the
+    store's connection, each change noted in the job's log).
+
+    Raises ValidationFailed naming ``job_type`` for a type only the hub enqueues (its
+    ``internal`` says what to do instead: a listing change goes through the listing
+    endpoints, where approval policies apply), naming ``payload.<field>`` for a field only
+    the hub may set (exact stock quantities), else as :func:`enqueue`."""
     try:
-        internal = registry.get(job_type).internal
+        kind: registry.JobType | None = registry.get(job_type)
     except registry.UnknownJobType:
-        internal = None  # enqueue names the unknown type
-    if internal:
+        kind = None  # enqueue names the unknown type
+    if kind is not None and kind.internal:
         raise ValidationFailed(
-            fields={"job_type": [f"{job_type} is not enqueued directly: {internal}"]}
+            fields={"job_type": [f"{job_type} is not enqueued directly: {kind.internal}"]}
         )
-    return enqueue(session, org_id=org_id, job_type=job_type, **spec)
+    notes: tuple[str, ...] = ()
+    if kind is not None and kind.admit is not None:
+        admitted = kind.admit(session, store_id, _validated(kind, payload or {}, ""))
+        payload, notes = admitted.payload, admitted.notes
+    return enqueue(
+        session,
+        org_id=org_id,
+        job_type=job_type,
+        payload=payload,
+        store_id=store_id,
+        notes=notes,
+        **spec,
+    )
 
 
 def enqueue_many(
@@ -225,6 +254,19 @@ def enqueue_many(
                     "data": {"status": JobStatus.PENDING.value, "queue": r["queue"]},
                 }
                 for r in new_rows
+            ]
+            + [
+                {
+                    "id": uuid.uuid4(),
+                    "org_id": org_id,
+                    "job_id": r["id"],
+                    "level": LogLevel.INFO,
+                    "message": note,
+                    "data": {},
+                }
+                for r, spec in zip(rows, items, strict=True)
+                if r["id"] in inserted
+                for note in spec.notes
             ],
         )
     ids = [r["id"] for r in rows]
@@ -349,11 +391,7 @@ def _row(
         job_type = registry.get(spec.job_type)
     except registry.UnknownJobType as exc:
         raise ValidationFailed(fields={f"{prefix}job_type": [str(exc)]}) from None
-    try:
-        payload = registry.validate_payload(job_type, spec.payload)
-    except ValidationFailed as exc:
-        fields = {f"{prefix}payload.{k}": v for k, v in exc.fields.items()}
-        raise ValidationFailed(str(exc), fields=fields or None) from None
+    payload = _validated(job_type, spec.payload, prefix)
     platform = stores.get(spec.store_id) if spec.store_id is not None else None
     if job_type.needs_store and spec.store_id is None:
         raise ValidationFailed(fields={f"{prefix}store_id": [f"{job_type.name} needs a store"]})
@@ -387,6 +425,17 @@ def _row(
         "idempotency_key": spec.idempotency_key,
         "created_by": spec.created_by,
     }
+
+
+def _validated(
+    job_type: registry.JobType, payload: Mapping[str, Any], prefix: str
+) -> dict[str, Any]:
+    """The cleaned payload; ValidationFailed names the bad fields as ``<prefix>payload.<f>``."""
+    try:
+        return registry.validate_payload(job_type, payload)
+    except ValidationFailed as exc:
+        fields = {f"{prefix}payload.{k}": v for k, v in exc.fields.items()}
+        raise ValidationFailed(str(exc), fields=fields or None) from None
 
 
 def _check_capability(platform: str, capability: Capability) -> None:

@@ -4,13 +4,16 @@ whether the pull or a webhook sees it first (``fusion.orders.service.ingest_orde
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from fusion.errors import PermanentError
 from fusion.inventory.service import fan_out_stock
 from fusion.jobs.context import JobContext
-from fusion.jobs.registry import job_type
+from fusion.jobs.registry import Admitted, job_type
 from fusion.orders.service import RECONCILE_JOB, ingest_order
 from fusion.plugins.base import Capability
 from fusion.stores.client import store_client
@@ -23,17 +26,39 @@ RECONCILE_FIRST_WINDOW = timedelta(days=7)
 RECONCILED_AT = "orders_reconciled_at"  # in stores.state: when the last pull started
 
 
-@job_type(RECONCILE_JOB, capability=Capability.ORDER_WEBHOOKS)
+def admit_reconcile(
+    session: Session, store_id: uuid.UUID | None, payload: dict[str, Any]
+) -> Admitted:
+    """A client's ``since`` never reaches back before the store was connected: it is
+    clamped to the connection time (and the job's log says so). The hub's own first pull
+    reaches back further, but what it finds from then is history and takes no stock; a
+    client has no business pulling the store's whole past. A payload without ``since``, or
+    a store not of this org (the enqueue refuses it), is left as it is."""
+    store = session.get(Store, store_id) if store_id is not None else None
+    if store is None or "since" not in payload:
+        return Admitted(payload)
+    asked = datetime.fromisoformat(str(payload["since"]))
+    if asked >= store.created_at:
+        return Admitted(payload)
+    connected = store.created_at.isoformat()
+    return Admitted(
+        {**payload, "since": connected},
+        (f"since {asked.isoformat()} is before the store was connected: clamped to {connected}",),
+    )
+
+
+@job_type(RECONCILE_JOB, capability=Capability.ORDER_WEBHOOKS, admit=admit_reconcile)
 def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
-    """Pull orders changed since the last pull (with an overlap): each is stored once and
-    takes its stock once; the changed SKUs then fan out to the org's other real-time
-    stores."""
+    """Pull orders changed since the last pull (with an overlap), or since the payload's
+    ``since`` but never before the store was connected: each is stored once and takes its
+    stock once; the changed SKUs then fan out to the org's other real-time stores."""
     store_id = ctx.require_store()
     with ctx.session() as session:
         store = session.get(Store, store_id)
         if store is None:
             raise PermanentError(f"store {store_id} no longer exists")
         last = (store.state or {}).get(RECONCILED_AT)
+        connected = store.created_at
     started = datetime.now(UTC)
     since = (
         datetime.fromisoformat(last) - RECONCILE_OVERLAP
@@ -42,6 +67,13 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
     )
     if "since" in ctx.payload:
         since = datetime.fromisoformat(str(ctx.payload["since"]))
+        if since < connected:  # a payload the jobs API did not clamp (an older job)
+            ctx.log(
+                f"since {since.isoformat()} is before the store was connected: "
+                f"pulling from {connected.isoformat()}",
+                "warning",
+            )
+            since = connected
     with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
         orders = bound.client.fetch_orders(since)
     new = 0

@@ -31,6 +31,9 @@ class Order(TenantScoped, Base):
     stock_taken: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     stock_restored_at: Mapped[datetime | None]
     raw: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # The platform's time of the newest state the hub applied (its updated_at, event time):
+    # an older report never replaces the status (deliveries are unordered, and replayable).
+    platform_updated_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("org_id", "store_id", "external_id"),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -108,7 +108,10 @@ def ingest_order(
     below 0 (the returned change says it was clamped); lines whose SKU the hub does not know
     are reported in ``unknown_skus``. A cancelled order gives back what it took, once (see
     the module); one first seen cancelled takes nothing. The stored status follows the
-    platform's, except that a cancelled order stays cancelled. Every stock change is a
+    platform's, except that a cancelled order stays cancelled and a report older than the
+    state held (by the platform's time, ``RemoteOrder.updated_at``: deliveries come unordered
+    and can be replayed) never replaces it; a cancellation applies whatever its time. Every
+    stock change is a
     movement of the ledger (``fusion.inventory.ledger``) naming the order and ``job_id``:
     kind ``order`` with what was actually taken, ``cancellation`` with what came back. An
     order whose ``placed_at`` is before the store was connected is stored with ``history``
@@ -134,6 +137,7 @@ def ingest_order(
             currency=order.currency,
             total=order.total,
             placed_at=order.placed_at,
+            platform_updated_at=order.updated_at,
             history=_before_connected(session, store_id, order.placed_at),
             raw=dict(order.raw),
         )
@@ -159,17 +163,16 @@ def ingest_order(
     created = inserted is not None
     order_id = inserted or _order_id(session, key)
     if session.scalar(select(Order.history).where(Order.id == order_id)):
-        # The platform's status, whatever it is (nothing was taken, so nothing to guard).
-        session.execute(
-            update(Order).where(*key, Order.status != order.status).values(status=order.status)
-        )
+        # The platform's status, whatever it is (nothing was taken, so nothing to guard),
+        # unless it is older than the one held.
+        session.execute(update(Order).where(*key, _not_older(order)).values(**_status_of(order)))
         return Ingested(order_id=order_id, created=created)
     if order.cancelled:
         return _cancel(session, key, order, created, job_id)
     session.execute(
         update(Order)
-        .where(*key, Order.status != order.status, Order.stock_restored_at.is_(None))
-        .values(status=order.status)
+        .where(*key, _not_older(order), Order.stock_restored_at.is_(None))
+        .values(**_status_of(order))
     )
     # An order the reconciliation pull stored first still has its stock to apply: the guard
     # is stock_applied_at, not who inserted the row.
@@ -193,15 +196,17 @@ def _cancel(
     job_id: uuid.UUID | None,
 ) -> Ingested:
     # First seen cancelled: it never took anything, so there is nothing to give back.
+    # A cancellation is final on every platform: it applies whatever its time (the stock
+    # follows the sale), and the time it carries still moves the order's clock on.
     session.execute(
         update(Order)
         .where(*key, Order.stock_applied_at.is_(None))
-        .values(stock_applied_at=func.now(), stock_restored_at=func.now(), status=order.status)
+        .values(stock_applied_at=func.now(), stock_restored_at=func.now(), **_status_of(order))
     )
     restoring = session.execute(
         update(Order)
         .where(*key, Order.stock_restored_at.is_(None))
-        .values(stock_restored_at=func.now(), status=order.status)
+        .values(stock_restored_at=func.now(), **_status_of(order))
         .returning(Order.id, Order.stock_taken)
     ).first()
     if restoring is None:
@@ -209,6 +214,24 @@ def _cancel(
     taken = {str(k): int(v) for k, v in restoring.stock_taken.items()}
     restored = _give_back(session, taken, restoring.id, order.external_id, job_id)
     return Ingested(order_id=restoring.id, created=created, restored=restored)
+
+
+def _not_older(order: RemoteOrder) -> ColumnElement[bool]:
+    """The stored order holds no newer state than ``order``: the platform's time of the one
+    held is unknown, or not after ``order``'s. A report without a time replaces only a status
+    held without one (nothing to order them by)."""
+    if order.updated_at is None:
+        return Order.platform_updated_at.is_(None)
+    return or_(Order.platform_updated_at.is_(None), Order.platform_updated_at <= order.updated_at)
+
+
+def _status_of(order: RemoteOrder) -> dict[str, Any]:
+    """The columns a report of ``order`` sets: its status, and the order's clock moved on to
+    its time (never back: GREATEST skips a NULL)."""
+    return {
+        "status": order.status,
+        "platform_updated_at": func.greatest(Order.platform_updated_at, order.updated_at),
+    }
 
 
 def _before_connected(session: Session, store_id: uuid.UUID, placed_at: datetime | None) -> bool:

@@ -410,6 +410,7 @@ def order_from_api(order: Mapping[str, Any], items: Sequence[Mapping[str, Any]])
         currency=str(total.get("CurrencyCode", "USD")),
         status=str(order.get("OrderStatus", "")),
         placed_at=_parse_time(order.get("PurchaseDate")),
+        updated_at=_parse_time(order.get("LastUpdateDate")),
         raw={"order": dict(order), "items": [dict(i) for i in items]},
         cancelled=order.get("OrderStatus") == CANCELED,
     )
@@ -475,6 +476,22 @@ class AmazonPlugin(Plugin):
             and _notified_order_id(event) is not None
         )
 
+    def delivery_is_for(
+        self, headers: Mapping[str, str], event: WebhookEvent, external_id: str
+    ) -> bool:
+        """The notification's ``SellerId`` (in its one ``Payload`` object, e.g.
+        ``OrderChangeNotification``) is the store's seller id. The queue is the store's own,
+        but a queue the seller shares with another seller account must not mix them."""
+        payload = event.payload.get("Payload")
+        if not isinstance(payload, Mapping):
+            return False
+        sellers = {
+            str(body.get("SellerId") or "").strip()
+            for body in payload.values()
+            if isinstance(body, Mapping)
+        }
+        return sellers == {external_id.strip()} and external_id.strip() != ""
+
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The order an ORDER_CHANGE event carries: the Orders API order (with prices) that
         :meth:`AmazonClient.complete_event` added under ``order``/``items``, else the lines of
@@ -501,6 +518,10 @@ class AmazonPlugin(Plugin):
             currency="USD",
             status=str(summary.get("OrderStatus", "")),
             placed_at=_parse_time(summary.get("PurchaseDate")),
+            updated_at=_parse_time(
+                change.get("OrderChangeTrigger", {}).get("TimeOfOrderChange")
+                or event.payload.get("EventTime")
+            ),
             raw=dict(event.payload),
             cancelled=summary.get("OrderStatus") == CANCELED,
         )

@@ -143,6 +143,9 @@ class RemoteOrder:
     placed_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
     cancelled: bool = False  # the stock it took goes back (fusion.orders.service)
+    # When the platform last changed the order (its updated_at, event time): a status older
+    # than the one the hub holds never replaces it (deliveries are unordered and replayable).
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,16 @@ class Plugin(ABC):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes, secret: str) -> WebhookEvent:
         """Check the signature over the raw ``body`` (constant-time) and freshness; return the
         event, or raise ``PermanentError`` naming what is wrong (never echoing the secret)."""
+
+    @abstractmethod
+    def delivery_is_for(
+        self, headers: Mapping[str, str], event: WebhookEvent, external_id: str
+    ) -> bool:
+        """Whether a verified delivery (or queued notification: no ``headers``) says it is for
+        the shop ``external_id``, the store its URL (or queue) names. False when it names
+        another shop, and when it names none: every platform the hub speaks to names its
+        shop in each delivery, and an app secret shared by several shops must not let one
+        shop's events in as another's."""
 
     @abstractmethod
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:

@@ -402,6 +402,20 @@ class EtsyPlugin(Plugin):
             raise MalformedWebhook("webhook body has no event_type")
         return WebhookEvent(delivery_id=str(msg_id), topic=payload["event_type"], payload=payload)
 
+    def delivery_is_for(
+        self, headers: Mapping[str, str], event: WebhookEvent, external_id: str
+    ) -> bool:
+        """The signed body's ``shop_id`` (every Etsy event carries it) is the store's numeric
+        shop id; a receipt the event carries must be that shop's too, where it says."""
+        shop = event.payload.get("shop_id")
+        if not isinstance(shop, int | str) or isinstance(shop, bool) or not str(shop).strip():
+            return False
+        receipt = event.payload.get("receipt")
+        receipt_shop = receipt.get("shop_id") if isinstance(receipt, Mapping) else None
+        if receipt_shop is not None and str(receipt_shop).strip() != str(shop).strip():
+            return False
+        return str(shop).strip() == external_id.strip()
+
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The receipt an ``order.*`` event carries; None for other events, and for an event
         without the receipt (then the reconciliation pull brings the order in)."""
@@ -477,11 +491,18 @@ def order_from_receipt(receipt: Mapping[str, Any]) -> RemoteOrder:
             currency=str(total.get("currency_code") or "USD"),
             status=str(receipt.get("status") or "unknown"),
             placed_at=datetime.fromtimestamp(int(receipt["create_timestamp"]), UTC),
+            updated_at=_updated(receipt),
             raw=dict(receipt),
             cancelled=str(receipt.get("status") or "").lower() == "canceled",
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise PermanentError(f"malformed etsy receipt: {type(exc).__name__}") from None
+
+
+def _updated(receipt: Mapping[str, Any]) -> datetime | None:
+    # Etsy spells it both ways across versions (update_timestamp, updated_timestamp).
+    stamp = receipt.get("updated_timestamp") or receipt.get("update_timestamp")
+    return datetime.fromtimestamp(int(stamp), UTC) if stamp else None
 
 
 plugin = EtsyPlugin()

@@ -407,6 +407,7 @@ def order_from_api(order: Mapping[str, Any]) -> RemoteOrder:
         currency="USD",
         status=str(order.get("status", "")),
         placed_at=_when(order.get("created_at")),
+        updated_at=_when(order.get("updated_at")),
         raw=dict(order),
         cancelled=str(order.get("status", "")).lower() in CANCELLED,
     )
@@ -459,6 +460,13 @@ class PrintifyPlugin(Plugin):
             raise PermanentError("stale Printify event (created over an hour ago)")
         return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=event)
 
+    def delivery_is_for(
+        self, headers: Mapping[str, str], event: WebhookEvent, external_id: str
+    ) -> bool:
+        """The signed body's ``resource.data.shop_id`` (``resource.id`` for a ``shop``
+        resource, as in ``shop:disconnected``) is the store's Printify shop id."""
+        return shop_of_event(event) == external_id.strip()
+
     def needs_lookup(self, event: WebhookEvent) -> bool:
         """An ``order:*`` event without its line items, as Printify sends them."""
         data = event.payload.get("resource", {}).get("data", {})
@@ -475,6 +483,18 @@ class PrintifyPlugin(Plugin):
         if "line_items" in data:
             return order_from_api({"id": resource.get("id"), **data})
         return None
+
+
+def shop_of_event(event: WebhookEvent) -> str | None:
+    """The Printify shop an event names, or None when it names none."""
+    resource = event.payload.get("resource")
+    if not isinstance(resource, Mapping):
+        return None
+    data = resource.get("data")
+    shop = data.get("shop_id") if isinstance(data, Mapping) else None
+    if shop is None and resource.get("type") == "shop":
+        shop = resource.get("id")
+    return str(shop).strip() if isinstance(shop, int | str) and str(shop).strip() else None
 
 
 def order_id_from_event(event: WebhookEvent) -> str | None:

@@ -386,6 +386,17 @@ class ShopifyPlugin(Plugin):
             raise MalformedWebhook("webhook body is not a JSON object")
         return WebhookEvent(delivery_id=delivery_id, topic=topic, payload=payload)
 
+    def delivery_is_for(
+        self, headers: Mapping[str, str], event: WebhookEvent, external_id: str
+    ) -> bool:
+        """``X-Shopify-Shop-Domain`` is the store's shop domain (case-insensitive, as DNS
+        names are). Shopify sets it on every delivery. The HMAC does not cover it, but what
+        it stops is Shopify itself delivering one shop's events to another store's address
+        (a subscription the other shop's owner pointed there), signed with an app secret the
+        two stores share; forging it would take a captured delivery."""
+        named = next((v for k, v in headers.items() if k.lower() == "x-shopify-shop-domain"), "")
+        return bool(named.strip()) and named.strip().lower() == external_id.strip().lower()
+
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The order of an ``orders/*`` event (REST order JSON), keyed by its GraphQL id so the
         webhook and the reconciliation pull name the same order; None for other topics."""
@@ -410,6 +421,7 @@ class ShopifyPlugin(Plugin):
                 if p.get("cancelled_at")
                 else str(p.get("financial_status") or "unknown"),
                 placed_at=_parse_time(p["created_at"]) if p.get("created_at") else None,
+                updated_at=_parse_time(p["updated_at"]) if p.get("updated_at") else None,
                 raw=p,
                 cancelled=bool(p.get("cancelled_at")),
             )
@@ -485,6 +497,7 @@ def _order_from_graphql(node: Mapping[str, Any]) -> RemoteOrder:
         if node.get("cancelledAt")
         else str(node.get("displayFinancialStatus") or "unknown").lower(),
         placed_at=_parse_time(str(node["createdAt"])),
+        updated_at=_parse_time(str(node["updatedAt"])) if node.get("updatedAt") else None,
         raw=dict(node),
         cancelled=bool(node.get("cancelledAt")),
     )

@@ -35,7 +35,14 @@ from fusion.plugins.registry import get_plugin
 from fusion.stores.client import store_client, webhook_secret
 from fusion.stores.models import Store
 from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
-from fusion.webhooks.service import CONSUME_JOB, PROCESS_JOB, SUBSCRIBE_JOB, receiver_url, record
+from fusion.webhooks.service import (
+    CONSUME_JOB,
+    PROCESS_JOB,
+    SUBSCRIBE_JOB,
+    WebhookRefused,
+    receiver_url,
+    record,
+)
 
 QUEUE_MAX_POLLS = 50  # up to 500 notifications a run; the next run takes the rest
 
@@ -130,7 +137,8 @@ def _delivery(session: Session, webhook_id: uuid.UUID) -> WebhookDelivery:
 )
 def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
     """Drain the store's order notification queue: each new notification is stored once and
-    its ``process_webhook`` enqueued, in one transaction per notification. Raises
+    its ``process_webhook`` enqueued, in one transaction per notification; one naming another
+    seller than the store's is dropped from the queue unstored (counted ``refused``). Raises
     UnsupportedCapability for a platform without a queue, PermanentError for a store that
     names none; a notification whose handling failed stays on the queue for the next run."""
     outcomes: Counter[str] = Counter()
@@ -138,15 +146,18 @@ def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
 
         def handle(event: WebhookEvent) -> None:
             body = json.dumps(dict(event.payload), sort_keys=True, separators=(",", ":"))
-            with ctx.session() as session:
-                receipt = record(
-                    session,
-                    bound.plugin,
-                    org_id=ctx.org_id,
-                    store_id=bound.store.id,
-                    event=event,
-                    body=body.encode(),
-                )
+            try:
+                with ctx.session() as session:
+                    store = session.get(Store, bound.store.id)
+                    if store is None:
+                        raise PermanentError(f"store {bound.store.id} no longer exists")
+                    receipt = record(
+                        session, bound.plugin, store=store, event=event, body=body.encode()
+                    )
+            except WebhookRefused:
+                # Another seller's notification on this queue: dropped, never stored.
+                outcomes["refused"] += 1
+                return
             outcomes[receipt.outcome] += 1
 
         run = bound.plugin.order_queue(bound.client, handle).drain(max_polls=QUEUE_MAX_POLLS)
@@ -156,14 +167,16 @@ def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
         "duplicates": outcomes["duplicate"] + run.duplicates,
         "ignored": outcomes["ignored"],
         "invalid": run.invalid,
+        "refused": outcomes["refused"],
         "failed": run.failed,
     }
     ctx.log(
         f"order queue: {result['received']} received, {result['accepted']} accepted, "
         f"{result['duplicates']} already stored, {result['ignored']} ignored, "
         f"{result['invalid']} not notifications (dropped), "
+        f"{result['refused']} for another seller (dropped), "
         f"{result['failed']} left on the queue after a failure",
-        "warning" if run.failed or run.invalid else "info",
+        "warning" if run.failed or run.invalid or result["refused"] else "info",
         **result,
     )
     return result

@@ -30,8 +30,23 @@ class WebhookDelivery(TenantScoped, Base):
         pg_enum(DeliveryStatus, "delivery_status"), server_default=DeliveryStatus.RECEIVED.value
     )
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    # Set only on rows from before migration 0017 whose body repeated an earlier delivery of
+    # the store (kept for the record): since then such a resend is a duplicate, never a row.
+    # (No foreign key: the rows go with their store, and a SET NULL could not keep the
+    # index below unique.)
+    replay_of: Mapped[uuid.UUID | None]
 
     __table_args__ = (
         UniqueConstraint("org_id", "store_id", "delivery_id"),
+        # The same signed bytes are the same delivery whatever id header came with them:
+        # Shopify's webhook id and timestamp headers are not signed.
+        Index(
+            "uq_webhooks_org_id_store_id_body_sha256",
+            "org_id",
+            "store_id",
+            "body_sha256",
+            unique=True,
+            postgresql_where=text("replay_of IS NULL"),
+        ),
         Index("ix_webhooks_org_id_created_at", "org_id", text("created_at DESC")),
     )

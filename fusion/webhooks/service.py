@@ -6,9 +6,13 @@ A delivery carries no credentials, only its store's id in the URL and the platfo
 signature over the raw body. The store is routed through the narrow ``webhook_route``
 function (its org and platform, nothing else); everything after that happens in the store's
 org session. Every way a delivery can fail to prove itself (unknown store, wrong platform, no
-secret, bad or missing signature, stale timestamp) raises the same :class:`WebhookRefused`,
-so the answer reveals nothing about which stores exist. Nothing here calls a platform: the
-receiver must answer within the platform's few seconds.
+secret, bad or missing signature, stale timestamp, a shop other than the store's) raises the
+same :class:`WebhookRefused`, so the answer reveals nothing about which stores exist. Nothing
+here calls a platform: the receiver must answer within the platform's few seconds.
+
+A delivery is stored once per delivery id *and* once per body digest: the signature covers
+the body, not (on Shopify) the id header, so the same signed bytes under a new id are the
+same delivery.
 """
 
 from __future__ import annotations
@@ -85,26 +89,35 @@ def receive(
         if not secret:
             raise WebhookRefused("webhook refused")
         event = _verify(plugin, headers, body, secret)
-        return record(session, plugin, org_id=org_id, store_id=store_id, event=event, body=body)
+        return record(session, plugin, store=store, event=event, body=body, headers=headers)
 
 
 def record(
     session: Session,
     plugin: Plugin,
     *,
-    org_id: uuid.UUID,
-    store_id: uuid.UUID,
+    store: Store,
     event: WebhookEvent,
     body: bytes,
+    headers: Mapping[str, str] | None = None,
 ) -> Receipt:
-    """Store a proven ``event`` for ``store_id`` once per delivery id, in the caller's org
-    transaction, and enqueue ``process_webhook`` with it when it is new and acted on; whatever
-    brought it (a verified HTTP delivery, a platform's notification queue). ``body`` is the
-    raw bytes it came as, kept only as a hash. Raises MalformedDelivery for an event without
-    a usable delivery id; nothing is stored then."""
+    """Store a proven ``event`` for ``store`` once per delivery id and once per body digest,
+    in the caller's org transaction, and enqueue ``process_webhook`` with it when it is new
+    and acted on; whatever brought it (a verified HTTP delivery with its ``headers``, a
+    platform's notification queue). ``body`` is the raw bytes it came as, kept only as a
+    hash: the same bytes again, under any delivery id, are a duplicate.
+
+    Raises WebhookRefused when the event names a shop other than the store's, or none
+    (``Plugin.delivery_is_for``); MalformedDelivery for an event without a usable delivery
+    id. Nothing is stored when it raises."""
     if not event.delivery_id or len(event.delivery_id) > MAX_DELIVERY_ID:
         raise MalformedDelivery(fields={"delivery_id": ["missing or too long"]})
+    if not plugin.delivery_is_for(headers or {}, event, store.external_id):
+        raise WebhookRefused("webhook refused")
+    org_id, store_id = store.org_id, store.id
     acted_on = _acts_on(plugin, event)
+    # No conflict target: a repeated delivery id and a repeated body digest (the partial
+    # unique index) are both the same delivery again.
     webhook_id = session.execute(
         insert(WebhookDelivery)
         .values(
@@ -118,7 +131,7 @@ def record(
             payload=dict(event.payload),
             status=DeliveryStatus.RECEIVED if acted_on else DeliveryStatus.IGNORED,
         )
-        .on_conflict_do_nothing(index_elements=["org_id", "store_id", "delivery_id"])
+        .on_conflict_do_nothing()
         .returning(WebhookDelivery.id)
     ).scalar_one_or_none()
     if webhook_id is None:

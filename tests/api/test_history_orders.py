@@ -108,3 +108,48 @@ def test_orders_from_before_the_store_was_connected_are_history_and_take_no_stoc
     assert _stock(team_a, variant_id) == 7
     assert _pull(team_a, store_id, job_engine)["new"] == 0
     assert _stock(team_a, variant_id) == 7
+
+
+def test_a_pull_asked_for_since_2000_reaches_back_only_to_the_connection(
+    team_a: Team, amazon: SandboxServer, job_engine: JobEngine
+) -> None:
+    # Given a seller who sold 2 mugs before connecting, and then connected with 10 in stock
+    shop = PROVISIONERS["amazon_sc"](amazon.url, "tok" + uuid.uuid4().hex)
+    _place(amazon, shop, 2)
+    time.sleep(SECOND)
+    org = f"/orgs/{team_a.org_id}"
+    connected = team_a.owner.post(
+        f"{org}/stores",
+        json={
+            "platform": "amazon_sc",
+            "name": "Amazon",
+            "external_id": shop.external_id,
+            "base_url": amazon.url,
+            "credentials": dict(shop.credentials),
+        },
+    )
+    assert connected.status_code == 201, connected.json
+    store_id = connected.json["id"]
+    product = team_a.operator.post(f"{org}/products", json={"title": "Mug"}).json["id"]
+    variant = team_a.operator.post(
+        f"{org}/products/{product}/variants",
+        json={"sku": SKU, "price": "9.00", "available_quantity": 10},
+    ).json["id"]
+    # When an operator asks for every order since 2000
+    asked = team_a.operator.post(
+        f"{org}/jobs",
+        json={
+            "job_type": "reconcile_orders",
+            "store_id": store_id,
+            "payload": {"since": "2000-01-01T00:00:00+00:00"},
+        },
+    )
+    assert asked.status_code == 202, asked.json
+    # Then the job pulls from the connection on: the old order is not even read, and the
+    # stock is untouched
+    assert asked.json["payload"]["since"] == connected.json["created_at"]
+    assert job_engine.execute(uuid.UUID(asked.json["id"])) is Outcome.COMPLETED
+    job = team_a.viewer.get(f"{org}/jobs/{asked.json['id']}").json
+    assert job["result"]["new"] == 0
+    assert _orders(team_a) == {}
+    assert _stock(team_a, variant) == 10

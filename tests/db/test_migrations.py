@@ -182,3 +182,59 @@ def _columns(conn: Any) -> set[str]:
         text("SELECT column_name FROM information_schema.columns WHERE table_name = 'stores'")
     ).scalars()
     return set(rows)
+
+
+def test_0019_marks_the_older_repeats_of_a_body_and_then_holds_each_body_once(
+    empty_database: Settings,
+) -> None:
+    # Given a store whose webhooks hold the same body twice (two delivery ids) and another
+    assert empty_database.database_url
+    migrate.upgrade(empty_database, "0018")
+    engine = make_engine(empty_database.database_url, poolclass=NullPool)
+    org, store = uuid.uuid4(), uuid.uuid4()
+    first, repeat, other = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    insert = text(
+        "INSERT INTO webhooks (id, org_id, store_id, platform, delivery_id, topic, body_sha256,"
+        " created_at) VALUES (:id, :org, :store, 'shopify', :d, 'orders/create', :sha,"
+        " now() - make_interval(secs => :age))"
+    )
+    with engine.begin() as conn:
+        conn.execute(
+            text("INSERT INTO orgs (id, name, slug) VALUES (:id, 'Org', :slug)"),
+            {"id": org, "slug": f"org-{org.hex[:8]}"},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO stores (id, org_id, platform, name, external_id) "
+                "VALUES (:id, :org, 'shopify', 'S', 's.myshopify.com')"
+            ),
+            {"id": store, "org": org},
+        )
+        for row_id, delivery, sha, age in (
+            (first, "d1", "a" * 64, 60),
+            (repeat, "d2", "a" * 64, 30),
+            (other, "d3", "b" * 64, 10),
+        ):
+            conn.execute(
+                insert,
+                {"id": row_id, "org": org, "store": store, "d": delivery, "sha": sha, "age": age},
+            )
+    # When 0019 runs
+    migrate.upgrade(empty_database)
+    # Then every row is kept, the later repeat marked as one of the first
+    with engine.connect() as conn:
+        marks = dict(conn.execute(text("SELECT id, replay_of FROM webhooks")).all())
+    assert marks == {first: None, repeat: first, other: None}
+    # And the same body again, under a new delivery id, is refused by the database
+    with pytest.raises(DBAPIError, match="uq_webhooks_org_id_store_id_body_sha256"):
+        with engine.begin() as conn:
+            conn.execute(
+                insert,
+                {"id": uuid.uuid4(), "org": org, "store": store, "d": "d4", "sha": "a" * 64,
+                 "age": 0},
+            )  # fmt: skip
+    # And downgraded, the marks go with their column
+    migrate.downgrade(empty_database, "0018")
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM webhooks")).scalar_one() == 3
+    engine.dispose()

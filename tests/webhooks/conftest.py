@@ -51,14 +51,20 @@ def add_store(
     org_id: uuid.UUID,
     platform: str,
     secret: str | None,
+    external_id: str | None = None,
 ) -> uuid.UUID:
+    """A connected store; its shop is ``external_id`` (a fresh Shopify domain, or a fresh
+    ``<platform>-...`` id, by default): what its deliveries must name."""
+    tag = uuid.uuid4().hex[:8]
+    if external_id is None:
+        external_id = f"shop-{tag}.myshopify.com" if platform == "shopify" else f"{platform}-{tag}"
     with database.org_session(org_id) as session:
         store = connect_store(
             session,
             org_id=org_id,
             platform=platform,
             name=f"{platform} store",
-            external_id=f"{platform}-{uuid.uuid4().hex[:8]}",
+            external_id=external_id,
             base_url=None,
             credentials={"access_token": "tok-" + uuid.uuid4().hex},
             webhook_secret=secret,
@@ -93,14 +99,17 @@ def shopify_order(
 def shopify_delivery(
     payload: dict[str, Any] | bytes,
     *,
+    shop: str,
     topic: str = "orders/create",
     delivery_id: str | None = None,
     secret: str = SHOPIFY_SECRET,
 ) -> tuple[bytes, dict[str, str]]:
+    """A delivery signed as Shopify signs one, from the shop domain ``shop``."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return body, {
         "Content-Type": "application/json",
         "X-Shopify-Hmac-SHA256": shopify_hmac(secret, body),
+        "X-Shopify-Shop-Domain": shop,
         "X-Shopify-Webhook-Id": delivery_id or str(uuid.uuid4()),
         "X-Shopify-Topic": topic,
     }
@@ -109,3 +118,13 @@ def shopify_delivery(
 def count(engine: Engine, table: str) -> int:
     with engine.connect() as conn:
         return int(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def external_id(engine: Engine, store_id: uuid.UUID) -> str:
+    """The shop the store is (its domain on Shopify), as its deliveries name it."""
+    with engine.connect() as conn:
+        return str(
+            conn.execute(
+                text("SELECT external_id FROM stores WHERE id = :id"), {"id": store_id}
+            ).scalar_one()
+        )

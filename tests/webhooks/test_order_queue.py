@@ -151,6 +151,26 @@ def test_an_amazon_order_arrives_by_its_queue_once_priced_and_takes_stock_once(
     assert webhooks == 1
     assert sum(r["accepted"] for r in _consumed(hub.admin, store)) == 1
 
+    # When a notification of another seller reaches this store's queue
+    change = again["Payload"]["OrderChangeNotification"]
+    foreign = {
+        **again,
+        "Payload": {
+            "OrderChangeNotification": {**change, "SellerId": "AOTHERSELLER", "AmazonOrderId": "1"}
+        },
+        "NotificationMetadata": {**again["NotificationMetadata"], "NotificationId": "n-foreign"},
+    }
+    _resend(store, foreign)
+    # Then the poll drops it as refused: nothing stored, no order, the stock unchanged
+    wait_until(lambda: any(r.get("refused") for r in _consumed(hub.admin, store)), 60)
+    with hub.admin.connect() as conn:
+        webhooks = conn.execute(
+            text("SELECT count(*) FROM webhooks WHERE store_id = :s"), {"s": store.id}
+        ).scalar_one()
+    assert webhooks == 1
+    assert len(_orders(hub.admin, store)) == 1
+    assert _held(hub.admin, sku) == 3
+
 
 def test_an_amazon_store_connected_through_the_api_alone_receives_its_orders(
     client: FlaskClient,

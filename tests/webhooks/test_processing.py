@@ -21,6 +21,7 @@ from tests.webhooks.conftest import (
     ETSY_SECRET,
     SHOPIFY_SECRET,
     add_store,
+    external_id,
     shopify_delivery,
     shopify_order,
 )
@@ -84,7 +85,7 @@ def _deliver(
     payload: dict[str, Any],
     topic: str = "orders/create",
 ) -> uuid.UUID:
-    body, headers = shopify_delivery(payload, topic=topic)
+    body, headers = shopify_delivery(payload, shop=external_id(admin_engine, store), topic=topic)
     response = client.post(f"/webhooks/shopify/{store}", data=body, headers=headers)
     assert (response.status_code, response.json) == (200, {"status": "accepted"}), response.data
     return _job_of(admin_engine, headers["X-Shopify-Webhook-Id"])

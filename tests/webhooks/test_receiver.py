@@ -24,6 +24,7 @@ from tests.webhooks.conftest import (
     SHOPIFY_SECRET,
     add_store,
     count,
+    external_id,
     shopify_delivery,
     shopify_order,
 )
@@ -43,7 +44,7 @@ def _nothing_stored(admin_engine: Engine) -> None:
 def test_valid_shopify_delivery_stores_one_row_and_enqueues_one_job(
     client: FlaskClient, admin_engine: Engine, shop_a: uuid.UUID
 ) -> None:
-    body, headers = shopify_delivery(shopify_order())
+    body, headers = shopify_delivery(shopify_order(), shop=external_id(admin_engine, shop_a))
     response = _post(client, "shopify", shop_a, body, headers)
     assert response.status_code == 200, response.data
     assert response.json == {"status": "accepted"}
@@ -68,13 +69,13 @@ def _only_webhook_id(admin_engine: Engine) -> uuid.UUID:
 def test_the_same_delivery_five_times_and_concurrently_is_stored_once(
     client: FlaskClient, app: Flask, admin_engine: Engine, shop_a: uuid.UUID
 ) -> None:
-    body, headers = shopify_delivery(shopify_order())
+    body, headers = shopify_delivery(shopify_order(), shop=external_id(admin_engine, shop_a))
     statuses = [_post(client, "shopify", shop_a, body, headers).status_code for _ in range(5)]
     assert statuses == [200] * 5
     assert count(admin_engine, "webhooks") == 1
     assert count(admin_engine, "jobs") == 1
 
-    body2, headers2 = shopify_delivery(shopify_order(2002))
+    body2, headers2 = shopify_delivery(shopify_order(2002), shop=external_id(admin_engine, shop_a))
     results: list[tuple[int, str]] = []
     barrier = threading.Barrier(5)
 
@@ -105,7 +106,7 @@ def test_every_failed_proof_gets_the_same_401_and_stores_nothing(
 ) -> None:
     shop_b = add_store(database, settings, org_b, "shopify", "another-secret")
     no_secret = add_store(database, settings, org_b, "shopify", None)
-    body, headers = shopify_delivery(shopify_order())
+    body, headers = shopify_delivery(shopify_order(), shop=external_id(admin_engine, shop_a))
     tampered = body[:-2] + (b"}" if body[-2:-1] != b"}" else b" ") + body[-1:]
     assert tampered != body and len(tampered) == len(body)
     hex_sig = hmac.new(SHOPIFY_SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -150,7 +151,7 @@ def test_etsy_standard_webhooks_timestamp_outside_five_minutes_is_refused(
     settings: Settings,
     org_a: uuid.UUID,
 ) -> None:
-    etsy = add_store(database, settings, org_a, "etsy", ETSY_SECRET)
+    etsy = add_store(database, settings, org_a, "etsy", ETSY_SECRET, external_id="1")
     payload = {"event_type": "shop.updated", "shop_id": 1}
     now = int(time.time())
     for skew in (-301, 301):
@@ -170,13 +171,15 @@ def test_a_body_over_the_limit_is_413_and_malformed_json_is_400(
     client: FlaskClient, admin_engine: Engine, shop_a: uuid.UUID
 ) -> None:
     big = b"{" + b" " * (10 * 1024 * 1024) + b"}"
-    body, headers = shopify_delivery(big)
+    body, headers = shopify_delivery(big, shop=external_id(admin_engine, shop_a))
     response = _post(client, "shopify", shop_a, body, headers)
     assert response.status_code == 413
     assert json.loads(response.data)["status"] == 413
     assert len(big) > MAX_BODY
 
-    body, headers = shopify_delivery(b'{"id": 1, "line_items": [')
+    body, headers = shopify_delivery(
+        b'{"id": 1, "line_items": [', shop=external_id(admin_engine, shop_a)
+    )
     response = _post(client, "shopify", shop_a, body, headers)
     assert response.status_code == 400, response.data
     assert json.loads(response.data)["status"] == 400
@@ -189,7 +192,9 @@ def test_a_body_over_the_limit_is_413_and_malformed_json_is_400(
 def test_a_shopify_topic_the_hub_ignores_is_kept_without_a_job(
     client: FlaskClient, admin_engine: Engine, shop_a: uuid.UUID
 ) -> None:
-    body, headers = shopify_delivery({"id": 5, "title": "x"}, topic="products/update")
+    body, headers = shopify_delivery(
+        {"id": 5, "title": "x"}, shop=external_id(admin_engine, shop_a), topic="products/update"
+    )
     response = _post(client, "shopify", shop_a, body, headers)
     assert (response.status_code, response.json) == (200, {"status": "ignored"})
     assert count(admin_engine, "webhooks") == 1

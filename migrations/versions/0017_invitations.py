@@ -1,7 +1,7 @@
 """orgs: invitations to join an organisation, and the invitee's narrow look-ups
 
-Revision ID: 0018
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-12-02
 
 Members are added by invitation instead of by looking an email up (which told any owner
@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0018"
+revision = "0017"
 down_revision = "0016"
 branch_labels = None
 depends_on = None

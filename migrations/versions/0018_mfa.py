@@ -1,7 +1,7 @@
 """multi-factor sign-in (TOTP factors, recovery codes, login challenges) and key rotation
 
-Revision ID: 0019
-Revises: 0015
+Revision ID: 0018
+Revises: 0017
 Create Date: 2026-12-02
 
 - ``totp_factors``: one per person, the TOTP secret as a Fernet token bound to them, pending
@@ -23,8 +23,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019"
-down_revision = "0018"
+revision = "0018"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
