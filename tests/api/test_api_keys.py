@@ -12,14 +12,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from fusion.auth.access import PEOPLE_ONLY
-from tests.api.conftest import Caller, Team, count_rows, signup
+from tests.api.conftest import Caller, Team, count_rows, join, signup
 
 
 def _member(team: Team, person: Caller, role: str) -> uuid.UUID:
-    email = person.get("/me").json["user"]["email"]
-    added = team.owner.post(f"/orgs/{team.org_id}/members", json={"email": email, "role": role})
-    assert added.status_code == 201, added.json
-    return uuid.UUID(added.json["id"])
+    return join(team.owner, team.org_id, person, role)
 
 
 def _key(creator: Caller, org: uuid.UUID, role: str, name: str = "ci") -> tuple[Caller, str]:
@@ -140,6 +137,7 @@ def test_keys_cannot_manage_members_or_keys(team_a: Team, admin_engine: Engine) 
     key, key_id = _key(team_a.owner, team_a.org_id, "owner")
     keys_before = count_rows(admin_engine, "api_keys", org_id=team_a.org_id)
     members_before = count_rows(admin_engine, "org_members", org_id=team_a.org_id)
+    invitations_before = count_rows(admin_engine, "org_invitations", org_id=team_a.org_id)
     viewer = team_a.member_ids["viewer"]
     attempts = [
         ("POST", f"{org}/api-keys", {"name": "more", "role": "owner"}),
@@ -147,7 +145,8 @@ def test_keys_cannot_manage_members_or_keys(team_a: Team, admin_engine: Engine) 
         ("GET", f"{org}/api-keys/{key_id}", None),
         ("DELETE", f"{org}/api-keys/{key_id}", None),
         ("POST", f"{org}/api-keys/revoke-all", None),
-        ("POST", f"{org}/members", {"email": "someone@example.test", "role": "owner"}),
+        ("POST", f"{org}/invitations", {"email": "someone@example.test", "role": "owner"}),
+        ("GET", f"{org}/invitations", None),
         ("PATCH", f"{org}/members/{viewer}", {"role": "owner"}),
         ("DELETE", f"{org}/members/{viewer}", None),
     ]
@@ -160,6 +159,7 @@ def test_keys_cannot_manage_members_or_keys(team_a: Team, admin_engine: Engine) 
         assert answer.json["detail"] == PEOPLE_ONLY
     assert count_rows(admin_engine, "api_keys", org_id=team_a.org_id) == keys_before
     assert count_rows(admin_engine, "org_members", org_id=team_a.org_id) == members_before
+    assert count_rows(admin_engine, "org_invitations", org_id=team_a.org_id) == invitations_before
     assert key.get(org).status_code == 200  # not revoked either
     roles = {m["role"] for m in team_a.owner.get(f"{org}/members").json["items"]}
     assert roles == {"owner", "operator", "viewer"}

@@ -10,7 +10,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from fusion.approvals.service import FOUR_EYES, KEYS_NEVER_DECIDE
-from tests.api.conftest import Caller, Team, count_rows, signup
+from tests.api.conftest import Caller, Team, count_rows, join, signup
 from tests.api.kit import make_kit
 
 
@@ -22,9 +22,7 @@ def _key(creator: Caller, org: uuid.UUID, role: str) -> tuple[Caller, str]:
 
 def _second_owner(client: FlaskClient, team: Team) -> Caller:
     person = signup(client)
-    email = person.get("/me").json["user"]["email"]
-    added = team.owner.post(f"/orgs/{team.org_id}/members", json={"email": email, "role": "owner"})
-    assert added.status_code == 201, added.json
+    join(team.owner, team.org_id, person, "owner")
     return person
 
 
