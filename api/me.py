@@ -4,14 +4,17 @@ invitations addressed to their email (accepted or declined here)."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask_smorest import Blueprint
+from sqlalchemy.orm import Session
 
 from api.context import hub
 from api.quota import charge_password_check
 from api.security import claims, principal, system_tx, user_scope
 from fusion.auth import mfa, sessions
+from fusion.auth.access import Principal
 from fusion.auth.models import OrgMember, User
 from fusion.errors import NotFound
 from fusion.orgs import invitations
@@ -26,6 +29,8 @@ from schemas.auth import (
     TotpEnrolmentSchema,
 )
 from schemas.orgs import InvitationSchema, MemberSchema
+
+T = TypeVar("T")
 
 blp = Blueprint("me", __name__, url_prefix="/me", description="The caller.")
 
@@ -56,14 +61,7 @@ def accept_invitation(invitation_id: uuid.UUID) -> OrgMember:
     """Join the organisation with the invitation's role; the answer is your membership. 404
     unless the invitation is addressed to your email; 409 once it is no longer open (answered,
     cancelled or expired) or if you are already a member."""
-    invitee = principal()
-    with system_tx() as session:
-        org_id = invitations.invitation_org(session, invitee.actor_id, invitation_id)
-    with hub().database.org_session(org_id) as session:
-        member = invitations.accept(session, invitee, invitation_id)
-        session.flush()
-        session.refresh(member)
-    return member
+    return _answer(invitations.accept, invitation_id)
 
 
 @blp.post("/invitations/<uuid:invitation_id>/decline")
@@ -73,14 +71,20 @@ def accept_invitation(invitation_id: uuid.UUID) -> OrgMember:
 def decline_invitation(invitation_id: uuid.UUID) -> Invitation:
     """Turn the invitation down (404 unless it is addressed to your email; 409 once it is no
     longer open)."""
+    return _answer(invitations.decline, invitation_id)
+
+
+def _answer(how: Callable[[Session, Principal, uuid.UUID], T], invitation_id: uuid.UUID) -> T:
+    """Answer an invitation addressed to the caller, in the org's own transaction (found
+    through the invitee's narrow look-up, which is 404 for anyone else's)."""
     invitee = principal()
     with system_tx() as session:
         org_id = invitations.invitation_org(session, invitee.actor_id, invitation_id)
     with hub().database.org_session(org_id) as session:
-        invitation = invitations.decline(session, invitee, invitation_id)
+        answered = how(session, invitee, invitation_id)
         session.flush()
-        session.refresh(invitation)
-    return invitation
+        session.refresh(answered)
+    return answered
 
 
 @blp.get("/mfa")

@@ -247,15 +247,7 @@ def create_api_key(
 def revoke_api_key(session: Session, access: Access, key_id: uuid.UUID) -> ApiKey:
     """Revoke a key of the org (idempotent); raises NotFound for another org's or unknown id."""
     key = api_keys.revoke(session, key_id)
-    record(
-        session,
-        org_id=access.org_id,
-        actor=access.principal,
-        action="api_key.revoke",
-        resource_type="api_key",
-        resource_id=key.id,
-        after=snapshot(key, KEY_FIELDS),
-    )
+    _record_revoked(session, access, [key])
     return key
 
 
@@ -277,7 +269,11 @@ def revoke_all_api_keys(session: Session, access: Access) -> list[ApiKey]:
     return keys
 
 
-def _record_revoked(session: Session, access: Access, keys: list[ApiKey], *, reason: str) -> None:
+def _record_revoked(
+    session: Session, access: Access, keys: list[ApiKey], *, reason: str | None = None
+) -> None:
+    """One ``api_key.revoke`` audit entry per key, with the reason when it was not the key's
+    own revocation."""
     for key in keys:
         record(
             session,
@@ -286,7 +282,7 @@ def _record_revoked(session: Session, access: Access, keys: list[ApiKey], *, rea
             action="api_key.revoke",
             resource_type="api_key",
             resource_id=key.id,
-            after={**snapshot(key, KEY_FIELDS), "reason": reason},
+            after={**snapshot(key, KEY_FIELDS), **({"reason": reason} if reason else {})},
         )
 
 

@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from fusion.config import Settings
+from tests.support.logs import json_lines
 from tests.support.servers import free_port
 from tests.support.workers import ROOT
 
@@ -53,22 +54,14 @@ def gunicorn(
         proc.wait(20)
 
 
-def _lines(log: Path) -> list[dict[str, Any]]:
-    found = []
-    for raw in log.read_text(errors="replace").splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue  # gunicorn's own lines are text
-        if isinstance(line, dict):
-            found.append(line)
-    return found
-
-
 def _line_of(log: Path, request_id: str) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while True:
-        lines = [line for line in _lines(log) if line.get("request_id") == request_id]
+        lines = [
+            line
+            for line in json_lines(log.read_text(errors="replace"))
+            if line.get("request_id") == request_id
+        ]
         if lines:
             return lines[-1]
         assert time.monotonic() < deadline, f"no log line for {request_id}"

@@ -8,7 +8,6 @@ an idempotent create after a lost answer, and a canary credential that never lea
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +25,7 @@ from fusion.sandbox import SANDBOXES, SandboxServer
 from fusion.stores.service import update_credentials
 from tests.plugins.e2e import Hub, Processes, Store, sandboxes, worker_env, workers_and_beat
 from tests.plugins.faults import LostAnswerProxy, RedisMonitor
+from tests.support.logs import json_lines
 
 # celeryconfig sets task_acks_on_failure_or_timeout, which Celery 5.6 flags as pending
 # deprecation; under "warnings are errors" that would stop this process publishing at all.
@@ -406,18 +406,5 @@ def test_a_canary_credential_never_leaves_the_plugin_call(
     ):
         assert canary not in blob, f"the canary credential leaked into {where}"
     assert "run_job" in monitor.captured()  # the monitor did see the Celery traffic
-    job_lines = [line for line in _json_lines(procs.output()) if line.get("job_id")]
+    job_lines = [line for line in json_lines(procs.output()) if line.get("job_id")]
     assert {line["job_type"] for line in job_lines} >= {"create_product", "list_products"}
-
-
-def _json_lines(output: str) -> list[dict[str, Any]]:
-    """The log lines of the processes' output that are JSON objects (the banner is not)."""
-    lines = []
-    for raw in output.splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines

@@ -4,7 +4,6 @@ names the job in each line of its run."""
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from fusion.db.session import Database
 from fusion.jobs import service
+from tests.support.logs import json_lines
 from tests.workers.conftest import Celery, wait_until
 from workers.app import QuietSweeps
 from workers.dispatcher import CeleryDispatcher
@@ -61,20 +61,8 @@ def test_a_worker_with_json_logs_names_the_job_in_every_line_of_its_run(
     assert by_job[str(failed.id)]["attempt"] == "1"
     assert "title too long" in by_job[str(failed.id)]["message"]
     # And Celery's own lines are JSON too (the worker's "ready")
-    assert any("ready" in line["message"] for line in _json_lines(worker.output()))
-
-
-def _json_lines(output: str) -> list[dict[str, Any]]:
-    lines = []
-    for raw in output.splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue  # the start-up banner is printed, not logged
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines
+    assert any("ready" in line["message"] for line in json_lines(worker.output()))
 
 
 def _job_lines(output: str) -> list[dict[str, Any]]:
-    return [line for line in _json_lines(output) if line.get("logger") == "fusion.jobs.engine"]
+    return [line for line in json_lines(output) if line.get("logger") == "fusion.jobs.engine"]
