@@ -5,6 +5,11 @@ authenticates the caller inside it, checks their membership and role in the org 
 URL, applies the org's request quota, and only then runs the view. ``user_scope()`` does the
 same for the caller's own account (no org). ``public()`` marks the few open endpoints. A test
 walks ``app.url_map`` and fails on any view that declares none of them.
+
+Each decorator also leaves its :class:`Guard` on the view: ``api.preflight`` reads it before
+the request is routed to the view, and authenticates the caller (and checks their standing in
+the org) before flask-smorest parses a single argument. The decorator then does it again
+inside the view's own transaction, where the membership that authorises the action is read.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -33,6 +39,27 @@ SecurityDoc = list[dict[str, list[str]]]
 SECURITY: SecurityDoc = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 USER_SECURITY: SecurityDoc = [{"bearerAuth": []}]
 SCOPE_ATTR = "__fusion_scope__"
+GUARD_ATTR = "__fusion_guard__"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a view demands of its caller: an org role, a person (or key), or nothing."""
+
+    kind: str  # "org", "user" or "public"
+    minimum: Role | None = None
+    allow_keys: bool = True
+
+    def check(self, org_id: uuid.UUID | None) -> None:
+        """Authenticate the current request's caller as this guard demands, in a short
+        transaction of its own; raises AuthenticationFailed (401), or for an org guard
+        NotFound (not a member: 404) and PermissionDenied (role too low: 403)."""
+        if self.kind == "org" and org_id is not None and self.minimum is not None:
+            with hub().database.org_session(org_id) as session:
+                authorize(session, authenticate(session), org_id, self.minimum)
+        elif self.kind in ("org", "user"):
+            with hub().database.system_session() as session:
+                authenticate(session, allow_keys=self.allow_keys)
 
 
 def _presented() -> tuple[str, str]:
@@ -106,6 +133,7 @@ def org_scope(minimum: Role) -> Callable[[F], F]:
                     g.pop("session", None)
 
         setattr(wrapper, SCOPE_ATTR, f"org:{minimum.value}")
+        setattr(wrapper, GUARD_ATTR, Guard("org", minimum))
         _document(wrapper, SECURITY, (401, 403, 404, 409, 429))
         return wrapper  # type: ignore[return-value]
 
@@ -132,6 +160,7 @@ def user_scope(*, allow_keys: bool = False) -> Callable[[F], F]:
             return view(*args, **kwargs)
 
         setattr(wrapper, SCOPE_ATTR, "user")
+        setattr(wrapper, GUARD_ATTR, Guard("user", allow_keys=allow_keys))
         _document(wrapper, SECURITY if allow_keys else USER_SECURITY, (401, 409))
         return wrapper  # type: ignore[return-value]
 
@@ -141,6 +170,7 @@ def user_scope(*, allow_keys: bool = False) -> Callable[[F], F]:
 def public(view: F) -> F:
     """An endpoint anyone may call (sign-up, login, probes)."""
     setattr(view, SCOPE_ATTR, "public")
+    setattr(view, GUARD_ATTR, Guard("public"))
     doc = deepcopy(getattr(view, "_apidoc", {}))
     doc.setdefault("manual_doc", {})["security"] = []
     view._apidoc = doc  # type: ignore[attr-defined]

@@ -94,6 +94,13 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return raw
 
 
+def _metrics_token(env: Mapping[str, str], name: str) -> str | None:
+    token = _text(env, name)
+    if token is not None and len(token) < 16:
+        raise ConfigError(f"{name}: must be at least 16 characters")
+    return token
+
+
 def _seconds_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     raw = _text(env, name)
     if raw is None:
@@ -175,6 +182,11 @@ VARIABLES: Mapping[str, str] = {
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
     "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
     "job_modules": "FUSION_JOB_MODULES",
+    "streams_port": "FUSION_STREAMS_PORT",
+    "streams_per_principal": "FUSION_STREAMS_PER_PRINCIPAL",
+    "streams_per_org": "FUSION_STREAMS_PER_ORG",
+    "metrics_token": "FUSION_METRICS_TOKEN",
+    "metrics_cache_s": "FUSION_METRICS_CACHE_S",
 }
 
 
@@ -218,6 +230,13 @@ class Settings:
     order_queue_poll_s: int = 60  # every store's order notification queue; 0 turns it off
     # Modules imported at start besides the built-in job modules, so their job types exist.
     job_modules: tuple[str, ...] = ()
+    # Event streams are served by a process of their own (gevent) on this port, and capped.
+    streams_port: int = 8001
+    streams_per_principal: int = 3
+    streams_per_org: int = 20
+    # /metrics answers only `Authorization: Bearer <token>`; without a token it is not served.
+    metrics_token: str | None = None
+    metrics_cache_s: float = 5  # job and broker figures are read at most this often
 
     @property
     def dev(self) -> bool:
@@ -303,6 +322,11 @@ class Settings:
             worker_soft_shutdown_s=_float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
             order_queue_poll_s=_int(env, v["order_queue_poll_s"], 60, lo=0, hi=86400),
             job_modules=_names(env, v["job_modules"]),
+            streams_port=_int(env, v["streams_port"], 8001, lo=1, hi=65535),
+            streams_per_principal=_int(env, v["streams_per_principal"], 3, lo=1, hi=1000),
+            streams_per_org=_int(env, v["streams_per_org"], 20, lo=1, hi=100_000),
+            metrics_token=_metrics_token(env, v["metrics_token"]),
+            metrics_cache_s=_float(env, v["metrics_cache_s"], 5, lo=0, hi=3600),
         )
 
     def with_urls(self, *, database_url: str, redis_url: str) -> Settings:
