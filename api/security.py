@@ -8,8 +8,9 @@ walks ``app.url_map`` and fails on any view that declares none of them.
 
 Each decorator also leaves its :class:`Guard` on the view: ``api.preflight`` reads it before
 the request is routed to the view, and authenticates the caller (and checks their standing in
-the org) before flask-smorest parses a single argument. The decorator then does it again
-inside the view's own transaction, where the membership that authorises the action is read.
+the org) before flask-smorest parses a single argument. The decorator takes that caller and
+checks their membership again inside the view's own transaction, where the membership that
+authorises the action is read.
 """
 
 from __future__ import annotations
@@ -56,10 +57,23 @@ class Guard:
         NotFound (not a member: 404) and PermissionDenied (role too low: 403)."""
         if self.kind == "org" and org_id is not None and self.minimum is not None:
             with hub().database.org_session(org_id) as session:
-                authorize(session, authenticate(session), org_id, self.minimum)
+                principal = authenticate(session)
+                authorize(session, principal, org_id, self.minimum)
         elif self.kind in ("org", "user"):
             with hub().database.system_session() as session:
-                authenticate(session, allow_keys=self.allow_keys)
+                principal = authenticate(session, allow_keys=self.allow_keys)
+        else:
+            return
+        g.preflight_principal = principal
+
+
+def _authenticated(session: Session, *, allow_keys: bool = True) -> Principal:
+    """The caller the preflight authenticated for this request (once is enough: a person or
+    key the preflight let through a moment ago is still who they were); else authenticate."""
+    found = g.pop("preflight_principal", None)
+    if isinstance(found, Principal) and (allow_keys or found.actor_type is ActorType.USER):
+        return found
+    return authenticate(session, allow_keys=allow_keys)
 
 
 def _presented() -> tuple[str, str]:
@@ -119,7 +133,7 @@ def org_scope(minimum: Role) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             org_id: uuid.UUID = kwargs["org_id"]
             with hub().database.org_session(org_id) as session:
-                principal = authenticate(session)
+                principal = _authenticated(session)
                 access = authorize(session, principal, org_id, minimum)
                 charge(org_id)
                 if principal.actor_type is ActorType.API_KEY:
@@ -156,7 +170,7 @@ def user_scope(*, allow_keys: bool = False) -> Callable[[F], F]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with hub().database.system_session() as session:
-                g.principal = authenticate(session, allow_keys=allow_keys)
+                g.principal = _authenticated(session, allow_keys=allow_keys)
             return view(*args, **kwargs)
 
         setattr(wrapper, SCOPE_ATTR, "user")
