@@ -34,6 +34,7 @@ RUN pip install --no-deps -e . \
  && chown fusion:fusion "$FUSION_HOME"
 
 USER fusion
-EXPOSE 8000 5555
-CMD ["gunicorn", "api.wsgi:app", "--bind", "0.0.0.0:8000", "--workers", "4", "--threads", "4", \
+EXPOSE 8000 8001 5555
+CMD ["gunicorn", "api.wsgi:app", "--bind", "0.0.0.0:8000", "--worker-class", "api.serving.ApiWorker", \
+     "--workers", "4", "--threads", "4", \
      "--no-control-socket", "--access-logfile", "-"]

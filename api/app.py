@@ -26,18 +26,20 @@ from api import (
     orders,
     orgs,
     plugins,
+    preflight,
     problems,
     products,
     request_log,
     stores,
     webhooks,
 )
-from api.context import Hub
+from api.context import Hub, Serves
 from api.quota import QuotaExceeded
 from api.urls import RefuseCredentialsInUrl
 from fusion.auth.errors import HashingBusy
 from fusion.config import Settings
 from fusion.errors import FusionError
+from fusion.ratelimit.slots import SlotsTaken
 from schemas.common import ProblemSchema
 from workers import dispatcher  # the one allowed import from workers (the publish port)
 
@@ -96,39 +98,49 @@ def _start(hub: Hub) -> None:
     boot.start(hub.settings, hub.database, dispatcher=dispatcher.CeleryDispatcher(publisher))
 
 
-def create_app(settings: Settings | None = None, *, install_ports: bool = True) -> Flask:
-    """Build the API for ``settings`` (read from the environment when not given)."""
+RESOURCES = (
+    auth,
+    me,
+    orgs,
+    api_keys,
+    stores,
+    plugins,
+    products,
+    listings,
+    inventory,
+    jobs,
+    orders,
+    approvals,
+    audit,
+    events,
+)
+
+
+def create_app(
+    settings: Settings | None = None, *, install_ports: bool = True, serves: Serves = Serves.ALL
+) -> Flask:
+    """Build the API for ``settings`` (read from the environment when not given).
+
+    ``serves`` says which process this is (``api.wsgi``: the API, ``api.streams_wsgi``: the
+    event streams; everything in one process otherwise, as in the tests)."""
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     _configure(app, settings)
-    hub = app.extensions["fusion"] = Hub.connect(settings)
+    hub = app.extensions["fusion"] = Hub.connect(settings, serves)
     if install_ports:
         _start(hub)
 
     api = FusionApi(app)
     app.register_error_handler(FusionError, _fusion_error)
     app.register_error_handler(Exception, problems.from_unexpected)
+    preflight.install(app)  # before any other hook: authentication comes before parsing
 
-    for module in (
-        auth,
-        me,
-        orgs,
-        api_keys,
-        stores,
-        plugins,
-        products,
-        listings,
-        inventory,
-        jobs,
-        orders,
-        approvals,
-        audit,
-        events,
-    ):
+    for module in (events,) if serves is Serves.STREAMS else RESOURCES:
         api.register_blueprint(module.blp)
     app.register_blueprint(health.blp)
-    app.register_blueprint(webhooks.blp)
-    metrics.install(app)
+    if serves is not Serves.STREAMS:
+        app.register_blueprint(webhooks.blp)
+        metrics.install(app)
     request_log.install(app)
     app.after_request(_no_store)
     # Outermost: a credential in the URL is refused before Flask, and kept out of the log.
@@ -143,7 +155,7 @@ def _no_store(response: Response) -> Response:
 
 
 def _fusion_error(error: FusionError) -> Response:
-    if isinstance(error, QuotaExceeded):
+    if isinstance(error, QuotaExceeded | SlotsTaken):
         return problems.problem(429, str(error), headers={"Retry-After": str(error.retry_after_s)})
     if isinstance(error, HashingBusy):
         return problems.problem(503, str(error), headers={"Retry-After": str(error.retry_after_s)})

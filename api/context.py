@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 import redis
@@ -12,14 +13,23 @@ from fusion.db.session import Database
 from fusion.errors import ConfigError
 
 
+class Serves(enum.StrEnum):
+    """Which requests a process answers (docs/running.md)."""
+
+    ALL = "all"  # everything in one process: tests, and an app embedded by hand
+    API = "api"  # the API's gunicorn (request threads): every path but the event streams
+    STREAMS = "streams"  # the streams process (gevent): the event streams and the probes
+
+
 @dataclass
 class Hub:
     settings: Settings
     database: Database
     redis: redis.Redis
+    serves: Serves = Serves.ALL
 
     @classmethod
-    def connect(cls, settings: Settings) -> Hub:
+    def connect(cls, settings: Settings, serves: Serves = Serves.ALL) -> Hub:
         if not settings.app_database_url:
             raise ConfigError("FUSION_DATABASE_URL: not set (the API needs a database)")
         if not settings.redis_url:
@@ -30,6 +40,7 @@ class Hub:
             redis=redis.Redis.from_url(
                 settings.redis_url, socket_timeout=2, socket_connect_timeout=2
             ),
+            serves=serves,
         )
 
 

@@ -3,21 +3,28 @@
 The stream polls Postgres (the truth) for rows updated since the last event. Each event's id
 is its position, so a client that reconnects with ``Last-Event-ID`` resumes where it stopped.
 The caller's membership is checked again on every poll: a removed member's stream ends.
+
+Streams are served by a process of their own (``api.streams_wsgi``, gevent), never by the
+API's request threads, and each caller and each org may hold only so many at once (slots in
+Redis, ``fusion.ratelimit.slots``; a crashed process's slots expire with their lease).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
+import redis
 from flask import Response, request
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from api.context import hub
+from api import problems
+from api.context import Serves, hub
 from api.security import access, org_scope
 from fusion.approvals.models import Approval
 from fusion.auth.access import Principal, authorize
@@ -25,7 +32,9 @@ from fusion.auth.models import Role
 from fusion.db.session import Database
 from fusion.errors import FusionError
 from fusion.jobs.models import Job
+from fusion.ratelimit import slots
 
+log = logging.getLogger(__name__)
 blp = Blueprint("events", __name__, url_prefix="/orgs", description="Live changes.")
 POLL_S = 1.0
 STREAM_S = 300  # then the client reconnects with Last-Event-ID (re-authenticating)
@@ -35,12 +44,14 @@ OVERLAP = timedelta(seconds=5)
 
 
 def _position(value: str | None) -> datetime:
+    """Where ``Last-Event-ID`` says to resume; now for anything else. In UTC: Postgres
+    refuses offsets beyond 15:59 that Python accepts."""
     if value:
         try:
             stamp = datetime.fromisoformat(value.split("|", 1)[0])
             if stamp.tzinfo is not None:
-                return stamp
-        except ValueError:
+                return stamp.astimezone(UTC)
+        except (ValueError, OverflowError):
             pass
     return datetime.now(UTC)
 
@@ -123,19 +134,74 @@ def _stream(
         time.sleep(POLL_S)
 
 
+class _Body:
+    """A stream's response body: its events, holding the stream's slot until the server
+    closes the body (WSGI servers close every body, even one they never iterated, and also
+    when the client has gone)."""
+
+    def __init__(self, events: Iterator[str], slot: slots.Slot | None) -> None:
+        self.events = events
+        self.slot = slot
+
+    def __iter__(self) -> _Body:
+        return self
+
+    def __next__(self) -> str:
+        if self.slot is not None:
+            self.slot.renew()
+        return next(self.events)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self.slot is not None:
+                self.slot.release()
+
+
+def _take_slot(org_id: uuid.UUID, principal: Principal) -> slots.Slot | None:
+    """One stream slot for the caller and one for the org (SlotsTaken: a 429). If Redis is
+    down the stream is served uncounted, as the request quota is (api/quota.py)."""
+    settings = hub().settings
+    limits = [
+        slots.Limit(
+            "caller",
+            f"streams:{principal.actor_type.value}:{principal.actor_id}",
+            settings.streams_per_principal,
+        ),
+        slots.Limit("organisation", f"streams:org:{org_id}", settings.streams_per_org),
+    ]
+    try:
+        return slots.take(hub().redis, limits)
+    except redis.RedisError:
+        log.warning("stream slots unavailable (redis); serving the stream uncounted")
+        return None
+
+
 @blp.get("/<uuid:org_id>/events")
 @blp.response(
     200,
     content_type="text/event-stream",
     description="Server-sent events: `job` and `approval` changes.",
 )
+@blp.alt_response(421, response="MISDIRECTED_REQUEST")
 @org_scope(Role.VIEWER)
 def events(org_id: uuid.UUID) -> Response:
-    """Job and approval changes as they happen (send Last-Event-ID to resume)."""
+    """Job and approval changes as they happen (send Last-Event-ID to resume). Each caller
+    may hold a few streams at once, each org a few more (then 429)."""
+    if hub().serves is Serves.API:
+        return problems.problem(
+            421,
+            "Event streams are served by the streams process (FUSION_STREAMS_PORT), not by "
+            "the API's: route /orgs/{org_id}/events there.",
+        )
     start = _position(request.headers.get("Last-Event-ID"))
-    response = Response(
-        _stream(hub().database, org_id, access().principal, start), mimetype="text/event-stream"
-    )
+    principal = access().principal
+    slot = _take_slot(org_id, principal)
+    body = _Body(_stream(hub().database, org_id, principal, start), slot)
+    response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
     return response

@@ -2,20 +2,31 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api import problems
 from api.security import public
 from fusion.metrics import ApiMetrics
 
 
+def _scraper_allowed(token: str) -> bool:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        value.strip().encode(), token.encode()
+    )
+
+
 def install(app: Flask) -> None:
-    """Count every request and serve /metrics. It carries aggregates only (no org, no ids);
-    expose it to the scraper's network, not to the internet."""
+    """Count every request and serve /metrics to a scraper presenting FUSION_METRICS_TOKEN
+    (anyone else: the one 401; no token configured: 404, not served). It carries aggregates
+    only (no org, no ids), read at most once per FUSION_METRICS_CACHE_S."""
     fusion = app.extensions["fusion"]
-    metrics = ApiMetrics(fusion.database, fusion.redis)
+    settings = fusion.settings
+    metrics = ApiMetrics(fusion.database, fusion.redis, cache_s=settings.metrics_cache_s)
     app.extensions["fusion_metrics"] = metrics
 
     @app.before_request
@@ -32,8 +43,12 @@ def install(app: Flask) -> None:
             metrics.latency.labels(request.method, endpoint).observe(time.perf_counter() - started)
         return response
 
-    @public
+    @public  # not a caller of the API: the scraper's own token is checked here
     def serve() -> Response:
+        if settings.metrics_token is None:
+            return problems.problem(404)
+        if not _scraper_allowed(settings.metrics_token):
+            return problems.unauthorized()
         return Response(generate_latest(metrics.registry), mimetype=CONTENT_TYPE_LATEST)
 
     app.add_url_rule("/metrics", "metrics", serve, methods=["GET"])

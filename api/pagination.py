@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from fusion.errors import NotFound, ValidationFailed
+
+MAX_OFFSET = timedelta(hours=16)  # Postgres takes UTC offsets up to 15:59:59
 
 
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
@@ -20,16 +22,21 @@ def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The position a cursor names; a cursor that was not made by us is a 422 on ``cursor``."""
+    """The position a cursor names, in UTC; a cursor that was not made by us is a 422 on
+    ``cursor``. That includes one whose offset Postgres refuses (Python accepts up to 24
+    hours, Postgres under 16: ``+20:00`` would be a database error) or whose moment has no
+    UTC equivalent."""
+    invalid = ValidationFailed(fields={"cursor": ["Not a valid cursor."]})
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, _, row_id = raw.partition("|")
-        position = datetime.fromisoformat(stamp), uuid.UUID(row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ValidationFailed(fields={"cursor": ["Not a valid cursor."]}) from None
-    if position[0].tzinfo is None:
-        raise ValidationFailed(fields={"cursor": ["Not a valid cursor."]})
-    return position
+        at, position = datetime.fromisoformat(stamp), uuid.UUID(row_id)
+        offset = at.utcoffset()
+        if offset is None or abs(offset) >= MAX_OFFSET:
+            raise invalid
+        return at.astimezone(UTC), position
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
+        raise invalid from None
 
 
 def page(

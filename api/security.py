@@ -5,6 +5,12 @@ authenticates the caller inside it, checks their membership and role in the org 
 URL, applies the org's request quota, and only then runs the view. ``user_scope()`` does the
 same for the caller's own account (no org). ``public()`` marks the few open endpoints. A test
 walks ``app.url_map`` and fails on any view that declares none of them.
+
+Each decorator also leaves its :class:`Guard` on the view: ``api.preflight`` reads it before
+the request is routed to the view, and authenticates the caller (and checks their standing in
+the org) before flask-smorest parses a single argument. The decorator takes that caller and
+checks their membership again inside the view's own transaction, where the membership that
+authorises the action is read.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from copy import deepcopy
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -34,6 +41,41 @@ SecurityDoc = list[dict[str, list[str]]]
 SECURITY: SecurityDoc = [{"bearerAuth": []}, {"apiKeyHeader": []}]
 USER_SECURITY: SecurityDoc = [{"bearerAuth": []}]
 SCOPE_ATTR = "__fusion_scope__"
+GUARD_ATTR = "__fusion_guard__"
+
+
+@dataclass(frozen=True)
+class Guard:
+    """What a view demands of its caller: an org role, a person (or key), or nothing."""
+
+    kind: str  # "org", "user" or "public"
+    minimum: Role | None = None
+    allow_keys: bool = True
+    people_only: bool = False
+
+    def check(self, org_id: uuid.UUID | None) -> None:
+        """Authenticate the current request's caller as this guard demands, in a short
+        transaction of its own; raises AuthenticationFailed (401), or for an org guard
+        NotFound (not a member: 404) and PermissionDenied (role too low: 403)."""
+        if self.kind == "org" and org_id is not None and self.minimum is not None:
+            with hub().database.org_session(org_id) as session:
+                principal = authenticate(session)
+                authorize(session, principal, org_id, self.minimum, people_only=self.people_only)
+        elif self.kind in ("org", "user"):
+            with hub().database.system_session() as session:
+                principal = authenticate(session, allow_keys=self.allow_keys)
+        else:
+            return
+        g.preflight_principal = principal
+
+
+def _authenticated(session: Session, *, allow_keys: bool = True) -> Principal:
+    """The caller the preflight authenticated for this request (once is enough: a person or
+    key the preflight let through a moment ago is still who they were); else authenticate."""
+    found = g.pop("preflight_principal", None)
+    if isinstance(found, Principal) and (allow_keys or found.actor_type is ActorType.USER):
+        return found
+    return authenticate(session, allow_keys=allow_keys)
 
 
 def _presented() -> tuple[str, str]:
@@ -106,7 +148,7 @@ def org_scope(
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             org_id: uuid.UUID = kwargs["org_id"]
             with hub().database.org_session(org_id) as session:
-                principal = authenticate(session)
+                principal = _authenticated(session)
                 access = authorize(session, principal, org_id, minimum, people_only=people_only)
                 orgs.check_owner_mfa(session, access)
                 charge(org_id)
@@ -124,6 +166,7 @@ def org_scope(
             return view(*args, **kwargs)
 
         setattr(wrapper, SCOPE_ATTR, f"org:{minimum.value}" + (":people" if people_only else ""))
+        setattr(wrapper, GUARD_ATTR, Guard("org", minimum, people_only=people_only))
         _document(wrapper, SECURITY, (401, 403, 404, 409, 429))
         return wrapper  # type: ignore[return-value]
 
@@ -146,10 +189,11 @@ def user_scope(*, allow_keys: bool = False) -> Callable[[F], F]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with hub().database.system_session() as session:
-                g.principal = authenticate(session, allow_keys=allow_keys)
+                g.principal = _authenticated(session, allow_keys=allow_keys)
             return view(*args, **kwargs)
 
         setattr(wrapper, SCOPE_ATTR, "user")
+        setattr(wrapper, GUARD_ATTR, Guard("user", allow_keys=allow_keys))
         _document(wrapper, SECURITY if allow_keys else USER_SECURITY, (401, 409))
         return wrapper  # type: ignore[return-value]
 
@@ -159,6 +203,7 @@ def user_scope(*, allow_keys: bool = False) -> Callable[[F], F]:
 def public(view: F) -> F:
     """An endpoint anyone may call (sign-up, login, probes)."""
     setattr(view, SCOPE_ATTR, "public")
+    setattr(view, GUARD_ATTR, Guard("public"))
     doc = deepcopy(getattr(view, "_apidoc", {}))
     doc.setdefault("manual_doc", {})["security"] = []
     view._apidoc = doc  # type: ignore[attr-defined]

@@ -133,6 +133,13 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | N
     return raw
 
 
+def _metrics_token(env: Mapping[str, str], name: str) -> str | None:
+    token = _text(env, name)
+    if token is not None and len(token) < 16:
+        raise ConfigError(f"{name}: must be at least 16 characters")
+    return token
+
+
 def _seconds_list(env: Mapping[str, str], name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     raw = _text(env, name)
     if raw is None:
@@ -229,6 +236,11 @@ VARIABLES: Mapping[str, str] = {
     "trusted_proxies": "FUSION_TRUSTED_PROXIES",
     "password_hash_concurrency": "FUSION_PASSWORD_HASH_CONCURRENCY",
     "invitation_ttl_days": "FUSION_INVITATION_TTL_DAYS",
+    "streams_port": "FUSION_STREAMS_PORT",
+    "streams_per_principal": "FUSION_STREAMS_PER_PRINCIPAL",
+    "streams_per_org": "FUSION_STREAMS_PER_ORG",
+    "metrics_token": "FUSION_METRICS_TOKEN",
+    "metrics_cache_s": "FUSION_METRICS_CACHE_S",
 }
 
 
@@ -298,6 +310,13 @@ class Settings:
     # argon2 hashes (64 MiB each) one process computes at once; more callers wait briefly.
     password_hash_concurrency: int = 2
     invitation_ttl_days: int = 7
+    # Event streams are served by a process of their own (gevent) on this port, and capped.
+    streams_port: int = 8001
+    streams_per_principal: int = 3
+    streams_per_org: int = 20
+    # /metrics answers only `Authorization: Bearer <token>`; without a token it is not served.
+    metrics_token: str | None = None
+    metrics_cache_s: float = 5  # job and broker figures are read at most this often
 
     @property
     def dev(self) -> bool:
@@ -388,6 +407,11 @@ class Settings:
             trusted_proxies=_int(env, v["trusted_proxies"], 0, lo=0, hi=10),
             password_hash_concurrency=_int(env, v["password_hash_concurrency"], 2, lo=1, hi=256),
             invitation_ttl_days=_int(env, v["invitation_ttl_days"], 7, lo=1, hi=365),
+            streams_port=_int(env, v["streams_port"], 8001, lo=1, hi=65535),
+            streams_per_principal=_int(env, v["streams_per_principal"], 3, lo=1, hi=1000),
+            streams_per_org=_int(env, v["streams_per_org"], 20, lo=1, hi=100_000),
+            metrics_token=_metrics_token(env, v["metrics_token"]),
+            metrics_cache_s=_float(env, v["metrics_cache_s"], 5, lo=0, hi=3600),
             **broker,
         )
 

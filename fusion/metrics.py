@@ -1,14 +1,18 @@
 """Prometheus figures for the hub: requests, jobs by status and queue, queue depth, job run
 time and rate-limit waits.
 
-Job figures are read from Postgres (the truth) at scrape time through aggregate-only database
-functions, so every API process reports the same numbers. Rate-limit waits happen in worker
-processes; they are counted in Redis (``fusion.ratelimit.waits``) and read back here.
+Job figures are read from Postgres (the truth) through aggregate-only database functions, so
+every API process reports the same numbers; a process reads them at most once per
+``FUSION_METRICS_CACHE_S`` and answers scrapes in between from what it read. Rate-limit
+waits happen in worker processes; they are counted in Redis (``fusion.ratelimit.waits``) and
+read back here.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,14 +31,31 @@ DURATION_WINDOW_S = 3600
 
 
 class HubCollector(Collector):
-    """Reads job and queue figures at scrape time. A source that is down is skipped (and
-    ``fusion_metrics_source_up`` says so) rather than failing the whole scrape."""
+    """Reads job and queue figures at scrape time, at most once per ``cache_s`` seconds
+    (scrapes in between get the figures last read; concurrent scrapes wait for one read). A
+    source that is down is skipped (and ``fusion_metrics_source_up`` says so) rather than
+    failing the whole scrape."""
 
-    def __init__(self, database: Database, redis_client: Any) -> None:
+    def __init__(self, database: Database, redis_client: Any, *, cache_s: float = 0) -> None:
         self.database = database
         self.redis = redis_client
+        self.cache_s = cache_s
+        self.reads = 0  # how many times the sources were read
+        self._lock = threading.Lock()
+        self._read_at = 0.0
+        self._figures: list[Metric] | None = None
 
     def collect(self) -> Iterator[Metric]:
+        with self._lock:
+            now = time.monotonic()
+            if self._figures is None or now - self._read_at >= self.cache_s:
+                self._figures = list(self._read())
+                self._read_at = now
+                self.reads += 1
+            figures = self._figures
+        yield from figures
+
+    def _read(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
             "fusion_metrics_source_up", "Whether a source answered.", labels=["source"]
         )
@@ -128,7 +149,7 @@ def _text(value: Any) -> str:
 class ApiMetrics:
     """The API process's own collectors, in a registry of their own (one per app)."""
 
-    def __init__(self, database: Database, redis_client: Any) -> None:
+    def __init__(self, database: Database, redis_client: Any, *, cache_s: float = 0) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "fusion_http_requests",
@@ -142,4 +163,5 @@ class ApiMetrics:
             ["method", "endpoint"],
             registry=self.registry,
         )
-        self.registry.register(HubCollector(database, redis_client))
+        self.hub = HubCollector(database, redis_client, cache_s=cache_s)
+        self.registry.register(self.hub)

@@ -96,6 +96,8 @@ def _banner(settings: Settings, servers: EmbeddedServers, say: Callable[[str], N
         "Fusion Stage Hub is up:",
         f"  API       http://{http_address(settings.api_host, settings.api_port)}"
         "  (GET /healthz, /readyz)",
+        f"  Streams   http://{http_address(settings.api_host, settings.streams_port)}"
+        "  (GET /orgs/{org}/events)",
         f"  Flower    http://127.0.0.1:{settings.flower_port}",
         f"  Postgres  {redact(settings.database_url)}  ({pg})",
         f"  Redis     {redact(settings.redis_url)}  ({redis})",

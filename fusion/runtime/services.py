@@ -1,4 +1,5 @@
-"""The child processes ``fusion up`` runs: API, one worker on every queue, beat, Flower, sandboxes.
+"""The child processes ``fusion up`` runs: API, event streams, one worker on every queue, beat,
+Flower, sandboxes.
 
 Each child is started with the current interpreter (``python -m ...``) so it uses the same
 environment as ``fusion up`` itself, and reads its settings from the ``FUSION_*`` variables
@@ -16,6 +17,12 @@ from fusion.runtime.supervisor import Service
 
 API_WORKERS = 2
 API_THREADS = 4
+# gunicorn's worker classes (api/serving.py, api/green.py): problem+json error pages; the
+# streams' is gevent, so a waiting stream holds a greenlet, never one of the API's threads.
+API_WORKER_CLASS = "api.serving.ApiWorker"
+STREAMS_WORKER_CLASS = "api.green.StreamWorker"
+STREAMS_WORKERS = 1
+STREAMS_CONNECTIONS = 1000  # per worker; far above the per-org and per-caller caps
 # Shorter than the supervisor's grace period so gunicorn finishes its own shutdown first.
 API_GRACEFUL_TIMEOUT_S = 5
 SANDBOX_COMMAND_MODULE = "fusion.cli.sandbox"
@@ -46,6 +53,7 @@ def child_env(settings: Settings) -> dict[str, str]:
         "FUSION_API_HOST": settings.api_host,
         "FUSION_API_PORT": str(settings.api_port),
         "FUSION_FLOWER_PORT": str(settings.flower_port),
+        "FUSION_STREAMS_PORT": str(settings.streams_port),
     }
     # Outside production the platforms are the local sandboxes, which reach the API directly:
     # connecting a store subscribes it to order webhooks at the API's own address.
@@ -80,9 +88,23 @@ def hub_services(
             (
                 python, "-m", "gunicorn", "api.wsgi:app",
                 "--bind", http_address(settings.api_host, settings.api_port),
+                "--worker-class", API_WORKER_CLASS,
                 "--workers", str(API_WORKERS), "--threads", str(API_THREADS),
                 "--graceful-timeout", str(API_GRACEFUL_TIMEOUT_S),
                 # The default control socket is one per user: two hubs would fight over it.
+                "--no-control-socket",
+                "--access-logfile", "-",
+            ),
+        ),
+        Service(
+            "streams",
+            (
+                python, "-m", "gunicorn", "api.streams_wsgi:app",
+                "--bind", http_address(settings.api_host, settings.streams_port),
+                "--worker-class", STREAMS_WORKER_CLASS,
+                "--workers", str(STREAMS_WORKERS),
+                "--worker-connections", str(STREAMS_CONNECTIONS),
+                "--graceful-timeout", str(API_GRACEFUL_TIMEOUT_S),
                 "--no-control-socket",
                 "--access-logfile", "-",
             ),

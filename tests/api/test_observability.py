@@ -10,6 +10,9 @@ from sqlalchemy import Engine, text
 from api import events
 from tests.api.conftest import Team
 from tests.api.kit import make_kit
+from tests.support.api import METRICS_TOKEN
+
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def test_probes(client: FlaskClient) -> None:
@@ -31,7 +34,7 @@ def test_metrics_report_requests_and_jobs(
             )
         )
     team_a.viewer.get(f"/orgs/{team_a.org_id}/jobs")
-    body = client.get("/metrics").get_data(as_text=True)
+    body = client.get("/metrics", headers=SCRAPER).get_data(as_text=True)
     assert 'fusion_jobs{queue="shopify",status="pending"} 1.0' in body
     assert 'fusion_jobs{queue="shopify",status="failed"} 1.0' in body
     assert 'fusion_queue_depth_jobs{queue="shopify"} 1.0' in body

@@ -48,9 +48,10 @@ def hub(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path, dict[st
     """``fusion up`` in ``tmp_path`` with no URLs or home set; killed hard if a test fails."""
     unset = ("FUSION_HOME", "FUSION_DATABASE_URL", "FUSION_APP_DATABASE_URL", "FUSION_REDIS_URL")
     env = {k: v for k, v in os.environ.items() if k not in unset}
-    ports = {"api": free_port(), "flower": free_port()}
+    ports = {"api": free_port(), "flower": free_port(), "streams": free_port()}
     env["FUSION_API_PORT"] = str(ports["api"])
     env["FUSION_FLOWER_PORT"] = str(ports["flower"])
+    env["FUSION_STREAMS_PORT"] = str(ports["streams"])
     # The children must import api/ and workers/ from this checkout, whatever the cwd.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     log = tmp_path / "up.log"
@@ -86,6 +87,7 @@ def test_up_serves_then_stops_every_process_on_sigterm(
 
     # given fusion up has brought the API to ready (database and broker reachable)
     wait_ready(f"http://127.0.0.1:{ports['api']}/readyz", proc, log)
+    wait_ready(f"http://127.0.0.1:{ports['streams']}/readyz", proc, log)
     home = tmp_path / ".fusion"
     postgres_pid = pid_from(home / "postgres" / "data" / "postmaster.pid")
     redis_pid = pid_from(home / "redis" / "redis.pid")
@@ -95,6 +97,7 @@ def test_up_serves_then_stops_every_process_on_sigterm(
     output = log.read_text()
     assert f"http://127.0.0.1:{ports['api']}" in output
     assert f"http://127.0.0.1:{ports['flower']}" in output
+    assert f"http://127.0.0.1:{ports['streams']}" in output
     assert (home / "secrets" / "redis_password").read_text() not in output
 
     # when it is sent SIGTERM

@@ -16,11 +16,17 @@ from fusion.config import Settings
 from fusion.jobs import dispatch
 
 PASSWORD = "correct horse battery staple"
+METRICS_TOKEN = "scraper-token-for-the-tests"
 
 
 @pytest.fixture(scope="session")
 def api_settings(settings: Settings) -> Settings:
-    return dataclasses.replace(settings, request_quota_per_minute=100_000, max_body_bytes=64 * 1024)
+    return dataclasses.replace(
+        settings,
+        request_quota_per_minute=100_000,
+        max_body_bytes=64 * 1024,
+        metrics_token=METRICS_TOKEN,
+    )
 
 
 @pytest.fixture(scope="module")
