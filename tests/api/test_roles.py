@@ -58,14 +58,17 @@ def test_role_matrix(client: FlaskClient, team_a: Team, team_b: Team, admin_engi
     assert not mismatches, "\n".join(mismatches)
 
 
-# What no API key may do, whatever its role: manage members or keys, or decide an approval.
+# What no API key may do, whatever its role: manage members, invitations or keys, or decide
+# an approval.
 PEOPLE_ONLY = {
     ("GET", ORG + "/api-keys"),
     ("POST", ORG + "/api-keys"),
     ("GET", ORG + "/api-keys/{key_id}"),
     ("DELETE", ORG + "/api-keys/{key_id}"),
     ("POST", ORG + "/api-keys/revoke-all"),
-    ("POST", ORG + "/members"),
+    ("GET", ORG + "/invitations"),
+    ("POST", ORG + "/invitations"),
+    ("DELETE", ORG + "/invitations/{invitation_id}"),
     ("PATCH", ORG + "/members/{member_id}"),
     ("DELETE", ORG + "/members/{member_id}"),
     ("POST", ORG + "/approvals/{approval_id}/decision"),
