@@ -106,7 +106,7 @@ def test_a_non_member_gets_the_answer_of_a_missing_org_before_parsing(
 
 def test_a_role_too_low_is_refused_before_parsing(team_a: Team) -> None:
     # A viewer's write with a body the schema would refuse is a 403, not the schema's 422
-    for method, path in (("POST", "/members"), ("POST", "/api-keys"), ("POST", "/stores")):
+    for method, path in (("POST", "/invitations"), ("POST", "/api-keys"), ("POST", "/stores")):
         answer = team_a.viewer.call(method, f"/orgs/{team_a.org_id}{path}", json={})
         assert (answer.status_code, answer.content_type) == (403, PROBLEM), path
 
