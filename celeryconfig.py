@@ -120,3 +120,7 @@ if ORDER_QUEUE_POLL_S > 0:
     }
 timezone = "UTC"
 enable_utc = True
+
+# Only the beat holding the lease in Redis sends the schedule; a second beat stands by
+# (workers/beat.py, fusion/runtime/beat.py).
+beat_scheduler = "workers.beat:SingleBeatScheduler"

@@ -174,6 +174,7 @@ VARIABLES: Mapping[str, str] = {
     "dispatch_stale_s": "FUSION_DISPATCH_STALE_S",
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
     "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
+    "beat_lease_ttl_s": "FUSION_BEAT_LEASE_TTL_S",
     "job_modules": "FUSION_JOB_MODULES",
 }
 
@@ -216,6 +217,8 @@ class Settings:
     dispatch_stale_s: int = 30  # a pending job's message older than this is published again
     worker_soft_shutdown_s: float = 10
     order_queue_poll_s: int = 60  # every store's order notification queue; 0 turns it off
+    # How long beat's Redis lease outlives its holder; a standby beat takes over after it.
+    beat_lease_ttl_s: float = 30
     # Modules imported at start besides the built-in job modules, so their job types exist.
     job_modules: tuple[str, ...] = ()
 
@@ -302,6 +305,7 @@ class Settings:
             dispatch_stale_s=_int(env, v["dispatch_stale_s"], 30, lo=1, hi=86400),
             worker_soft_shutdown_s=_float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
             order_queue_poll_s=_int(env, v["order_queue_poll_s"], 60, lo=0, hi=86400),
+            beat_lease_ttl_s=_float(env, v["beat_lease_ttl_s"], 30, lo=1, hi=3600),
             job_modules=_names(env, v["job_modules"]),
         )
 
