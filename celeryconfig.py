@@ -125,3 +125,11 @@ if ORDER_QUEUE_POLL_S > 0:
     }
 timezone = "UTC"
 enable_utc = True
+
+# Only the beat holding the lease in Redis sends the schedule; a second beat stands by
+# (workers/beat.py, fusion/runtime/beat.py).
+beat_scheduler = "workers.beat:SingleBeatScheduler"
+
+# kombu's Redis transport with the reconnect fix of workers/broker.py (redis:// only).
+if broker_url.startswith("redis://"):
+    broker_transport = "workers.broker:Transport"

@@ -225,6 +225,7 @@ VARIABLES: Mapping[str, str] = {
     "dispatch_stale_s": "FUSION_DISPATCH_STALE_S",
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
     "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
+    "beat_lease_ttl_s": "FUSION_BEAT_LEASE_TTL_S",
     "job_modules": "FUSION_JOB_MODULES",
     "session_max_age_days": "FUSION_SESSION_MAX_AGE_DAYS",
     "signup_per_ip_per_minute": "FUSION_SIGNUP_PER_IP_PER_MINUTE",
@@ -291,6 +292,8 @@ class Settings:
     dispatch_stale_s: int = 30  # a pending job's message older than this is published again
     worker_soft_shutdown_s: float = 10
     order_queue_poll_s: int = 60  # every store's order notification queue; 0 turns it off
+    # How long beat's Redis lease outlives its holder; a standby beat takes over after it.
+    beat_lease_ttl_s: float = 30
     # Modules imported at start besides the built-in job modules, so their job types exist.
     job_modules: tuple[str, ...] = ()
     # A login session (refresh-token family) ends this long after its login, however often
@@ -394,6 +397,7 @@ class Settings:
                 env, v["test_connection_max_bytes"], 2 * 1024 * 1024, lo=1024, hi=10**9
             ),
             public_url=_public_url(env, v["public_url"], production=mode == "production"),
+            beat_lease_ttl_s=_float(env, v["beat_lease_ttl_s"], 30, lo=1, hi=3600),
             job_modules=_names(env, v["job_modules"]),
             session_max_age_days=_int(env, v["session_max_age_days"], 90, lo=1, hi=3650),
             signup_per_ip_per_minute=_int(env, v["signup_per_ip_per_minute"], 5, lo=1, hi=10**7),

@@ -1,4 +1,5 @@
-"""Alembic environment: runs as the owner/admin role named by FUSION_DATABASE_URL."""
+"""Alembic environment: runs as the owner/admin role named by FUSION_DATABASE_URL, or, in
+offline mode (``fusion db upgrade --sql``), renders the SQL for Postgres without a server."""
 
 from __future__ import annotations
 
@@ -6,11 +7,30 @@ from alembic import context
 from sqlalchemy import create_engine, pool
 
 from fusion.config import Settings
+from fusion.db.migrate import APP_PASSWORD_PLACEHOLDER
 from fusion.db.session import driver_url
 from fusion.models import Base
 
 config = context.config
 target_metadata = Base.metadata
+
+
+def run_migrations_offline() -> None:
+    config.attributes.setdefault("settings", Settings.from_env())
+    context.configure(
+        url=config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+        dialect_opts={"paramstyle": "named"},
+    )
+    context.get_context().impl.static_output(
+        "-- Fusion Stage Hub migrations, rendered offline: review, then apply with\n"
+        f"--   psql -v ON_ERROR_STOP=1 -v {APP_PASSWORD_PLACEHOLDER}='...' -f FILE\n"
+        f"-- No secret is written here: the fusion_app role's password is the psql variable\n"
+        f"-- {APP_PASSWORD_PLACEHOLDER}, read where revision 0002 sets it."
+    )
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def run_migrations_online() -> None:
@@ -33,4 +53,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         context.run_migrations()
 
 
-run_migrations_online()
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -25,18 +25,28 @@ from fusion.sandbox.server import SandboxServer
     default=0,
     help="Port for a single platform; free ports otherwise.",
 )
+@click.option(
+    "--base-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Fixed ports: the platforms in alphabetical order on this port and the next ones "
+    "(amazon_sc, etsy, printify, shopify: 9100-9103 from 9100); free ports otherwise.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
-def sandbox(platforms: tuple[str, ...], port: int, host: str) -> None:
+def sandbox(platforms: tuple[str, ...], port: int, base_port: int, host: str) -> None:
     """Start the platform sandboxes and print their URLs."""
     chosen = list(platforms) or sorted(SANDBOXES)
     if port and len(chosen) > 1:
         raise click.UsageError("--port needs exactly one --platform")
+    if port and base_port:
+        raise click.UsageError("--port and --base-port exclude each other")
     servers: list[SandboxServer] = []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         for slug in chosen:
-            server = SandboxServer(SANDBOXES[slug](), host=host, port=port).start()
+            fixed = base_port + sorted(SANDBOXES).index(slug) if base_port else port
+            server = SandboxServer(SANDBOXES[slug](), host=host, port=fixed).start()
             servers.append(server)
             click.echo(f"{slug} sandbox: {server.url}")
         click.echo("Ctrl-C to stop.")

@@ -57,8 +57,9 @@ def up(grace: float) -> None:
 def run_hub(settings: Settings, *, grace_s: float, say: Callable[[str], None]) -> int:
     """Start servers, migrate, supervise the children; stop it all; return the exit code.
 
-    0 after a requested stop, 1 if a child died on its own, 130 if interrupted while
-    starting. The embedded servers this started are stopped in every case.
+    0 after a requested stop, 1 if a child could not be started, 130 if interrupted while
+    starting. A child that dies on its own is restarted after a back-off (the supervisor's).
+    The embedded servers this started are stopped in every case.
     """
     from fusion.db.migrate import upgrade
 

@@ -2,8 +2,9 @@
 
 Each child runs in its own process group, so a terminal's Ctrl-C reaches only the supervisor,
 which then stops every child in an orderly way (TERM to the whole group, KILL after a grace
-period). Nothing is restarted: a child that exits on its own is a failure, and the supervisor
-stops the others and reports it with a non-zero exit code.
+period). A child that exits on its own is restarted after a back-off (1 s, doubling to 30 s,
+back to 1 s once it has run for a minute), and the log says so; the others keep running. With
+``restart=False`` such an exit stops everything instead, with a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -23,6 +24,10 @@ from types import FrameType
 from typing import IO, Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Seconds before restarting a child that exited on its own: its n-th exit in a row waits the
+# n-th figure (the last one repeats). A child that ran for RESTART_STABLE_S starts over.
+RESTART_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0, 30.0)
+RESTART_STABLE_S = 60.0
 PREFIX_WIDTH = 7  # fits every name fusion up uses, so its own lines line up with the children's
 _PR_SET_PDEATHSIG = 1
 _libc: Any = None
@@ -74,6 +79,9 @@ class _Child:
     service: Service
     proc: subprocess.Popen[bytes]
     reader: threading.Thread
+    started_at: float = field(default_factory=time.monotonic)
+    exits: int = 0  # exits in a row without a stable run between them
+    restart_at: float | None = None  # set while waiting out the back-off
 
 
 class Supervisor:
@@ -86,6 +94,7 @@ class Supervisor:
         env: Mapping[str, str] | None = None,
         grace_s: float = 10.0,
         out: IO[str] | None = None,
+        restart: bool = True,
     ) -> None:
         names = [s.name for s in services]
         if len(set(names)) != len(names):
@@ -93,6 +102,7 @@ class Supervisor:
         self.services = list(services)
         self.env = dict(os.environ if env is None else env)
         self.grace_s = grace_s
+        self.restart = restart
         self.out = out or sys.stdout
         self._width = max([PREFIX_WIDTH, *(len(n) for n in names)])
         self._write_lock = threading.Lock()
@@ -111,8 +121,9 @@ class Supervisor:
 
         ``on_started`` is called once every service has been started. A stop is requested by
         SIGINT, SIGTERM or SIGHUP (a second one skips the grace period). If a service cannot
-        be started, or exits on its own, the others are stopped and the result is 1. Every
-        child and its process group is gone when this returns.
+        be started, the others are stopped and the result is 1; one that exits on its own is
+        restarted after its back-off (or, with ``restart=False``, the others are stopped and
+        the result is 1). Every child and its process group is gone when this returns.
         """
         with self._stop_signals_handled():
             failed = False
@@ -131,7 +142,7 @@ class Supervisor:
             self._stop_all()
         return 1 if failed else 0
 
-    def _spawn(self, service: Service) -> _Child:
+    def _spawn(self, service: Service, *, restarted: bool = False) -> _Child:
         env = {**self.env, **service.env, "PYTHONUNBUFFERED": "1"}
         for name in service.withheld:
             env.pop(name, None)
@@ -149,7 +160,7 @@ class Supervisor:
             target=self._pump, args=(service.name, proc), name=f"out-{service.name}", daemon=True
         )
         reader.start()
-        self.say(f"started {service.name} (pid {proc.pid})")
+        self.say(f"{'restarted' if restarted else 'started'} {service.name} (pid {proc.pid})")
         return _Child(service, proc, reader)
 
     def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
@@ -160,12 +171,45 @@ class Supervisor:
 
     def _wait_for_stop_or_exit(self) -> bool:
         while not self._stop_requested.wait(0.2):
-            for child in self._children:
+            for index, child in enumerate(self._children):
+                if child.restart_at is not None:
+                    if time.monotonic() >= child.restart_at:
+                        self._children[index] = self._restart(child)
+                    continue
                 code = child.proc.poll()
-                if code is not None:
-                    self.say(f"{child.service.name} exited unexpectedly (code {code}); stopping")
+                if code is None:
+                    continue
+                name = child.service.name
+                if not self.restart:
+                    self.say(f"{name} exited unexpectedly (code {code}); stopping")
                     return True
+                # Whatever the dead leader left in its group goes with it.
+                signal_group(child.proc.pid, signal.SIGKILL)
+                if time.monotonic() - child.started_at >= RESTART_STABLE_S:
+                    child.exits = 0
+                delay = RESTART_BACKOFF_S[min(child.exits, len(RESTART_BACKOFF_S) - 1)]
+                child.exits += 1
+                child.restart_at = time.monotonic() + delay
+                self.say(
+                    f"{name} exited unexpectedly (code {code}); restarting it in {delay:g}s "
+                    f"(exit {child.exits} in a row)"
+                )
         return False
+
+    def _restart(self, child: _Child) -> _Child:
+        """``child``'s service started again, keeping its count of exits in a row; if it
+        cannot be started, the next try waits the next back-off."""
+        child.reader.join(timeout=2)
+        try:
+            fresh = self._spawn(child.service, restarted=True)
+        except OSError as exc:
+            delay = RESTART_BACKOFF_S[min(child.exits, len(RESTART_BACKOFF_S) - 1)]
+            child.exits += 1
+            child.restart_at = time.monotonic() + delay
+            self.say(f"could not restart {child.service.name}: {exc}; trying in {delay:g}s")
+            return child
+        fresh.exits = child.exits
+        return fresh
 
     def _stop_all(self) -> None:
         running = [c for c in self._children if c.proc.poll() is None]

@@ -17,6 +17,8 @@ from __future__ import annotations
 from alembic import op
 from sqlalchemy import text
 
+from fusion.db.migrate import APP_PASSWORD_PLACEHOLDER
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
@@ -206,6 +208,18 @@ def _run(statements: list[str]) -> None:
         op.execute(statement)
 
 
+# The psql variable an offline script takes the password from (fusion.db.migrate says why).
+APP_PASSWORD_VARIABLE = APP_PASSWORD_PLACEHOLDER
+
+
+def _offline_password_note() -> None:
+    op.get_context().impl.static_output(
+        f"-- The {APP_ROLE} role's password is not in this script. Apply it with psql,\n"
+        f"-- giving the password as a variable: psql -v {APP_PASSWORD_VARIABLE}='...' -f FILE\n"
+        f"-- (an empty value leaves the role's password as it is)."
+    )
+
+
 def upgrade() -> None:
     settings = op.get_context().config.attributes.get("settings")
     bind = op.get_bind()
@@ -220,17 +234,28 @@ def upgrade() -> None:
         END $$"""
     )
     # Values go through set_config so nothing is spliced into SQL text.
-    bind.execute(
-        text(
-            "SELECT set_config('fusion.m_pw', :pw, true), "
-            "set_config('fusion.m_st', :st, true), set_config('fusion.m_it', :it, true)"
-        ),
-        {
-            "pw": (settings.app_db_password if settings else None) or "",
-            "st": str(settings.db_statement_timeout_ms if settings else 30000),
-            "it": str(settings.db_idle_in_transaction_timeout_ms if settings else 60000),
-        },
-    )
+    timeouts = {
+        "st": str(settings.db_statement_timeout_ms if settings else 30000),
+        "it": str(settings.db_idle_in_transaction_timeout_ms if settings else 60000),
+    }
+    if op.get_context().as_sql:
+        # An offline script for a DBA: the password is never written into it; psql fills in
+        # the named variable when the script is applied (psql -v fusion_app_password=...).
+        _offline_password_note()
+        op.execute(
+            text(
+                f"SELECT set_config('fusion.m_pw', :'{APP_PASSWORD_VARIABLE}', true), "
+                "set_config('fusion.m_st', :st, true), set_config('fusion.m_it', :it, true)"
+            ).bindparams(**timeouts)
+        )
+    else:
+        bind.execute(
+            text(
+                "SELECT set_config('fusion.m_pw', :pw, true), "
+                "set_config('fusion.m_st', :st, true), set_config('fusion.m_it', :it, true)"
+            ),
+            {"pw": (settings.app_db_password if settings else None) or "", **timeouts},
+        )
     op.execute(
         f"""DO $$ BEGIN
         IF current_setting('fusion.m_pw') <> '' THEN

@@ -103,16 +103,19 @@ def redis_binary() -> str:
 
 
 class RedisServer:
-    """A private redis-server on a free loopback port; ``restart()`` keeps nothing on disk."""
+    """A private redis-server on a free loopback port; ``restart()`` keeps nothing on disk.
+    With ``password``, clients must AUTH (as the compose file's Redis demands)."""
 
-    def __init__(self) -> None:
+    def __init__(self, password: str | None = None) -> None:
+        self.password = password
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="fusion-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -130,6 +133,7 @@ class RedisServer:
                 str(self.dir),
                 "--maxmemory-policy",
                 "noeviction",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -16,6 +16,8 @@ FAST = {
     "FUSION_SWEEP_INTERVAL_S": "1",
     "FUSION_DISPATCH_STALE_S": "2",
     "FUSION_WORKER_SOFT_SHUTDOWN_S": "0",
+    # A beat a test killed holds the shared Redis's beat lease only this long.
+    "FUSION_BEAT_LEASE_TTL_S": "3",
 }
 
 

@@ -1,0 +1,59 @@
+"""A worker whose Redis went away survives closing its channels (workers/broker.py): the
+exact failure of kombu's transport, reproduced on a real Redis, and the hub's transport."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from kombu import Connection, Exchange, Queue
+
+import celeryconfig
+from tests.support.servers import RedisServer
+
+STOCK = "redis"
+HUB = "workers.broker:Transport"
+
+
+@pytest.fixture
+def broker() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def _restore_after_the_connection_is_gone(url: str, transport: str) -> None:
+    # Given a channel holding one delivered, unacknowledged message (acks_late)
+    conn = Connection(url, transport=transport)
+    channel = conn.channel()
+    queue = Queue("t", Exchange("t"), "t")
+    queue(channel).declare()
+    conn.Producer(channel).publish({"job": 1}, exchange="t", routing_key="t")
+    assert queue(channel).get(no_ack=False) is not None
+    # When the consumer has dropped its broken connection (Connection.close and collect
+    # leave the transport without its client) and a bootstep then closes the polling
+    # channel, which builds a fresh Redis client to restore the message
+    conn.transport.client = None
+    channel.__dict__.pop("client", None)
+    channel._pool = None
+    channel.qos.restore_unacked_once()
+
+
+def test_kombus_own_transport_fails_there_as_the_worker_did(broker: RedisServer) -> None:
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'hostname'"):
+        _restore_after_the_connection_is_gone(broker.url, STOCK)
+
+
+def test_the_hubs_transport_leaves_the_message_to_the_broker_and_goes_on(
+    broker: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    _restore_after_the_connection_is_gone(broker.url, HUB)
+    assert "1 unacknowledged message(s) left for the broker" in caplog.text
+
+
+def test_celery_uses_the_hubs_transport_for_redis_urls() -> None:
+    assert celeryconfig.broker_url.startswith("redis://")
+    assert celeryconfig.broker_transport == HUB
