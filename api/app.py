@@ -133,7 +133,10 @@ def create_app(
     api = FusionApi(app)
     app.register_error_handler(FusionError, _fusion_error)
     app.register_error_handler(Exception, problems.from_unexpected)
-    preflight.install(app)  # before any other hook: authentication comes before parsing
+    # The request's id first (so even a refused request's line and answer carry it), then
+    # authentication, before any other hook: authentication comes before parsing.
+    request_log.install(app)
+    preflight.install(app)
 
     for module in (events,) if serves is Serves.STREAMS else RESOURCES:
         api.register_blueprint(module.blp)
@@ -141,7 +144,6 @@ def create_app(
     if serves is not Serves.STREAMS:
         app.register_blueprint(webhooks.blp)
         metrics.install(app)
-    request_log.install(app)
     app.after_request(_no_store)
     # Outermost: a credential in the URL is refused before Flask, and kept out of the log.
     app.wsgi_app = RefuseCredentialsInUrl(app)  # type: ignore[method-assign]
