@@ -220,7 +220,7 @@ KEDA_SCHEMAS: dict[str, Obj] = {
                             "then": {
                                 "properties": {
                                     "metadata": {
-                                        "required": ["listName"],
+                                        "required": ["listName", "listLength"],
                                         "additionalProperties": False,
                                         "properties": {
                                             "listName": {"type": "string", "minLength": 1},
