@@ -29,11 +29,14 @@ COPY workers workers
 COPY schemas schemas
 COPY migrations migrations
 RUN pip install --no-deps -e . \
- && useradd --system --create-home --home-dir /home/fusion --shell /usr/sbin/nologin fusion \
+ && groupadd --system --gid 10001 fusion \
+ && useradd --system --uid 10001 --gid fusion --create-home --home-dir /home/fusion \
+      --shell /usr/sbin/nologin fusion \
  && mkdir -p "$FUSION_HOME" \
  && chown fusion:fusion "$FUSION_HOME"
 
-USER fusion
+# Numeric, so Kubernetes' runAsNonRoot can verify it (deploy/kubernetes runs as 10001 too).
+USER 10001:10001
 EXPOSE 8000 8001 5555
 CMD ["gunicorn", "api.wsgi:app", "--bind", "0.0.0.0:8000", "--worker-class", "api.serving.ApiWorker", \
      "--workers", "4", "--threads", "4", \
