@@ -7,8 +7,12 @@ import threading
 
 import click
 
-from fusion.sandbox import SANDBOXES
-from fusion.sandbox.server import SandboxServer
+from fusion.errors import FusionError
+from fusion.runtime import extras
+
+# The keys of fusion.sandbox.SANDBOXES (tests/cli/test_sandbox.py keeps them equal), named here
+# so that the `fusion` command loads without the sandboxes' packages.
+PLATFORMS = ("amazon_sc", "etsy", "printify", "shopify")
 
 
 @click.command()
@@ -16,7 +20,7 @@ from fusion.sandbox.server import SandboxServer
     "--platform",
     "platforms",
     multiple=True,
-    type=click.Choice(sorted(SANDBOXES)),
+    type=click.Choice(PLATFORMS),
     help="Platform to emulate (repeatable); all of them when omitted.",
 )
 @click.option(
@@ -35,11 +39,19 @@ from fusion.sandbox.server import SandboxServer
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 def sandbox(platforms: tuple[str, ...], port: int, base_port: int, host: str) -> None:
     """Start the platform sandboxes and print their URLs."""
-    chosen = list(platforms) or sorted(SANDBOXES)
+    chosen = list(platforms) or list(PLATFORMS)
     if port and len(chosen) > 1:
         raise click.UsageError("--port needs exactly one --platform")
     if port and base_port:
         raise click.UsageError("--port and --base-port exclude each other")
+    try:
+        extras.require("sandbox", "fusion sandbox")
+    except FusionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # Only now: the sandboxes need the sandbox extra, which production lacks.
+    from fusion.sandbox import SANDBOXES
+    from fusion.sandbox.server import SandboxServer
+
     servers: list[SandboxServer] = []
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -8,15 +8,19 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from fusion.config import Settings
 from fusion.errors import ConfigError, FusionError
-from fusion.runtime.embedded import EmbeddedServers
+from fusion.runtime import extras
 from fusion.runtime.services import child_env, http_address, hub_services
 from fusion.runtime.supervisor import STOP_SIGNALS, Supervisor, prefixed
+
+if TYPE_CHECKING:  # imported when run: it needs the embedded extra, which production lacks
+    from fusion.runtime.embedded import EmbeddedServers
 
 EXIT_INTERRUPTED = 130
 
@@ -62,6 +66,14 @@ def run_hub(settings: Settings, *, grace_s: float, say: Callable[[str], None]) -
     The embedded servers this started are stopped in every case.
     """
     from fusion.db.migrate import upgrade
+
+    if settings.database_url is None or settings.redis_url is None:
+        extras.require(
+            "embedded",
+            "fusion up",
+            otherwise="set FUSION_DATABASE_URL and FUSION_REDIS_URL to servers of your own",
+        )
+    from fusion.runtime.embedded import EmbeddedServers
 
     def note(message: str) -> None:
         say(prefixed("fusion", message))

@@ -17,11 +17,20 @@ from alembic.config import Config
 from fusion.config import Settings
 from fusion.errors import ConfigError
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 # The psql variable an offline script reads the fusion_app role's password from.
 APP_PASSWORD_PLACEHOLDER = "fusion_app_password"  # noqa: S105 (a variable name, not a secret)
 # Offline scripts are rendered for this dialect; no server is contacted.
 OFFLINE_URL = "postgresql+psycopg2://"
+
+
+def migrations_dir() -> Path:
+    """The copy a wheel carries as ``fusion/db/migrations`` (setup.py), else ``migrations/``
+    beside the source tree (a checkout, an editable install)."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "migrations", here.parents[1] / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise ConfigError(f"no migrations in {here} or beside it: the install is incomplete")
 
 
 def alembic_config(settings: Settings, *, offline: bool = False) -> Config:
@@ -34,7 +43,7 @@ def alembic_config(settings: Settings, *, offline: bool = False) -> Config:
     else:
         raise ConfigError("FUSION_DATABASE_URL: needed to run migrations (the owner's URL)")
     cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("script_location", str(migrations_dir()))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     cfg.attributes["settings"] = settings
     return cfg

@@ -17,10 +17,13 @@ its own process group, and receives a stop signal if that process dies.
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 from fusion.config import Settings
-from fusion.runtime.embedded_postgres import EmbeddedPostgres
-from fusion.runtime.embedded_redis import EmbeddedRedis
+
+if TYPE_CHECKING:  # imported when needed: they need the embedded extra (psutil)
+    from fusion.runtime.embedded_postgres import EmbeddedPostgres
+    from fusion.runtime.embedded_redis import EmbeddedRedis
 
 
 class EmbeddedServers:
@@ -33,8 +36,18 @@ class EmbeddedServers:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.postgres = EmbeddedPostgres(settings.home) if settings.database_url is None else None
-        self.redis = EmbeddedRedis(settings.home) if settings.redis_url is None else None
+        # Each server's module only when it is embedded: with both URLs set, a production
+        # install (no embedded extra) runs `fusion up` too.
+        self.postgres: EmbeddedPostgres | None = None
+        self.redis: EmbeddedRedis | None = None
+        if settings.database_url is None:
+            from fusion.runtime.embedded_postgres import EmbeddedPostgres
+
+            self.postgres = EmbeddedPostgres(settings.home)
+        if settings.redis_url is None:
+            from fusion.runtime.embedded_redis import EmbeddedRedis
+
+            self.redis = EmbeddedRedis(settings.home)
 
     def start(self) -> Settings:
         """Start what is needed and return the resolved Settings; on failure stop it all."""

@@ -8,11 +8,11 @@ the supervisor passes down (see :func:`child_env`).
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from collections.abc import Callable
 
 from fusion.config import VARIABLES, Settings
+from fusion.runtime import extras
 from fusion.runtime.supervisor import Service
 
 API_WORKERS = 2
@@ -25,7 +25,6 @@ STREAMS_WORKERS = 1
 STREAMS_CONNECTIONS = 1000  # per worker; far above the per-org and per-caller caps
 # Shorter than the supervisor's grace period so gunicorn finishes its own shutdown first.
 API_GRACEFUL_TIMEOUT_S = 5
-SANDBOX_COMMAND_MODULE = "fusion.cli.sandbox"
 # `fusion ...` with this interpreter, whether or not the console script is on PATH.
 _RUN_CLI = "import sys; from fusion.cli.main import cli; sys.exit(cli(prog_name='fusion'))"
 # What a broker-only child (Flower) never gets in its environment: it talks to Redis alone.
@@ -77,8 +76,8 @@ def hub_services(
     """The services of ``fusion up`` for ``settings``, in start order.
 
     The worker and beat go through ``fusion worker`` / ``fusion beat`` so that they run as
-    they do in production. The sandboxes are included when the ``fusion sandbox`` command is
-    installed (it prints the ports it serves); otherwise ``note`` is told they are skipped.
+    they do in production. The sandboxes (``fusion sandbox``, which prints the ports it serves)
+    are included when the sandbox extra is installed; otherwise ``note`` is told they are skipped.
     """
     fusion = (python, "-c", _RUN_CLI)
     beat_state = str(settings.home / "celerybeat-schedule")
@@ -123,15 +122,8 @@ def hub_services(
             withheld=BROKER_ONLY_WITHHELD,
         ),
     ]  # fmt: skip
-    if _has_module(SANDBOX_COMMAND_MODULE):
-        services.append(Service("sandbox", (*fusion, "sandbox")))
+    if extras.missing("sandbox"):
+        note(f"sandboxes skipped: no sandbox extra ({extras.install_command('sandbox')})")
     else:
-        note("sandboxes skipped: the fusion sandbox command is not installed")
+        services.append(Service("sandbox", (*fusion, "sandbox")))
     return services
-
-
-def _has_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except ImportError:
-        return False

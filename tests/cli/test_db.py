@@ -15,7 +15,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
-from fusion.db.migrate import APP_PASSWORD_PLACEHOLDER, MIGRATIONS, alembic_config
+from fusion.db.migrate import APP_PASSWORD_PLACEHOLDER, alembic_config, migrations_dir
 from fusion.db.session import make_engine
 from fusion.models import Base
 from tests.support.servers import ScratchDatabase, admin_postgres_url
@@ -58,14 +58,14 @@ def dba_env(tmp_path: Path, empty_database: ScratchDatabase) -> dict[str, str]:
 
 
 def head_revision() -> str:
-    script = ScriptDirectory(str(MIGRATIONS))
+    script = ScriptDirectory(str(migrations_dir()))
     head = script.get_current_head()
     assert head
     return head
 
 
 def revisions() -> list[str]:
-    script = ScriptDirectory(str(MIGRATIONS))
+    script = ScriptDirectory(str(migrations_dir()))
     return [r.revision for r in script.walk_revisions()]
 
 

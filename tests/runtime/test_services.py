@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from fusion.config import Settings
+from fusion.runtime import extras
 from fusion.runtime.services import child_env, hub_services
 from fusion.runtime.supervisor import Supervisor
 
@@ -84,3 +85,20 @@ def test_fusion_up_starts_flower_without_secrets_in_its_environment(tmp_path: Pa
     Supervisor([probe], env={**os.environ, **SECRETS}, grace_s=1, out=out).run()
     # Then none of them reached it
     assert any(line.endswith("[]") for line in out.getvalue().splitlines()), out.getvalue()
+
+
+def test_fusion_up_runs_the_sandboxes_when_their_extra_is_installed(tmp_path: Path) -> None:
+    names = [s.name for s in hub_services(_settings(tmp_path), note=lambda _: None)]
+    assert names[-1] == "sandbox"
+
+
+def test_without_the_sandbox_extra_fusion_up_skips_them_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(extras.EXTRAS, "sandbox", ("no_such_module_for_this_test",))
+    notes: list[str] = []
+    names = [s.name for s in hub_services(_settings(tmp_path), note=notes.append)]
+    assert "sandbox" not in names
+    assert notes == [
+        "sandboxes skipped: no sandbox extra (pip install 'fusion-stage-hub[sandbox]')"
+    ]

