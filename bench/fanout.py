@@ -45,7 +45,12 @@ loopback port in this process (its public URL, which the sandboxes call), one Ce
 queue (shopify, etsy, amazon_sc, printify, default; threads, ``--concurrency``) as
 docker-compose runs them, beat, and the four sandboxes in this process. Hub settings are the
 hub's defaults unless ``--sweep-s`` / ``--order-queue-poll-s`` say otherwise (the JSON records
-them). Writes ``bench/results/fanout.json`` with the command and the machine's load.
+them). Writes ``bench/results/fanout.json`` as ``{"runs": {label: run}}``, the label being
+"hub defaults" or the settings overridden (``--label`` to choose); a run replaces only its own
+label. Each run keeps its command, the machine's cores and load average, the CPU seconds of the
+bench's own processes and how busy the whole machine was (other sessions included), and, as
+evidence for the latencies, the jobs' stages (queue wait and run time per job type and platform)
+and every platform call by operation and status.
 """
 
 from __future__ import annotations
