@@ -82,7 +82,7 @@ def test_fusion_up_starts_flower_without_secrets_in_its_environment(tmp_path: Pa
     probe = dataclasses.replace(flower, argv=(sys.executable, "-c", show))
     out = io.StringIO()
     # When the Flower service starts (here: a probe with Flower's withheld variables)
-    Supervisor([probe], env={**os.environ, **SECRETS}, grace_s=1, out=out).run()
+    Supervisor([probe], env={**os.environ, **SECRETS}, grace_s=1, out=out, restart=False).run()
     # Then none of them reached it
     assert any(line.endswith("[]") for line in out.getvalue().splitlines()), out.getvalue()
 
