@@ -17,7 +17,7 @@ from celery import Celery
 from celery.signals import after_setup_logger, worker_ready
 
 import celeryconfig
-from fusion import logs
+from fusion import logs, telemetry
 from fusion.approvals import expiry
 from fusion.inventory.service import SYNC_INVENTORY_JOB
 from fusion.jobs import retention, sweeps
@@ -171,6 +171,9 @@ def expire_approvals() -> int:
 
 
 @worker_ready.connect
-def _warm_up(**_: object) -> None:
+def _warm_up(sender: object = None, **_: object) -> None:
     # Connect and start the lease keeper before the first message, not during it.
     runtime(app)
+    # Under the Celery node name (stable across restarts), not the engine's per-process id.
+    name = str(getattr(sender, "hostname", None) or runtime(app).engine.worker_id)
+    telemetry.Heartbeat(name).start()

@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import LockError
 from sqlalchemy.orm import Session
 
+from fusion import telemetry
 from fusion.errors import RateLimited, ValidationFailed
 from fusion.inventory.channels import note_pushed, note_remote
 from fusion.inventory.ledger import note_sync_corrections
@@ -71,9 +72,11 @@ def _push(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> 
             ctx.log(f"{bound.plugin.slug}: bulk inventory is a workaround", "info")
         bound.client.bulk_set_inventory(updates)
         note_pushed(ctx, bound.store.id, updates)
+        telemetry.STORE_PUSHES.inc(bound.store.id, bound.plugin.slug)
         return "bulk"
     bound.client.set_inventory(updates)
     note_pushed(ctx, bound.store.id, updates)
+    telemetry.STORE_PUSHES.inc(bound.store.id, bound.plugin.slug)
     return "per_item"
 
 
