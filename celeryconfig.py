@@ -92,8 +92,6 @@ task_routes = {
 }
 
 _sweep = {"queue": DEFAULT_QUEUE, "priority": int(Lane.URGENT), "expires": SWEEP_INTERVAL_S * 2}
-# The default schedule file, and a heartbeat in Redis at each tick (workers/beat.py).
-beat_scheduler = "workers.beat:HeartbeatScheduler"
 beat_schedule = {
     "reap-expired-leases": {"task": REAP, "schedule": SWEEP_INTERVAL_S, "options": _sweep},
     "dispatch-due-jobs": {"task": DISPATCH_DUE, "schedule": SWEEP_INTERVAL_S, "options": _sweep},

@@ -189,7 +189,7 @@ class HubCollector(Collector):
             self.redis.hdel(telemetry.WORKER_HEARTBEAT_KEY, *forgotten)
         scheduler = GaugeMetricFamily(
             "fusion_beat_heartbeat_timestamp_seconds",
-            "When the beat scheduler last ticked (Unix time; absent if it never did).",
+            "When beat last sent a sweep (Unix time; absent if it never did).",
         )
         if beat is not None:
             scheduler.add_metric([], float(beat))

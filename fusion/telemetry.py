@@ -194,7 +194,7 @@ def worker_heartbeat(worker: str) -> None:
 
 
 def beat_heartbeat() -> None:
-    """Note that the beat scheduler ticked now."""
+    """Note that beat sent its schedule now (called as it sends each sweep)."""
     _run(lambda pipe: pipe.set(BEAT_HEARTBEAT_KEY, repr(time.time())))
 
 

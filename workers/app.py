@@ -13,8 +13,9 @@ import logging
 import uuid
 from datetime import timedelta
 
+import redis
 from celery import Celery
-from celery.signals import after_setup_logger, worker_ready
+from celery.signals import after_setup_logger, beat_init, before_task_publish, worker_ready
 
 import celeryconfig
 from fusion import logs, telemetry
@@ -168,6 +169,20 @@ def expire_approvals() -> int:
     if expired:
         log.info("expired %d approval(s)", len(expired))
     return len(expired)
+
+
+@beat_init.connect
+def _beat_telemetry(**_: object) -> None:
+    # Beat holds no runtime: its heartbeat goes to the broker, which is the hub's Redis.
+    telemetry.install(redis.Redis.from_url(app.conf.broker_url))
+
+
+@before_task_publish.connect
+def _beat_heartbeat(sender: object = None, **_: object) -> None:
+    # Only beat sends the sweeps, every FUSION_SWEEP_INTERVAL_S: each one sent proves its
+    # schedule is running (and, with several beats, that the one sending is alive).
+    if sender in QUIET_TASKS:
+        telemetry.beat_heartbeat()
 
 
 @worker_ready.connect
