@@ -4,7 +4,8 @@
 ``fusion.jobs.sweeps``; the beat housekeeping tasks call ``fusion.jobs.recurring``,
 ``fusion.jobs.retention`` and ``fusion.approvals.expiry``. Nothing here decides a retry:
 Celery never retries a task, the engine reschedules the job in Postgres (delays live in
-``scheduled_at``).
+``scheduled_at``). Workers and beat note their heartbeats in Redis for ``/metrics``
+(``fusion.telemetry``).
 """
 
 from __future__ import annotations
@@ -174,7 +175,8 @@ def expire_approvals() -> int:
 @beat_init.connect
 def _beat_telemetry(**_: object) -> None:
     # Beat holds no runtime: its heartbeat goes to the broker, which is the hub's Redis.
-    telemetry.install(redis.Redis.from_url(app.conf.broker_url))
+    # A heartbeat must never hold up the schedule: short timeouts, and it never raises.
+    telemetry.install(redis.Redis.from_url(app.conf.broker_url, socket_timeout=2.0))
 
 
 @before_task_publish.connect
