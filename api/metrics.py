@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api import problems
 from api.security import public
+from fusion import telemetry
 from fusion.metrics import ApiMetrics
 
 
@@ -22,11 +23,15 @@ def _scraper_allowed(token: str) -> bool:
 
 def install(app: Flask) -> None:
     """Count every request and serve /metrics to a scraper presenting FUSION_METRICS_TOKEN
-    (anyone else: the one 401; no token configured: 404, not served). It carries aggregates
-    only (no org, no ids), read at most once per FUSION_METRICS_CACHE_S."""
+    (anyone else: the one 401; no token configured: 404, not served). It carries no org and
+    no tenant's data, but store ids (the per-store series): never serve it unprotected. Read
+    at most once per FUSION_METRICS_CACHE_S."""
     fusion = app.extensions["fusion"]
     settings = fusion.settings
     metrics = ApiMetrics(fusion.database, fusion.redis, cache_s=settings.metrics_cache_s)
+    # What this process counts (webhook deliveries, orders, stock) goes to Redis, like the
+    # workers': any API process serves the sum.
+    telemetry.install(fusion.redis)
     app.extensions["fusion_metrics"] = metrics
 
     @app.before_request

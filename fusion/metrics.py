@@ -1,15 +1,18 @@
-"""Prometheus figures for the hub: requests, jobs by status and queue, queue depth, job run
-time and rate-limit waits.
+"""Prometheus figures for the hub (every series: docs/operations.md).
 
-Job figures are read from Postgres (the truth) through aggregate-only database functions, so
-every API process reports the same numbers; a process reads them at most once per
-``FUSION_METRICS_CACHE_S`` and answers scrapes in between from what it read. Rate-limit
-waits happen in worker processes; they are counted in Redis (``fusion.ratelimit.waits``) and
-read back here.
+Gauges of state are read from Postgres (the truth) through narrow database functions: jobs
+by status and queue, per active store when its inventory was last synced and its orders
+last pulled, approvals pending. Whatever happens in a process (a job run, a webhook, a push,
+a stock movement, a rate-limit wait, a heartbeat) is counted in Redis by that process
+(``fusion.telemetry``, ``fusion.ratelimit.waits``) and rendered here, job run time and queue
+wait as real histograms. So every API process reports the same numbers; a process reads its
+sources at most once per ``FUSION_METRICS_CACHE_S`` and answers scrapes in between from what
+it read.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -17,17 +20,25 @@ from collections.abc import Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from fusion import telemetry
 from fusion.db.session import Database
 from fusion.jobs.models import JobStatus
 from fusion.jobs.queues import ALL_QUEUES
 from fusion.ratelimit.waits import RATE_LIMIT_SECONDS_KEY, RATE_LIMIT_WAITS_KEY
 
 log = logging.getLogger(__name__)
-DURATION_WINDOW_S = 3600
+# A worker not heard of for this long is forgotten (its field dropped): a worker retired
+# or renamed must not keep an alert firing forever.
+FORGET_WORKER_S = 24 * 3600
 
 
 class HubCollector(Collector):
@@ -60,7 +71,7 @@ class HubCollector(Collector):
             "fusion_metrics_source_up", "Whether a source answered.", labels=["source"]
         )
         try:
-            yield from self._jobs()
+            yield from self._postgres()
             up.add_metric(["database"], 1)
         except Exception:
             log.warning("metrics: database unavailable")
@@ -73,18 +84,20 @@ class HubCollector(Collector):
             up.add_metric(["broker"], 0)
         yield up
 
-    def _jobs(self) -> Iterator[Metric]:
+    def _postgres(self) -> Iterator[Metric]:
         with self.database.system_session() as session:
             counts = session.execute(
                 text("SELECT queue, status, jobs FROM metrics_job_counts()")
             ).all()
-            durations = session.execute(
+            stores = session.execute(
                 text(
-                    "SELECT queue, status, finished, seconds_sum, seconds_max "
-                    "FROM metrics_job_durations(:w)"
-                ),
-                {"w": DURATION_WINDOW_S},
+                    "SELECT store_id, platform, last_synced_at, orders_pulled_at "
+                    "FROM metrics_stores()"
+                )
             ).all()
+            approvals = session.execute(
+                text("SELECT pending, oldest FROM metrics_approvals()")
+            ).first()
         jobs = GaugeMetricFamily(
             "fusion_jobs", "Jobs by queue and status.", labels=["queue", "status"]
         )
@@ -96,35 +109,49 @@ class HubCollector(Collector):
             for status in JobStatus:
                 jobs.add_metric([queue, status.value], seen.get((queue, status.value), 0))
             depth.add_metric([queue], seen.get((queue, JobStatus.PENDING.value), 0))
-        count = GaugeMetricFamily(
-            "fusion_job_duration_seconds_count",
-            f"Jobs finished in the last {DURATION_WINDOW_S}s.",
-            labels=["queue", "status"],
+        synced = GaugeMetricFamily(
+            "fusion_store_last_inventory_sync_timestamp_seconds",
+            "When an active store's inventory sync last completed (Unix time).",
+            labels=["store_id", "platform"],
         )
-        total = GaugeMetricFamily(
-            "fusion_job_duration_seconds_sum",
-            f"Run time of jobs finished in the last {DURATION_WINDOW_S}s.",
-            labels=["queue", "status"],
+        pulled = GaugeMetricFamily(
+            "fusion_store_last_order_pull_timestamp_seconds",
+            "When an active store's last successful order pull started (Unix time).",
+            labels=["store_id", "platform"],
         )
-        longest = GaugeMetricFamily(
-            "fusion_job_duration_seconds_max",
-            f"Longest run time in the last {DURATION_WINDOW_S}s.",
-            labels=["queue", "status"],
+        for store_id, platform, synced_at, pulled_at in stores:
+            if synced_at is not None:
+                synced.add_metric([str(store_id), platform], synced_at.timestamp())
+            if pulled_at is not None:
+                pulled.add_metric([str(store_id), platform], pulled_at.timestamp())
+        pending = GaugeMetricFamily("fusion_approvals_pending", "Approvals waiting for a decision.")
+        oldest = GaugeMetricFamily(
+            "fusion_approvals_oldest_pending_timestamp_seconds",
+            "When the oldest approval still pending was asked for (Unix time; absent if none).",
         )
-        for queue, status, finished, seconds_sum, seconds_max in durations:
-            count.add_metric([queue, status], finished)
-            total.add_metric([queue, status], seconds_sum)
-            longest.add_metric([queue, status], seconds_max)
-        yield from (jobs, depth, count, total, longest)
+        pending.add_metric([], approvals.pending if approvals else 0)
+        if approvals is not None and approvals.oldest is not None:
+            oldest.add_metric([], approvals.oldest.timestamp())
+        yield from (jobs, depth, synced, pulled, pending, oldest)
 
     def _redis(self) -> Iterator[Metric]:
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in ALL_QUEUES:
+            pipe.llen(queue)
+        pipe.hgetall(RATE_LIMIT_WAITS_KEY)
+        pipe.hgetall(RATE_LIMIT_SECONDS_KEY)
+        for series in (*telemetry.COUNTERS, *telemetry.HISTOGRAMS):
+            pipe.hgetall(series.key)
+        pipe.hgetall(telemetry.WORKER_HEARTBEAT_KEY)
+        pipe.get(telemetry.BEAT_HEARTBEAT_KEY)
+        answers = iter(pipe.execute())  # one round trip for every Redis-kept series
         broker = GaugeMetricFamily(
             "fusion_broker_queue_depth_messages",
             "Messages waiting in each Celery queue.",
             labels=["queue"],
         )
         for queue in ALL_QUEUES:
-            broker.add_metric([queue], int(self.redis.llen(queue)))
+            broker.add_metric([queue], int(next(answers)))
         waits = CounterMetricFamily(
             "fusion_rate_limit_waits",
             "Times a job waited for a platform's rate limit.",
@@ -135,11 +162,70 @@ class HubCollector(Collector):
             "Seconds jobs waited for a platform's rate limit.",
             labels=["platform"],
         )
-        for platform, n in sorted(self.redis.hgetall(RATE_LIMIT_WAITS_KEY).items()):
+        for platform, n in sorted(next(answers).items()):
             waits.add_metric([_text(platform)], float(n))
-        for platform, s in sorted(self.redis.hgetall(RATE_LIMIT_SECONDS_KEY).items()):
+        for platform, s in sorted(next(answers).items()):
             seconds.add_metric([_text(platform)], float(s))
         yield from (broker, waits, seconds)
+        for counter in telemetry.COUNTERS:
+            yield _counter(counter, next(answers))
+        for histogram in telemetry.HISTOGRAMS:
+            yield _histogram(histogram, next(answers))
+        yield from self._heartbeats(next(answers), next(answers))
+
+    def _heartbeats(self, workers: dict[Any, Any], beat: Any) -> Iterator[Metric]:
+        worker = GaugeMetricFamily(
+            "fusion_worker_heartbeat_timestamp_seconds",
+            "When a worker (by Celery node name) last said it was alive (Unix time).",
+            labels=["worker"],
+        )
+        forgotten = []
+        for name, at in sorted(workers.items()):
+            if time.time() - float(at) > FORGET_WORKER_S:
+                forgotten.append(name)
+            else:
+                worker.add_metric([_text(name)], float(at))
+        if forgotten:
+            self.redis.hdel(telemetry.WORKER_HEARTBEAT_KEY, *forgotten)
+        scheduler = GaugeMetricFamily(
+            "fusion_beat_heartbeat_timestamp_seconds",
+            "When beat last sent a sweep (Unix time; absent if it never did).",
+        )
+        if beat is not None:
+            scheduler.add_metric([], float(beat))
+        yield from (worker, scheduler)
+
+
+def _counter(counter: telemetry.Counter, fields: dict[Any, Any]) -> Metric:
+    family = CounterMetricFamily(counter.name, counter.help, labels=list(counter.labels))
+    for key, value in sorted((_text(k), v) for k, v in fields.items()):
+        family.add_metric(json.loads(key), float(value))
+    if not counter.labels and not fields:
+        family.add_metric([], 0)  # a counter without labels is there from the start
+    return family
+
+
+def _histogram(histogram: telemetry.Histogram, fields: dict[Any, Any]) -> Metric:
+    """The workers count each observation in the one bucket it falls in (and sum and count,
+    in the same MULTI); here the buckets are made cumulative, as Prometheus expects."""
+    width = len(histogram.labels)
+    per_labels: dict[tuple[str, ...], dict[str, float]] = {}
+    for key, value in fields.items():
+        parts = json.loads(_text(key))
+        labels, what = tuple(parts[:width]), parts[width:]
+        slot = per_labels.setdefault(labels, {})
+        name = what[1] if what[0] == "le" else what[0]
+        slot[name] = float(value)
+    family = HistogramMetricFamily(histogram.name, histogram.help, labels=list(histogram.labels))
+    bounds = [*(repr(b) for b in histogram.buckets), "+Inf"]
+    for labels, slot in sorted(per_labels.items()):
+        running = 0.0
+        buckets = []
+        for bound in bounds:
+            running += slot.get(bound, 0.0)
+            buckets.append((bound, running))
+        family.add_metric(list(labels), buckets, sum_value=slot.get("sum", 0.0))
+    return family
 
 
 def _text(value: Any) -> str:

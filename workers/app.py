@@ -4,7 +4,8 @@
 ``fusion.jobs.sweeps``; the beat housekeeping tasks call ``fusion.jobs.recurring``,
 ``fusion.jobs.retention`` and ``fusion.approvals.expiry``. Nothing here decides a retry:
 Celery never retries a task, the engine reschedules the job in Postgres (delays live in
-``scheduled_at``).
+``scheduled_at``). Workers and beat note their heartbeats in Redis for ``/metrics``
+(``fusion.telemetry``).
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import logging
 import uuid
 from datetime import timedelta
 
+import redis
 from celery import Celery
-from celery.signals import after_setup_logger, worker_ready
+from celery.signals import after_setup_logger, beat_init, before_task_publish, worker_ready
 
 import celeryconfig
-from fusion import logs
+from fusion import logs, telemetry
 from fusion.approvals import expiry
 from fusion.inventory.service import SYNC_INVENTORY_JOB
 from fusion.jobs import retention, sweeps
@@ -170,7 +172,25 @@ def expire_approvals() -> int:
     return len(expired)
 
 
+@beat_init.connect
+def _beat_telemetry(**_: object) -> None:
+    # Beat holds no runtime: its heartbeat goes to the broker, which is the hub's Redis.
+    # A heartbeat must never hold up the schedule: short timeouts, and it never raises.
+    telemetry.install(redis.Redis.from_url(app.conf.broker_url, socket_timeout=2.0))
+
+
+@before_task_publish.connect
+def _beat_heartbeat(sender: object = None, **_: object) -> None:
+    # Only beat sends the sweeps, every FUSION_SWEEP_INTERVAL_S: each one sent proves its
+    # schedule is running (and, with several beats, that the one sending is alive).
+    if sender in QUIET_TASKS:
+        telemetry.beat_heartbeat()
+
+
 @worker_ready.connect
-def _warm_up(**_: object) -> None:
+def _warm_up(sender: object = None, **_: object) -> None:
     # Connect and start the lease keeper before the first message, not during it.
     runtime(app)
+    # Under the Celery node name (stable across restarts), not the engine's per-process id.
+    name = str(getattr(sender, "hostname", None) or runtime(app).engine.worker_id)
+    telemetry.Heartbeat(name).start()

@@ -16,6 +16,7 @@ import redis
 from celery import Celery
 
 import boot
+from fusion import telemetry
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import ConfigError
@@ -55,6 +56,7 @@ def runtime(app: Celery) -> Runtime:
             database = Database(settings.app_database_url, pool_size=10, max_overflow=10)
             client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
             loaded = boot.start(settings, database, dispatcher=CeleryDispatcher(app))
+            telemetry.install(client)
             engine = Engine(settings, database, redis=client)
             engine.start()
             log.info("worker %s ready; job modules: %s", engine.worker_id, ", ".join(loaded))

@@ -20,6 +20,7 @@ from typing import Any
 from redis.exceptions import LockError
 from sqlalchemy.orm import Session
 
+from fusion import telemetry
 from fusion.errors import RateLimited, ValidationFailed
 from fusion.inventory.channels import note_pushed, note_remote
 from fusion.inventory.ledger import note_sync_corrections
@@ -70,11 +71,18 @@ def _push(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> 
         if bound.level(Capability.BULK_OPERATIONS) == ContractLevel.WORKAROUND:
             ctx.log(f"{bound.plugin.slug}: bulk inventory is a workaround", "info")
         bound.client.bulk_set_inventory(updates)
-        note_pushed(ctx, bound.store.id, updates)
+        _pushed(ctx, bound, updates)
         return "bulk"
     bound.client.set_inventory(updates)
-    note_pushed(ctx, bound.store.id, updates)
+    _pushed(ctx, bound, updates)
     return "per_item"
+
+
+def _pushed(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> None:
+    """What the platform accepted: noted per listing, and counted for the store."""
+    note_pushed(ctx, bound.store.id, updates)
+    if updates:
+        telemetry.STORE_PUSHES.inc(bound.store.id, bound.plugin.slug)
 
 
 def _updates(ctx: JobContext) -> list[InventoryUpdate]:
@@ -133,7 +141,7 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx, Capability.BULK_OPERATIONS) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
         bound.client.bulk_set_inventory(updates)
-        note_pushed(ctx, bound.store.id, updates)
+        _pushed(ctx, bound, updates)
     ctx.log(f"pushed {len(updates)} quantities in bulk", "info", count=len(updates))
     return {"pushed": len(updates)}
 
@@ -145,7 +153,7 @@ def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx, Capability.REAL_TIME_INVENTORY) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
         bound.client.set_inventory(updates)
-        note_pushed(ctx, bound.store.id, updates)
+        _pushed(ctx, bound, updates)
     ctx.log(f"pushed {len(updates)} quantities", "info", skus=[u.sku for u in updates][:50])
     return {"pushed": len(updates)}
 

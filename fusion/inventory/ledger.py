@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fusion import telemetry
 from fusion.auth.access import Principal
 from fusion.catalog.models import ProductVariant
 from fusion.errors import Conflict
@@ -67,8 +68,9 @@ def move(
     and append the movement, in the caller's transaction. The variant's row is locked first
     and its figure re-read, so the delta of an absolute set is taken from the figure it
     replaces. A change of the figure bumps ``stock_version``; a zero change is recorded but
-    bumps nothing. Raises InsufficientStock (nothing changed) when the result would be below
-    zero, ValueError when neither or both of ``delta`` and ``set_to`` are given."""
+    bumps nothing; a change to 0 is counted (``fusion_stock_hit_zero_total``) once the
+    caller's transaction commits. Raises InsufficientStock (nothing changed) when the result
+    would be below zero, ValueError when neither or both of ``delta`` and ``set_to`` are given."""
     if (delta is None) == (set_to is None):
         raise ValueError("give exactly one of delta and set_to")
     locked = lock_variant(session, variant.id)
@@ -81,6 +83,8 @@ def move(
     if after != before:
         locked.available_quantity = after
         locked.stock_version += 1
+        if after == 0:
+            telemetry.STOCK_HIT_ZERO.inc_on_commit(session)
     movement = StockMovement(
         org_id=locked.org_id,
         variant_id=locked.id,

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
-from fusion import logs
+from fusion import logs, telemetry
 from fusion.config import Settings
 from fusion.db.session import Database, make_engine
 from fusion.errors import Cancelled, PermanentError, RateLimited
@@ -105,6 +105,8 @@ class Claimed:
     payload: dict[str, Any]
     attempt: int
     max_attempts: int
+    queue: str = ""
+    waited_s: float = 0.0  # from due (scheduled_at) to claimed, by Postgres' clock
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -289,10 +291,14 @@ class Engine:
             store_id=job.store_id,
             attempt=job.attempt,
         ):
+            telemetry.JOB_QUEUE_WAIT_SECONDS.observe(job.waited_s, job.job_type, job.queue)
             started = time.perf_counter()
             decided = self._decide(job, ctx)
+            ran_s = time.perf_counter() - started
             outcome = decided if isinstance(decided, Outcome) else None
             status = decided.status.value if isinstance(decided, Finish) else None
+            label = decided.value if isinstance(decided, Outcome) else decided.outcome.value
+            telemetry.JOB_RUN_SECONDS.observe(ran_s, job.job_type, job.queue, label)
             failed = status == JobStatus.FAILED.value or outcome is Outcome.ABANDONED
             level = logging.WARNING if failed else logging.INFO
             log.log(
@@ -301,7 +307,7 @@ class Engine:
                 job.job_type,
                 job.id,
                 decided.message if isinstance(decided, Finish) else decided.value,
-                extra={"duration_ms": round((time.perf_counter() - started) * 1000, 1)},
+                extra={"duration_ms": round(ran_s * 1000, 1)},
             )
             return decided
 
@@ -502,6 +508,11 @@ class Engine:
 
 
 def _claimed(row: Any) -> Claimed:
+    waited = (
+        (row.claimed_at - row.scheduled_at).total_seconds()
+        if row.claimed_at is not None and row.scheduled_at is not None
+        else 0.0
+    )
     return Claimed(
         id=row.id,
         org_id=row.org_id,
@@ -510,6 +521,8 @@ def _claimed(row: Any) -> Claimed:
         payload=dict(row.payload or {}),
         attempt=row.attempts,
         max_attempts=row.max_attempts,
+        queue=row.queue,
+        waited_s=max(waited, 0.0),
     )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
+from fusion import telemetry
 from fusion.catalog.models import ProductVariant
 from fusion.errors import NotFound
 from fusion.inventory.ledger import SYSTEM_ACTOR, move
@@ -161,6 +162,8 @@ def ingest_order(
             ],
         )
     created = inserted is not None
+    if created:
+        telemetry.ORDERS_INGESTED.inc_on_commit(session, _platform(session, store_id))
     order_id = inserted or _order_id(session, key)
     if session.scalar(select(Order.history).where(Order.id == order_id)):
         # The platform's status, whatever it is (nothing was taken, so nothing to guard),
@@ -186,6 +189,10 @@ def ingest_order(
         return Ingested(order_id=order_id, created=created)
     stock, unknown = _take_stock(session, order_id, job_id)
     return Ingested(order_id=order_id, created=created, stock=stock, unknown_skus=unknown)
+
+
+def _platform(session: Session, store_id: uuid.UUID) -> str:
+    return str(session.scalar(select(Store.platform).where(Store.id == store_id)) or "unknown")
 
 
 def _cancel(
@@ -327,4 +334,16 @@ def _take_stock(
         .values(stock_taken={c.sku: c.taken for c in changes})
     )
     session.flush()
-    return changes, sorted(set(wanted) - set(variants))
+    unknown = sorted(set(wanted) - set(variants))
+    if unknown:
+        platform = session.scalar(
+            select(Store.platform)
+            .join(Order, Order.store_id == Store.id)
+            .where(Order.id == order_id)
+        )
+        telemetry.ORDER_LINES_UNKNOWN_SKU.inc_on_commit(
+            session,
+            str(platform or "unknown"),
+            n=sum(1 for line in lines if line.sku in unknown and line.quantity > 0),
+        )
+    return changes, unknown

@@ -36,6 +36,7 @@ from tenacity import Retrying as _Retrying
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
+from fusion import telemetry
 from fusion.errors import PermanentError, RateLimited, RetryableError
 from fusion.plugins._pinned import (
     DESTINATION_ATTR,
@@ -250,6 +251,7 @@ class StoreHttp:
             try:
                 return self._request(method, path, call, headers, json, params, data, expect)
             except RateLimited as exc:
+                telemetry.STORE_THROTTLES.inc(self.conn.store_id, self.conn.platform)
                 # A 429 means the call was not processed, so sending it again is safe; a job
                 # that has made calls already waits briefly rather than starting over.
                 if not invested or exc.retry_after_s > budget:

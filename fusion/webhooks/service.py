@@ -26,6 +26,7 @@ from sqlalchemy import and_, or_, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from fusion import telemetry
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import FusionError, MalformedWebhook, NotFound, PermanentError, ValidationFailed
@@ -78,7 +79,33 @@ def receive(
     Raises WebhookRefused for an unknown store, a platform other than the store's, a store
     without a webhook secret, or a delivery the plugin does not verify (signature, freshness,
     missing headers); MalformedDelivery for a verified body that is not a valid event. Nothing
-    is stored when it raises. The caller must cap ``body`` before calling."""
+    is stored when it raises. The caller must cap ``body`` before calling. Every outcome is
+    counted (``fusion_webhook_deliveries_total``: accepted, ignored, duplicate, refused,
+    malformed), under the platform's name when it is a known one."""
+    known = platform if platform in plugin_slugs() else "unknown"
+    try:
+        receipt = _receive(
+            database, settings, platform=platform, store_id=store_id, headers=headers, body=body
+        )
+    except WebhookRefused:
+        telemetry.WEBHOOK_DELIVERIES.inc(known, "refused")
+        raise
+    except MalformedDelivery:
+        telemetry.WEBHOOK_DELIVERIES.inc(known, "malformed")
+        raise
+    telemetry.WEBHOOK_DELIVERIES.inc(known, receipt.outcome)
+    return receipt
+
+
+def _receive(
+    database: Database,
+    settings: Settings,
+    *,
+    platform: str,
+    store_id: uuid.UUID,
+    headers: Mapping[str, str],
+    body: bytes,
+) -> Receipt:
     org_id = _route(database, store_id, platform)
     plugin = _plugin(platform)
     with database.org_session(org_id) as session:

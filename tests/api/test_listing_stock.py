@@ -6,16 +6,20 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
 from sqlalchemy import Engine, text
 
+from fusion import telemetry
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.inventory.channels import record_remote
 from fusion.jobs import service as jobs
 from fusion.jobs.engine import Engine as JobEngine
 from fusion.jobs.engine import Outcome
+from fusion.metrics import HubCollector
 from fusion.sandbox import SandboxServer
 from tests.api.conftest import Team
 from tests.plugins.e2e import Hub, sandboxes
@@ -78,3 +82,51 @@ def test_pushes_and_read_backs_are_recorded_and_drift_is_shown(
         record_remote(session, store.id, {sku: 4, "NOT-LISTED": 1}, datetime.now(UTC))
     [row] = team_a.viewer.get(url).json["items"]
     assert (row["remote"], row["shown"], row["drift"]) == (4, 7, True)
+
+
+def test_pushes_and_the_last_sync_of_a_store_are_in_the_metrics(
+    settings: Settings,
+    database: Database,
+    admin_engine: Engine,
+    job_engine: JobEngine,
+    shopify: SandboxServer,
+    team_a: Team,
+    redis_client: Any,
+) -> None:
+    previous = telemetry.installed()
+    telemetry.install(redis_client)
+    try:
+        # Given a published Shopify listing
+        org = team_a.org_id
+        hub = Hub(settings, database, admin_engine, org)
+        store = hub.connect("shopify", shopify)
+        listing_id, sku = hub.product(store, quantity=10)
+        _run(database, job_engine, org, "create_product", store, {"listing_id": str(listing_id)})
+        # When the hub pushes its stock, a sale happens on the platform, and the sync corrects it
+        _run(database, job_engine, org, "real_time_inventory", store, {"skus": [sku]})
+        store.place_order(sku, 2)
+        _run(database, job_engine, org, "sync_inventory", store, {})
+    finally:
+        telemetry.install(previous)
+    # Then the scrape counts both pushes for the store, and shows when its sync completed
+    body = _scrape(database, redis_client)
+    labels = f'platform="shopify",store_id="{store.id}"'
+    assert f"fusion_store_pushes_total{{{labels}}} 2.0" in body
+    with admin_engine.connect() as conn:
+        synced = conn.execute(
+            text("SELECT last_synced_at FROM stores WHERE id = :id"), {"id": store.id}
+        ).scalar_one()
+    assert f"fusion_store_last_inventory_sync_timestamp_seconds{{{labels}}} " in body
+    line = next(
+        x
+        for x in body.splitlines()
+        if x.startswith("fusion_store_last_inventory_sync_") and str(store.id) in x
+    )
+    assert abs(float(line.rsplit(" ", 1)[1]) - synced.timestamp()) < 0.01
+
+
+def _scrape(database: Database, redis_client: Any) -> str:
+    # What /metrics renders (the endpoint's collector, without its cache)
+    registry = CollectorRegistry()
+    registry.register(HubCollector(database, redis_client, cache_s=0))
+    return generate_latest(registry).decode()

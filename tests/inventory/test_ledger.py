@@ -8,11 +8,13 @@ import random
 import threading
 import uuid
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from fusion import telemetry
 from fusion.auth.access import Access, ActorType, Principal
 from fusion.auth.models import Role
 from fusion.db.session import Database
@@ -174,3 +176,31 @@ def test_the_ledger_refuses_update_and_delete_but_keeps_a_deleted_variants_histo
         conn.execute(text("DELETE FROM product_variants WHERE id = :v"), {"v": variant_id})
         kept = conn.execute(text("SELECT variant_id, sku, delta FROM stock_movements")).all()
     assert [tuple(r) for r in kept] == [(None, SKU, 2)]
+
+
+def test_a_sale_to_zero_is_counted_once_its_transaction_commits(
+    database: Database, admin_engine: Engine, org_a: uuid.UUID, redis_client: Any
+) -> None:
+    _variant(admin_engine, org_a, 3)
+    store = _store(admin_engine, org_a)
+    previous = telemetry.installed()
+    telemetry.install(redis_client)
+
+    def counted() -> int:
+        return int(redis_client.hget(telemetry.STOCK_HIT_ZERO.key, "[]") or 0)
+
+    before = counted()
+    try:
+        # Given an order that takes the last 3, in a transaction that rolls back
+        with pytest.raises(RuntimeError), database.org_session(org_a) as session:
+            ingest_order(session, org_id=org_a, store_id=store, order=_order(1, 3))
+            raise RuntimeError("rolled back")
+        # Then nothing was counted
+        assert counted() == before
+        # When the same order commits
+        with database.org_session(org_a) as session:
+            ingest_order(session, org_id=org_a, store_id=store, order=_order(1, 3))
+    finally:
+        telemetry.install(previous)
+    # Then the SKU hitting 0 is counted once
+    assert counted() == before + 1

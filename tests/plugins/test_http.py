@@ -14,6 +14,7 @@ import redis as redis_lib
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from fusion import telemetry
 from fusion.errors import PermanentError, RateLimited, RetryableError
 from fusion.plugins.base import StoreConnection
 from fusion.plugins.http import StoreHttp, parse_retry_after
@@ -213,3 +214,27 @@ def test_retry_after_parsing() -> None:
     assert parse_retry_after("2.0") == 2.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+def test_each_throttled_call_is_counted_for_its_store(
+    platform: tuple[Platform, str], redis_client: redis_lib.Redis
+) -> None:
+    _, url = platform
+    previous = telemetry.installed()
+    telemetry.install(redis_client)
+    try:
+        # Given a store whose platform answers 429
+        bucket = TokenBucket(redis_client, str(uuid.uuid4()), BucketConfig(10, 10, margin=0.0))
+        http = _http(url, bucket)
+        # When a call is throttled by the platform, and the next by the store's own bucket
+        with pytest.raises(RateLimited):
+            http.request("GET", "/throttled", call=CALL)
+        other = _http(url, bucket)  # another connection to the same bucket
+        with pytest.raises(RateLimited):
+            other.request("GET", "/ok", call=CALL)
+    finally:
+        telemetry.install(previous)
+    # Then each counts one throttle (/metrics: fusion_store_throttles_total)
+    for throttled in (http, other):
+        field = telemetry.field_of([throttled.conn.store_id, "testplat"])
+        assert redis_client.hget(telemetry.STORE_THROTTLES.key, field) == b"1"
