@@ -165,8 +165,15 @@ def record(
         return Receipt("duplicate", None)
     if not acted_on:
         return Receipt("ignored", webhook_id)
+    # On the store's platform queue, not default: an order read back from a slow platform
+    # (Amazon's Orders API waits on its rate limit) holds only that platform's workers, never
+    # the processing of the other platforms' sales.
     job = enqueue(
-        session, org_id=org_id, job_type=PROCESS_JOB, payload={"webhook_id": str(webhook_id)}
+        session,
+        org_id=org_id,
+        job_type=PROCESS_JOB,
+        store_id=store_id,
+        payload={"webhook_id": str(webhook_id)},
     )
     _link(session, webhook_id, job.id)
     return Receipt("accepted", webhook_id, job.id)

@@ -213,7 +213,7 @@ def test_webhooks_orders_stock_and_stores_are_counted(
         shop = conn.execute(
             text("SELECT external_id FROM stores WHERE id = :id"), {"id": store}
         ).scalar_one()
-    celery.worker("w1")
+    celery.worker("w1", queues="default,shopify")  # process_webhook runs on its platform's queue
     _, first = scrape(scraper)
 
     # When a signed order takes the last two and names a SKU the hub does not know, the same
