@@ -397,10 +397,9 @@ class Bench:
             time.sleep(0.5)
 
     def setup_catalog(self) -> None:
-        import requests
 
         from tests.api.conftest import signup
-        from tests.plugins.e2e import PROVISIONERS
+        from tests.plugins.e2e import PROVISIONERS, point_etsy_webhooks
 
         client = self.app.test_client()
         owner = signup(client)
@@ -424,20 +423,11 @@ class Bench:
             store = self._ok(owner.post(f"{base}/stores", json=body), 201)
             self.shops[p], self.store_ids[p] = shop, store["id"]
         # Etsy has no webhook API: the merchant points the portal's order events at the hub.
-        etsy = self.shops["etsy"]
-        requests.post(
-            f"{self.servers['etsy'].url}/_sandbox/shops",
-            json={
-                "shop_id": int(etsy.external_id),
-                "user_id": int(etsy.credentials["access_token"].split(".")[0]),
-                "keystring": etsy.credentials["keystring"],
-                "shared_secret": etsy.credentials["shared_secret"],
-                "access_token": etsy.credentials["access_token"].split(".", 1)[1],
-                "webhook_secret": etsy.webhook_secret,
-                "webhook_url": f"{self.url}/webhooks/etsy/{self.store_ids['etsy']}",
-            },
-            timeout=10,
-        ).raise_for_status()
+        point_etsy_webhooks(
+            self.servers["etsy"].url,
+            self.shops["etsy"],
+            f"{self.url}/webhooks/etsy/{self.store_ids['etsy']}",
+        )
         self.skus: list[str] = []
         listings = 0
         for n in range(-(-self.args.skus // VARIANTS)):

@@ -25,7 +25,13 @@ from fusion.config import Settings
 from fusion.jobs import dispatch
 from fusion.sandbox import SandboxServer
 from tests.api.conftest import make_team
-from tests.plugins.e2e import ShopSpec, sandboxes, worker_env, workers_and_beat
+from tests.plugins.e2e import (
+    ShopSpec,
+    point_etsy_webhooks,
+    sandboxes,
+    worker_env,
+    workers_and_beat,
+)
 from tests.support.merchant import channel_shows, connect, ok
 
 pytestmark = [
@@ -88,20 +94,7 @@ def test_a_sale_on_every_channel_at_once_leaves_every_channel_right(stack: Stack
     }
     # Etsy has no webhook API: the merchant points the portal's order events at the hub
     etsy_id, etsy = stores["etsy"]
-    # (the sandbox's shop is made again, with its webhook URL)
-    requests.post(
-        f"{stack.servers['etsy'].url}/_sandbox/shops",
-        json={
-            "shop_id": int(etsy.external_id),
-            "user_id": int(etsy.credentials["access_token"].split(".")[0]),
-            "keystring": etsy.credentials["keystring"],
-            "shared_secret": etsy.credentials["shared_secret"],
-            "access_token": etsy.credentials["access_token"].split(".", 1)[1],
-            "webhook_secret": etsy.webhook_secret,
-            "webhook_url": f"{stack.url}/webhooks/etsy/{etsy_id}",
-        },
-        timeout=10,
-    ).raise_for_status()
+    point_etsy_webhooks(stack.servers["etsy"].url, etsy, f"{stack.url}/webhooks/etsy/{etsy_id}")
     # and a product of one SKU, 40 in stock, published to all four
     sku = f"TEE-{uuid.uuid4().hex[:6].upper()}"
     product = ok(team.owner.post(f"{org}/products", json={"title": "Linen tee"}), 201)

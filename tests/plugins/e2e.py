@@ -81,6 +81,24 @@ def _etsy(url: str, secret: str) -> ShopSpec:
     return ShopSpec(str(shop_id), creds, {}, "whsec_etsy", {"shop_id": shop_id})
 
 
+def point_etsy_webhooks(sandbox_url: str, shop: ShopSpec, webhook_url: str) -> None:
+    """Etsy has no webhook API: the merchant points the portal's order events at the hub. The
+    sandbox's shop is made again, with its webhook URL."""
+    requests.post(
+        f"{sandbox_url}/_sandbox/shops",
+        json={
+            "shop_id": int(shop.external_id),
+            "user_id": int(shop.credentials["access_token"].split(".")[0]),
+            "keystring": shop.credentials["keystring"],
+            "shared_secret": shop.credentials["shared_secret"],
+            "access_token": shop.credentials["access_token"].split(".", 1)[1],
+            "webhook_secret": shop.webhook_secret,
+            "webhook_url": webhook_url,
+        },
+        timeout=10,
+    ).raise_for_status()
+
+
 def _amazon(url: str, secret: str) -> ShopSpec:
     seller = "A" + uuid.uuid4().hex[:12].upper()
     creds = {
