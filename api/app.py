@@ -16,6 +16,7 @@ from api import (
     approvals,
     audit,
     auth,
+    dashboard,
     events,
     health,
     inventory,
@@ -112,6 +113,7 @@ RESOURCES = (
     orders,
     approvals,
     audit,
+    dashboard,
     events,
 )
 

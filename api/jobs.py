@@ -1,23 +1,32 @@
-"""Jobs: list and filter, detail with logs, cancel, re-run, and enqueue a capability."""
+"""Jobs: list and filter, detail with logs, cancel, re-run, enqueue a capability; failures
+grouped by what went wrong, and bulk retry/cancel."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy import select
 
 from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
-from fusion.audit.service import record
+from fusion.actions import jobs as actions
 from fusion.auth.models import Role
 from fusion.jobs import service as jobs
+from fusion.jobs.failures import failure_groups
 from fusion.jobs.models import Job
-from fusion.security.redact import redact
+from fusion.jobs.selection import JobFilter
 from fusion.stores.models import Store
 from schemas.job_views import (
+    BulkJobsSchema,
+    BulkResultSchema,
+    FailureGroupQuerySchema,
+    FailureGroupsSchema,
     IdempotencyHeaderSchema,
     JobCreateSchema,
     JobDetailSchema,
@@ -35,14 +44,17 @@ class Jobs(MethodView):
     @blp.response(200, JobPageSchema)
     @org_scope(Role.VIEWER)
     def get(self, query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
-        """Jobs, newest first, filtered by status, type or store."""
-        filters = {k: query[k] for k in ("status", "job_type", "store_id")}
+        """Jobs, newest first, filtered by status, type, store, creation time (`since`) or
+        text in the last error (`error`)."""
+        names = ("status", "job_type", "store_id", "since", "error")
+        matching = JobFilter(**{k: query[k] for k in names})
         return page(
             tx(),
             Job,
             limit=query["limit"],
             cursor=query["cursor"],
-            filters=filters,
+            filters={"store_id": query["store_id"]},
+            stmt=select(Job).where(*matching.conditions()),
             references={"store_id": Store},
         )
 
@@ -59,29 +71,52 @@ class Jobs(MethodView):
         Exact stock quantities (``payload.updates``) are the hub's own: 422; name ``skus``
         instead. A reconciliation's ``since`` before the store was connected is clamped to
         the connection (the job's log says so). The audit entry holds the payload."""
-        job = jobs.enqueue_requested(
-            tx(),
-            org_id=org_id,
-            idempotency_key=idempotency_key,
-            created_by=access().user_id,
-            settings=hub().settings,
-            **body,
+        return actions.request(
+            tx(), access(), idempotency_key=idempotency_key, settings=hub().settings, **body
         )
-        record(
-            tx(),
-            org_id=org_id,
-            actor=access().principal,
-            action="job.enqueue",
-            resource_type="job",
-            resource_id=job.id,
-            # What was enqueued, as stored (after the type's clamps); secrets never kept.
-            after={
-                "job_type": job.job_type,
-                "store_id": job.store_id,
-                "payload": redact(job.payload),
-            },
-        )
-        return job
+
+
+@blp.route("/<uuid:org_id>/jobs/failure-groups")
+class FailureGroups(MethodView):
+    @blp.arguments(FailureGroupQuerySchema, location="query")
+    @blp.response(200, FailureGroupsSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        """Failed jobs grouped by store, job type and first line of the error, largest group
+        first; each group's `retry` is the body of a bulk retry of exactly its jobs."""
+        since = query["since"] or datetime.now(UTC) - timedelta(hours=24)
+        groups = [
+            {**asdict(g), "retry": {"filter": g.filter.as_dict()}}
+            for g in failure_groups(tx(), since=since)
+        ]
+        return {"since": since, "groups": groups}
+
+
+def _bulk(name: str, summary: str) -> None:
+    @blp.arguments(BulkJobsSchema)
+    @blp.response(200, BulkResultSchema)
+    @org_scope(Role.OPERATOR)
+    def view(body: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        where = JobFilter(**body["filter"]) if "filter" in body else None
+        act = actions.bulk_retry if name == "retry" else actions.bulk_cancel
+        done = act(tx(), access(), job_ids=body.get("job_ids"), where=where)
+        return {**asdict(done), "count": len(done.changed)}
+
+    view.__doc__ = summary
+    view.__name__ = f"bulk_{name}_jobs"
+    blp.post(f"/<uuid:org_id>/jobs/bulk-{name}")(view)
+
+
+_bulk(
+    "retry",
+    f"Re-run failed or cancelled jobs, by ids or by filter (at most {actions.BULK_CAP}; "
+    "`capped` says more matched). One audit entry for the batch.",
+)
+_bulk(
+    "cancel",
+    f"Cancel pending, claimed or running jobs, by ids or by filter (at most "
+    f"{actions.BULK_CAP}; `capped` says more matched). One audit entry for the batch.",
+)
 
 
 @blp.route("/<uuid:org_id>/jobs/<uuid:job_id>")
@@ -102,17 +137,8 @@ def _transition(name: str, summary: str) -> None:
     @blp.response(200, JobSchema)
     @org_scope(Role.OPERATOR)
     def view(org_id: uuid.UUID, job_id: uuid.UUID) -> Job:
-        job = jobs.cancel(tx(), job_id) if name == "cancel" else jobs.rerun(tx(), job_id)
-        record(
-            tx(),
-            org_id=org_id,
-            actor=access().principal,
-            action=f"job.{name}",
-            resource_type="job",
-            resource_id=job.id,
-            after={"status": job.status},
-        )
-        return job
+        act = actions.cancel if name == "cancel" else actions.rerun
+        return act(tx(), access(), job_id)
 
     view.__doc__ = summary
     view.__name__ = f"{name}_job"

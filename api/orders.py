@@ -39,6 +39,8 @@ def list_orders(query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
 @blp.response(200, OrderDetailSchema)
 @org_scope(Role.VIEWER)
 def get_order(org_id: uuid.UUID, order_id: uuid.UUID) -> dict[str, Any]:
-    """One order with its lines."""
+    """One order with its lines, and the job (and webhook delivery) that first stored it."""
     order, lines = orders.get_order(tx(), order_id)
-    return {**{name: getattr(order, name) for name in OrderSchema().fields}, "lines": lines}
+    links = {"job_id": order.job_id, "webhook_delivery_id": order.webhook_delivery_id}
+    shown = {name: getattr(order, name) for name in OrderSchema().fields}
+    return {**shown, "lines": lines, **links}

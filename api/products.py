@@ -8,12 +8,13 @@ from typing import Any
 from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from sqlalchemy import select
 
 from api.outcomes import deletion_accepted
 from api.pagination import page
 from api.security import access, org_scope, tx
 from fusion.auth.models import Role
-from fusion.catalog import deletes
+from fusion.catalog import deletes, search
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Product, ProductVariant
 from fusion.inventory import manual
@@ -25,9 +26,11 @@ from schemas.catalog import (
     ProductSchema,
     ProductUpdateSchema,
     VariantCreateSchema,
+    VariantHitPageSchema,
     VariantPageSchema,
     VariantQuerySchema,
     VariantSchema,
+    VariantSearchQuerySchema,
     VariantUpdateSchema,
 )
 from schemas.inventory import ETAG_HEADER, IfMatchHeaderSchema
@@ -116,6 +119,24 @@ class Variants(MethodView):
         """Add a variant (a SKU, unique in the organisation); its opening stock is the first
         movement of its ledger."""
         return manual.create_variant(tx(), access(), product_id, **body)
+
+
+@blp.route("/<uuid:org_id>/variants")
+class VariantSearch(MethodView):
+    @blp.arguments(VariantSearchQuerySchema, location="query")
+    @blp.response(200, VariantHitPageSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, query: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+        """Every product's variants, newest first: by SKU prefix (`sku`) and/or text
+        (`q`), each with its product and its stock."""
+        found = page(
+            tx(),
+            ProductVariant,
+            limit=query["limit"],
+            cursor=query["cursor"],
+            stmt=select(ProductVariant).where(*search.matching(sku=query["sku"], q=query["q"])),
+        )
+        return {**found, "items": search.with_products(tx(), found["items"])}
 
 
 @blp.route("/<uuid:org_id>/variants/<uuid:variant_id>")

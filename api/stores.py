@@ -12,15 +12,12 @@ from flask_smorest import Blueprint
 from api.context import hub
 from api.pagination import page
 from api.security import access, org_scope, tx
-from fusion.audit.service import audited_update, record, snapshot
+from fusion.actions import stores as actions
 from fusion.auth.models import Role
-from fusion.catalog import deletes
 from fusion.errors import JobError, ValidationFailed
-from fusion.inventory import channels
 from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store
-from fusion.webhooks import service as webhooks
 from schemas.store_settings import parse_settings
 from schemas.stores import (
     ConnectionTestSchema,
@@ -28,6 +25,7 @@ from schemas.stores import (
     StoreChangeSchema,
     StoreConnectSchema,
     StoreDeletedSchema,
+    StoreDetailSchema,
     StorePageSchema,
     StoreQuerySchema,
     StoreSchema,
@@ -35,26 +33,18 @@ from schemas.stores import (
 )
 
 blp = Blueprint("stores", __name__, url_prefix="/orgs", description="Connected stores.")
-FIELDS = (
-    "platform",
-    "name",
-    "external_id",
-    "base_url",
-    "status",
-    "rate_limit_config",
-    "settings",
-    "stock_rules",
-)
 
 
 @dataclass(frozen=True)
-class _Changed:
-    """A store as StoreChangeSchema renders it: the store's own fields and what it left."""
+class _Shown:
+    """A store as a schema renders it: the store's own fields and what the view adds."""
 
     store: Store
-    left_live_and_unmanaged: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     def __getattr__(self, name: str) -> Any:
+        if name in self.extra:
+            return self.extra[name]
         return getattr(self.store, name)
 
 
@@ -80,62 +70,32 @@ class Stores(MethodView):
         """Connect a store. Credentials are encrypted before they are stored. With a public
         URL set (`FUSION_PUBLIC_URL`) and a webhook secret given, a `subscribe_order_events`
         job asks the platform to send the store's order events here."""
-        if "stock_rules" in body:
-            body["stock_rules"] = channels.checked_rules(body["stock_rules"])
-        store = stores.connect_store(tx(), org_id=org_id, settings=hub().settings, **body)
-        webhooks.subscribe_on_connect(tx(), hub().settings, store)
-        record(
-            tx(),
-            org_id=org_id,
-            actor=access().principal,
-            action="store.connect",
-            resource_type="store",
-            resource_id=store.id,
-            after=snapshot(store, FIELDS),
-        )
-        return store
+        return actions.connect(tx(), access(), settings=hub().settings, **body)
 
 
 @blp.route("/<uuid:org_id>/stores/<uuid:store_id>")
 class StoreView(MethodView):
-    @blp.response(200, StoreSchema)
+    @blp.response(200, StoreDetailSchema)
     @org_scope(Role.VIEWER)
-    def get(self, org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
-        """One store."""
-        return stores.get_store(tx(), store_id)
+    def get(self, org_id: uuid.UUID, store_id: uuid.UUID) -> _Shown:
+        """One store, with its rate-limit state: the bucket as the workers last wrote it, its
+        fill, and how many calls were throttled in the last hour."""
+        store = stores.get_store(tx(), store_id)
+        return _Shown(store, {"rate_limit": stores.rate_limit(store, hub().redis)})
 
     @blp.arguments(StoreUpdateSchema)
     @blp.response(200, StoreChangeSchema)
     @org_scope(Role.OPERATOR)
-    def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> _Changed:
+    def patch(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> _Shown:
         """Rename a store, pause or disconnect it, change its settings (a setting given as null
         goes back to the plugin's default) or its stock rules (the figures they change are
         pushed at once). Disconnecting never takes the merchant's products down:
         `left_live_and_unmanaged` lists the listings it leaves on sale."""
-        store = stores.get_store(tx(), store_id)
-        disconnecting = body.get("status") == deletes.DISCONNECTED != store.status
         if "settings" in body:
-            body["settings"] = stores.settings_after(
-                store, parse_settings(store.platform, body["settings"]), settings=hub().settings
-            )
-        if "stock_rules" in body:
-            body["stock_rules"] = channels.checked_rules(body["stock_rules"])
-        audited_update(
-            tx(),
-            org_id=org_id,
-            actor=access().principal,
-            obj=store,
-            changes=body,
-            action="store.update",
-            resource_type="store",
-            fields=FIELDS,
-        )
-        if "stock_rules" in body:
-            channels.store_rules_changed(tx(), org_id, store.id)
-        if not disconnecting:
-            return _Changed(store)
-        left = deletes.disconnected(tx(), access(), store)
-        return _Changed(store, [item.as_dict() for item in left])
+            platform = stores.get_store(tx(), store_id).platform
+            body["settings"] = parse_settings(platform, body["settings"])
+        store, left = actions.update(tx(), access(), store_id, body, settings=hub().settings)
+        return _Shown(store, {"left_live_and_unmanaged": [item.as_dict() for item in left]})
 
     @blp.response(200, StoreDeletedSchema)
     @org_scope(Role.OWNER)
@@ -143,7 +103,7 @@ class StoreView(MethodView):
         """Forget a store with its credentials, listings and jobs. The merchant's products
         stay on the platform: `left_live_and_unmanaged` lists the listings left on sale there,
         which the hub no longer manages (the `store.delete` audit entry lists them too)."""
-        left = deletes.delete_store(tx(), access(), store_id, fields=FIELDS)
+        left = actions.delete(tx(), access(), store_id)
         return {
             "store_id": store_id,
             "left_live_and_unmanaged": [item.as_dict() for item in left],
@@ -157,19 +117,7 @@ class StoreCredentials(MethodView):
     @org_scope(Role.OWNER)
     def put(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> Store:
         """Replace a store's credentials and/or webhook secret (write only)."""
-        store = stores.update_credentials(
-            tx(), store=stores.get_store(tx(), store_id), settings=hub().settings, **body
-        )
-        record(
-            tx(),
-            org_id=org_id,
-            actor=access().principal,
-            action="store.credentials",
-            resource_type="store",
-            resource_id=store.id,
-            after={"rotated": sorted(body)},
-        )
-        return store
+        return actions.rotate_credentials(tx(), access(), store_id, settings=hub().settings, **body)
 
 
 @blp.route("/<uuid:org_id>/stores/<uuid:store_id>/test-connection")

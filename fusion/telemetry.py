@@ -188,6 +188,52 @@ def _drop_rolled_back(session: Session) -> None:
     session.info.pop(_PENDING, None)
 
 
+THROTTLE_LOG_PREFIX = f"{PREFIX}store_throttles_by_minute:"
+THROTTLE_LOG_TTL_S = 8 * 24 * 3600  # the console's charts reach back 7 days
+
+
+def _throttle_key(store_id: object, hour: int) -> str:
+    return f"{THROTTLE_LOG_PREFIX}{store_id}:{hour}"
+
+
+def store_throttled(store_id: object) -> None:
+    """Count one throttle of ``store_id`` by minute: one hash per store and clock hour (a
+    field per minute of it, so at most 60), each kept ``THROTTLE_LOG_TTL_S``. What the
+    store's "throttles in the last hour" and the hourly charts read
+    (:func:`throttle_minutes`); ``fusion_store_throttles`` is the running total."""
+    now = time.time()
+    hour = int(now // 3600) * 3600
+    key, minute = _throttle_key(store_id, hour), str(int((now - hour) // 60))
+
+    def commands(pipe: Any) -> None:
+        pipe.hincrby(key, minute, 1)
+        pipe.expire(key, THROTTLE_LOG_TTL_S)
+
+    _run(commands)
+
+
+def throttle_minutes(
+    client: Any, store_ids: Sequence[object], *, since: float, until: float
+) -> dict[str, dict[int, int]]:
+    """Throttles per store (by id as text) and minute (its start, Unix time) with
+    ``since <= minute < until``, from the hashes :func:`store_throttled` keeps. Raises the
+    client's error when Redis cannot be read."""
+    hours = range(int(since // 3600) * 3600, int(until // 3600) * 3600 + 1, 3600)
+    keys = [(str(store), hour) for store in store_ids for hour in hours]
+    found: dict[str, dict[int, int]] = {str(store): {} for store in store_ids}
+    if not keys:
+        return found
+    pipe = client.pipeline(transaction=False)
+    for store, hour in keys:
+        pipe.hgetall(_throttle_key(store, hour))
+    for (store, hour), fields in zip(keys, pipe.execute(), strict=True):
+        for minute, count in fields.items():
+            at = hour + 60 * int(minute)
+            if since <= at < until:
+                found[store][at] = int(count)
+    return found
+
+
 def worker_heartbeat(worker: str) -> None:
     """Note that worker ``worker`` (its Celery node name) is alive now."""
     _run(lambda pipe: pipe.hset(WORKER_HEARTBEAT_KEY, worker, repr(time.time())))

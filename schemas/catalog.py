@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from marshmallow import ValidationError, fields, post_load, validate
+from marshmallow import Schema, ValidationError, fields, post_load, validate
 
 from fusion.catalog.models import ListingStatus, ProductStatus
 from schemas.approvals import OutcomeSchema
@@ -97,6 +97,44 @@ VariantPageSchema = page_of(VariantSchema, "VariantPageSchema")
 
 class VariantQuerySchema(PageQuerySchema):
     sku = Text(load_default=None, validate=validate.Length(max=120))
+
+
+class VariantSearchQuerySchema(PageQuerySchema):
+    sku = Text(
+        load_default=None,
+        validate=validate.Length(min=1, max=120),
+        metadata={"description": "The SKU starts with this (case-insensitive)."},
+    )
+    q = Text(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={
+            "description": "Found anywhere in the SKU, the variant's title or barcode, or the "
+            "product's title (case-insensitive)."
+        },
+    )
+
+
+class FoundProductSchema(Schema):
+    id = fields.UUID(required=True)
+    title = Text(required=True)
+    status = fields.Enum(ProductStatus, by_value=True, required=True)
+
+
+class VariantStockSchema(Schema):
+    available_quantity = fields.Integer(required=True)
+    stock_version = fields.Integer(
+        required=True, metadata={"description": "Counts the stock's changes (its ETag)."}
+    )
+
+
+class VariantHitSchema(Schema):
+    variant = fields.Nested(VariantSchema, required=True)
+    product = fields.Nested(FoundProductSchema, required=True)
+    stock = fields.Nested(VariantStockSchema, required=True)
+
+
+VariantHitPageSchema = page_of(VariantHitSchema, "VariantHitPageSchema")
 
 
 class VariantCreateSchema(StrictSchema):

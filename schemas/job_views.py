@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from fusion.jobs.models import JobStatus, LogLevel
 from schemas.common import Moment, PageQuerySchema, StrictSchema, Text, Timestamps, page_of
+
+BULK_CAP = 500  # fusion.jobs.actions.BULK_CAP
+
+
+class ProgressSchema(Schema):
+    done = fields.Integer(required=True)
+    total = fields.Integer(required=True)
 
 
 class JobSchema(Timestamps):
@@ -16,6 +25,15 @@ class JobSchema(Timestamps):
     priority = fields.Integer(required=True)
     payload = fields.Dict(required=True)
     result = fields.Dict(allow_none=True, required=True)
+    progress = fields.Nested(
+        ProgressSchema,
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "How far a long job got (`done` of `total` units), as it last "
+            "reported (about once a second while it runs); null for a job that reports none."
+        },
+    )
     last_error = Text(allow_none=True, required=True)
     attempts = fields.Integer(required=True)
     max_attempts = fields.Integer(required=True)
@@ -47,6 +65,87 @@ class JobQuerySchema(PageQuerySchema):
     status = fields.Enum(JobStatus, by_value=True, load_default=None)
     job_type = Text(load_default=None, validate=validate.Length(max=80))
     store_id = fields.UUID(load_default=None)
+    since = Moment(load_default=None, metadata={"description": "Created at or after."})
+    error = Text(
+        load_default=None,
+        validate=validate.Length(min=1, max=200),
+        metadata={"description": "Text anywhere in the last error (case-insensitive)."},
+    )
+
+
+class JobFilterSchema(StrictSchema):
+    """Which jobs a bulk action takes (every field optional; the action adds the states it
+    applies to)."""
+
+    status = fields.Enum(JobStatus, by_value=True, load_default=None)
+    job_type = Text(load_default=None, validate=validate.Length(max=80))
+    store_id = fields.UUID(load_default=None)
+    since = Moment(load_default=None, metadata={"description": "Created at or after."})
+    error = Text(load_default=None, validate=validate.Length(min=1, max=200))
+    error_line = Text(
+        load_default=None,
+        validate=validate.Length(max=2000),
+        metadata={"description": "The exact first line of the last error (a failure group)."},
+    )
+
+
+class BulkJobsSchema(StrictSchema):
+    job_ids = fields.List(
+        fields.UUID(),
+        validate=validate.Length(min=1, max=BULK_CAP),
+        metadata={"description": f"Up to {BULK_CAP} jobs, by id."},
+    )
+    filter = fields.Nested(
+        JobFilterSchema,
+        metadata={"description": f"Or every job matching, newest first, up to {BULK_CAP}."},
+    )
+
+    @validates_schema
+    def _one_of(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if ("job_ids" in data) == ("filter" in data):
+            raise ValidationError("give either job_ids or filter, not both", "job_ids")
+
+
+class SkippedJobSchema(Schema):
+    job_id = fields.UUID(required=True)
+    reason = Text(required=True)
+
+
+class BulkResultSchema(Schema):
+    action = Text(required=True)
+    changed = fields.List(fields.UUID(), required=True)
+    count = fields.Integer(required=True)
+    skipped = fields.List(fields.Nested(SkippedJobSchema), required=True)
+    capped = fields.Boolean(
+        required=True,
+        metadata={"description": "More jobs matched than the cap: call again for the rest."},
+    )
+    cap = fields.Integer(required=True)
+
+
+class FailureGroupQuerySchema(StrictSchema):
+    since = Moment(
+        load_default=None, metadata={"description": "Failed at or after (default: 24 h ago)."}
+    )
+
+
+class FailureGroupSchema(Schema):
+    store_id = fields.UUID(allow_none=True, required=True)
+    job_type = Text(required=True)
+    error_line = Text(required=True, metadata={"description": "First line of the error."})
+    count = fields.Integer(required=True)
+    first_failed_at = fields.AwareDateTime(allow_none=True, required=True)
+    last_failed_at = fields.AwareDateTime(allow_none=True, required=True)
+    sample_job_id = fields.UUID(required=True)
+    retry = fields.Dict(
+        required=True,
+        metadata={"description": "The body of POST .../jobs/bulk-retry that retries the group."},
+    )
+
+
+class FailureGroupsSchema(Schema):
+    since = fields.AwareDateTime(required=True)
+    groups = fields.List(fields.Nested(FailureGroupSchema), required=True)
 
 
 class JobCreateSchema(StrictSchema):

@@ -35,6 +35,22 @@ class OrderLineSchema(Schema):
 
 class OrderDetailSchema(OrderSchema):
     lines = fields.List(fields.Nested(OrderLineSchema), required=True)
+    job_id = fields.UUID(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "The job that first stored the order (a webhook's "
+            "process_webhook or a reconcile_orders pull); it may since have been pruned."
+        },
+    )
+    webhook_delivery_id = fields.UUID(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "The webhook delivery that brought the order (null when a pull "
+            "stored it first)."
+        },
+    )
 
 
 OrderPageSchema = page_of(OrderSchema, "OrderPageSchema")

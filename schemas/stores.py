@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import fields, post_load, validate
+from marshmallow import Schema, fields, post_load, validate
 
 from fusion.plugins.registry import plugin_slugs
 from fusion.stores.models import StoreStatus
@@ -51,6 +51,42 @@ class StoreSchema(Timestamps):
 
     def _has_webhook_secret(self, store: object) -> bool:
         return getattr(store, "webhook_secret_encrypted", None) is not None
+
+
+class RateLimitStateSchema(Schema):
+    """A store's rate-limit bucket as the workers last wrote it (every few seconds while they
+    call the platform, and after each throttle); the figures are null before the first call."""
+
+    tokens = fields.Float(allow_none=True, required=True)
+    capacity = fields.Float(allow_none=True, required=True)
+    refill_rate = fields.Float(
+        allow_none=True, required=True, metadata={"description": "Tokens per second."}
+    )
+    fill = fields.Float(
+        allow_none=True, required=True, metadata={"description": "tokens / capacity, 0 to 1."}
+    )
+    source = Text(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "hub (the configured limits) or platform (corrected by what the "
+            "platform said)."
+        },
+    )
+    updated_at = Text(allow_none=True, required=True, metadata={"format": "date-time"})
+    last_throttled_at = Text(allow_none=True, required=True, metadata={"format": "date-time"})
+    throttles_last_hour = fields.Integer(
+        allow_none=True,
+        required=True,
+        metadata={
+            "description": "Calls throttled (a platform 429, or the bucket too short for a "
+            "brief wait) in the last 60 minutes; null when the broker cannot be read."
+        },
+    )
+
+
+class StoreDetailSchema(StoreSchema):
+    rate_limit = fields.Nested(RateLimitStateSchema, required=True)
 
 
 StorePageSchema = page_of(StoreSchema, "StorePageSchema")

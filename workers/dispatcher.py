@@ -9,18 +9,23 @@ every worker slot can take one. The bulk lane packs a big batch into messages of
 ``BULK_CHUNK`` ids (``fusion.run_jobs``), claimed in one statement and run one job at a time:
 Celery's per-message cost is most of a short job's cost, and a 10,000-job import need not
 pay it 10,000 times. Chunks stay small enough that a batch still spreads over every worker slot.
+
+Flower shows a message's ``argsrepr`` as its arguments: a job's type, org and store (the
+publish port's labels) where they are known, for a bulk message its job types and count;
+never a payload value (the message carries none).
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from celery import Celery
 
 import celeryconfig
+from fusion.jobs.dispatch import Labels
 from fusion.jobs.lanes import Lane
 
 BULK_CHUNK = 16
@@ -43,7 +48,12 @@ class CeleryDispatcher:
         self.app = app or producer_app()
         self.bulk_chunk = max(bulk_chunk, 1)
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None:
+    def publish(
+        self,
+        jobs: Sequence[tuple[uuid.UUID, str]],
+        lane: Lane = Lane.NORMAL,
+        labels: Labels | None = None,
+    ) -> None:
         if not jobs:
             return
         with self.app.producer_or_acquire() as producer:
@@ -56,6 +66,7 @@ class CeleryDispatcher:
                     routing_key=queue,
                     priority=int(lane),
                     producer=producer,
+                    argsrepr=argsrepr(ids, labels or {}),
                 )
 
     def _messages(
@@ -71,3 +82,18 @@ class CeleryDispatcher:
             size = min(self.bulk_chunk, max(1, math.ceil(len(ids) / SPREAD)))
             messages += [(queue, ids[i : i + size]) for i in range(0, len(ids), size)]
         return messages
+
+
+def argsrepr(ids: Sequence[str], labels: Labels) -> str:
+    """What Flower shows as a message's arguments: for one job its id, type, org and store;
+    for a bulk message how many jobs and of which types (by count), and the orgs' count.
+    Jobs without a label (republished by a sweep) show their ids only."""
+    known = [labels[uuid.UUID(i)] for i in ids if uuid.UUID(i) in labels]
+    if len(ids) == 1:
+        return f"{ids[0]} {known[0]}" if known else repr((ids[0],))
+    types = Counter(label.job_type for label in known)
+    kinds = ", ".join(f"{name} x{count}" for name, count in sorted(types.items()))
+    orgs = len({label.org_id for label in known})
+    unknown = len(ids) - len(known)
+    rest = f", {unknown} unlabelled" if unknown else ""
+    return f"{len(ids)} jobs ({kinds}{rest}) in {orgs} org(s)" if known else f"{len(ids)} jobs"

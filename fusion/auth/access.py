@@ -68,6 +68,12 @@ class Access:
     def user_id(self) -> uuid.UUID | None:
         return self.principal.user_id
 
+    def require(self, minimum: Role) -> None:
+        """Raises PermissionDenied when this role is below ``minimum``: a service's own check,
+        so a caller (the API, the console) that only hides an action cannot slip past it."""
+        if RANK[self.role] < RANK[minimum]:
+            raise PermissionDenied(f"This action needs the {minimum.value} role or higher.")
+
 
 def role_in_org(session: Session, principal: Principal, org_id: uuid.UUID) -> Role | None:
     """The principal's role in ``org_id`` (None if not a member). ``session`` must be scoped to

@@ -140,8 +140,10 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     published listing of the store when neither is given)."""
     with store_client(ctx, Capability.BULK_OPERATIONS) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
+        ctx.progress(0, len(updates))
         bound.client.bulk_set_inventory(updates)
         _pushed(ctx, bound, updates)
+    ctx.progress(len(updates), len(updates))
     ctx.log(f"pushed {len(updates)} quantities in bulk", "info", count=len(updates))
     return {"pushed": len(updates)}
 
@@ -167,7 +169,9 @@ def push_inventory(ctx: JobContext) -> dict[str, Any]:
     inventory, the platform's best way (bulk where it can, else listing by listing)."""
     with store_client(ctx) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
+        ctx.progress(0, len(updates))
         how = _push(ctx, bound, updates)
+    ctx.progress(len(updates), len(updates))
     ctx.log(f"pushed {len(updates)} quantities ({how})", "info", skus=[u.sku for u in updates][:50])
     return {"pushed": len(updates), "push": how}
 
@@ -190,6 +194,7 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
             with ctx.session() as session:
                 hub = hub_stock(session, store_id, None)
             drift = _drift(ctx, hub, remote)
+            ctx.progress(len(hub) - len(drift), len(hub))  # checked; the drift is pushed next
             how = _push(ctx, bound, drift)
         channel = bound.plugin.slug
     with ctx.session() as session:
@@ -204,6 +209,7 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
         store = session.get(Store, store_id)
         if store is not None:
             store.last_synced_at = datetime.now(UTC)
+    ctx.progress(len(hub), len(hub))
     return {"checked": len(hub), "corrected": len(drift), "push": how}
 
 

@@ -6,12 +6,14 @@ the lease renewals learn (cancel asked, lease lost) arrives through its :class:`
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from fusion.config import Settings
@@ -19,12 +21,24 @@ from fusion.db.session import Database
 from fusion.errors import Cancelled, JobError, PermanentError
 from fusion.jobs import log as joblog
 from fusion.jobs.lease import LeaseFlags, LeaseKeeper
-from fusion.jobs.models import LogLevel
+from fusion.jobs.models import Job, JobStatus, LogLevel
 from fusion.security.redact import redact, redact_text
 
 
 class LeaseLost(JobError):
     """This worker no longer holds the job's lease (it was reaped); the attempt is abandoned."""
+
+
+# A long job's progress is written at most this often (the first and the final report always):
+# a row update per item would cost more than the items.
+PROGRESS_EVERY_S = 1.0
+
+
+@dataclass
+class _ProgressClock:
+    """When this attempt last wrote its progress (the one mutable part of a context)."""
+
+    written_at: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +63,7 @@ class JobContext:
     worker_id: str = ""
     leases: LeaseKeeper | None = field(default=None, repr=False)
     flags: LeaseFlags = field(default_factory=LeaseFlags, repr=False)
+    progress_clock: _ProgressClock = field(default_factory=_ProgressClock, repr=False)
 
     @property
     def last_attempt(self) -> bool:
@@ -78,6 +93,27 @@ class JobContext:
                 session, self.org_id, self.job_id, redact_text(message), LogLevel(level),
                 redact(data),
             )  # fmt: skip
+
+    def progress(self, done: int, total: int) -> None:
+        """Record that ``done`` of ``total`` units of work are done (``jobs.progress``, shown
+        by the jobs API). Written at most once per ``PROGRESS_EVERY_S``: the first report and
+        the final one (``done >= total``) always, the ones in between when that long has
+        passed, so a handler may call it for every item. Only while this worker runs the
+        job. Raises ValueError for a negative figure."""
+        if done < 0 or total < 0:
+            raise ValueError("progress figures must not be negative")
+        now = time.monotonic()
+        last = self.progress_clock.written_at
+        if last is not None and done < total and now - last < PROGRESS_EVERY_S:
+            return
+        self.progress_clock.written_at = now
+        mine = Job.locked_by == self.worker_id if self.worker_id else Job.id == self.job_id
+        with self.database.org_session(self.org_id) as session:
+            session.execute(
+                update(Job)
+                .where(Job.id == self.job_id, Job.status == JobStatus.RUNNING, mine)
+                .values(progress={"done": done, "total": total})
+            )
 
     def checkpoint(self) -> None:
         """Renew the lease now; raise Cancelled if cancellation was requested, LeaseLost if

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import event
 from sqlalchemy.orm import Session
@@ -22,12 +22,34 @@ from fusion.jobs.lanes import Lane
 log = logging.getLogger(__name__)
 
 _PENDING_KEY = "fusion.jobs.to_publish"
+_LABELS_KEY = "fusion.jobs.labels"
+
+
+class JobLabel(NamedTuple):
+    """What a job's message says of it to people (Flower's ``argsrepr``), beside its id: its
+    type, org and store. Never a payload value: the message itself still carries ids only."""
+
+    job_type: str
+    org_id: uuid.UUID
+    store_id: uuid.UUID | None
+
+    def __str__(self) -> str:
+        return f"{self.job_type} org={self.org_id} store={self.store_id or '-'}"
+
+
+Labels = Mapping[uuid.UUID, JobLabel]
 
 
 class Dispatcher(Protocol):
-    """Publishes messages for (job id, queue) pairs in ``lane``; a message carries ids only."""
+    """Publishes messages for (job id, queue) pairs in ``lane``; a message carries ids only
+    (``labels``, where known, only describe them to people watching the broker)."""
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None: ...
+    def publish(
+        self,
+        jobs: Sequence[tuple[uuid.UUID, str]],
+        lane: Lane = Lane.NORMAL,
+        labels: Labels | None = None,
+    ) -> None: ...
 
 
 _dispatcher: Dispatcher | None = None
@@ -46,7 +68,9 @@ def installed() -> Dispatcher | None:
     return _dispatcher
 
 
-def publish_now(jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> bool:
+def publish_now(
+    jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL, labels: Labels | None = None
+) -> bool:
     """Publish ``jobs`` at once (housekeeping, after its own commit). Returns False, logging
     why, if nothing is installed or the transport refused; never raises."""
     if not jobs:
@@ -54,7 +78,7 @@ def publish_now(jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL)
     if _dispatcher is None:
         return False
     try:
-        _dispatcher.publish(jobs, lane)
+        _dispatcher.publish(jobs, lane, labels)
     except Exception as exc:  # the sweep republishes whatever this loses
         log.warning(
             "publishing %d job(s) failed (%s: %s); the dispatcher sweep will retry",
@@ -67,7 +91,11 @@ def publish_now(jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL)
 
 
 def publish_after_commit(
-    session: Session, jobs: Sequence[tuple[uuid.UUID, str]], *, lane: Lane = Lane.NORMAL
+    session: Session,
+    jobs: Sequence[tuple[uuid.UUID, str]],
+    *,
+    lane: Lane = Lane.NORMAL,
+    labels: Labels | None = None,
 ) -> None:
     """Publish ``jobs`` once ``session``'s transaction commits; drop them if it rolls back."""
     if not jobs:
@@ -78,13 +106,16 @@ def publish_after_commit(
         event.listen(session, "after_commit", _flush)
         event.listen(session, "after_rollback", _discard)
     session.info.setdefault(_PENDING_KEY, {}).setdefault(lane, []).extend(jobs)
+    session.info.setdefault(_LABELS_KEY, {}).update(labels or {})
 
 
 def _flush(session: Session) -> None:
     by_lane: dict[Lane, list[tuple[uuid.UUID, str]]] = session.info.pop(_PENDING_KEY, None) or {}
+    labels: dict[uuid.UUID, JobLabel] = session.info.pop(_LABELS_KEY, None) or {}
     for lane in sorted(by_lane):
-        publish_now(by_lane[lane], lane)
+        publish_now(by_lane[lane], lane, {i: labels[i] for i, _ in by_lane[lane] if i in labels})
 
 
 def _discard(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
+    session.info.pop(_LABELS_KEY, None)

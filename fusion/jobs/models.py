@@ -49,6 +49,8 @@ class Job(TenantScoped, Base):
     priority: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
     payload: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     result: Mapped[dict[str, Any] | None]
+    # {"done": n, "total": m} as a long job last reported it (JobContext.progress).
+    progress: Mapped[dict[str, Any] | None]
     last_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     max_attempts: Mapped[int] = mapped_column(Integer, server_default=text("5"))

@@ -330,6 +330,7 @@ def rerun(session: Session, job_id: uuid.UUID) -> Job:
     job.scheduled_at = now
     job.finished_at = None
     job.result = None
+    job.progress = None
     job.cancel_requested = False
     job.dispatched_at = now if publishing else None
     joblog.write(
@@ -337,7 +338,8 @@ def rerun(session: Session, job_id: uuid.UUID) -> Job:
     )
     session.flush()
     if publishing:
-        dispatch.publish_after_commit(session, [(job.id, job.queue)])
+        label = dispatch.JobLabel(job.job_type, job.org_id, job.store_id)
+        dispatch.publish_after_commit(session, [(job.id, job.queue)], labels={job.id: label})
     return job
 
 
@@ -457,8 +459,9 @@ def _publish(session: Session, org_id: uuid.UUID, rows: Sequence[Mapping[str, An
     for r in rows:
         lane = lanes.lane_for(priority=r["priority"], backlog=backlog[r["queue"]])
         by_lane.setdefault(lane, []).append((r["id"], r["queue"]))
+    labels = {r["id"]: dispatch.JobLabel(r["job_type"], org_id, r["store_id"]) for r in rows}
     for lane, jobs in by_lane.items():
-        dispatch.publish_after_commit(session, jobs, lane=lane)
+        dispatch.publish_after_commit(session, jobs, lane=lane, labels=labels)
 
 
 def _backlogs(session: Session, org_id: uuid.UUID, queues: set[str], batch: int) -> dict[str, int]:

@@ -79,14 +79,16 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
     new = 0
     changed: set[str] = set()
     cancelled = 0
+    ctx.progress(0, len(orders))
     with ctx.session() as session:
-        for order in orders:
+        for done, order in enumerate(orders, 1):
             ingested = ingest_order(
                 session, org_id=ctx.org_id, store_id=store_id, order=order, job_id=ctx.job_id
             )
             new += int(ingested.created)
             changed.update(ingested.changed_skus)
             cancelled += int(bool(ingested.restored))
+            ctx.progress(done, len(orders))  # written at most once a second, and the last
         fanned = fan_out_stock(session, org_id=ctx.org_id, skus=sorted(changed))
         store = session.get(Store, store_id)
         if store is not None:

@@ -34,6 +34,10 @@ class Order(TenantScoped, Base):
     # The platform's time of the newest state the hub applied (its updated_at, event time):
     # an older report never replaces the status (deliveries are unordered, and replayable).
     platform_updated_at: Mapped[datetime | None]
+    # What first stored the order: its job and, for a webhook, the delivery (migration 0022).
+    # No foreign keys: jobs are pruned, orders are not; the ids stay for the record.
+    job_id: Mapped[uuid.UUID | None]
+    webhook_delivery_id: Mapped[uuid.UUID | None]
 
     __table_args__ = (
         UniqueConstraint("org_id", "store_id", "external_id"),

@@ -97,6 +97,7 @@ def ingest_order(
     store_id: uuid.UUID,
     order: RemoteOrder,
     job_id: uuid.UUID | None = None,
+    webhook_delivery_id: uuid.UUID | None = None,
 ) -> Ingested:
     """Store ``order`` once per (org, store, external id) with its lines, and apply its stock
     effect exactly once, in the caller's transaction.
@@ -117,6 +118,7 @@ def ingest_order(
     kind ``order`` with what was actually taken, ``cancellation`` with what came back. An
     order whose ``placed_at`` is before the store was connected is stored with ``history``
     set and never takes or gives back stock (one without ``placed_at`` is taken to be new).
+    The order keeps ``job_id`` and ``webhook_delivery_id`` of the call that first stored it.
     Raises ValueError for an order without an external id.
     """
     if not order.external_id:
@@ -141,6 +143,8 @@ def ingest_order(
             platform_updated_at=order.updated_at,
             history=_before_connected(session, store_id, order.placed_at),
             raw=dict(order.raw),
+            job_id=job_id,
+            webhook_delivery_id=webhook_delivery_id,
         )
         .on_conflict_do_nothing(index_elements=["org_id", "store_id", "external_id"])
         .returning(Order.id)

@@ -252,6 +252,7 @@ class StoreHttp:
                 return self._request(method, path, call, headers, json, params, data, expect)
             except RateLimited as exc:
                 telemetry.STORE_THROTTLES.inc(self.conn.store_id, self.conn.platform)
+                telemetry.store_throttled(self.conn.store_id)
                 # A 429 means the call was not processed, so sending it again is safe; a job
                 # that has made calls already waits briefly rather than starting over.
                 if not invested or exc.retry_after_s > budget:

@@ -30,3 +30,23 @@ def persist_state(
     with database.org_session(org_id) as session:
         result = session.execute(_UPDATE, {"state": json.dumps(dict(state)), "id": store_id})
         return bool(getattr(result, "rowcount", 0))
+
+
+def shown(state: Mapping[str, Any], *, throttles_last_hour: int | None) -> dict[str, Any]:
+    """The store's rate-limit state as people are shown it: the bucket as last written (all
+    None before the store's first call), its fill (tokens over capacity, 0 to 1) and the
+    throttles of the last hour (None when they could not be read)."""
+    capacity, tokens = state.get("capacity"), state.get("tokens")
+    fill = None
+    if isinstance(capacity, int | float) and isinstance(tokens, int | float) and capacity > 0:
+        fill = round(min(max(tokens / capacity, 0.0), 1.0), 3)
+    return {
+        "tokens": tokens,
+        "capacity": capacity,
+        "refill_rate": state.get("refill_rate"),
+        "fill": fill,
+        "source": state.get("source"),
+        "updated_at": state.get("updated_at"),
+        "last_throttled_at": state.get("last_throttled_at"),
+        "throttles_last_hour": throttles_last_hour,
+    }

@@ -11,20 +11,26 @@ what the hub records about a store itself lives in ``Store.state``.
 
 from __future__ import annotations
 
+import logging
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from fusion import telemetry
 from fusion.config import Settings
 from fusion.errors import NotFound, ValidationFailed
 from fusion.plugins.http import drop_session
 from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.ratelimit.bucket import BucketConfig
+from fusion.ratelimit.state import shown
 from fusion.security.crypto import encrypt_credentials, encrypt_secret
 from fusion.security.egress import EgressPolicy, EgressRefused, check_destination
 from fusion.stores.models import Store
+
+log = logging.getLogger(__name__)
 
 
 def _check_platform(platform: str) -> None:
@@ -179,3 +185,19 @@ def get_store(session: Session, store_id: uuid.UUID) -> Store:
     if store is None:
         raise NotFound(f"no store {store_id}")
     return store
+
+
+def rate_limit(store: Store, redis_client: Any) -> dict[str, Any]:
+    """The store's rate-limit state as people are shown it (``fusion.ratelimit.state.shown``):
+    the bucket as the workers last wrote it and the calls throttled in the last 60 minutes
+    (to the minute; None when Redis cannot be read)."""
+    now = time.time()
+    try:
+        minutes = telemetry.throttle_minutes(
+            redis_client, [store.id], since=(now - 3600) // 60 * 60, until=now + 60
+        )
+        throttled: int | None = sum(minutes[str(store.id)].values())
+    except Exception:  # a view: Redis down must not fail the store's page
+        log.warning("could not read the throttles of store %s", store.id)
+        throttled = None
+    return shown(store.rate_limit_state or {}, throttles_last_hour=throttled)

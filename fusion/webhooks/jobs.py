@@ -77,7 +77,12 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
             delivery.status = DeliveryStatus.IGNORED
             return {"webhook_id": str(webhook_id), "order": None}
         ingested = ingest_order(
-            session, org_id=ctx.org_id, store_id=delivery.store_id, order=order, job_id=ctx.job_id
+            session,
+            org_id=ctx.org_id,
+            store_id=delivery.store_id,
+            order=order,
+            job_id=ctx.job_id,
+            webhook_delivery_id=webhook_id,
         )
         jobs = fan_out_stock(session, org_id=ctx.org_id, skus=ingested.changed_skus)
         delivery.status = DeliveryStatus.PROCESSED

@@ -10,6 +10,7 @@ from sqlalchemy import Engine, text
 
 import boot
 from fusion.jobs import dispatch
+from fusion.jobs.dispatch import Labels
 from fusion.jobs.lanes import Lane
 from tests.jobs import handlers
 
@@ -20,7 +21,12 @@ class RecordingDispatcher:
     def __init__(self) -> None:
         self.published: list[tuple[uuid.UUID, str, Lane]] = []
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None:
+    def publish(
+        self,
+        jobs: Sequence[tuple[uuid.UUID, str]],
+        lane: Lane = Lane.NORMAL,
+        labels: Labels | None = None,
+    ) -> None:
         self.published.extend((job_id, queue, lane) for job_id, queue in jobs)
 
     @property
