@@ -121,7 +121,7 @@ class FoundProductSchema(Schema):
     status = fields.Enum(ProductStatus, by_value=True, required=True)
 
 
-class VariantStockSchema(Schema):
+class VariantHitStockSchema(Schema):
     available_quantity = fields.Integer(required=True)
     stock_version = fields.Integer(
         required=True, metadata={"description": "Counts the stock's changes (its ETag)."}
@@ -131,7 +131,7 @@ class VariantStockSchema(Schema):
 class VariantHitSchema(Schema):
     variant = fields.Nested(VariantSchema, required=True)
     product = fields.Nested(FoundProductSchema, required=True)
-    stock = fields.Nested(VariantStockSchema, required=True)
+    stock = fields.Nested(VariantHitStockSchema, required=True)
 
 
 VariantHitPageSchema = page_of(VariantHitSchema, "VariantHitPageSchema")

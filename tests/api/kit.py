@@ -188,6 +188,7 @@ ENDPOINTS = [
         {"sku": "N-{tag}", "price": "9.99"},
         {"*": 201},
     ),
+    Endpoint("GET", ORG + "/variants", "viewer"),
     Endpoint("GET", ORG + "/variants/{variant_id}", "viewer"),
     Endpoint("PATCH", ORG + "/variants/{variant_id}", "operator", {"available_quantity": 7}),
     Endpoint(
@@ -224,6 +225,9 @@ ENDPOINTS = [
         {"*": 202},
     ),
     Endpoint("GET", ORG + "/jobs/{job_id}", "viewer"),
+    Endpoint("GET", ORG + "/jobs/failure-groups", "viewer"),
+    Endpoint("POST", ORG + "/jobs/bulk-retry", "operator", {"filter": {"status": "failed"}}),
+    Endpoint("POST", ORG + "/jobs/bulk-cancel", "operator", {"filter": {"job_type": "x"}}),
     Endpoint("POST", ORG + "/jobs/{job_id}/cancel", "operator"),
     Endpoint("POST", ORG + "/jobs/{failed_job_id}/rerun", "operator"),
     Endpoint("GET", ORG + "/orders", "viewer"),
@@ -246,4 +250,6 @@ ENDPOINTS = [
     Endpoint("DELETE", ORG + "/approval-policies/{policy_id}", "owner", ok={"*": 204}),
     Endpoint("GET", ORG + "/audit", "owner"),
     Endpoint("GET", ORG + "/events", "viewer"),
+    Endpoint("GET", ORG + "/stats/hourly", "viewer"),
+    Endpoint("GET", ORG + "/runtime", "viewer"),
 ]
