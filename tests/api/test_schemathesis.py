@@ -27,7 +27,9 @@ EXAMPLES = 10
 # settings depend on its platform (its plugin's declared settings), a password change needs
 # the caller's actual current password, a second factor needs a code the caller's app shows
 # (and exactly one of code / recovery code, or code / password: no oneOf of required fields in
-# these schemas), and requiring MFA of owners needs the caller to have it on.
+# these schemas), requiring MFA of owners needs the caller to have it on, a bulk job action
+# takes job ids or a filter but not both (no oneOf here either), and the hourly series
+# reaches back 7 days at most and never into the future (a date-time has no such bounds).
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/auth/login/mfa"),
@@ -39,6 +41,9 @@ BUSINESS_VALIDATED = {
     ("POST", "/orgs/{org_id}/stores"),
     ("PATCH", "/orgs/{org_id}/stores/{store_id}"),
     ("PUT", "/orgs/{org_id}/stores/{store_id}/credentials"),
+    ("POST", "/orgs/{org_id}/jobs/bulk-retry"),
+    ("POST", "/orgs/{org_id}/jobs/bulk-cancel"),
+    ("GET", "/orgs/{org_id}/stats/hourly"),
 }
 
 
