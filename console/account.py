@@ -78,7 +78,7 @@ def logout() -> Response:
     if person is not None:
         with hub().database.system_session() as db:
             sessions.logout(db, person.claims())
-    cookie.end()
+    session.clear()
     return redirect(url_for("console.login"), code=303)
 
 

@@ -75,7 +75,10 @@ def begin(pair: sessions.TokenPair, email: str) -> None:
 
 
 def end() -> None:
-    session.clear()
+    """Forget the login session (sign-out, or one found revoked); a sign-in in progress (its
+    second-factor challenge) stays."""
+    for key in ("uid", "sid", "started", "email"):
+        session.pop(key, None)
 
 
 def signed_in() -> Person | None:

@@ -278,7 +278,7 @@ def test_owner_settings_members_keys_and_name(crew: ConsoleTeam, admin_engine: E
     assert "Alpha Two" in owner.get(f"{org}/settings").get_data(as_text=True)
     invited = owner.post(f"{org}/invitations", {"email": "new@example.test", "role": "viewer"})
     assert invited.status_code == 303
-    assert count_rows(admin_engine, "invitations", status="pending") == 1
+    assert count_rows(admin_engine, "org_invitations", status="pending") == 1
 
 
 def _cookie(someone: Any) -> str:
