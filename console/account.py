@@ -27,7 +27,7 @@ def _next() -> str:
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
-def login() -> str | Response:
+def login() -> str | Response | tuple[str, int]:
     if request.method == "GET":
         return render_template("console/login.html", next=_next())
     email = request.form.get("email", "").strip()
@@ -52,7 +52,7 @@ def login() -> str | Response:
 
 @bp.route("/login/mfa", methods=["GET", "POST"])
 @public
-def login_mfa() -> str | Response:
+def login_mfa() -> str | Response | tuple[str, int]:
     challenge = session.get("challenge")
     if not isinstance(challenge, str):
         return redirect(url_for("console.login"), code=303)
