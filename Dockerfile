@@ -18,11 +18,11 @@ WORKDIR /src
 # Dependencies first, in their own layer: it is rebuilt only when pyproject.toml changes. The
 # production dependencies alone: the extras (embedded servers, sandboxes, dev tools) stay out.
 COPY pyproject.toml setup.py README.md ./
-RUN mkdir -p fusion api workers schemas migrations/versions \
+RUN mkdir -p fusion api console workers schemas migrations/versions \
  && touch celeryconfig.py boot.py \
  && pip install ".${FUSION_EXTRAS}" \
  && pip uninstall -y fusion-stage-hub \
- && rm -rf fusion api workers schemas migrations celeryconfig.py boot.py build *.egg-info
+ && rm -rf fusion api console workers schemas migrations celeryconfig.py boot.py build *.egg-info
 
 # The source, named one by one so that nothing local (.venv, .fusion and its dev secrets)
 # gets into the image, installed as `pip install fusion-stage-hub` installs it: the migrations
@@ -31,6 +31,7 @@ RUN mkdir -p fusion api workers schemas migrations/versions \
 COPY celeryconfig.py boot.py ./
 COPY fusion fusion
 COPY api api
+COPY console console
 COPY workers workers
 COPY schemas schemas
 COPY migrations migrations

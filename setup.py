@@ -13,10 +13,14 @@ MIGRATIONS = "fusion.db.migrations"
 
 setup(
     packages=[
-        *find_packages(include=["fusion*", "workers*", "api*", "schemas*"]),
+        *find_packages(include=["fusion*", "workers*", "api*", "schemas*", "console*"]),
         MIGRATIONS,
         f"{MIGRATIONS}.versions",
     ],
     package_dir={MIGRATIONS: "migrations"},
-    package_data={MIGRATIONS: ["script.py.mako"]},
+    package_data={
+        MIGRATIONS: ["script.py.mako"],
+        # The console's pages and the files it serves (htmx, its SSE extension, the style).
+        "console": ["templates/*/*.html", "static/*"],
+    },
 )

@@ -11,6 +11,7 @@ from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
 
 import boot
+import console
 from api import (
     api_keys,
     approvals,
@@ -73,8 +74,7 @@ def _configure(app: Flask, settings: Settings) -> None:
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        # Swagger UI at /docs is served from local files by the console (console/docs.py).
         API_SPEC_OPTIONS={
             "components": {
                 "securitySchemes": {
@@ -146,6 +146,7 @@ def create_app(
     if serves is not Serves.STREAMS:
         app.register_blueprint(webhooks.blp)
         metrics.install(app)
+    console.install(app, settings, serves)
     app.after_request(_no_store)
     # Outermost: a credential in the URL is refused before Flask, and kept out of the log.
     app.wsgi_app = RefuseCredentialsInUrl(app)  # type: ignore[method-assign]

@@ -191,6 +191,12 @@ def _take_slot(org_id: uuid.UUID, principal: Principal) -> slots.Slot | None:
 def events(org_id: uuid.UUID) -> Response:
     """Job and approval changes as they happen (send Last-Event-ID to resume). Each caller
     may hold a few streams at once, each org a few more (then 429)."""
+    return stream(org_id, access().principal)
+
+
+def stream(org_id: uuid.UUID, principal: Principal) -> Response:
+    """The event stream of ``org_id`` for ``principal`` (already authorised), or the 421 of
+    the API's process; the console's live pages use it too (``console.live``)."""
     if hub().serves is Serves.API:
         return problems.problem(
             421,
@@ -198,7 +204,6 @@ def events(org_id: uuid.UUID) -> Response:
             "the API's: route /orgs/{org_id}/events there.",
         )
     start = _position(request.headers.get("Last-Event-ID"))
-    principal = access().principal
     slot = _take_slot(org_id, principal)
     body = _Body(_stream(hub().database, org_id, principal, start), slot)
     response = Response(body, mimetype="text/event-stream")

@@ -777,7 +777,9 @@ def test_the_ingress_routes_streams_to_streams() -> None:
 
     org = "0b9c2c5e-2f35-4a8b-9a57-93e0f0d6b4a1"
     assert backend(f"/orgs/{org}/events") == "fusion-streams"
-    for path in (f"/orgs/{org}/events/x", f"/orgs/{org}/jobs", "/readyz", "/auth/login"):
+    assert backend(f"/console/orgs/{org}/events") == "fusion-streams"  # the console's live pages
+    for path in (f"/orgs/{org}/events/x", f"/orgs/{org}/jobs", "/readyz", "/auth/login",
+                 f"/console/orgs/{org}/jobs"):  # fmt: skip
         assert backend(path) == "fusion-api", path
 
 

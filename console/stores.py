@@ -1,0 +1,140 @@
+"""Stores: the list, connecting one (owner), one store's page (capabilities, settings, webhook
+address, figures), testing its connection, pausing and resuming it."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from flask import flash, render_template, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.wrappers import Response
+
+from api.context import hub
+from api.stores import FIELDS
+from console import figures, validation
+from console.charts import Series, bars
+from console.scope import access, back, bp, page, tx
+from fusion.audit.service import audited_update, record, snapshot
+from fusion.auth.models import Role
+from fusion.errors import JobError, ValidationFailed
+from fusion.plugins.base import Capability
+from fusion.plugins.registry import all_plugins, get_plugin
+from fusion.stores import service as stores
+from fusion.stores.client import check_connection
+from fusion.stores.models import Store, StoreStatus
+from fusion.webhooks import service as webhooks
+from schemas.stores import StoreConnectSchema
+
+
+@bp.get("/orgs/<uuid:org_id>/stores")
+@page(Role.VIEWER)
+def stores_page(org_id: uuid.UUID) -> str:
+    found = list(tx().scalars(select(Store).order_by(Store.name)))
+    return render_template(
+        "console/stores.html", stores=found, plugins=all_plugins(), capabilities=list(Capability)
+    )
+
+
+def _json_field(name: str) -> Any:
+    raw = request.form.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ValidationFailed(fields={name: ["Not valid JSON."]}) from None
+
+
+@bp.post("/orgs/<uuid:org_id>/stores")
+@page(Role.OWNER)
+def connect_store(org_id: uuid.UUID) -> Response:
+    raw: dict[str, Any] = {
+        k: request.form[k] for k in ("platform", "name", "external_id") if k in request.form
+    }
+    for name in ("base_url", "webhook_secret"):
+        if request.form.get(name, "").strip():
+            raw[name] = request.form[name].strip()
+    for name in ("credentials", "settings"):
+        if (value := _json_field(name)) is not None:
+            raw[name] = value
+    body = validation.load(StoreConnectSchema(), raw)
+    store = connect(tx(), org_id, body)
+    flash(f"Connected {store.name}.", "ok")
+    return back("console.store_page", org_id=org_id, store_id=store.id)
+
+
+def connect(session: Session, org_id: uuid.UUID, body: dict[str, Any]) -> Store:
+    """As POST /orgs/{org}/stores does (until connect_store subscribes and audits itself)."""
+    store = stores.connect_store(session, org_id=org_id, settings=hub().settings, **body)
+    webhooks.subscribe_on_connect(session, hub().settings, store)
+    record(
+        session,
+        org_id=org_id,
+        actor=access().principal,
+        action="store.connect",
+        resource_type="store",
+        resource_id=store.id,
+        after=snapshot(store, FIELDS),
+    )
+    return store
+
+
+@bp.get("/orgs/<uuid:org_id>/stores/<uuid:store_id>")
+@page(Role.VIEWER)
+def store_page(org_id: uuid.UUID, store_id: uuid.UUID) -> str:
+    store = stores.get_store(tx(), store_id)
+    plugin = get_plugin(store.platform)
+    done, failed = figures.finished_per_hour(tx(), store_id=store.id)
+    public = hub().settings.public_url
+    return render_template(
+        "console/store.html",
+        store=store,
+        capabilities=[(c.value, plugin.level(c).value) for c in Capability],
+        figures=figures.per_store(tx()).get(store.id),
+        webhook_url=f"{public.rstrip('/')}/webhooks/{store.platform}/{store.id}"
+        if public
+        else None,
+        chart=bars(
+            "This store's jobs finished per hour (24 h)",
+            [Series("completed", done, "ok"), Series("failed", failed, "bad")],
+        ),
+    )
+
+
+@bp.post("/orgs/<uuid:org_id>/stores/<uuid:store_id>/<any(pause, resume):action>")
+@page(Role.OPERATOR)
+def store_status(org_id: uuid.UUID, store_id: uuid.UUID, action: str) -> Response:
+    store = stores.get_store(tx(), store_id)
+    status = StoreStatus.PAUSED if action == "pause" else StoreStatus.ACTIVE
+    if store.status is StoreStatus.DISCONNECTED:
+        raise ValidationFailed(fields={"status": ["The store is disconnected."]})
+    # As PATCH /orgs/{org}/stores/{id} with a status does.
+    audited_update(
+        tx(),
+        org_id=org_id,
+        actor=access().principal,
+        obj=store,
+        changes={"status": status},
+        action="store.update",
+        resource_type="store",
+        fields=FIELDS,
+    )
+    flash(f"{store.name}: {status.value}.", "ok")
+    return back("console.store_page", org_id=org_id, store_id=store_id)
+
+
+@bp.post("/orgs/<uuid:org_id>/stores/<uuid:store_id>/test-connection")
+@page(Role.OPERATOR, transaction=False)
+def test_connection(org_id: uuid.UUID, store_id: uuid.UUID) -> Response:
+    # No transaction is held while the platform answers (as the API's test-connection).
+    try:
+        count = check_connection(hub().settings, hub().database, org_id=org_id, store_id=store_id)
+        flash(f"Connected; the store holds {count} product(s).", "ok")
+    except ValidationFailed as exc:
+        flash(f"The store is incomplete: {', '.join(exc.fields)}.", "error")
+    except JobError as exc:
+        flash(f"The platform refused or did not answer ({type(exc).__name__}).", "error")
+    return back("console.store_page", org_id=org_id, store_id=store_id)

@@ -1,0 +1,158 @@
+"""The console in a real browser on a running hub: sign in, publish and watch the job row turn
+completed without a reload, place a sandbox order and watch the stock figure drop, and an
+operator's delete approved by the owner in the inbox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import Engine
+
+from tests.api.conftest import Team, count_rows, make_team
+from tests.console.browser.conftest import Browsers, Tab
+from tests.console.conftest import email_of
+from tests.support.merchant import new_product, new_sku
+
+pytestmark = pytest.mark.browser
+ROOT = Path(__file__).resolve().parents[3]
+WAIT_MS = 30_000
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def _connect_sandbox_shop(tab: Tab, team: Team, sandbox_url: str) -> str:
+    """Through the console's dev sandbox page: a new shop, connected; the store's id."""
+    page = tab.open(f"/console/orgs/{team.org_id}/sandbox")
+    page.fill("input[name=sandbox_url]", sandbox_url)
+    page.fill("input[name=name]", "Demo shop")
+    page.click("text=Create shop and connect it")
+    page.wait_for_url("**/stores/*")
+    return page.url.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _no_reload_marker(tab: Tab) -> None:
+    tab.page.evaluate("window.__stayed = true")
+
+
+def _stayed(tab: Tab) -> bool:
+    return bool(tab.page.evaluate("window.__stayed === true"))
+
+
+def _live(tab: Tab) -> None:
+    """Wait until the page's event stream is open (htmx's SSE extension connected)."""
+    tab.page.wait_for_function(
+        "() => { const e = document.querySelector('[sse-connect]');"
+        " return e && e['htmx-internal-data'] && e['htmx-internal-data'].sseEventSource"
+        " && e['htmx-internal-data'].sseEventSource.readyState === 1; }",
+        timeout=WAIT_MS,
+    )
+
+
+def test_publish_and_the_job_row_turns_completed_without_a_reload(
+    browsers: Browsers, client: FlaskClient, admin_engine: Engine
+) -> None:
+    team = make_team(client, "Alpha")
+    owner = browsers.tab()
+    owner.sign_in(email_of(team.owner))
+    store_id = _connect_sandbox_shop(owner, team, browsers.hub.shopify.url)
+    product_id, _ = new_product(team, [new_sku()])
+
+    jobs = browsers.tab(owner.page.context)  # a second tab of the same person
+    jobs.open(f"/console/orgs/{team.org_id}/jobs")
+    _live(jobs)
+    _no_reload_marker(jobs)
+
+    grid = owner.open(f"/console/orgs/{team.org_id}/publishing")
+    grid.locator(f"#cell-{product_id}-{store_id} button", has_text="Publish").click()
+    grid.wait_for_selector(".flash.ok")
+
+    row = jobs.page.locator("tr[data-status=completed]", has_text="create_product")
+    row.wait_for(timeout=WAIT_MS)
+    assert _stayed(jobs), "the jobs page reloaded"
+    assert count_rows(admin_engine, "listings", status="published") == 1
+    dashboard = owner.open(f"/console/orgs/{team.org_id}/")
+    _live(owner)
+    kept = os.environ.get("FUSION_CONSOLE_SCREENSHOTS")
+    if kept:
+        dashboard.screenshot(path=str(Path(kept) / "console-dashboard.png"), full_page=True)
+        shutil.copy(Path(kept) / "console-dashboard.png", ROOT / "docs" / "console-dashboard.png")
+
+
+def test_a_sandbox_order_drops_the_stock_figure_without_a_reload(
+    browsers: Browsers, client: FlaskClient
+) -> None:
+    team = make_team(client, "Alpha")
+    owner = browsers.tab()
+    owner.sign_in(email_of(team.owner))
+    store_id = _connect_sandbox_shop(owner, team, browsers.hub.shopify.url)
+    sku = new_sku()
+    product_id, _ = new_product(team, [sku], quantity=5)
+    grid = owner.open(f"/console/orgs/{team.org_id}/publishing")
+    grid.locator(f"#cell-{product_id}-{store_id} button", has_text="Publish").click()
+    grid.locator(f'#cell-{product_id}-{store_id}[data-status="published"]').wait_for(
+        timeout=WAIT_MS
+    )
+
+    stock = browsers.tab(owner.page.context)
+    stock.open(f"/console/orgs/{team.org_id}/products")
+    figure = stock.page.locator(f'input.qty[data-sku="{sku}"]')
+    assert figure.input_value() == "5"
+    _live(stock)
+    _no_reload_marker(stock)
+
+    shop = owner.open(f"/console/orgs/{team.org_id}/sandbox")
+    shop.fill("input[name=sku]", sku)
+    shop.fill("input[name=quantity]", "2")
+    shop.click("text=Place order")
+    shop.wait_for_selector(".flash.ok")
+
+    stock.page.wait_for_function(
+        f"() => document.querySelector('input.qty[data-sku=\"{sku}\"]').value === '3'",
+        timeout=WAIT_MS,
+    )
+    assert _stayed(stock), "the products page reloaded"
+
+
+def test_an_operators_delete_waits_for_the_owner_who_approves_it_in_the_inbox(
+    browsers: Browsers, client: FlaskClient, admin_engine: Engine
+) -> None:
+    team = make_team(client, "Alpha")
+    product_id, _ = new_product(team, [new_sku()])
+    operator = browsers.tab()
+    operator.sign_in(email_of(team.operator))
+    owner = browsers.tab()
+    owner.sign_in(email_of(team.owner))
+    inbox = owner.open(f"/console/orgs/{team.org_id}/approvals")
+    _live(owner)
+    _no_reload_marker(owner)
+
+    products = operator.open(f"/console/orgs/{team.org_id}/products")
+    products.click("text=Delete product")
+    products.wait_for_selector("text=waits for an owner's approval")
+    assert count_rows(admin_engine, "products", id=product_id) == 1
+
+    card = inbox.locator("article.approval", has_text="delete")
+    card.wait_for(timeout=WAIT_MS)  # the inbox shows it without a reload
+    assert _stayed(owner)
+    card.locator("input[name=note]").fill("fine by me")
+    card.locator("button", has_text="Approve").click()
+    inbox.wait_for_selector("text=Approval approved")
+    _eventually(lambda: count_rows(admin_engine, "products", id=product_id) == 0)
+
+
+def test_swagger_ui_loads_from_the_hub_alone(browsers: Browsers) -> None:
+    tab = browsers.tab()
+    page = tab.open("/docs")
+    page.wait_for_selector("text=Fusion Stage Hub", timeout=WAIT_MS)
+    page.wait_for_selector(".opblock", timeout=WAIT_MS)
