@@ -17,8 +17,12 @@
 - Orders: ``order.paid`` (and other ``order.*``) webhooks signed the Standard Webhooks way;
   ``fetch_orders`` reconciles with ``getShopReceipts(min_last_modified=...)``.
 
+- Tokens: with a ``refresh_token`` the access token is refreshed before it expires and after
+  a 401 saying it expired, once across workers (``fusion/plugins/_etsy_oauth.py``).
+
 Store fields: ``external_id`` = the numeric shop id; ``credentials`` = ``keystring``,
-``shared_secret``, ``access_token``; ``settings`` (optional) = ``taxonomy_id``, ``who_made``,
+``shared_secret``, ``access_token``, optionally ``refresh_token`` (and the hub's own
+``access_token_refresh_at``); ``settings`` (optional) = ``taxonomy_id``, ``who_made``,
 ``when_made``, ``shipping_profile_id``, ``readiness_state_id``.
 """
 
@@ -33,6 +37,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fusion.errors import MalformedWebhook, PermanentError
+from fusion.plugins._etsy_oauth import TokenRefresh
 from fusion.plugins.base import (
     AuthType,
     Capability,
@@ -112,13 +117,13 @@ def key_tag(idempotency_key: str) -> str:
     return KEY_TAG_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
 
 
-class EtsyClient(PlatformClient):
+class EtsyClient(TokenRefresh, PlatformClient):
     @property
     def shop_id(self) -> str:
         return self.conn.external_id
 
     def _headers(self) -> dict[str, str]:
-        credentials = self.conn.credentials
+        credentials = self._credentials
         key = f"{str.__str__(credentials['keystring'])}:{str.__str__(credentials['shared_secret'])}"
         return {
             "x-api-key": key,
@@ -136,21 +141,32 @@ class EtsyClient(PlatformClient):
         json_body: Any = None,
         expect: Sequence[int] = (),
     ) -> HttpResponse:
-        headers = self._headers()
+        if self._due():
+            self._refresh()
         data: bytes | None = None
         if form is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
             data = urlencode([(k, str(v)) for k, v in form]).encode()
-        return self.http.request(
-            method,
-            f"{API}{path}",
-            call=ApiCall(operation=operation),
-            headers=headers,
-            params=params,
-            data=data,
-            json=json_body,
-            expect=expect,
-        )
+        for attempt in (1, 2):
+            headers = self._headers()
+            if form is not None:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            response = self.http.request(
+                method,
+                f"{API}{path}",
+                call=ApiCall(operation=operation),
+                headers=headers,
+                params=params,
+                data=data,
+                json=json_body,
+                expect=(*expect, 401),
+            )
+            if attempt == 1 and self.says_expired(response) and self._refreshable():
+                self._refresh()
+                continue
+            break
+        if response.status == 401 and 401 not in expect:
+            raise PermanentError(f"etsy {method} {API}{path} refused the store's credentials (401)")
+        return response
 
     # -- listings -------------------------------------------------------------------------------
 
