@@ -144,6 +144,16 @@ class InventoryUpdate:
 
 
 @dataclass(frozen=True)
+class ItemRefusal:
+    """An item of a bulk call that the platform did not take: refused with the platform's
+    reason, or skipped (``skipped``: e.g. no listing holds the SKU) with why."""
+
+    sku: str
+    reason: str
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
 class OrderLine:
     sku: str
     quantity: int
@@ -246,8 +256,11 @@ class PlatformClient(ABC):
         """Push quantities now (real_time_inventory, or the sync's per-item path)."""
 
     @abstractmethod
-    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
-        """Push many quantities in the platform's bulk way (bulk_operations)."""
+    def bulk_set_inventory(
+        self, updates: Sequence[InventoryUpdate]
+    ) -> Sequence[ItemRefusal] | None:
+        """Push many quantities in the platform's bulk way (bulk_operations); returns the
+        items the platform refused or that were skipped (None or empty: every one taken)."""
 
     @abstractmethod
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:

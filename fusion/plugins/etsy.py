@@ -44,6 +44,7 @@ from fusion.plugins.base import (
     HttpClient,
     HttpResponse,
     InventoryUpdate,
+    ItemRefusal,
     OrderLine,
     PlatformClient,
     Plugin,
@@ -277,20 +278,25 @@ class EtsyClient(TokenRefresh, PlatformClient):
     def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
         """Set quantities listing by listing: read its inventory, change the SKUs' quantities,
         write it back whole (Etsy replaces the inventory on every write)."""
-        for listing_id, quantities in self._by_listing(updates).items():
+        for listing_id, quantities in self._by_listing(updates)[0].items():
             self._set_listing_quantities(listing_id, quantities)
 
-    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
-        by_listing = self._by_listing(updates)
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> list[ItemRefusal]:
+        """One inventory call per listing; the SKUs no listing holds are skipped."""
+        by_listing, skipped = self._by_listing(updates)
         self.log(
             f"etsy has no bulk inventory endpoint: updating {len(by_listing)} listings with one "
             "inventory call each, paced by the store's rate limit"
         )
         for listing_id, quantities in by_listing.items():
-            self._set_listing_quantities(listing_id, quantities)
+            skipped += self._set_listing_quantities(listing_id, quantities)
+        return [ItemRefusal(sku, "no Etsy listing holds this SKU", skipped=True) for sku in skipped]
 
-    def _by_listing(self, updates: Sequence[InventoryUpdate]) -> dict[str, dict[str, int]]:
+    def _by_listing(
+        self, updates: Sequence[InventoryUpdate]
+    ) -> tuple[dict[str, dict[str, int]], list[str]]:
         grouped: dict[str, dict[str, int]] = {}
+        skipped: list[str] = []
         unknown = [u for u in updates if not u.external_id]
         sku_listing: dict[str, str] = {}
         if unknown:
@@ -303,11 +309,14 @@ class EtsyClient(TokenRefresh, PlatformClient):
             listing_id = update.external_id or sku_listing.get(update.sku)
             if listing_id is None:
                 self.log(f"etsy has no listing with SKU {update.sku}; skipped it")
+                skipped.append(update.sku)
                 continue
             grouped.setdefault(listing_id, {})[update.sku] = update.quantity
-        return grouped
+        return grouped, skipped
 
-    def _set_listing_quantities(self, listing_id: str, quantities: Mapping[str, int]) -> None:
+    def _set_listing_quantities(self, listing_id: str, quantities: Mapping[str, int]) -> list[str]:
+        """Write the SKUs' quantities into the listing's inventory; returns the SKUs it does
+        not hold (skipped)."""
         inventory = self._call(
             "GET", f"/listings/{listing_id}/inventory", "getListingInventory"
         ).json()
@@ -342,6 +351,7 @@ class EtsyClient(TokenRefresh, PlatformClient):
             self.log(f"etsy listing {listing_id} has no SKUs {', '.join(missing)}; skipped them")
         if found:
             self._send_inventory(listing_id, products, len(products) > 1)
+        return missing
 
     # -- orders ---------------------------------------------------------------------------------
 
