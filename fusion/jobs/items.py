@@ -95,9 +95,10 @@ def counts(session: Session, job_id: uuid.UUID) -> dict[str, int]:
 
 
 def retry_failed(session: Session, *, job_id: uuid.UUID, created_by: uuid.UUID | None) -> Job:
-    """A new job (of the type the job's type says, on its store) for the job's failed items only (its
-    ``parent_job_id`` is the job). Raises NotFound for a job not in this org, Conflict when
-    the job is not finished, its type cannot re-run a part of its items, or none failed."""
+    """A new job on the job's store (of the type its type retries with) for the job's failed
+    items only (its ``parent_job_id`` is the job). Raises NotFound for a job not in this org,
+    Conflict when the job is not finished, its type cannot re-run a part of its items, or none
+    failed."""
     job = jobs.get_job(session, job_id)
     if job.status not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED):
         raise Conflict(f"the job is {job.status.value}: retry its failed items once it ends")

@@ -73,8 +73,9 @@ class ListingsFeed:
         """Submit ``messages`` as one JSON_LISTINGS_FEED and wait for its processing report.
 
         Returns the report, whose refused messages :func:`feed_refusals` names per SKU. Raises
-        PermanentError when Amazon rejects the whole feed (FATAL, CANCELLED); RetryableError when the feed is still
-        processing after ``feed_poll_attempts`` polls (resubmitting is harmless)."""
+        PermanentError when Amazon rejects the whole feed (FATAL, CANCELLED); RetryableError
+        when the feed is still processing after ``feed_poll_attempts`` polls (resubmitting is
+        harmless)."""
         pause = float(FEED_POLL_INTERVAL.value(self.conn.settings))
         attempts = int(FEED_POLL_ATTEMPTS.value(self.conn.settings))
         document = {

@@ -28,7 +28,7 @@ from fusion.security.crypto import Secret
 if TYPE_CHECKING:
     from fusion.plugins.base import HttpClient, HttpResponse, StoreConnection
 
-TOKEN_PATH = "/v3/public/oauth/token"
+TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 (a path, not a secret)
 REFRESH_AT = "access_token_refresh_at"  # epoch seconds, beside the tokens in the credentials
 MAX_MARGIN_S = 300.0
 

@@ -67,7 +67,7 @@ from fusion.sandbox._etsy_state import DayWindow, Shop, money
 from fusion.sandbox.knobs import TokenBucket
 from fusion.sandbox.server import Respond, SandboxApp, SandboxError, json_response, read_json
 
-TOKEN_PATH = "/v3/public/oauth/token"
+TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 (a path, not a secret)
 DEFAULT_LIMITS = (10.0, 10_000.0)  # (queries per second, queries per day)
 DAY_S = 86_400.0
 

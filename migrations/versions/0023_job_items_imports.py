@@ -35,10 +35,16 @@ def _tenant(table: str) -> list[sa.SchemaItem]:
         sa.Column("org_id", sa.UUID(), nullable=False),
         sa.Column("id", sa.UUID(), nullable=False),
         sa.Column(
-            "created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "created_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.Column(
-            "updated_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
         ),
         sa.ForeignKeyConstraint(
             ["org_id"], ["orgs.id"], name=op.f(f"fk_{table}_org_id_orgs"), ondelete="CASCADE"
@@ -95,7 +101,10 @@ def upgrade() -> None:
         sa.Column("created_by", sa.UUID(), nullable=True),
         *_tenant("catalog_imports"),
         sa.ForeignKeyConstraint(
-            ["job_id"], ["jobs.id"], name=op.f("fk_catalog_imports_job_id_jobs"), ondelete="SET NULL"
+            ["job_id"],
+            ["jobs.id"],
+            name=op.f("fk_catalog_imports_job_id_jobs"),
+            ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
             ["created_by"],

@@ -69,8 +69,8 @@ def test_a_partly_refused_feed_is_rerun_for_its_failed_items_only(
     for sku in skus:
         body = {"sku": sku, "price": "9.00", "available_quantity": 4}
         ok(team.owner.post(f"{org}/products/{product['id']}/variants", json=body), 201)
-    listing = ok(team.owner.post(f"{org}/listings",
-                                 json={"product_id": product["id"], "store_id": store_id}), 201)  # fmt: skip
+    new_listing = {"product_id": product["id"], "store_id": store_id}
+    listing = ok(team.owner.post(f"{org}/listings", json=new_listing), 201)
     ok(team.owner.post(f"{org}/listings/{listing['id']}/publish"), 202)
     eventually(
         lambda: all(channel_shows("amazon_sc", server, shop, s) == 4 for s in skus),
@@ -124,7 +124,11 @@ def test_items_of_another_orgs_job_are_not_found(stack: Stack) -> None:
     job = ok(
         other.operator.post(
             f"/orgs/{other.org_id}/jobs",
-            json={"job_type": "bulk_operations", "store_id": store_id, "payload": {"skus": ["NONE-1"]}},
+            json={
+                "job_type": "bulk_operations",
+                "store_id": store_id,
+                "payload": {"skus": ["NONE-1"]},
+            },
         ),
         202,
     )

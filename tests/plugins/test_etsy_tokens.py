@@ -94,8 +94,8 @@ def published(team: Team, store_id: str, quantity: int = 10) -> tuple[str, str]:
     variant = ok(team.owner.post(f"{org}/products/{product['id']}/variants",
                                  json={"sku": sku, "price": "20.00",
                                        "available_quantity": quantity}), 201)  # fmt: skip
-    listing = ok(team.owner.post(f"{org}/listings",
-                                 json={"product_id": product["id"], "store_id": store_id}), 201)  # fmt: skip
+    new_listing = {"product_id": product["id"], "store_id": store_id}
+    listing = ok(team.owner.post(f"{org}/listings", json=new_listing), 201)
     ok(team.owner.post(f"{org}/listings/{listing['id']}/publish"), 202)
     eventually(
         lambda: team.viewer.get(f"{org}/listings/{listing['id']}").json["status"] == "published",
