@@ -245,7 +245,9 @@ def apply_rows(
         if variant is None:
             variant = _new_variant(session, org_id, row.data, titles)
             data["created"] = True
-        changed = _set_fields(session, variant, row.data)
+            changed = True
+        else:
+            changed = _set_fields(session, variant, row.data)
         quantity = row.data.get("available_quantity")
         if quantity is not None and int(quantity) != variant.available_quantity:
             before = variant.available_quantity
@@ -282,11 +284,13 @@ def _new_variant(
             session.flush()
             product_id = product.id
         titles[title] = product_id
+    # Every column the row can set is set here, so nothing is read back after the insert.
     variant = ProductVariant(id=uuid.uuid4(), org_id=org_id, product_id=product_id,
                              sku=data["sku"], price=Decimal(data["price"]),
-                             available_quantity=0)  # fmt: skip
+                             title=data.get("variant_title", ""),
+                             currency=data.get("currency", "USD"), available_quantity=0,
+                             stock_version=0)  # fmt: skip
     session.add(variant)
-    session.flush()
     return variant
 
 
