@@ -213,6 +213,7 @@ VARIABLES: Mapping[str, str] = {
     "job_retention_days": "FUSION_JOB_RETENTION_DAYS",
     "failed_job_retention_days": "FUSION_FAILED_JOB_RETENTION_DAYS",
     "max_body_bytes": "FUSION_MAX_BODY_BYTES",
+    "import_max_bytes": "FUSION_IMPORT_MAX_BYTES",
     "allow_private_egress": "FUSION_ALLOW_PRIVATE_EGRESS",
     "egress_ports": "FUSION_EGRESS_PORTS",
     "egress_allow": "FUSION_EGRESS_ALLOW",
@@ -273,6 +274,8 @@ class Settings:
     job_retention_days: int = 14  # completed and cancelled jobs; 0 keeps them for ever
     failed_job_retention_days: int = 90
     max_body_bytes: int = 1024 * 1024
+    # A spreadsheet upload (POST /orgs/{org}/imports) is streamed, never held whole.
+    import_max_bytes: int = 200 * 1024 * 1024
     # Private/loopback destinations for store base URLs: sandboxes in dev and tests only.
     allow_private_egress: bool = True
     # Ports the hub may call besides 80 and 443, and exact host:port destinations exempt
@@ -385,6 +388,9 @@ class Settings:
             ),
             request_quota_per_minute=_int(env, v["request_quota_per_minute"], 600, lo=1, hi=10**7),
             max_body_bytes=_int(env, v["max_body_bytes"], 1024 * 1024, lo=1024, hi=10**9),
+            import_max_bytes=_int(
+                env, v["import_max_bytes"], 200 * 1024 * 1024, lo=1024, hi=10**11
+            ),
             job_retention_days=_int(env, v["job_retention_days"], 14, lo=0, hi=3650),
             failed_job_retention_days=_int(env, v["failed_job_retention_days"], 90, lo=0, hi=3650),
             allow_private_egress=_bool(env, v["allow_private_egress"], mode != "production"),

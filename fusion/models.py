@@ -22,7 +22,8 @@ from fusion.auth.models import (
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductStatus, ProductVariant
 from fusion.db.base import Base
 from fusion.inventory.models import ListingStock, MovementKind, StockMovement
-from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
+from fusion.jobs.models import ItemStatus, Job, JobItem, JobLog, JobStatus, LogLevel
+from fusion.onboarding.models import CatalogImport, ImportRow, ImportStatus
 from fusion.orders.models import Order, OrderLine
 from fusion.orgs.models import Invitation, InvitationStatus, Org
 from fusion.plugins.models import ContractLevel, PluginContract, PluginInstance, PluginRecord
@@ -60,11 +61,16 @@ __all__ = [
     "ApprovalStatus",
     "AuditLog",
     "Base",
+    "CatalogImport",
     "ContractLevel",
     "DeliveryStatus",
+    "ImportRow",
+    "ImportStatus",
     "Invitation",
     "InvitationStatus",
+    "ItemStatus",
     "Job",
+    "JobItem",
     "JobLog",
     "JobStatus",
     "Listing",

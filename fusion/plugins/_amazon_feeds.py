@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from fusion.errors import PermanentError, RetryableError
-from fusion.plugins.base import SettingSpec, SettingType
+from fusion.plugins.base import ItemRefusal, SettingSpec, SettingType
 from fusion.plugins.http import MAX_ANSWER_BYTES
 from fusion.ratelimit.spec import ApiCall
 
@@ -72,9 +72,10 @@ class ListingsFeed:
     def _submit_listings_feed(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """Submit ``messages`` as one JSON_LISTINGS_FEED and wait for its processing report.
 
-        Returns the report. Raises PermanentError when Amazon rejects the feed (FATAL, CANCELLED)
-        or any message in it, naming the SKUs and issues; RetryableError when the feed is still
-        processing after ``feed_poll_attempts`` polls (resubmitting is harmless)."""
+        Returns the report, whose refused messages :func:`feed_refusals` names per SKU. Raises
+        PermanentError when Amazon rejects the whole feed (FATAL, CANCELLED); RetryableError
+        when the feed is still processing after ``feed_poll_attempts`` polls (resubmitting is
+        harmless)."""
         pause = float(FEED_POLL_INTERVAL.value(self.conn.settings))
         attempts = int(FEED_POLL_ATTEMPTS.value(self.conn.settings))
         document = {
@@ -121,10 +122,6 @@ class ListingsFeed:
             f"feed {feed_id} done: {summary.get('messagesAccepted', 0)} accepted, "
             f"{summary.get('messagesInvalid', 0)} invalid"
         )
-        if summary.get("messagesInvalid") or summary.get("errors"):
-            by_id = {m["messageId"]: m["sku"] for m in messages}
-            failed = sorted({by_id.get(i.get("messageId"), "?") for i in report.get("issues", [])})
-            raise PermanentError(f"Amazon feed {feed_id} refused {failed}: {_issues(report)}")
         return report
 
     def _feed_report(self, feed: dict[str, Any]) -> dict[str, Any]:
@@ -137,6 +134,24 @@ class ListingsFeed:
         response = self.http.request("GET", located["url"], call=ApiCall("feeds:download"))
         parsed: dict[str, Any] = response.json()
         return parsed
+
+
+def feed_refusals(
+    messages: Sequence[Mapping[str, Any]], report: Mapping[str, Any]
+) -> list[ItemRefusal]:
+    """The SKUs of ``messages`` that the processing ``report`` refused, each with Amazon's
+    reasons (``code: message``, its ERROR issues joined); warnings refuse nothing. An issue
+    naming no message of the feed is the whole feed's and refuses every SKU."""
+    by_id = {m["messageId"]: str(m["sku"]) for m in messages}
+    reasons: dict[str, list[str]] = {}
+    for issue in report.get("issues", []):
+        if str(issue.get("severity", "ERROR")).upper() != "ERROR":
+            continue
+        text = f"{issue.get('code')}: {issue.get('message')}"
+        sku = by_id.get(issue.get("messageId"))
+        for each in [sku] if sku is not None else by_id.values():
+            reasons.setdefault(each, []).append(text)
+    return [ItemRefusal(sku, "; ".join(found)[:1000]) for sku, found in reasons.items()]
 
 
 def gunzip(raw: bytes, limit: int) -> bytes:

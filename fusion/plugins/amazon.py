@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from fusion.errors import PermanentError
 from fusion.plugins import _amazon_lwa as lwa
-from fusion.plugins._amazon_feeds import FEED_SETTINGS, ListingsFeed
+from fusion.plugins._amazon_feeds import FEED_SETTINGS, ListingsFeed, feed_refusals
 from fusion.plugins.amazon_sqs import SQS_QUEUE_URL, SQS_SETTINGS, OrderChangeConsumer
 from fusion.plugins.base import (
     AuthType,
@@ -37,6 +37,7 @@ from fusion.plugins.base import (
     HttpClient,
     HttpResponse,
     InventoryUpdate,
+    ItemRefusal,
     OrderLine,
     OrderQueue,
     PlatformClient,
@@ -217,7 +218,7 @@ class AmazonClient(ListingsFeed, PlatformClient):
                 "fulfillment_availability"
             )
 
-    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> list[ItemRefusal]:
         messages = [
             {
                 "messageId": n,
@@ -228,8 +229,9 @@ class AmazonClient(ListingsFeed, PlatformClient):
             }
             for n, update in enumerate(updates, 1)
         ]
-        if messages:
-            self._submit_listings_feed(messages)
+        if not messages:
+            return []
+        return feed_refusals(messages, self._submit_listings_feed(messages))
 
     # -- orders ---------------------------------------------------------------------------------
 

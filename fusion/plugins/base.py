@@ -77,7 +77,10 @@ class SettingSpec:
 
 @dataclass(frozen=True)
 class StoreConnection:
-    """One store as a client sees it; ``credentials`` are decrypted only for the call."""
+    """One store as a client sees it; ``credentials`` are decrypted only for the call.
+
+    ``renew`` (when the hub can keep new credentials) swaps them for fresh ones once, for
+    every worker at a time: see :class:`CredentialRenewer`."""
 
     store_id: str
     org_id: str
@@ -86,6 +89,21 @@ class StoreConnection:
     base_url: str
     credentials: Mapping[str, Secret] = field(repr=False)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    renew: CredentialRenewer | None = field(default=None, repr=False, compare=False)
+
+
+# Given the store's credentials as they are now, the new ones to keep (every key, plain
+# strings), or None when they are already good (another worker renewed them meanwhile).
+CredentialExchange = Callable[[Mapping[str, Secret]], Mapping[str, str] | None]
+
+
+class CredentialRenewer(Protocol):
+    """Runs ``exchange`` under the store's lock with the credentials as stored then, keeps
+    (encrypted) what it returns, and returns the store's credentials after it. A
+    ReauthorisationNeeded raised by ``exchange`` marks the store as needing the merchant
+    to connect it again, and propagates."""
+
+    def __call__(self, exchange: CredentialExchange) -> Mapping[str, Secret]: ...
 
 
 @dataclass(frozen=True)
@@ -123,6 +141,16 @@ class InventoryUpdate:
     sku: str
     quantity: int
     external_id: str | None = None  # the platform's product/listing id, when known
+
+
+@dataclass(frozen=True)
+class ItemRefusal:
+    """An item of a bulk call that the platform did not take: refused with the platform's
+    reason, or skipped (``skipped``: e.g. no listing holds the SKU) with why."""
+
+    sku: str
+    reason: str
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,8 +256,11 @@ class PlatformClient(ABC):
         """Push quantities now (real_time_inventory, or the sync's per-item path)."""
 
     @abstractmethod
-    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
-        """Push many quantities in the platform's bulk way (bulk_operations)."""
+    def bulk_set_inventory(
+        self, updates: Sequence[InventoryUpdate]
+    ) -> Sequence[ItemRefusal] | None:
+        """Push many quantities in the platform's bulk way (bulk_operations); returns the
+        items the platform refused or that were skipped (None or empty: every one taken)."""
 
     @abstractmethod
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,18 +26,31 @@ from fusion.errors import (
     ConfigError,
     NotFound,
     PermanentError,
+    ReauthorisationNeeded,
     UnsupportedCapability,
     ValidationFailed,
 )
-from fusion.plugins.base import Capability, PlatformClient, Plugin, StoreConnection
+from fusion.plugins.base import (
+    Capability,
+    CredentialExchange,
+    CredentialRenewer,
+    PlatformClient,
+    Plugin,
+    StoreConnection,
+)
 from fusion.plugins.http import Deadline, StoreHttp, new_session
 from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.ratelimit.state import persist_state
-from fusion.security.crypto import decrypt_credentials, decrypt_secret
+from fusion.security.crypto import (
+    Secret,
+    decrypt_credentials,
+    decrypt_secret,
+    encrypt_credentials,
+)
 from fusion.security.egress import EgressPolicy, check_destination
-from fusion.stores.models import Store
+from fusion.stores.models import REAUTHORISATION, Store, StoreStatus
 
 if TYPE_CHECKING:
     from fusion.jobs.context import JobContext
@@ -116,7 +130,7 @@ def store_client(
         if capability is not None:
             require(ctx, plugin, capability)
         config = BucketConfig.resolve(plugin.rate_limit, store.rate_limit_config)
-        conn = store_connection(ctx.settings, store)
+        conn = store_connection(ctx.settings, store, database=ctx.database)
         info = StoreInfo(store.id, store.org_id, store.platform, store.external_id)
 
     def on_state(state: dict[str, Any]) -> None:
@@ -138,8 +152,11 @@ def store_client(
     yield Bound(plugin=plugin, client=client, http=http, store=info)
 
 
-def store_connection(settings: Settings, store: Store) -> StoreConnection:
-    """The store as a plugin client sees it, credentials decrypted (as ``Secret`` values).
+def store_connection(
+    settings: Settings, store: Store, *, database: Database | None = None
+) -> StoreConnection:
+    """The store as a plugin client sees it, credentials decrypted (as ``Secret`` values);
+    with ``database``, the client may renew them (:func:`renewer`).
 
     Call it inside the plugin call only and let the result go out of scope with it. Raises
     CredentialsUnreadable (a PermanentError) when the credentials cannot be decrypted or
@@ -167,7 +184,45 @@ def store_connection(settings: Settings, store: Store) -> StoreConnection:
         base_url=store.base_url,
         credentials=credentials,
         settings=values,
+        renew=renewer(settings, database, store.org_id, store.id) if database else None,
     )
+
+
+def renewer(
+    settings: Settings, database: Database, org_id: uuid.UUID, store_id: uuid.UUID
+) -> CredentialRenewer:
+    """The store's :class:`CredentialRenewer`: the store row is locked (``SELECT ... FOR
+    UPDATE``) while the exchange runs, so concurrent workers renew once and the others read
+    the renewed credentials. What the exchange returns is kept encrypted; a
+    ReauthorisationNeeded marks the store ``needs_reauth`` with the reason in its state."""
+
+    def renew(exchange: CredentialExchange) -> Mapping[str, Secret]:
+        refused: ReauthorisationNeeded | None = None
+        with database.org_session(org_id) as session:
+            store = session.get(Store, store_id, with_for_update=True)
+            if store is None or store.credentials_encrypted is None:
+                raise PermanentError(f"store {store_id} no longer has credentials")
+            current = decrypt_credentials(settings, org_id, store_id, store.credentials_encrypted)
+            try:
+                renewed = exchange(current)
+            except ReauthorisationNeeded as exc:
+                refused, renewed = exc, None
+                store.status = StoreStatus.NEEDS_REAUTH
+                store.state = {
+                    **(store.state or {}),
+                    REAUTHORISATION: {"reason": str(exc), "at": datetime.now(UTC).isoformat()},
+                }
+            if renewed is not None:
+                store.credentials_encrypted = encrypt_credentials(
+                    settings, org_id, store_id, renewed
+                )
+        if refused is not None:
+            raise refused  # after the commit: the store stays marked
+        if renewed is None:
+            return current
+        return {k: Secret(v) for k, v in renewed.items()}
+
+    return renew
 
 
 def webhook_secret(settings: Settings, store: Store) -> str | None:
@@ -211,7 +266,7 @@ def check_connection(
         plugin = get_plugin(store.platform)
         if plugin.level(Capability.LIST_PRODUCTS) == ContractLevel.UNSUPPORTED:
             return 0
-        conn = store_connection(settings, store)
+        conn = store_connection(settings, store, database=database)
     deadline = Deadline(settings.test_connection_deadline_s)
     session_ = new_session(pool_maxsize=2)
     try:

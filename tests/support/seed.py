@@ -108,6 +108,19 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
         ids["listing_stock"] = _insert(
             conn, "listing_stock", org_id=org, listing_id=ids["listings"], sku="SKU-1"
         )
+        ids["job_items"] = _insert(
+            conn, "job_items", org_id=org, job_id=ids["jobs"], key="SKU-1", status="ok"
+        )
+        ids["catalog_imports"] = _insert(conn, "catalog_imports", org_id=org)
+        ids["catalog_import_rows"] = _insert(
+            conn,
+            "catalog_import_rows",
+            org_id=org,
+            import_id=ids["catalog_imports"],
+            line=2,
+            sku="SKU-1",
+            data="{}",
+        )
         ids["audit_logs"] = _insert(
             conn,
             "audit_logs",
