@@ -34,7 +34,7 @@ from fusion.inventory.service import (
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import Admitted, capability_job, job_type
 from fusion.jobs.service import enqueue_or_join
-from fusion.plugins.base import Capability, InventoryUpdate
+from fusion.plugins.base import Capability, InventoryUpdate, PushRefused
 from fusion.plugins.models import ContractLevel
 from fusion.stores.client import Bound, redis_for, require, store_client
 from fusion.stores.models import Store
@@ -70,12 +70,28 @@ def _push(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> 
     if bound.level(Capability.BULK_OPERATIONS) != ContractLevel.UNSUPPORTED and len(updates) > 1:
         if bound.level(Capability.BULK_OPERATIONS) == ContractLevel.WORKAROUND:
             ctx.log(f"{bound.plugin.slug}: bulk inventory is a workaround", "info")
-        bound.client.bulk_set_inventory(updates)
-        _pushed(ctx, bound, updates)
+        _send(ctx, bound, updates, bulk=True)
         return "bulk"
-    bound.client.set_inventory(updates)
-    _pushed(ctx, bound, updates)
+    _send(ctx, bound, updates, bulk=False)
     return "per_item"
+
+
+def _send(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate], *, bulk: bool) -> None:
+    """``updates`` to the platform (``bulk_set_inventory`` or ``set_inventory``), then what it
+    accepted noted. When it refused some SKUs (PushRefused), the accepted ones are noted all
+    the same, each refused one is a warning in the job's log with the platform's reason, and
+    the error goes on (the job fails naming them: a refused figure is never taken for sent)."""
+    try:
+        if bulk:
+            bound.client.bulk_set_inventory(updates)
+        else:
+            bound.client.set_inventory(updates)
+    except PushRefused as exc:
+        _pushed(ctx, bound, exc.accepted)
+        for sku, reason in sorted(exc.refused.items()):
+            ctx.log(f"{sku}: {bound.plugin.slug} refused the figure: {reason}", "warning", sku=sku)
+        raise
+    _pushed(ctx, bound, updates)
 
 
 def _pushed(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> None:
@@ -140,8 +156,7 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     published listing of the store when neither is given)."""
     with store_client(ctx, Capability.BULK_OPERATIONS) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
-        bound.client.bulk_set_inventory(updates)
-        _pushed(ctx, bound, updates)
+        _send(ctx, bound, updates, bulk=True)
     ctx.log(f"pushed {len(updates)} quantities in bulk", "info", count=len(updates))
     return {"pushed": len(updates)}
 
@@ -152,8 +167,7 @@ def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     latest figure (or exactly ``updates`` when the payload gives them)."""
     with store_client(ctx, Capability.REAL_TIME_INVENTORY) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
-        bound.client.set_inventory(updates)
-        _pushed(ctx, bound, updates)
+        _send(ctx, bound, updates, bulk=False)
     ctx.log(f"pushed {len(updates)} quantities", "info", skus=[u.sku for u in updates][:50])
     return {"pushed": len(updates)}
 
