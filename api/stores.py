@@ -79,11 +79,13 @@ class Stores(MethodView):
     def post(self, body: dict[str, Any], org_id: uuid.UUID) -> Store:
         """Connect a store. Credentials are encrypted before they are stored. With a public
         URL set (`FUSION_PUBLIC_URL`) and a webhook secret given, a `subscribe_order_events`
-        job asks the platform to send the store's order events here."""
+        job asks the platform to send the store's order events here; a store naming its order
+        queue (Amazon's `sqs_queue_url`) gets its `consume_order_queue` listener at once."""
         if "stock_rules" in body:
             body["stock_rules"] = channels.checked_rules(body["stock_rules"])
         store = stores.connect_store(tx(), org_id=org_id, settings=hub().settings, **body)
         webhooks.subscribe_on_connect(tx(), hub().settings, store)
+        webhooks.start_order_listener(tx(), hub().settings, store)
         record(
             tx(),
             org_id=org_id,
@@ -132,6 +134,7 @@ class StoreView(MethodView):
         )
         if "stock_rules" in body:
             channels.store_rules_changed(tx(), org_id, store.id)
+        webhooks.start_order_listener(tx(), hub().settings, store)
         if not disconnecting:
             return _Changed(store)
         left = deletes.disconnected(tx(), access(), store)

@@ -43,7 +43,7 @@ def amazon() -> Iterator[SandboxServer]:
 
 @pytest.fixture(scope="module")
 def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
-    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1")
+    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1", FUSION_ORDER_QUEUE_LISTEN_S="2")
     with workers_and_beat(env, "amazon_sc,default", concurrency=2) as processes:
         yield processes
 
