@@ -84,7 +84,9 @@ def connected(
             "external_id": shop.external_id,
             "base_url": amazon.url,
             "credentials": dict(shop.credentials),
-            "settings": dict(shop.settings),
+            # The store lets its jobs wait up to a minute inline for rate-limit tokens: the
+            # order lookup must be rescheduled all the same.
+            "settings": {**shop.settings, "max_inline_wait_s": 60},
         },
     )
     assert response.status_code == 201, response.json
