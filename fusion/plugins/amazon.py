@@ -112,7 +112,7 @@ FEED_MIN_SKUS = SettingSpec(
     "A real-time stock push of at least this many SKUs goes out as one JSON_LISTINGS_FEED "
     "(while the Feeds API has quota) instead of one listing patch per SKU. Amazon takes a "
     "feed in minutes, not seconds: raise it where the figures must show at once.",
-    default=5,
+    default=4,
     minimum=2,
     maximum=10_000,
 )
