@@ -13,10 +13,10 @@ from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from api.context import hub
-from api.stores import FIELDS
 from console import figures, validation
 from console.charts import Series, bars
 from console.scope import access, back, bp, page, tx
+from fusion.actions.stores import FIELDS
 from fusion.audit.service import audited_update, record, snapshot
 from fusion.auth.models import Role
 from fusion.errors import JobError, ValidationFailed

@@ -226,6 +226,7 @@ VARIABLES: Mapping[str, str] = {
     "dispatch_stale_s": "FUSION_DISPATCH_STALE_S",
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
     "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
+    "order_queue_listen_s": "FUSION_ORDER_QUEUE_LISTEN_S",
     "beat_lease_ttl_s": "FUSION_BEAT_LEASE_TTL_S",
     "job_modules": "FUSION_JOB_MODULES",
     "session_max_age_days": "FUSION_SESSION_MAX_AGE_DAYS",
@@ -294,7 +295,12 @@ class Settings:
     sweep_interval_s: float = 5  # reaper and dispatcher sweeps
     dispatch_stale_s: int = 30  # a pending job's message older than this is published again
     worker_soft_shutdown_s: float = 10
-    order_queue_poll_s: int = 60  # every store's order notification queue; 0 turns it off
+    # How often beat makes sure every store with an order notification queue has its
+    # listener (restarting a broken chain); 0 turns queue reading off.
+    order_queue_poll_s: int = 60
+    # How long one consume_order_queue job listens (long polls) before it hands over to its
+    # successor (docs/webhooks.md).
+    order_queue_listen_s: int = 60
     # How long beat's Redis lease outlives its holder; a standby beat takes over after it.
     beat_lease_ttl_s: float = 30
     # Modules imported at start besides the built-in job modules, so their job types exist.
@@ -422,6 +428,7 @@ class Settings:
             streams_per_org=_int(env, v["streams_per_org"], 20, lo=1, hi=100_000),
             metrics_token=_metrics_token(env, v["metrics_token"]),
             metrics_cache_s=_float(env, v["metrics_cache_s"], 5, lo=0, hi=3600),
+            order_queue_listen_s=_int(env, v["order_queue_listen_s"], 60, lo=1, hi=3600),
             **broker,
         )
 

@@ -142,8 +142,10 @@ def reconcile_all_stores() -> dict[str, int]:
 
 @app.task(name=celeryconfig.CONSUME_ORDER_QUEUES, ignore_result=True)
 def consume_order_queues() -> dict[str, int]:
-    """Enqueue a consume_order_queue job for every store with an order notification queue
-    (beat, every ``FUSION_ORDER_QUEUE_POLL_S``): Amazon sends its order events only there."""
+    """The safety net of the order queue listeners (beat, every ``FUSION_ORDER_QUEUE_POLL_S``):
+    enqueue a consume_order_queue listener for every store with an order notification queue
+    that has none pending or running (its chain of listeners broke: failed for good, or the
+    store was resumed). Amazon sends its order events only there."""
     run = enqueue_for_due_stores(
         runtime(app).database,
         job_type=CONSUME_JOB,

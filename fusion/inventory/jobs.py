@@ -37,7 +37,7 @@ from fusion.jobs.items import ItemResult
 from fusion.jobs.models import ItemStatus
 from fusion.jobs.registry import Admitted, capability_job, job_type
 from fusion.jobs.service import enqueue_or_join
-from fusion.plugins.base import Capability, InventoryUpdate, ItemRefusal
+from fusion.plugins.base import Capability, InventoryUpdate, ItemRefusal, PushRefused
 from fusion.plugins.models import ContractLevel
 from fusion.stores.client import Bound, redis_for, require, store_client
 from fusion.stores.models import Store
@@ -77,8 +77,7 @@ def _push(
         if bound.level(Capability.BULK_OPERATIONS) == ContractLevel.WORKAROUND:
             ctx.log(f"{bound.plugin.slug}: bulk inventory is a workaround", "info")
         return "bulk", _bulk(ctx, bound, updates)
-    bound.client.set_inventory(updates)
-    _pushed(ctx, bound, updates)
+    _set(ctx, bound, updates)
     return "per_item", ()
 
 
@@ -115,6 +114,21 @@ def _record_items(
             results.append(ItemResult(update.sku, status, refusal.reason))
     with ctx.session() as session:
         return items.record(session, org_id=ctx.org_id, job_id=ctx.job_id, results=results)
+
+
+def _set(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> None:
+    """``updates`` to the platform's real-time ``set_inventory``, then what it accepted noted.
+    When it refused some SKUs (PushRefused), the accepted ones are noted all the same, each
+    refused one is a warning in the job's log with the platform's reason, and the error goes on
+    (the job fails naming them: a refused figure is never taken for sent)."""
+    try:
+        bound.client.set_inventory(updates)
+    except PushRefused as exc:
+        _pushed(ctx, bound, exc.accepted)
+        for sku, reason in sorted(exc.refused.items()):
+            ctx.log(f"{sku}: {bound.plugin.slug} refused the figure: {reason}", "warning", sku=sku)
+        raise
+    _pushed(ctx, bound, updates)
 
 
 def _pushed(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> None:
@@ -200,8 +214,7 @@ def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     latest figure (or exactly ``updates`` when the payload gives them)."""
     with store_client(ctx, Capability.REAL_TIME_INVENTORY) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
-        bound.client.set_inventory(updates)
-        _pushed(ctx, bound, updates)
+        _set(ctx, bound, updates)
     ctx.log(f"pushed {len(updates)} quantities", "info", skus=[u.sku for u in updates][:50])
     return {"pushed": len(updates)}
 

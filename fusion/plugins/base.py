@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from fusion.errors import UnsupportedCapability
+from fusion.errors import PermanentError, UnsupportedCapability
 from fusion.plugins.models import ContractLevel
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.security.crypto import Secret
@@ -143,6 +143,19 @@ class InventoryUpdate:
     external_id: str | None = None  # the platform's product/listing id, when known
 
 
+class PushRefused(PermanentError):
+    """The platform took some quantities of a push and refused others: ``accepted`` were set,
+    ``refused`` maps each refused SKU to the platform's reason. Permanent: sending the same
+    figures again would be refused again."""
+
+    def __init__(
+        self, message: str, *, accepted: Sequence[InventoryUpdate], refused: Mapping[str, str]
+    ) -> None:
+        super().__init__(message)
+        self.accepted = list(accepted)
+        self.refused = dict(refused)
+
+
 @dataclass(frozen=True)
 class ItemRefusal:
     """An item of a bulk call that the platform did not take: refused with the platform's
@@ -227,6 +240,12 @@ class HttpClient(Protocol):
         refill_rate: float | None = None,
     ) -> None: ...
 
+    def has_quota(self, operations: Sequence[str]) -> bool:
+        """Whether each of ``operations`` (limited on its own: ``RateLimitSpec.operations``)
+        has a token for a call now, so a flow of several calls can start without being cut
+        short by one of them. Takes nothing."""
+        ...
+
 
 class PlatformClient(ABC):
     """One store's client for one job. Methods for unsupported capabilities raise
@@ -302,6 +321,12 @@ class OrderQueue(Protocol):
 
     def drain(self, *, max_polls: int = 100) -> ConsumeResult:
         """Read until the queue answers empty (or ``max_polls`` reads); the totals."""
+        ...
+
+    def listen(self, *, seconds: float, between: Callable[[], None] = ...) -> ConsumeResult:
+        """Read the queue continuously for ``seconds`` (long polls: each event is handed on as
+        soon as it arrives, an idle queue costs little), running ``between()`` before each
+        read; the totals."""
         ...
 
 

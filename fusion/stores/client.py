@@ -111,10 +111,17 @@ def require(ctx: JobContext, plugin: Plugin, capability: Capability) -> Contract
 
 @contextmanager
 def store_client(
-    ctx: JobContext, capability: Capability | None = None, *, store_id: uuid.UUID | None = None
+    ctx: JobContext,
+    capability: Capability | None = None,
+    *,
+    store_id: uuid.UUID | None = None,
+    max_inline_wait_s: float | None = None,
 ) -> Iterator[Bound]:
     """The store's plugin client for this job (or for ``store_id`` of the job's org, for a
     job that names no store), credentials decrypted for its duration only.
+    ``max_inline_wait_s=0``: no call waits inline for rate-limit tokens; a short bucket or a
+    429 raises RateLimited at once, so the job is rescheduled for when the tokens are due
+    (attempt not counted) and its worker slot serves other jobs meanwhile.
 
     Raises PermanentError when the job has no store (or it is gone), UnsupportedCapability when the
     plugin cannot do ``capability``, CredentialsUnreadable when the credentials do not
@@ -147,6 +154,7 @@ def store_client(
         on_state=on_state,
         egress=EgressPolicy.from_settings(ctx.settings),
         hosts=egress_hosts(plugin, conn),
+        max_inline_wait_s=max_inline_wait_s,
     )
     client = plugin.client(conn, http, client_log)
     yield Bound(plugin=plugin, client=client, http=http, store=info)
