@@ -75,9 +75,45 @@ class SettingSpec:
         return self.default if raw is None or raw == "" else raw
 
 
+class StoreMemo(Protocol):
+    """What a client remembers of its store's platform between jobs: ids the platform gave
+    (Shopify's location and SKU -> inventory item ids), shared by every worker of the store,
+    each entry forgotten after a while on its own. A cache: a miss, or a memo that stores
+    nothing, only costs the client a lookup. Never secrets (the memo is not encrypted)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """The remembered values of ``keys`` (those not remembered are left out)."""
+        ...
+
+    def put_many(self, values: Mapping[str, str]) -> None:
+        """Remember ``values``, each for the memo's time to live from now."""
+        ...
+
+    def forget(self, keys: Sequence[str]) -> None:
+        """Forget ``keys`` (a stale id the platform no longer knows)."""
+        ...
+
+
+class NullMemo:
+    """A memo that remembers nothing: every lookup goes to the platform."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def put_many(self, values: Mapping[str, str]) -> None:
+        return None
+
+    def forget(self, keys: Sequence[str]) -> None:
+        return None
+
+
+NULL_MEMO = NullMemo()
+
+
 @dataclass(frozen=True)
 class StoreConnection:
-    """One store as a client sees it; ``credentials`` are decrypted only for the call."""
+    """One store as a client sees it; ``credentials`` are decrypted only for the call.
+    ``memo`` is the store's shared memo of platform ids (nothing remembered by default)."""
 
     store_id: str
     org_id: str
@@ -86,6 +122,7 @@ class StoreConnection:
     base_url: str
     credentials: Mapping[str, Secret] = field(repr=False)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    memo: StoreMemo = field(default=NULL_MEMO, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
