@@ -9,6 +9,15 @@ every worker slot can take one. The bulk lane packs a big batch into messages of
 ``BULK_CHUNK`` ids (``fusion.run_jobs``), claimed in one statement and run one job at a time:
 Celery's per-message cost is most of a short job's cost, and a 10,000-job import need not
 pay it 10,000 times. Chunks stay small enough that a batch still spreads over every worker slot.
+
+A job due within ``fusion.jobs.dispatch.NEAR_S`` is published with its due time as the
+message's ``eta`` (plus ``ETA_SLACK_S``). The Redis transport hands it to a worker at once,
+which holds it (unacknowledged, outside its prefetch count) until then and then claims it as
+any other message: the claim, by Postgres' clock, must find the job due, and the slack covers
+a worker clock a little ahead of Postgres'. A worker that stops gracefully gives the messages
+it holds back to the queue (soft shutdown); one killed leaves them in kombu's unacked set
+until the visibility timeout, and the dispatcher sweep republishes the jobs
+``FUSION_DISPATCH_STALE_S`` after they were due. Either way the claim runs each job once.
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ import math
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from celery import Celery
 
@@ -26,6 +36,9 @@ from fusion.jobs.lanes import Lane
 BULK_CHUNK = 16
 # Aim for at least this many messages per batch so all worker slots get work.
 SPREAD = 64
+# A delayed message runs this long after its job's due time: the claim compares with
+# Postgres' now(), and a worker's clock may be a little ahead of the database's.
+ETA_SLACK_S = 0.05
 
 
 def producer_app() -> Celery:
@@ -43,9 +56,16 @@ class CeleryDispatcher:
         self.app = app or producer_app()
         self.bulk_chunk = max(bulk_chunk, 1)
 
-    def publish(self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL) -> None:
+    def publish(
+        self,
+        jobs: Sequence[tuple[uuid.UUID, str]],
+        lane: Lane = Lane.NORMAL,
+        *,
+        eta: datetime | None = None,
+    ) -> None:
         if not jobs:
             return
+        run_at = eta + timedelta(seconds=ETA_SLACK_S) if eta is not None else None
         with self.app.producer_or_acquire() as producer:
             for queue, ids in self._messages(jobs, lane):
                 single = len(ids) == 1
@@ -56,6 +76,7 @@ class CeleryDispatcher:
                     routing_key=queue,
                     priority=int(lane),
                     producer=producer,
+                    eta=run_at,
                 )
 
     def _messages(
