@@ -75,12 +75,48 @@ class SettingSpec:
         return self.default if raw is None or raw == "" else raw
 
 
+class StoreMemo(Protocol):
+    """What a client remembers of its store's platform between jobs: ids the platform gave
+    (Shopify's location and SKU -> inventory item ids), shared by every worker of the store,
+    each entry forgotten after a while on its own. A cache: a miss, or a memo that stores
+    nothing, only costs the client a lookup. Never secrets (the memo is not encrypted)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """The remembered values of ``keys`` (those not remembered are left out)."""
+        ...
+
+    def put_many(self, values: Mapping[str, str]) -> None:
+        """Remember ``values``, each for the memo's time to live from now."""
+        ...
+
+    def forget(self, keys: Sequence[str]) -> None:
+        """Forget ``keys`` (a stale id the platform no longer knows)."""
+        ...
+
+
+class NullMemo:
+    """A memo that remembers nothing: every lookup goes to the platform."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def put_many(self, values: Mapping[str, str]) -> None:
+        return None
+
+    def forget(self, keys: Sequence[str]) -> None:
+        return None
+
+
+NULL_MEMO = NullMemo()
+
+
 @dataclass(frozen=True)
 class StoreConnection:
     """One store as a client sees it; ``credentials`` are decrypted only for the call.
 
     ``renew`` (when the hub can keep new credentials) swaps them for fresh ones once, for
-    every worker at a time: see :class:`CredentialRenewer`."""
+    every worker at a time: see :class:`CredentialRenewer`.
+    ``memo`` is the store's shared memo of platform ids (nothing remembered by default)."""
 
     store_id: str
     org_id: str
@@ -90,6 +126,7 @@ class StoreConnection:
     credentials: Mapping[str, Secret] = field(repr=False)
     settings: Mapping[str, Any] = field(default_factory=dict)
     renew: CredentialRenewer | None = field(default=None, repr=False, compare=False)
+    memo: StoreMemo = field(default=NULL_MEMO, repr=False, compare=False)
 
 
 # Given the store's credentials as they are now, the new ones to keep (every key, plain

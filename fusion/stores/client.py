@@ -3,7 +3,8 @@
 Credentials are decrypted here and nowhere else (:func:`store_connection`), inside the
 plugin call only. :func:`store_client` reads the store, decrypts its credentials (never into
 the payload or a log), binds the pooled HTTP helper to the store's shared token bucket and
-hands the plugin's client to the handler. Everything the client says through ``log`` (a
+hands the plugin's client to the handler, with the store's memo of platform ids
+(:mod:`fusion.stores.memo`). Everything the client says through ``log`` (a
 workaround, what it did instead) lands in the job's log.
 """
 
@@ -13,7 +14,7 @@ import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -50,6 +51,7 @@ from fusion.security.crypto import (
     encrypt_credentials,
 )
 from fusion.security.egress import EgressPolicy, check_destination
+from fusion.stores.memo import RedisMemo
 from fusion.stores.models import REAUTHORISATION, Store, StoreStatus
 
 if TYPE_CHECKING:
@@ -137,7 +139,10 @@ def store_client(
         if capability is not None:
             require(ctx, plugin, capability)
         config = BucketConfig.resolve(plugin.rate_limit, store.rate_limit_config)
-        conn = store_connection(ctx.settings, store, database=ctx.database)
+        memo = RedisMemo(
+            redis_for(ctx), store_id=str(store.id), address=f"{store.base_url} {store.external_id}"
+        )
+        conn = replace(store_connection(ctx.settings, store, database=ctx.database), memo=memo)
         info = StoreInfo(store.id, store.org_id, store.platform, store.external_id)
 
     def on_state(state: dict[str, Any]) -> None:

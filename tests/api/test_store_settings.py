@@ -79,6 +79,7 @@ def test_an_amazon_store_connected_with_its_queue_is_polled_for_orders(
     assert shown["settings"]["marketplace_id"] == "ATVPDKIKX0DER"
     assert shown["settings"]["aws_region"] == "us-east-1"
     assert shown["state"] == {}
+
     # And connecting started the store's order-queue listener: one consume_order_queue job
     def consume_jobs() -> list[str]:
         with admin_engine.connect() as conn:
