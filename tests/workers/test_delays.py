@@ -101,13 +101,14 @@ class Dropping:
         self,
         jobs: Sequence[tuple[uuid.UUID, str]],
         lane: Lane = Lane.NORMAL,
+        labels: dispatch.Labels | None = None,
         *,
         eta: datetime | None = None,
     ) -> None:
         if eta is not None:
             self.dropped.extend(job_id for job_id, _ in jobs)
             return
-        self.inner.publish(jobs, lane)
+        self.inner.publish(jobs, lane, labels)
 
 
 @pytest.fixture
