@@ -23,6 +23,7 @@ from api import (
     listings,
     me,
     metrics,
+    notifications,
     orders,
     orgs,
     plugins,
@@ -111,6 +112,7 @@ RESOURCES = (
     jobs,
     orders,
     approvals,
+    notifications,
     audit,
     events,
 )
