@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from flask.views import MethodView
@@ -26,6 +27,21 @@ from schemas.notifications import (
     DeliverySchema,
 )
 
+
+@dataclass(frozen=True)
+class _Created:
+    """A new channel as ChannelCreatedSchema renders it: its fields and its secret."""
+
+    created: notifications.CreatedChannel
+
+    @property
+    def signing_secret(self) -> str | None:
+        return self.created.signing_secret
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.created.channel, name)
+
+
 blp = Blueprint("notifications", __name__, url_prefix="/orgs", description="Notification channels.")
 
 
@@ -42,11 +58,9 @@ class Channels(MethodView):
     @blp.arguments(ChannelCreateSchema)
     @blp.response(201, ChannelCreatedSchema)
     @org_scope(Role.OWNER)
-    def post(self, body: dict[str, Any], org_id: uuid.UUID) -> dict[str, Any]:
+    def post(self, body: dict[str, Any], org_id: uuid.UUID) -> _Created:
         """Add a channel. A webhook channel's signing secret is in this response only."""
-        created = notifications.create_channel(tx(), access(), hub().settings, **body)
-        view = ChannelSchema().dump(created.channel)
-        return {**view, "signing_secret": created.signing_secret}
+        return _Created(notifications.create_channel(tx(), access(), hub().settings, **body))
 
 
 @blp.route("/<uuid:org_id>/notification-channels/<uuid:channel_id>")
