@@ -1,6 +1,7 @@
-"""The notification stack: the real API app in-process (publishing to the test broker), one
-real Celery worker process on the default queue and beat, a real SMTP server and a real HTTP receiver,
-all on loopback. Retries back off from 1 s (capped at 2 s) so a retry shows within a test."""
+"""The notification stack: the real API app in-process (publishing to the test broker), a
+real Celery worker on the default queue and beat, a real SMTP server and a real HTTP
+receiver, all on loopback. Retries back off from 1 s (capped at 2 s), so a retry shows
+within a test."""
 
 from __future__ import annotations
 
