@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.api.conftest import Team, make_team
 from tests.api.kit import make_kit
@@ -156,3 +156,64 @@ def test_a_receiver_that_refuses_is_not_asked_again(
     assert (done["status"], done["attempts"], done["response_code"]) == ("failed", 1, 410)
     assert done["error"] == "the webhook receiver answered 410"
     assert len(receiver.at(path)) == 1
+
+
+CANARY = "shpat_CANARY0123456789abcdef"
+HOOK_CANARY = "whsec_CANARYHOOK987654321"
+
+
+def test_notifications_never_carry_a_secret(
+    client: FlaskClient, admin_engine: Engine, receiver: HttpReceiver, smtp: SmtpReceiver
+) -> None:
+    team = make_team(client, "Canary")
+    org = f"/orgs/{team.org_id}"
+    # Given a store connected with canary credentials and webhook secret, one SKU listed on it
+    store = team.owner.post(f"{org}/stores", json={
+        "platform": "shopify", "name": "Canary shop", "external_id": "canary.myshopify.com",
+        "base_url": "http://127.0.0.1:9", "credentials": {"access_token": CANARY},
+        "webhook_secret": HOOK_CANARY,
+    })  # fmt: skip
+    assert store.status_code == 201, store.json
+    product = team.owner.post(f"{org}/products", json={"title": "Tee"}).json
+    variant = team.owner.post(f"{org}/products/{product['id']}/variants",
+                              json={"sku": "CAN-1", "price": "5.00", "available_quantity": 2}).json  # fmt: skip
+    listed = team.owner.post(f"{org}/listings",
+                             json={"product_id": product["id"], "store_id": store.json["id"]})  # fmt: skip
+    assert listed.status_code == 201, listed.json
+    # and a webhook and an email channel for stock that hits 0
+    path = f"/canary/{uuid.uuid4().hex}"
+    hook = _channel(team, name="ERP", kind="webhook", target=receiver.url + path,
+                    events=["stock.out"])  # fmt: skip
+    address = f"canary-{uuid.uuid4().hex[:6]}@example.test"
+    mail = _channel(team, name="Ops", kind="email", target=address, events=["stock.out"])
+    receiver.secrets[path] = str(hook["signing_secret"])
+    # When the stock hits 0 through the API, and a test is sent
+    sold = team.operator.post(f"{org}/variants/{variant['id']}/stock-adjustments",
+                              json={"delta": -2, "reason": "sold"})  # fmt: skip
+    assert sold.status_code == 201, sold.json
+    team.owner.post(f"{org}/notification-channels/{hook['id']}/test")
+    [call, _] = eventually(lambda: len(receiver.at(path)) == 2 and receiver.at(path), 30, "calls")
+    [email] = eventually(lambda: smtp.to(address), 30, "the email")
+    eventually(lambda: _settled(team, mail["id"]), 20, "the email delivery settled")
+    # Then the notification names the store and the SKU
+    assert call.signed and call.json()["data"]["channels"][0]["store_name"] == "Canary shop"
+    assert "CAN-1" in email["Subject"]
+    # and no secret is in what was sent, stored or shown
+    with admin_engine.connect() as conn:
+        stored = conn.execute(text(
+            "SELECT payload::text, attempt_log::text, coalesce(error, '') "
+            "FROM notification_deliveries WHERE org_id = :org"), {"org": team.org_id}).all()  # fmt: skip
+        job_payloads = conn.execute(text(
+            "SELECT payload::text FROM jobs WHERE org_id = :org AND job_type = 'deliver_notification'"
+        ), {"org": team.org_id}).scalars().all()  # fmt: skip
+    assert len(stored) == 3 and len(job_payloads) == 3
+    sinks = [
+        *(f"{r.headers} {r.body.decode()}" for r in receiver.at(path)),
+        email.as_string(),
+        *(" ".join(row) for row in stored),
+        *job_payloads,
+        team.owner.get(f"{org}/notification-deliveries").get_data(as_text=True),
+        team.owner.get(f"{org}/notification-channels").get_data(as_text=True),
+    ]
+    for secret in (CANARY, HOOK_CANARY, str(hook["signing_secret"])):
+        assert not [s for s in sinks if secret in s], secret
