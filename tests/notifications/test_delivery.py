@@ -168,28 +168,39 @@ def test_notifications_never_carry_a_secret(
     team = make_team(client, "Canary")
     org = f"/orgs/{team.org_id}"
     # Given a store connected with canary credentials and webhook secret, one SKU listed on it
-    store = team.owner.post(f"{org}/stores", json={
-        "platform": "shopify", "name": "Canary shop", "external_id": "canary.myshopify.com",
-        "base_url": "http://127.0.0.1:9", "credentials": {"access_token": CANARY},
-        "webhook_secret": HOOK_CANARY,
-    })  # fmt: skip
+    store = team.owner.post(
+        f"{org}/stores",
+        json={
+            "platform": "shopify",
+            "name": "Canary shop",
+            "external_id": "canary.myshopify.com",
+            "base_url": "http://127.0.0.1:9",
+            "credentials": {"access_token": CANARY},
+            "webhook_secret": HOOK_CANARY,
+        },
+    )
     assert store.status_code == 201, store.json
     product = team.owner.post(f"{org}/products", json={"title": "Tee"}).json
-    variant = team.owner.post(f"{org}/products/{product['id']}/variants",
-                              json={"sku": "CAN-1", "price": "5.00", "available_quantity": 2}).json  # fmt: skip
-    listed = team.owner.post(f"{org}/listings",
-                             json={"product_id": product["id"], "store_id": store.json["id"]})  # fmt: skip
+    variant = team.owner.post(
+        f"{org}/products/{product['id']}/variants",
+        json={"sku": "CAN-1", "price": "5.00", "available_quantity": 2},
+    ).json
+    listed = team.owner.post(
+        f"{org}/listings", json={"product_id": product["id"], "store_id": store.json["id"]}
+    )
     assert listed.status_code == 201, listed.json
     # and a webhook and an email channel for stock that hits 0
     path = f"/canary/{uuid.uuid4().hex}"
-    hook = _channel(team, name="ERP", kind="webhook", target=receiver.url + path,
-                    events=["stock.out"])  # fmt: skip
+    hook = _channel(
+        team, name="ERP", kind="webhook", target=receiver.url + path, events=["stock.out"]
+    )
     address = f"canary-{uuid.uuid4().hex[:6]}@example.test"
     mail = _channel(team, name="Ops", kind="email", target=address, events=["stock.out"])
     receiver.secrets[path] = str(hook["signing_secret"])
     # When the stock hits 0 through the API, and a test is sent
-    sold = team.operator.post(f"{org}/variants/{variant['id']}/stock-adjustments",
-                              json={"delta": -2, "reason": "sold"})  # fmt: skip
+    sold = team.operator.post(
+        f"{org}/variants/{variant['id']}/stock-adjustments", json={"delta": -2, "reason": "sold"}
+    )
     assert sold.status_code == 201, sold.json
     team.owner.post(f"{org}/notification-channels/{hook['id']}/test")
     [call, _] = eventually(lambda: len(receiver.at(path)) == 2 and receiver.at(path), 30, "calls")
@@ -200,12 +211,24 @@ def test_notifications_never_carry_a_secret(
     assert "CAN-1" in email["Subject"]
     # and no secret is in what was sent, stored or shown
     with admin_engine.connect() as conn:
-        stored = conn.execute(text(
-            "SELECT payload::text, attempt_log::text, coalesce(error, '') "
-            "FROM notification_deliveries WHERE org_id = :org"), {"org": team.org_id}).all()  # fmt: skip
-        job_payloads = conn.execute(text(
-            "SELECT payload::text FROM jobs WHERE org_id = :org AND job_type = 'deliver_notification'"
-        ), {"org": team.org_id}).scalars().all()  # fmt: skip
+        stored = conn.execute(
+            text(
+                "SELECT payload::text, attempt_log::text, coalesce(error, '') "
+                "FROM notification_deliveries WHERE org_id = :org"
+            ),
+            {"org": team.org_id},
+        ).all()
+        job_payloads = (
+            conn.execute(
+                text(
+                    "SELECT payload::text FROM jobs "
+                    "WHERE org_id = :org AND job_type = 'deliver_notification'"
+                ),
+                {"org": team.org_id},
+            )
+            .scalars()
+            .all()
+        )
     assert len(stored) == 3 and len(job_payloads) == 3
     sinks = [
         *(f"{r.headers} {r.body.decode()}" for r in receiver.at(path)),
