@@ -14,6 +14,7 @@ encrypted, bound to its org and channel.
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -41,6 +42,8 @@ from fusion.security.egress import EgressPolicy, EgressRefused
 from fusion.security.redact import redact
 
 DELIVER_JOB = "deliver_notification"
+# One address, no display name, no header tricks (a newline would add a header).
+EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 RESOURCE = "notification_channel"
 AUDIT_FIELDS = ("name", "kind", "shown_target", "events", "enabled", "thresholds")
 # The periodic checks' thresholds (docs/notifications.md), each overridable per channel.
@@ -82,6 +85,8 @@ def _check_target(settings: Settings, kind: ChannelKind, target: str) -> None:
                 "email channels need an SMTP server",
                 fields={"kind": ["email needs FUSION_SMTP_HOST to be set on the hub"]},
             )
+        if not EMAIL.fullmatch(target):
+            raise ValidationFailed(fields={"target": ["Not a valid email address."]})
         return
     try:
         EgressPolicy.from_settings(settings).check(target)

@@ -85,6 +85,16 @@ def test_bad_input_names_the_field(client: FlaskClient, receiver: HttpReceiver) 
         assert refused.status_code == 422, (body, refused.json)
         assert field in refused.json["errors"], (body, refused.json)
     assert team.owner.get(_channels(team)).json["items"] == []
+    # A change is held to the same rules as the channel's kind
+    email = team.owner.post(
+        _channels(team), json={**HOOK, "kind": "email", "target": "ops@example.test"}
+    )
+    hook = team.owner.post(_channels(team), json={**HOOK, "target": receiver.url})
+    for made, target in ((email, "ops@example.test\nBcc: all@example.test"), (hook, "ftp://x/y")):
+        one = f"{_channels(team)}/{made.json['id']}"
+        refused = team.owner.call("PATCH", one, json={"target": target})
+        assert refused.status_code == 422 and "target" in refused.json["errors"], refused.json
+        assert team.owner.get(one).json["target"] == made.json["target"]
 
 
 def test_the_signing_secret_is_shown_once_and_stored_encrypted(
