@@ -2,10 +2,10 @@
 
 ``run_job`` claims and runs one job through ``fusion.jobs.engine``; the sweeps call
 ``fusion.jobs.sweeps``; the beat housekeeping tasks call ``fusion.jobs.recurring``,
-``fusion.jobs.retention`` and ``fusion.approvals.expiry``. Nothing here decides a retry:
-Celery never retries a task, the engine reschedules the job in Postgres (delays live in
-``scheduled_at``). Workers and beat note their heartbeats in Redis for ``/metrics``
-(``fusion.telemetry``).
+``fusion.jobs.retention``, ``fusion.approvals.expiry`` and ``fusion.notifications.checks``.
+Nothing here decides a retry: Celery never retries a task, the engine reschedules the job
+in Postgres (delays live in ``scheduled_at``). Workers and beat note their heartbeats in
+Redis for ``/metrics`` (``fusion.telemetry``).
 """
 
 from __future__ import annotations
