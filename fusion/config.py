@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -244,6 +244,17 @@ VARIABLES: Mapping[str, str] = {
     "streams_per_org": "FUSION_STREAMS_PER_ORG",
     "metrics_token": "FUSION_METRICS_TOKEN",
     "metrics_cache_s": "FUSION_METRICS_CACHE_S",
+    "smtp_host": "FUSION_SMTP_HOST",
+    "smtp_port": "FUSION_SMTP_PORT",
+    "smtp_user": "FUSION_SMTP_USER",
+    "smtp_password": "FUSION_SMTP_PASSWORD",
+    "smtp_from": "FUSION_SMTP_FROM",
+    "smtp_starttls": "FUSION_SMTP_STARTTLS",
+    "notify_retry_base_s": "FUSION_NOTIFY_RETRY_BASE_S",
+    "notify_retry_cap_s": "FUSION_NOTIFY_RETRY_CAP_S",
+    "notify_per_minute": "FUSION_NOTIFY_PER_MINUTE",
+    "notify_repeat_s": "FUSION_NOTIFY_REPEAT_S",
+    "notify_expiring_within_s": "FUSION_NOTIFY_EXPIRING_WITHIN_S",
 }
 
 
@@ -329,6 +340,22 @@ class Settings:
     # /metrics answers only `Authorization: Bearer <token>`; without a token it is not served.
     metrics_token: str | None = None
     metrics_cache_s: float = 5  # job and broker figures are read at most this often
+    # Email notifications (fusion/notifications/channels/smtp.py): no host, no email channel.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "fusion@localhost"
+    smtp_starttls: bool = True
+    # A failed notification is tried again after base * 2^(attempt-1) seconds, at most cap;
+    # each channel is sent at most notify_per_minute a minute.
+    notify_retry_base_s: float = 30
+    notify_retry_cap_s: float = 3600
+    notify_per_minute: int = 30
+    # One condition (a late store, failing jobs) notifies a channel at most once this often.
+    notify_repeat_s: int = 3600
+    # An approval is announced as about to expire this long before it does.
+    notify_expiring_within_s: int = 3600
 
     @property
     def dev(self) -> bool:
@@ -429,6 +456,19 @@ class Settings:
             metrics_token=_metrics_token(env, v["metrics_token"]),
             metrics_cache_s=_float(env, v["metrics_cache_s"], 5, lo=0, hi=3600),
             order_queue_listen_s=_int(env, v["order_queue_listen_s"], 60, lo=1, hi=3600),
+            smtp_host=_text(env, v["smtp_host"]),
+            smtp_port=_int(env, v["smtp_port"], 587, lo=1, hi=65535),
+            smtp_user=_text(env, v["smtp_user"]),
+            smtp_password=_text(env, v["smtp_password"]),
+            smtp_from=_text(env, v["smtp_from"]) or "fusion@localhost",
+            smtp_starttls=_bool(env, v["smtp_starttls"], True),
+            notify_retry_base_s=_float(env, v["notify_retry_base_s"], 30, lo=0.1, hi=86400),
+            notify_retry_cap_s=_float(env, v["notify_retry_cap_s"], 3600, lo=0.1, hi=7 * 86400),
+            notify_per_minute=_int(env, v["notify_per_minute"], 30, lo=1, hi=10**6),
+            notify_repeat_s=_int(env, v["notify_repeat_s"], 3600, lo=1, hi=30 * 86400),
+            notify_expiring_within_s=_int(
+                env, v["notify_expiring_within_s"], 3600, lo=60, hi=30 * 86400
+            ),
             **broker,
         )
 

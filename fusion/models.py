@@ -23,6 +23,11 @@ from fusion.catalog.models import Listing, ListingStatus, Product, ProductStatus
 from fusion.db.base import Base
 from fusion.inventory.models import ListingStock, MovementKind, StockMovement
 from fusion.jobs.models import ItemStatus, Job, JobItem, JobLog, JobStatus, LogLevel
+from fusion.notifications.models import (
+    DeliveryState,
+    NotificationChannel,
+    NotificationDelivery,
+)
 from fusion.onboarding.models import CatalogImport, ImportRow, ImportStatus
 from fusion.orders.models import Order, OrderLine
 from fusion.orgs.models import Invitation, InvitationStatus, Org
@@ -48,6 +53,7 @@ def _column(table: str, name: str) -> Column[Any]:
 ENCRYPTED_COLUMNS: tuple[Column[Any], ...] = (
     _column("stores", "credentials_encrypted"),
     _column("stores", "webhook_secret_encrypted"),
+    _column("notification_channels", "secret_encrypted"),
     _column("totp_factors", "secret_encrypted"),
 )
 
@@ -63,6 +69,7 @@ __all__ = [
     "Base",
     "CatalogImport",
     "ContractLevel",
+    "DeliveryState",
     "DeliveryStatus",
     "ImportRow",
     "ImportStatus",
@@ -79,6 +86,8 @@ __all__ = [
     "LogLevel",
     "LoginChallenge",
     "MovementKind",
+    "NotificationChannel",
+    "NotificationDelivery",
     "Order",
     "OrderLine",
     "Org",

@@ -566,3 +566,51 @@ class StoreHttp:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         log.info("transport retry %d: %s", state.attempt_number, error)
+
+
+# The hub's own outbound posts (notifications): one pooled session for the process.
+_outbound: list[requests.Session] = []
+OUTBOUND_MAX_ANSWER_BYTES = 64 * 1024
+
+
+def post_once(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    egress: EgressPolicy,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, 10.0),
+) -> HttpResponse:
+    """POST ``body`` to ``url`` once, through the same guard as every platform call: the URL
+    vetted by ``egress`` (resolved once, the connection pinned to the vetted address, no
+    redirects, no proxy from the environment), timeouts always set, at most 64 KiB of the
+    answer read. No retries and no status mapping: the caller decides what an answer means.
+    Raises EgressRefused for a destination the hub may not call, RetryableError when the
+    connection fails or times out (never echoing the URL, which may hold a token)."""
+    with _sessions_lock:
+        if not _outbound:
+            _outbound.append(new_session(pool_maxsize=8))
+        session = _outbound[0]
+    try:
+        prepared = session.prepare_request(
+            requests.Request("POST", url, headers=dict(headers), data=body)
+        )
+    except (requests.RequestException, ValueError):
+        raise EgressRefused("the URL is malformed") from None
+    destination = egress.vet(str(prepared.url))
+    setattr(prepared, DESTINATION_ATTR, destination)
+    try:
+        resp = session.get_adapter(str(prepared.url)).send(
+            prepared, stream=True, timeout=timeout, verify=True
+        )
+        try:
+            answer = read_capped(resp, OUTBOUND_MAX_ANSWER_BYTES)
+        except TooLarge:
+            answer = b""
+        finally:
+            resp.close()
+    except requests.Timeout:
+        raise RetryableError(f"POST to {destination.host} timed out") from None
+    except requests.RequestException:
+        raise RetryableError(f"POST to {destination.host} failed to connect") from None
+    return HttpResponse(status=resp.status_code, headers=dict(resp.headers), body=answer)

@@ -114,6 +114,14 @@ def make_kit(engine: Engine, org: uuid.UUID, requester: uuid.UUID | None) -> dic
         kit["policy_id"] = _insert(
             conn, "approval_policies", org_id=org, resource_type=f"r-{tag}", action="publish"
         )
+        kit["channel_id"] = _insert(
+            conn,
+            "notification_channels",
+            org_id=org,
+            name="c",
+            kind="webhook",
+            target="http://127.0.0.1:9/hook",
+        )
         kit["tag"] = tag
         kit["slug"] = "shopify"
     return kit
@@ -269,6 +277,19 @@ ENDPOINTS = [
         "PATCH", ORG + "/approval-policies/{policy_id}", "owner", {"requires_approval": False}
     ),
     Endpoint("DELETE", ORG + "/approval-policies/{policy_id}", "owner", ok={"*": 204}),
+    Endpoint("GET", ORG + "/notification-channels", "viewer"),
+    Endpoint(
+        "POST",
+        ORG + "/notification-channels",
+        "owner",
+        {"name": "n", "kind": "webhook", "target": "http://127.0.0.1:9/h", "events": ["stock.out"]},
+        {"*": 201},
+    ),
+    Endpoint("GET", ORG + "/notification-channels/{channel_id}", "viewer"),
+    Endpoint("PATCH", ORG + "/notification-channels/{channel_id}", "owner", {"name": "R"}),
+    Endpoint("DELETE", ORG + "/notification-channels/{channel_id}", "owner", ok={"*": 204}),
+    Endpoint("POST", ORG + "/notification-channels/{channel_id}/test", "owner", ok={"*": 202}),
+    Endpoint("GET", ORG + "/notification-deliveries", "viewer"),
     Endpoint("GET", ORG + "/audit", "owner"),
     Endpoint("GET", ORG + "/events", "viewer"),
     Endpoint("GET", ORG + "/stats/hourly", "viewer"),

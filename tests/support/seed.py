@@ -129,6 +129,22 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
             action="seed",
             resource_type="org",
         )
+        ids["notification_channels"] = _insert(
+            conn,
+            "notification_channels",
+            org_id=org,
+            name="ops",
+            kind="webhook",
+            target="http://127.0.0.1:9/hook",
+        )
+        ids["notification_deliveries"] = _insert(
+            conn,
+            "notification_deliveries",
+            org_id=org,
+            channel_id=ids["notification_channels"],
+            event="test",
+            message_id=f"msg_{tag}",
+        )
     missing = set(TENANT_TABLES) - set(ids)
     assert not missing, f"seed_org does not cover {sorted(missing)}: add them here"
     return ids
