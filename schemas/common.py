@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import UTC
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import INCLUDE, RAISE, Schema, ValidationError, fields, pre_load, validate
 
 MAX_PAGE = 100
 DEFAULT_PAGE = 50
@@ -76,7 +76,11 @@ class StrictSchema(Schema):
 
 
 class ProblemSchema(Schema):
-    """RFC 9457 problem details, with field-level ``errors``."""
+    """RFC 9457 problem details, with field-level ``errors``. A problem may carry extension
+    members (RFC 9457 section 3.2), e.g. a 409's current figure or the job already made."""
+
+    class Meta:
+        unknown = INCLUDE
 
     type = fields.String(required=True)
     title = fields.String(required=True)

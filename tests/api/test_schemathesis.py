@@ -31,7 +31,8 @@ EXAMPLES = 10
 # takes job ids or a filter but not both (no oneOf here either), and the hourly series
 # reaches back 7 days at most and never into the future (a date-time has no such bounds), and
 # a notification channel's target is an email address or an https URL by its kind (no
-# discriminator here).
+# discriminator here), and an import's file must be a CSV with the catalog's header (a body
+# the schema can only call a file).
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/auth/login/mfa"),
@@ -48,6 +49,7 @@ BUSINESS_VALIDATED = {
     ("GET", "/orgs/{org_id}/stats/hourly"),
     ("POST", "/orgs/{org_id}/notification-channels"),
     ("PATCH", "/orgs/{org_id}/notification-channels/{channel_id}"),
+    ("POST", "/orgs/{org_id}/imports"),
 }
 
 
