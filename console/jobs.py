@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 from api.pagination import page as keyset
 from console import forms
 from console.scope import access, back, bp, page, tx
-from fusion.audit.service import record
+from fusion.actions import jobs as actions
 from fusion.auth.models import Role
 from fusion.jobs import service as jobs
 from fusion.jobs.models import Job, JobStatus
@@ -65,16 +65,7 @@ def job_page(org_id: uuid.UUID, job_id: uuid.UUID) -> str:
 @bp.post("/orgs/<uuid:org_id>/jobs/<uuid:job_id>/<any(cancel, rerun):action>")
 @page(Role.OPERATOR)
 def job_action(org_id: uuid.UUID, job_id: uuid.UUID, action: str) -> Response:
-    job = jobs.cancel(tx(), job_id) if action == "cancel" else jobs.rerun(tx(), job_id)
-    # As POST /orgs/{org}/jobs/{id}/{action} records it (until the service records its own).
-    record(
-        tx(),
-        org_id=org_id,
-        actor=access().principal,
-        action=f"job.{action}",
-        resource_type="job",
-        resource_id=job.id,
-        after={"status": job.status},
-    )
+    act = actions.cancel if action == "cancel" else actions.rerun
+    job = act(tx(), access(), job_id)
     flash(f"Job {action}: {job.status.value}.", "ok")
     return back("console.job_page", org_id=org_id, job_id=job_id)

@@ -350,3 +350,18 @@ def test_the_login_session_ends_on_sign_out_and_password_change(
     assert elsewhere.get(f"{org}/").status_code == 303  # every other one ended
     assert crew.team.operator.get("/me").status_code == 401  # the API's tokens too
     uuid.UUID(str(crew.team.member_ids["operator"]))
+
+
+def test_console_cancel_rerun_and_pause_write_one_audit_entry_each(
+    crew: ConsoleTeam, admin_engine: Engine
+) -> None:
+    s = seed(crew)
+    org, operator = crew.org, crew.operator
+    operator.get(f"{org}/")
+    assert operator.post(f"{org}/jobs/{s.job_id}/cancel").status_code == 303
+    assert operator.post(f"{org}/jobs/{s.job_id}/rerun").status_code == 303
+    assert operator.post(f"{org}/stores/{s.store_id}/pause").status_code == 303
+    assert count_rows(admin_engine, "audit_logs", action="job.cancel") == 1
+    assert count_rows(admin_engine, "audit_logs", action="job.rerun") == 1
+    assert count_rows(admin_engine, "audit_logs", action="store.update") == 1
+    assert count_rows(admin_engine, "stores", status="paused") == 1
