@@ -447,7 +447,7 @@ def admin_scalar(admin_engine: Engine, job_id: str, column: str) -> str:
         return str(value.scalar_one())
 
 
-def test_sku_search_and_progress_and_order_origin(crew: ConsoleTeam, admin_engine: Engine) -> None:
+def test_sku_search_and_job_progress(crew: ConsoleTeam, admin_engine: Engine) -> None:
     s = seed(crew)
     org = crew.org
     with admin_engine.connect() as conn:
