@@ -17,6 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 import fusion.models  # noqa: F401
 import schemas.catalog_jobs
 import schemas.jobs
+import schemas.notifications
+import schemas.onboarding_jobs
 import schemas.plugin_jobs
 import schemas.webhook_jobs
 from fusion import logs
@@ -28,6 +30,8 @@ from fusion.errors import ConfigError
 from fusion.inventory import jobs as inventory_jobs
 from fusion.jobs import dispatch, registry
 from fusion.jobs.dispatch import Dispatcher
+from fusion.notifications import jobs as notification_jobs
+from fusion.onboarding import jobs as onboarding_jobs
 from fusion.orders import jobs as order_jobs
 from fusion.plugins.sync import sync_plugins
 from fusion.webhooks import jobs as webhook_jobs
@@ -36,8 +40,21 @@ log = logging.getLogger(__name__)
 
 # The hub's own job modules (each domain's jobs.py) and their payload schemas: imported
 # above, so their arrows are in the import graph; importing registers them.
-JOB_MODULES = (catalog_jobs, inventory_jobs, order_jobs, webhook_jobs)
-PAYLOAD_SCHEMA_MODULES = (schemas.catalog_jobs, schemas.plugin_jobs, schemas.webhook_jobs)
+JOB_MODULES = (
+    catalog_jobs,
+    inventory_jobs,
+    notification_jobs,
+    order_jobs,
+    onboarding_jobs,
+    webhook_jobs,
+)
+PAYLOAD_SCHEMA_MODULES = (
+    schemas.catalog_jobs,
+    schemas.notifications,
+    schemas.onboarding_jobs,
+    schemas.plugin_jobs,
+    schemas.webhook_jobs,
+)
 
 
 def start(settings: Settings, database: Database, *, dispatcher: Dispatcher) -> list[str]:

@@ -35,6 +35,7 @@ EXPIRE_APPROVALS = "fusion.approvals.expire"
 RECONCILE_ORDERS = "fusion.orders.reconcile_all_stores"
 CONSUME_ORDER_QUEUES = "fusion.orders.consume_order_queues"
 PRUNE_JOBS = "fusion.jobs.prune_finished"
+CHECK_NOTIFICATIONS = "fusion.notifications.check"
 
 
 _settings = BrokerSettings.from_env()
@@ -89,6 +90,7 @@ task_routes = {
     RECONCILE_ORDERS: {"queue": DEFAULT_QUEUE},
     CONSUME_ORDER_QUEUES: {"queue": DEFAULT_QUEUE},
     PRUNE_JOBS: {"queue": DEFAULT_QUEUE},
+    CHECK_NOTIFICATIONS: {"queue": DEFAULT_QUEUE},
 }
 
 _sweep = {"queue": DEFAULT_QUEUE, "priority": int(Lane.URGENT), "expires": SWEEP_INTERVAL_S * 2}
@@ -110,6 +112,12 @@ beat_schedule = {
         "task": PRUNE_JOBS,
         "schedule": crontab(minute=41),
         "options": {"queue": DEFAULT_QUEUE, "expires": 60 * 60},
+    },
+    # Late or failing stores, throttling, failed jobs (fusion/notifications/checks.py).
+    "check-notification-conditions": {
+        "task": CHECK_NOTIFICATIONS,
+        "schedule": crontab(minute="3-59/5"),
+        "options": {"queue": DEFAULT_QUEUE, "expires": 5 * 60},
     },
     "expire-approvals": {
         "task": EXPIRE_APPROVALS,

@@ -37,6 +37,9 @@ for _byte in b"]}":
     _STEP[_byte] = -1
 
 
+STREAMED_ATTR = "__fusion_streamed_upload__"
+
+
 def install(app: Flask) -> None:
     """Run the checks before every request; registered before any other hook."""
     app.before_request(_preflight)
@@ -47,7 +50,30 @@ def _preflight() -> Response | None:
     if guard is not None:
         org_id = (request.view_args or {}).get("org_id")
         guard.check(org_id if isinstance(org_id, uuid.UUID) else None)
+    if _streams_upload():
+        # The view reads the body as a stream (a spreadsheet): not read here, larger cap.
+        request.max_content_length = hub().settings.import_max_bytes
+        return None
     return _body_problem()
+
+
+def streamed_upload(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view that reads its body as a stream, up to ``settings.import_max_bytes``."""
+    setattr(view, STREAMED_ATTR, True)
+    return view
+
+
+def _streams_upload() -> bool:
+    if request.endpoint is None or request.routing_exception is not None:
+        return False
+    seen: Any = current_app.view_functions.get(request.endpoint)
+    for _ in range(20):
+        if seen is None:
+            return False
+        if getattr(seen, STREAMED_ATTR, False):
+            return True
+        seen = getattr(seen, "__wrapped__", None)
+    return False
 
 
 def _guard() -> Guard | None:

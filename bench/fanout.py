@@ -12,8 +12,9 @@ by signed webhook to the API's receiver (Printify's event names only the order: 
 it back), Amazon by its SQS order queue, which beat has the workers poll every
 ``FUSION_ORDER_QUEUE_POLL_S``. The hub's own path does the rest: ``process_webhook`` takes the
 stock and ``fan_out_stock`` enqueues a ``real_time_inventory`` push to Shopify, Amazon and
-Printify and a ``push_inventory`` to Etsy due in ``PUSH_DEBOUNCE_S`` (started by the dispatcher
-sweep, ``FUSION_SWEEP_INTERVAL_S``); pushes pending for a store take in later SKUs.
+Printify and a ``push_inventory`` to Etsy due in ``PUSH_DEBOUNCE_S`` (its message published at
+once with that delay as its ETA; the dispatcher sweep, ``FUSION_SWEEP_INTERVAL_S``, only
+republishes lost ones); pushes pending for a store take in later SKUs.
 
 What is measured, per rate:
 

@@ -12,12 +12,16 @@ SKU listed on one store of every platform, and no coalescing (the worst case):
 - push jobs/s  J_p = O/3600 (one push per order and store) + K/3600/10 (10 SKUs per job);
 - SKU pushes/s U_p = (O*L + K)/3600;
 - calls/s      C_p = U_p * calls per SKU (rate_limits.json: requests / updates);
-- busy threads T_p = C_p * CALL_LATENCY_S + J_p * engine seconds per job (engine.json);
+- order jobs/s W_p = O/3600/4: each order's process_webhook runs on the queue of the store it
+  came from (fusion/webhooks/service.py ``record``), the orders spread evenly over the four
+  platforms; each costs twice the engine's per-job cost (the job, and the order's own
+  transaction) plus one platform call where the event needs a lookup (Printify, Amazon);
+- busy threads T_p = C_p * CALL_LATENCY_S + J_p * engine seconds per job (engine.json)
+                     + W_p * (2 * engine seconds per job + lookup call);
 - pods         ceil(T_p / (threads per pod * TARGET_UTILISATION)), at least 1.
 
-The default queue runs one process_webhook per order: twice the engine's per-job cost (the
-claim and finish, and the order's own transaction) plus one platform call for the half of the
-orders whose event needs a lookup (Printify, Amazon).
+The default queue runs no per-order work any more (the sweeps, beat's fan-outs, approvals):
+one pod, whatever the volume.
 
 One store's ceiling comes from its rate limit alone (workers do not raise it): rate * (1 -
 safety margin) / cost per SKU, the cost read from the bench (requests per SKU; Shopify: cost
@@ -38,7 +42,9 @@ LINES_PER_ORDER = 2
 THREADS_PER_POD = 8  # fusion worker's default --concurrency
 TARGET_UTILISATION = 0.7  # headroom for bursts and inline rate-limit waits (up to 2 s)
 SAFETY_MARGIN = 0.05  # the hub's token buckets stay 5 % under the platform (docs/plugins.md)
-LOOKUP_SHARE = 0.5  # orders whose event needs a platform call first (Printify, Amazon)
+# Platforms whose order events need a platform call before processing (Printify's names only
+# the order, Amazon's lacks the prices).
+LOOKUP_PLATFORMS = frozenset({"amazon_sc", "printify"})
 SKUS_PER_BULK_JOB = 10
 # The sandboxes' default limits the rate-limit bench ran against (bench/rate_limits.py's
 # ALLOWED; Shopify: fusion/sandbox/shopify.py), (rate per second, burst) in the unit counted.
@@ -99,12 +105,16 @@ def plan(orders_h: float, skus_h: float) -> dict[str, tuple[float, int]]:
     for p in PLATFORMS:
         jobs = orders_h / 3600 + skus_h / 3600 / SKUS_PER_BULK_JOB
         calls = (orders_h * LINES_PER_ORDER + skus_h) / 3600 * calls_per_sku(limits, p)
-        threads = calls * CALL_LATENCY_S + jobs * per_job
+        orders = orders_h / 3600 / len(PLATFORMS)
+        threads = calls * CALL_LATENCY_S + jobs * per_job + orders * webhook_s(per_job, p)
         out[p] = (threads, pods(threads))
-    webhook_s = 2 * per_job + LOOKUP_SHARE * CALL_LATENCY_S
-    threads = orders_h / 3600 * webhook_s
-    out["default"] = (threads, pods(threads))
+    out["default"] = (0.0, pods(0.0))
     return out
+
+
+def webhook_s(per_job: float, platform: str) -> float:
+    """Thread-seconds of one order's process_webhook on ``platform``'s queue."""
+    return 2 * per_job + (CALL_LATENCY_S if platform in LOOKUP_PLATFORMS else 0.0)
 
 
 def table() -> str:

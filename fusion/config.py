@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -213,6 +213,7 @@ VARIABLES: Mapping[str, str] = {
     "job_retention_days": "FUSION_JOB_RETENTION_DAYS",
     "failed_job_retention_days": "FUSION_FAILED_JOB_RETENTION_DAYS",
     "max_body_bytes": "FUSION_MAX_BODY_BYTES",
+    "import_max_bytes": "FUSION_IMPORT_MAX_BYTES",
     "allow_private_egress": "FUSION_ALLOW_PRIVATE_EGRESS",
     "egress_ports": "FUSION_EGRESS_PORTS",
     "egress_allow": "FUSION_EGRESS_ALLOW",
@@ -225,6 +226,7 @@ VARIABLES: Mapping[str, str] = {
     "dispatch_stale_s": "FUSION_DISPATCH_STALE_S",
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
     "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
+    "order_queue_listen_s": "FUSION_ORDER_QUEUE_LISTEN_S",
     "beat_lease_ttl_s": "FUSION_BEAT_LEASE_TTL_S",
     "job_modules": "FUSION_JOB_MODULES",
     "session_max_age_days": "FUSION_SESSION_MAX_AGE_DAYS",
@@ -242,6 +244,17 @@ VARIABLES: Mapping[str, str] = {
     "streams_per_org": "FUSION_STREAMS_PER_ORG",
     "metrics_token": "FUSION_METRICS_TOKEN",
     "metrics_cache_s": "FUSION_METRICS_CACHE_S",
+    "smtp_host": "FUSION_SMTP_HOST",
+    "smtp_port": "FUSION_SMTP_PORT",
+    "smtp_user": "FUSION_SMTP_USER",
+    "smtp_password": "FUSION_SMTP_PASSWORD",
+    "smtp_from": "FUSION_SMTP_FROM",
+    "smtp_starttls": "FUSION_SMTP_STARTTLS",
+    "notify_retry_base_s": "FUSION_NOTIFY_RETRY_BASE_S",
+    "notify_retry_cap_s": "FUSION_NOTIFY_RETRY_CAP_S",
+    "notify_per_minute": "FUSION_NOTIFY_PER_MINUTE",
+    "notify_repeat_s": "FUSION_NOTIFY_REPEAT_S",
+    "notify_expiring_within_s": "FUSION_NOTIFY_EXPIRING_WITHIN_S",
 }
 
 
@@ -273,6 +286,8 @@ class Settings:
     job_retention_days: int = 14  # completed and cancelled jobs; 0 keeps them for ever
     failed_job_retention_days: int = 90
     max_body_bytes: int = 1024 * 1024
+    # A spreadsheet upload (POST /orgs/{org}/imports) is streamed, never held whole.
+    import_max_bytes: int = 200 * 1024 * 1024
     # Private/loopback destinations for store base URLs: sandboxes in dev and tests only.
     allow_private_egress: bool = True
     # Ports the hub may call besides 80 and 443, and exact host:port destinations exempt
@@ -291,7 +306,12 @@ class Settings:
     sweep_interval_s: float = 5  # reaper and dispatcher sweeps
     dispatch_stale_s: int = 30  # a pending job's message older than this is published again
     worker_soft_shutdown_s: float = 10
-    order_queue_poll_s: int = 60  # every store's order notification queue; 0 turns it off
+    # How often beat makes sure every store with an order notification queue has its
+    # listener (restarting a broken chain); 0 turns queue reading off.
+    order_queue_poll_s: int = 60
+    # How long one consume_order_queue job listens (long polls) before it hands over to its
+    # successor (docs/webhooks.md).
+    order_queue_listen_s: int = 60
     # How long beat's Redis lease outlives its holder; a standby beat takes over after it.
     beat_lease_ttl_s: float = 30
     # Modules imported at start besides the built-in job modules, so their job types exist.
@@ -320,6 +340,22 @@ class Settings:
     # /metrics answers only `Authorization: Bearer <token>`; without a token it is not served.
     metrics_token: str | None = None
     metrics_cache_s: float = 5  # job and broker figures are read at most this often
+    # Email notifications (fusion/notifications/channels/smtp.py): no host, no email channel.
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_from: str = "fusion@localhost"
+    smtp_starttls: bool = True
+    # A failed notification is tried again after base * 2^(attempt-1) seconds, at most cap;
+    # each channel is sent at most notify_per_minute a minute.
+    notify_retry_base_s: float = 30
+    notify_retry_cap_s: float = 3600
+    notify_per_minute: int = 30
+    # One condition (a late store, failing jobs) notifies a channel at most once this often.
+    notify_repeat_s: int = 3600
+    # An approval is announced as about to expire this long before it does.
+    notify_expiring_within_s: int = 3600
 
     @property
     def dev(self) -> bool:
@@ -385,6 +421,9 @@ class Settings:
             ),
             request_quota_per_minute=_int(env, v["request_quota_per_minute"], 600, lo=1, hi=10**7),
             max_body_bytes=_int(env, v["max_body_bytes"], 1024 * 1024, lo=1024, hi=10**9),
+            import_max_bytes=_int(
+                env, v["import_max_bytes"], 200 * 1024 * 1024, lo=1024, hi=10**11
+            ),
             job_retention_days=_int(env, v["job_retention_days"], 14, lo=0, hi=3650),
             failed_job_retention_days=_int(env, v["failed_job_retention_days"], 90, lo=0, hi=3650),
             allow_private_egress=_bool(env, v["allow_private_egress"], mode != "production"),
@@ -416,6 +455,20 @@ class Settings:
             streams_per_org=_int(env, v["streams_per_org"], 20, lo=1, hi=100_000),
             metrics_token=_metrics_token(env, v["metrics_token"]),
             metrics_cache_s=_float(env, v["metrics_cache_s"], 5, lo=0, hi=3600),
+            order_queue_listen_s=_int(env, v["order_queue_listen_s"], 60, lo=1, hi=3600),
+            smtp_host=_text(env, v["smtp_host"]),
+            smtp_port=_int(env, v["smtp_port"], 587, lo=1, hi=65535),
+            smtp_user=_text(env, v["smtp_user"]),
+            smtp_password=_text(env, v["smtp_password"]),
+            smtp_from=_text(env, v["smtp_from"]) or "fusion@localhost",
+            smtp_starttls=_bool(env, v["smtp_starttls"], True),
+            notify_retry_base_s=_float(env, v["notify_retry_base_s"], 30, lo=0.1, hi=86400),
+            notify_retry_cap_s=_float(env, v["notify_retry_cap_s"], 3600, lo=0.1, hi=7 * 86400),
+            notify_per_minute=_int(env, v["notify_per_minute"], 30, lo=1, hi=10**6),
+            notify_repeat_s=_int(env, v["notify_repeat_s"], 3600, lo=1, hi=30 * 86400),
+            notify_expiring_within_s=_int(
+                env, v["notify_expiring_within_s"], 3600, lo=60, hi=30 * 86400
+            ),
             **broker,
         )
 

@@ -78,3 +78,8 @@ class UnsupportedCapability(PermanentError):
 
 class MalformedWebhook(PermanentError):
     """The webhook's signature holds but its body is not an event the platform sends."""
+
+
+class ReauthorisationNeeded(PermanentError):
+    """The platform no longer accepts the store's grant: the merchant must connect the store
+    again."""

@@ -22,7 +22,13 @@ from fusion.auth.models import (
 from fusion.catalog.models import Listing, ListingStatus, Product, ProductStatus, ProductVariant
 from fusion.db.base import Base
 from fusion.inventory.models import ListingStock, MovementKind, StockMovement
-from fusion.jobs.models import Job, JobLog, JobStatus, LogLevel
+from fusion.jobs.models import ItemStatus, Job, JobItem, JobLog, JobStatus, LogLevel
+from fusion.notifications.models import (
+    DeliveryState,
+    NotificationChannel,
+    NotificationDelivery,
+)
+from fusion.onboarding.models import CatalogImport, ImportRow, ImportStatus
 from fusion.orders.models import Order, OrderLine
 from fusion.orgs.models import Invitation, InvitationStatus, Org
 from fusion.plugins.models import ContractLevel, PluginContract, PluginInstance, PluginRecord
@@ -47,6 +53,7 @@ def _column(table: str, name: str) -> Column[Any]:
 ENCRYPTED_COLUMNS: tuple[Column[Any], ...] = (
     _column("stores", "credentials_encrypted"),
     _column("stores", "webhook_secret_encrypted"),
+    _column("notification_channels", "secret_encrypted"),
     _column("totp_factors", "secret_encrypted"),
 )
 
@@ -60,11 +67,17 @@ __all__ = [
     "ApprovalStatus",
     "AuditLog",
     "Base",
+    "CatalogImport",
     "ContractLevel",
+    "DeliveryState",
     "DeliveryStatus",
+    "ImportRow",
+    "ImportStatus",
     "Invitation",
     "InvitationStatus",
+    "ItemStatus",
     "Job",
+    "JobItem",
     "JobLog",
     "JobStatus",
     "Listing",
@@ -73,6 +86,8 @@ __all__ = [
     "LogLevel",
     "LoginChallenge",
     "MovementKind",
+    "NotificationChannel",
+    "NotificationDelivery",
     "Order",
     "OrderLine",
     "Org",

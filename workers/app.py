@@ -2,10 +2,10 @@
 
 ``run_job`` claims and runs one job through ``fusion.jobs.engine``; the sweeps call
 ``fusion.jobs.sweeps``; the beat housekeeping tasks call ``fusion.jobs.recurring``,
-``fusion.jobs.retention`` and ``fusion.approvals.expiry``. Nothing here decides a retry:
-Celery never retries a task, the engine reschedules the job in Postgres (delays live in
-``scheduled_at``). Workers and beat note their heartbeats in Redis for ``/metrics``
-(``fusion.telemetry``).
+``fusion.jobs.retention``, ``fusion.approvals.expiry`` and ``fusion.notifications.checks``.
+Nothing here decides a retry: Celery never retries a task, the engine reschedules the job
+in Postgres (delays live in ``scheduled_at``). Workers and beat note their heartbeats in
+Redis for ``/metrics`` (``fusion.telemetry``).
 """
 
 from __future__ import annotations
@@ -25,12 +25,16 @@ from fusion.inventory.service import SYNC_INVENTORY_JOB
 from fusion.jobs import retention, sweeps
 from fusion.jobs.lanes import Lane
 from fusion.jobs.recurring import enqueue_for_due_stores
+from fusion.notifications import checks
 from fusion.orders.service import RECONCILE_JOB
 from fusion.security import redact
 from fusion.webhooks.service import CONSUME_JOB, order_queue_stores
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
+
+# The recurring processes whose lateness and failures notify (fusion.notifications.checks).
+WATCHED = {"inventory_sync": SYNC_INVENTORY_JOB, "order_pull": RECONCILE_JOB}
 
 # How long one bulk message may hold a worker thread before it passes the rest on.
 BULK_SLICE_S = 0.5
@@ -142,8 +146,10 @@ def reconcile_all_stores() -> dict[str, int]:
 
 @app.task(name=celeryconfig.CONSUME_ORDER_QUEUES, ignore_result=True)
 def consume_order_queues() -> dict[str, int]:
-    """Enqueue a consume_order_queue job for every store with an order notification queue
-    (beat, every ``FUSION_ORDER_QUEUE_POLL_S``): Amazon sends its order events only there."""
+    """The safety net of the order queue listeners (beat, every ``FUSION_ORDER_QUEUE_POLL_S``):
+    enqueue a consume_order_queue listener for every store with an order notification queue
+    that has none pending or running (its chain of listeners broke: failed for good, or the
+    store was resumed). Amazon sends its order events only there."""
     run = enqueue_for_due_stores(
         runtime(app).database,
         job_type=CONSUME_JOB,
@@ -165,11 +171,25 @@ def prune_finished_jobs() -> int:
 
 @app.task(name=celeryconfig.EXPIRE_APPROVALS, ignore_result=True)
 def expire_approvals() -> int:
-    """Mark pending approvals past their expiry as expired (beat, every 5 min)."""
-    expired = expiry.expire_due(runtime(app).database)
+    """Announce the pending approvals about to expire, then mark those past their expiry as
+    expired (beat, every 5 min)."""
+    hub = runtime(app)
+    announced = expiry.announce_expiring(hub.database, hub.settings)
+    if announced:
+        log.info("announced %d approval(s) about to expire", announced)
+    expired = expiry.expire_due(hub.database)
     if expired:
         log.info("expired %d approval(s)", len(expired))
     return len(expired)
+
+
+@app.task(name=celeryconfig.CHECK_NOTIFICATIONS, ignore_result=True)
+def check_notifications() -> dict[str, int]:
+    """Queue the notifications of late or failing stores, throttling and failed jobs (beat,
+    every 5 min); each condition notifies a channel once per FUSION_NOTIFY_REPEAT_S."""
+    hub = runtime(app)
+    run = checks.run_checks(hub.database, hub.settings, processes=WATCHED, redis=hub.redis)
+    return {**run.queued, "failed_orgs": run.failed_orgs}
 
 
 @beat_init.connect

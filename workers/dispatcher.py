@@ -13,6 +13,15 @@ pay it 10,000 times. Chunks stay small enough that a batch still spreads over ev
 Flower shows a message's ``argsrepr`` as its arguments: a job's type, org and store (the
 publish port's labels) where they are known, for a bulk message its job types and count;
 never a payload value (the message carries none).
+
+A job due within ``fusion.jobs.dispatch.NEAR_S`` is published with its due time as the
+message's ``eta`` (plus ``ETA_SLACK_S``). The Redis transport hands it to a worker at once,
+which holds it (unacknowledged, outside its prefetch count) until then and then claims it as
+any other message: the claim, by Postgres' clock, must find the job due, and the slack covers
+a worker clock a little ahead of Postgres'. A worker that stops gracefully gives the messages
+it holds back to the queue (soft shutdown); one killed leaves them in kombu's unacked set
+until the visibility timeout, and the dispatcher sweep republishes the jobs
+``FUSION_DISPATCH_STALE_S`` after they were due. Either way the claim runs each job once.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import math
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from celery import Celery
 
@@ -31,6 +41,9 @@ from fusion.jobs.lanes import Lane
 BULK_CHUNK = 16
 # Aim for at least this many messages per batch so all worker slots get work.
 SPREAD = 64
+# A delayed message runs this long after its job's due time: the claim compares with
+# Postgres' now(), and a worker's clock may be a little ahead of the database's.
+ETA_SLACK_S = 0.05
 
 
 def producer_app() -> Celery:
@@ -53,9 +66,12 @@ class CeleryDispatcher:
         jobs: Sequence[tuple[uuid.UUID, str]],
         lane: Lane = Lane.NORMAL,
         labels: Labels | None = None,
+        *,
+        eta: datetime | None = None,
     ) -> None:
         if not jobs:
             return
+        run_at = eta + timedelta(seconds=ETA_SLACK_S) if eta is not None else None
         with self.app.producer_or_acquire() as producer:
             for queue, ids in self._messages(jobs, lane):
                 single = len(ids) == 1
@@ -67,6 +83,7 @@ class CeleryDispatcher:
                     priority=int(lane),
                     producer=producer,
                     argsrepr=argsrepr(ids, labels or {}),
+                    eta=run_at,
                 )
 
     def _messages(

@@ -40,12 +40,14 @@ FIELDS = (
 def connect(session: Session, access: Access, *, settings: Settings, **fields: Any) -> Store:
     """Connect a store (``service.connect_store``, which raises as it documents; stock rules
     checked first), ask its platform for order events when the hub can receive them
-    (``subscribe_order_events``) and audit ``store.connect``. Owner only."""
+    (``subscribe_order_events``), start its order-queue listener when it names one and audit
+    ``store.connect``. Owner only."""
     access.require(Role.OWNER)
     if "stock_rules" in fields:
         fields["stock_rules"] = channels.checked_rules(fields["stock_rules"])
     store = service.connect_store(session, org_id=access.org_id, settings=settings, **fields)
     webhooks.subscribe_on_connect(session, settings, store)
+    webhooks.start_order_listener(session, settings, store)
     record(
         session,
         org_id=access.org_id,
@@ -91,6 +93,7 @@ def update(
     )
     if "stock_rules" in body:
         channels.store_rules_changed(session, access.org_id, store.id)
+    webhooks.start_order_listener(session, settings, store)
     left = deletes.disconnected(session, access, store) if disconnecting else []
     return store, left
 

@@ -25,12 +25,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from fusion.approvals.binding import content_digest
+from fusion.approvals.expiry import approval_data
 from fusion.approvals.models import Approval, ApprovalPolicy, ApprovalStatus
 from fusion.audit.service import audited_delete, audited_update, record, snapshot
 from fusion.auth.access import Access, Principal
 from fusion.auth.models import Role
 from fusion.config import Settings
 from fusion.errors import Conflict, NotFound, PermissionDenied
+from fusion.notifications import service as notifications
+from fusion.notifications.models import Event
 
 DEFAULT_EXPIRY_S = 86400
 DELETES = frozenset({"delete", "delist"})
@@ -164,6 +167,15 @@ def _ask(
         resource_type="approval",
         resource_id=approval.id,
         after={**snapshot(approval, APPROVAL_FIELDS), **(extra or {})},
+    )
+    # The architecture's "notify approvers": the org's channels for approval.waiting.
+    notifications.emit(
+        session,
+        org_id=org_id,
+        event=Event.APPROVAL_WAITING,
+        data=approval_data(approval),
+        dedup_key=f"approval.waiting:{approval.id}",
+        link_path=f"/orgs/{org_id}/approvals/{approval.id}",
     )
     return approval
 

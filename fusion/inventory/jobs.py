@@ -12,7 +12,7 @@ next push, which waits for the lock. Every handler reaches the platform only thr
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -31,10 +31,13 @@ from fusion.inventory.service import (
     hub_stock,
     publishing,
 )
+from fusion.jobs import items
 from fusion.jobs.context import JobContext
+from fusion.jobs.items import ItemResult
+from fusion.jobs.models import ItemStatus
 from fusion.jobs.registry import Admitted, capability_job, job_type
 from fusion.jobs.service import enqueue_or_join
-from fusion.plugins.base import Capability, InventoryUpdate
+from fusion.plugins.base import Capability, InventoryUpdate, ItemRefusal, PushRefused
 from fusion.plugins.models import ContractLevel
 from fusion.stores.client import Bound, redis_for, require, store_client
 from fusion.stores.models import Store
@@ -63,19 +66,69 @@ def push_lock(ctx: JobContext, store_id: uuid.UUID) -> Iterator[None]:
             ctx.log("the store's push lock expired before the push ended", "warning")
 
 
-def _push(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> str:
-    """Push ``updates`` the platform's best way; returns which way."""
+def _push(
+    ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]
+) -> tuple[str, Sequence[ItemRefusal]]:
+    """Push ``updates`` the platform's best way; returns which way, and the items a bulk
+    push did not get taken."""
     if not updates:
-        return "none"
+        return "none", ()
     if bound.level(Capability.BULK_OPERATIONS) != ContractLevel.UNSUPPORTED and len(updates) > 1:
         if bound.level(Capability.BULK_OPERATIONS) == ContractLevel.WORKAROUND:
             ctx.log(f"{bound.plugin.slug}: bulk inventory is a workaround", "info")
-        bound.client.bulk_set_inventory(updates)
-        _pushed(ctx, bound, updates)
-        return "bulk"
-    bound.client.set_inventory(updates)
+        return "bulk", _bulk(ctx, bound, updates)
+    _set(ctx, bound, updates)
+    return "per_item", ()
+
+
+def _bulk(
+    ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]
+) -> Sequence[ItemRefusal]:
+    """One bulk push; what the platform took is noted, and every item's result recorded."""
+    refused = list(bound.client.bulk_set_inventory(updates) or ())
+    untaken = {r.sku for r in refused}
+    _pushed(ctx, bound, [u for u in updates if u.sku not in untaken])
+    for refusal in refused:
+        ctx.log(
+            f"{refusal.sku}: {'skipped' if refusal.skipped else 'refused'}: {refusal.reason}",
+            "info" if refusal.skipped else "warning",
+            sku=refusal.sku,
+        )
+    _record_items(ctx, updates, refused)
+    return refused
+
+
+def _record_items(
+    ctx: JobContext, updates: Sequence[InventoryUpdate], refused: Sequence[ItemRefusal]
+) -> dict[str, int]:
+    by_sku = {r.sku: r for r in refused}
+    results = []
+    for update in updates:
+        refusal = by_sku.get(update.sku)
+        if refusal is None:
+            results.append(
+                ItemResult(update.sku, ItemStatus.OK, data={"quantity": update.quantity})
+            )
+        else:
+            status = ItemStatus.SKIPPED if refusal.skipped else ItemStatus.FAILED
+            results.append(ItemResult(update.sku, status, refusal.reason))
+    with ctx.session() as session:
+        return items.record(session, org_id=ctx.org_id, job_id=ctx.job_id, results=results)
+
+
+def _set(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> None:
+    """``updates`` to the platform's real-time ``set_inventory``, then what it accepted noted.
+    When it refused some SKUs (PushRefused), the accepted ones are noted all the same, each
+    refused one is a warning in the job's log with the platform's reason, and the error goes on
+    (the job fails naming them: a refused figure is never taken for sent)."""
+    try:
+        bound.client.set_inventory(updates)
+    except PushRefused as exc:
+        _pushed(ctx, bound, exc.accepted)
+        for sku, reason in sorted(exc.refused.items()):
+            ctx.log(f"{sku}: {bound.plugin.slug} refused the figure: {reason}", "warning", sku=sku)
+        raise
     _pushed(ctx, bound, updates)
-    return "per_item"
 
 
 def _pushed(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -> None:
@@ -83,6 +136,13 @@ def _pushed(ctx: JobContext, bound: Bound, updates: Sequence[InventoryUpdate]) -
     note_pushed(ctx, bound.store.id, updates)
     if updates:
         telemetry.STORE_PUSHES.inc(bound.store.id, bound.plugin.slug)
+
+
+def _outcome(refused: Sequence[ItemRefusal]) -> dict[str, int]:
+    return {
+        "failed": sum(1 for r in refused if not r.skipped),
+        "skipped": sum(1 for r in refused if r.skipped),
+    }
 
 
 def _updates(ctx: JobContext) -> list[InventoryUpdate]:
@@ -141,11 +201,11 @@ def bulk_operations(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx, Capability.BULK_OPERATIONS) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
         ctx.progress(0, len(updates))
-        bound.client.bulk_set_inventory(updates)
-        _pushed(ctx, bound, updates)
+        refused = _bulk(ctx, bound, updates) if updates else ()
     ctx.progress(len(updates), len(updates))
-    ctx.log(f"pushed {len(updates)} quantities in bulk", "info", count=len(updates))
-    return {"pushed": len(updates)}
+    taken = len(updates) - len(refused)
+    ctx.log(f"pushed {taken} of {len(updates)} quantities in bulk", "info", count=len(updates))
+    return {"pushed": taken, **_outcome(refused)}
 
 
 @capability_job(Capability.REAL_TIME_INVENTORY, priority=REAL_TIME_PRIORITY, admit=admit_stock_push)
@@ -154,8 +214,7 @@ def real_time_inventory(ctx: JobContext) -> dict[str, Any]:
     latest figure (or exactly ``updates`` when the payload gives them)."""
     with store_client(ctx, Capability.REAL_TIME_INVENTORY) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
-        bound.client.set_inventory(updates)
-        _pushed(ctx, bound, updates)
+        _set(ctx, bound, updates)
     ctx.log(f"pushed {len(updates)} quantities", "info", skus=[u.sku for u in updates][:50])
     return {"pushed": len(updates)}
 
@@ -170,10 +229,10 @@ def push_inventory(ctx: JobContext) -> dict[str, Any]:
     with store_client(ctx) as bound, push_lock(ctx, bound.store.id):
         updates = _updates(ctx)
         ctx.progress(0, len(updates))
-        how = _push(ctx, bound, updates)
+        how, refused = _push(ctx, bound, updates)
     ctx.progress(len(updates), len(updates))
     ctx.log(f"pushed {len(updates)} quantities ({how})", "info", skus=[u.sku for u in updates][:50])
-    return {"pushed": len(updates), "push": how}
+    return {"pushed": len(updates) - len(refused), "push": how, **_outcome(refused)}
 
 
 @job_type(SYNC_INVENTORY_JOB)
@@ -195,7 +254,7 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
                 hub = hub_stock(session, store_id, None)
             drift = _drift(ctx, hub, remote)
             ctx.progress(len(hub) - len(drift), len(hub))  # checked; the drift is pushed next
-            how = _push(ctx, bound, drift)
+            how, refused = _push(ctx, bound, drift)
         channel = bound.plugin.slug
     with ctx.session() as session:
         note_sync_corrections(
@@ -204,13 +263,19 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
             corrections={
                 u.sku: f"{channel} held {remote[u.sku]}, is shown {u.quantity}: corrected"
                 for u in drift
+                if u.sku not in {r.sku for r in refused}
             },
         )
         store = session.get(Store, store_id)
         if store is not None:
             store.last_synced_at = datetime.now(UTC)
     ctx.progress(len(hub), len(hub))
-    return {"checked": len(hub), "corrected": len(drift), "push": how}
+    return {
+        "checked": len(hub),
+        "corrected": len(drift) - len(refused),
+        "push": how,
+        **_outcome(refused),
+    }
 
 
 def _drift(
@@ -232,3 +297,17 @@ def _drift(
             )
             drift.append(update)
     return drift
+
+
+def _retry_skus(job_type: str) -> items.RetryPayload:
+    def build(payload: Mapping[str, Any], keys: Sequence[str]) -> tuple[str, dict[str, Any]]:
+        # The SKUs alone: the retry pushes the hub's figure of each as it is then.
+        return job_type, {"skus": list(keys)}
+
+    return build
+
+
+items.retries_with(Capability.BULK_OPERATIONS.value, _retry_skus(Capability.BULK_OPERATIONS.value))
+items.retries_with(PUSH_INVENTORY_JOB, _retry_skus(PUSH_INVENTORY_JOB))
+# A sync's refused corrections are pushed again as a push of those SKUs.
+items.retries_with(SYNC_INVENTORY_JOB, _retry_skus(PUSH_INVENTORY_JOB))

@@ -15,9 +15,12 @@ from sqlalchemy.orm import Session
 
 from fusion import telemetry
 from fusion.auth.access import Principal
-from fusion.catalog.models import ProductVariant
+from fusion.catalog.models import Listing, ProductVariant
 from fusion.errors import Conflict
 from fusion.inventory.models import MovementKind, StockMovement
+from fusion.notifications import service as notifications
+from fusion.notifications.models import Event
+from fusion.stores.models import Store
 
 SYSTEM_ACTOR = "system"
 
@@ -85,6 +88,7 @@ def move(
         locked.stock_version += 1
         if after == 0:
             telemetry.STOCK_HIT_ZERO.inc_on_commit(session)
+            announce_stock_out(session, locked, kind=kind, before=before)
     movement = StockMovement(
         org_id=locked.org_id,
         variant_id=locked.id,
@@ -100,6 +104,43 @@ def move(
     session.add(movement)
     session.flush()
     return movement
+
+
+def announce_stock_out(
+    session: Session, variant: ProductVariant, *, kind: MovementKind, before: int
+) -> None:
+    """Queue ``stock.out`` for the org's channels: ``variant`` just went from ``before`` to 0,
+    so every channel that lists it now shows 0 (each named, with its store). Once per
+    stock version: the same zero is never announced twice."""
+    channels = session.execute(
+        select(Listing.id, Store.id, Store.name, Store.platform)
+        .join(Store, Store.id == Listing.store_id)
+        .where(Listing.product_id == variant.product_id)
+        .order_by(Store.id)
+    ).all()
+    notifications.emit(
+        session,
+        org_id=variant.org_id,
+        event=Event.STOCK_OUT,
+        data={
+            "sku": variant.sku,
+            "variant_id": str(variant.id),
+            "product_id": str(variant.product_id),
+            "previous_quantity": before,
+            "cause": kind.value,
+            "channels": [
+                {
+                    "listing_id": str(listing_id),
+                    "store_id": str(store_id),
+                    "store_name": name,
+                    "platform": platform,
+                }
+                for listing_id, store_id, name, platform in channels
+            ],
+        },
+        dedup_key=f"stock.out:{variant.id}:{variant.stock_version}",
+        link_path=f"/orgs/{variant.org_id}/variants/{variant.id}/stock",
+    )
 
 
 def note_sync_corrections(

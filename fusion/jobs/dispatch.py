@@ -5,6 +5,13 @@ installs it at start-up (``boot.start``). Enqueue never publishes inside the tra
 queues the ids on the session and they are published after the commit (nothing is published
 on rollback). A publish that fails after the commit loses nothing: the row is pending, and
 the dispatcher sweep publishes it again once its message is stale.
+
+A job due within ``NEAR_S`` (a debounced push, a rate-limited job rescheduled for a moment
+later) is published at once too, its due time (``scheduled_at``) as the message's ETA: a
+worker holds the message and runs it on time instead of at the next sweep. Its
+``dispatched_at`` is that due time, so the sweep takes the message for lost only
+``FUSION_DISPATCH_STALE_S`` after the job should have started. Later jobs are published by
+the sweep when they fall due (docs/jobs.md, "Delays").
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from sqlalchemy import event
@@ -40,15 +48,30 @@ class JobLabel(NamedTuple):
 Labels = Mapping[uuid.UUID, JobLabel]
 
 
+# Jobs due within this many seconds are published at once with their due time as the
+# message's ETA; later ones wait for the dispatcher sweep. Far below the broker's visibility
+# timeout (a held message is not redelivered while it waits) and short enough that the
+# messages workers hold stay few (a rate times this).
+NEAR_S = 30.0
+
+
+def is_near(at: datetime, now: datetime) -> bool:
+    """Whether a job due at ``at`` is published now with an ETA (rather than by the sweep)."""
+    return at - now <= timedelta(seconds=NEAR_S)
+
+
 class Dispatcher(Protocol):
     """Publishes messages for (job id, queue) pairs in ``lane``; a message carries ids only
-    (``labels``, where known, only describe them to people watching the broker)."""
+    (``labels``, where known, only describe them to people watching the broker). With ``eta``
+    (a job due within ``NEAR_S``) the messages are not run before it."""
 
     def publish(
         self,
         jobs: Sequence[tuple[uuid.UUID, str]],
         lane: Lane = Lane.NORMAL,
         labels: Labels | None = None,
+        *,
+        eta: datetime | None = None,
     ) -> None: ...
 
 
@@ -69,16 +92,21 @@ def installed() -> Dispatcher | None:
 
 
 def publish_now(
-    jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane = Lane.NORMAL, labels: Labels | None = None
+    jobs: Sequence[tuple[uuid.UUID, str]],
+    lane: Lane = Lane.NORMAL,
+    labels: Labels | None = None,
+    *,
+    eta: datetime | None = None,
 ) -> bool:
-    """Publish ``jobs`` at once (housekeeping, after its own commit). Returns False, logging
-    why, if nothing is installed or the transport refused; never raises."""
+    """Publish ``jobs`` at once (housekeeping, after its own commit), to run from ``eta`` when
+    given. Returns False, logging why, if nothing is installed or the transport refused;
+    never raises."""
     if not jobs:
         return True
     if _dispatcher is None:
         return False
     try:
-        _dispatcher.publish(jobs, lane, labels)
+        _dispatcher.publish(jobs, lane, labels, eta=eta)
     except Exception as exc:  # the sweep republishes whatever this loses
         log.warning(
             "publishing %d job(s) failed (%s: %s); the dispatcher sweep will retry",
@@ -96,8 +124,10 @@ def publish_after_commit(
     *,
     lane: Lane = Lane.NORMAL,
     labels: Labels | None = None,
+    eta: datetime | None = None,
 ) -> None:
-    """Publish ``jobs`` once ``session``'s transaction commits; drop them if it rolls back."""
+    """Publish ``jobs`` (to run from ``eta`` when given) once ``session``'s transaction
+    commits; drop them if it rolls back."""
     if not jobs:
         return
     if not session.info.get(_LISTENING_KEY):
@@ -105,15 +135,24 @@ def publish_after_commit(
         session.info[_LISTENING_KEY] = True
         event.listen(session, "after_commit", _flush)
         event.listen(session, "after_rollback", _discard)
-    session.info.setdefault(_PENDING_KEY, {}).setdefault(lane, []).extend(jobs)
+    session.info.setdefault(_PENDING_KEY, {}).setdefault((lane, eta), []).extend(jobs)
     session.info.setdefault(_LABELS_KEY, {}).update(labels or {})
 
 
 def _flush(session: Session) -> None:
-    by_lane: dict[Lane, list[tuple[uuid.UUID, str]]] = session.info.pop(_PENDING_KEY, None) or {}
+    pending: dict[tuple[Lane, datetime | None], list[tuple[uuid.UUID, str]]] = (
+        session.info.pop(_PENDING_KEY, None) or {}
+    )
     labels: dict[uuid.UUID, JobLabel] = session.info.pop(_LABELS_KEY, None) or {}
-    for lane in sorted(by_lane):
-        publish_now(by_lane[lane], lane, {i: labels[i] for i, _ in by_lane[lane] if i in labels})
+    for lane, eta in sorted(pending, key=_due_first):
+        jobs = pending[(lane, eta)]
+        publish_now(jobs, lane, {i: labels[i] for i, _ in jobs if i in labels}, eta=eta)
+
+
+def _due_first(key: tuple[Lane, datetime | None]) -> tuple[bool, float, Lane]:
+    """Due jobs first, in lane order, then the delayed ones by their ETA."""
+    lane, eta = key
+    return (eta is not None, eta.timestamp() if eta else 0.0, lane)
 
 
 def _discard(session: Session) -> None:

@@ -38,7 +38,7 @@ from fusion import logs, telemetry
 from fusion.config import Settings
 from fusion.db.session import Database, make_engine
 from fusion.errors import Cancelled, PermanentError, RateLimited
-from fusion.jobs import registry
+from fusion.jobs import dispatch, lanes, registry
 from fusion.jobs.context import JobContext, LeaseLost
 from fusion.jobs.lease import LeaseKeeper
 from fusion.jobs.models import JobStatus, LogLevel
@@ -61,7 +61,8 @@ WITH moved AS (
            result = CASE WHEN :set_result THEN CAST(:result AS jsonb) ELSE result END,
            last_error = COALESCE(:error, last_error),
            scheduled_at = COALESCE(:scheduled_at, scheduled_at),
-           dispatched_at = CASE WHEN :rescheduled THEN NULL ELSE dispatched_at END,
+           dispatched_at = CASE WHEN :redispatch THEN :scheduled_at
+                                WHEN :rescheduled THEN NULL ELSE dispatched_at END,
            finished_at = :finished_at,
            attempts = attempts - :refund,
            locked_by = NULL, lease_expires_at = NULL, updated_at = now()
@@ -107,6 +108,7 @@ class Claimed:
     max_attempts: int
     queue: str = ""
     waited_s: float = 0.0  # from due (scheduled_at) to claimed, by Postgres' clock
+    priority: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -423,6 +425,17 @@ class Engine:
         )
 
     def _write(self, f: Finish) -> Outcome:
+        """Write ``f`` under the (worker, attempt) guard. A job rescheduled for within
+        ``dispatch.NEAR_S`` is published right after, its new due time as the message's ETA
+        (and its ``dispatched_at``), so it starts on time rather than at the next sweep."""
+        at = f.scheduled_at
+        redispatch = (
+            at is not None
+            and f.status is JobStatus.PENDING
+            and not f.redispatched
+            and dispatch.installed() is not None
+            and dispatch.is_near(at, _now())
+        )
         params = {
             "org": str(f.job.org_id),
             "id": f.job.id,
@@ -434,6 +447,7 @@ class Engine:
             "error": f.error,
             "scheduled_at": f.scheduled_at,
             "rescheduled": f.scheduled_at is not None,
+            "redispatch": redispatch,
             "finished_at": f.finished_at,
             "refund": f.refund,
             "level": f.level.value,
@@ -446,6 +460,9 @@ class Engine:
                 return conn.execute(FINISH, params).first() is not None
 
         if self._patiently(write):
+            if redispatch and at is not None:
+                lane = lanes.lane_for(priority=f.job.priority, backlog=0)
+                dispatch.publish_now([(f.job.id, f.job.queue)], lane, eta=at)
             return f.outcome
         log.warning("job %s: attempt %s was taken over before it finished", f.job.id, f.job.attempt)
         return Outcome.ABANDONED
@@ -523,6 +540,7 @@ def _claimed(row: Any) -> Claimed:
         max_attempts=row.max_attempts,
         queue=row.queue,
         waited_s=max(waited, 0.0),
+        priority=int(row.priority or 0),
     )
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     SmallInteger,
     String,
     Text,
+    UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -121,4 +122,29 @@ class JobLog(TenantScoped, Base):
     __table_args__ = (
         Index("ix_job_logs_org_id_created_at", "org_id", text("created_at DESC")),
         Index("ix_job_logs_job_id_created_at", "job_id", "created_at"),
+    )
+
+
+class ItemStatus(enum.StrEnum):
+    """What became of one item of a bulk job."""
+
+    OK = "ok"
+    FAILED = "failed"  # with the platform's (or the file's) reason
+    SKIPPED = "skipped"
+
+
+class JobItem(TenantScoped, Base):
+    """The result of one item (a SKU, an imported row) of a bulk job, written by the job as
+    each item is decided; the same item of the same job again replaces its result."""
+
+    __tablename__ = "job_items"
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(200))  # the SKU, or the import row's line
+    status: Mapped[ItemStatus] = mapped_column(pg_enum(ItemStatus, "job_item_status"))
+    reason: Mapped[str] = mapped_column(Text, server_default="")
+    data: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    __table_args__ = (
+        UniqueConstraint("job_id", "key"),
+        Index("ix_job_items_job_id_status_created_at", "job_id", "status", "created_at"),
     )

@@ -20,12 +20,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, select, text, true
+from sqlalchemy import ColumnElement, exists, select, text, true
+from sqlalchemy.orm import Session
 
 from fusion.db.session import Database
 from fusion.errors import FusionError
 from fusion.jobs import service
-from fusion.jobs.models import Job
+from fusion.jobs.models import Job, JobStatus
 from fusion.jobs.service import JobSpec
 from fusion.stores.models import Store, StoreStatus
 
@@ -129,12 +130,17 @@ def _enqueue_for_org(
     where: ColumnElement[bool] | None,
 ) -> int:
     with database.org_session(org_id) as session:
-        session.execute(ORG_LOCK, {"key": f"{job_type}:{org_id}"})
+        lock_org(session, org_id, job_type)
         # Re-read under RLS: a store deleted or paused since the cross-org read gets nothing.
         matching = where if where is not None else true()
         live = session.scalars(
             select(Store.id).where(
-                Store.id.in_(store_ids), Store.status == StoreStatus.ACTIVE, matching
+                Store.id.in_(store_ids),
+                Store.status == StoreStatus.ACTIVE,
+                matching,
+                # And, under the lock, still none in flight: another enqueuer holding the same
+                # lock (a store connected just now) may have made one since the cross-org read.
+                ~in_flight(job_type),
             )
         ).all()
         keys = {store_id: idempotency_key(store_id, slot, job_type, every) for store_id in live}
@@ -151,6 +157,22 @@ def _enqueue_for_org(
         for chunk in _chunks(specs, service.MAX_BULK):
             service.enqueue_many(session, org_id=org_id, specs=chunk)
     return len(specs)
+
+
+def in_flight(job_type: str) -> ColumnElement[bool]:
+    """Whether the store (``Store.id`` of the enclosing query) has a ``job_type`` job pending,
+    claimed or running."""
+    return exists().where(
+        Job.store_id == Store.id,
+        Job.job_type == job_type,
+        Job.status.in_([JobStatus.PENDING, JobStatus.CLAIMED, JobStatus.RUNNING]),
+    )
+
+
+def lock_org(session: Session, org_id: uuid.UUID, job_type: str) -> None:
+    """Serialise, until the transaction ends, every enqueuer of the org's recurring
+    ``job_type`` jobs (beat's fan-out and anyone starting one outside it)."""
+    session.execute(ORG_LOCK, {"key": f"{job_type}:{org_id}"})
 
 
 def _chunks(items: Sequence[JobSpec], size: int) -> Iterable[Sequence[JobSpec]]:

@@ -72,7 +72,8 @@ def enqueue(
     its schema, a missing store the type needs, or bad numbers; NotFound if ``store_id`` is
     not a store of this org; UnsupportedCapability if the store's plugin cannot do the job.
     Nothing is stored when it raises. The same ``idempotency_key`` (per org) returns the first
-    job and stores nothing new. A job scheduled in the future is published when it is due.
+    job and stores nothing new. A job scheduled in the future is published when it is due
+    (one due within ``dispatch.NEAR_S`` at once, its message held by a worker until then).
     """
     spec = JobSpec(
         job_type=job_type,
@@ -281,7 +282,7 @@ def enqueue_many(
         )
         ids = [existing[r["idempotency_key"]] if r["id"] not in inserted else r["id"] for r in rows]
     jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(set(ids))))}
-    _publish(session, org_id, [r for r in new_rows if r["dispatched_at"] is not None])
+    _publish(session, org_id, [r for r in new_rows if r["dispatched_at"] is not None], now)
     return [jobs[i] for i in ids]
 
 
@@ -410,6 +411,7 @@ def _row(
     if spec.scheduled_at is not None and spec.scheduled_at.tzinfo is None:
         raise ValidationFailed(fields={f"{prefix}scheduled_at": ["needs a time zone"]})
     due = spec.scheduled_at is None or spec.scheduled_at <= now
+    near = spec.scheduled_at is None or dispatch.is_near(spec.scheduled_at, now)
     return {
         "id": uuid.uuid4(),
         "org_id": org_id,
@@ -422,8 +424,9 @@ def _row(
         "attempts": 0,
         "max_attempts": attempts,
         "scheduled_at": spec.scheduled_at or now,
-        # Only due jobs are published now; later ones wait for the dispatcher sweep.
-        "dispatched_at": now if (due and publishing) else None,
+        # Due and near jobs are published now (a near one with its due time as the ETA, and
+        # counted as sent then); later ones wait for the dispatcher sweep.
+        "dispatched_at": (now if due else spec.scheduled_at) if (near and publishing) else None,
         "idempotency_key": spec.idempotency_key,
         "created_by": spec.created_by,
     }
@@ -451,17 +454,21 @@ def _enqueued_message(row: Mapping[str, Any], now: datetime) -> str:
     return f"enqueued {row['job_type']} on queue {row['queue']}{when}"
 
 
-def _publish(session: Session, org_id: uuid.UUID, rows: Sequence[Mapping[str, Any]]) -> None:
+def _publish(
+    session: Session, org_id: uuid.UUID, rows: Sequence[Mapping[str, Any]], now: datetime
+) -> None:
     if not rows:
         return
-    by_lane: dict[lanes.Lane, list[tuple[uuid.UUID, str]]] = {}
+    by_lane: dict[tuple[lanes.Lane, datetime | None], list[tuple[uuid.UUID, str]]] = {}
     backlog = _backlogs(session, org_id, {r["queue"] for r in rows}, len(rows))
     for r in rows:
         lane = lanes.lane_for(priority=r["priority"], backlog=backlog[r["queue"]])
-        by_lane.setdefault(lane, []).append((r["id"], r["queue"]))
+        # A near job's message waits for its due time (recorded as its dispatched_at).
+        eta = r["scheduled_at"] if r["scheduled_at"] > now else None
+        by_lane.setdefault((lane, eta), []).append((r["id"], r["queue"]))
     labels = {r["id"]: dispatch.JobLabel(r["job_type"], org_id, r["store_id"]) for r in rows}
-    for lane, jobs in by_lane.items():
-        dispatch.publish_after_commit(session, jobs, lane=lane, labels=labels)
+    for (lane, eta), jobs in by_lane.items():
+        dispatch.publish_after_commit(session, jobs, lane=lane, labels=labels, eta=eta)
 
 
 def _backlogs(session: Session, org_id: uuid.UUID, queues: set[str], batch: int) -> dict[str, int]:

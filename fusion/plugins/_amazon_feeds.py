@@ -2,8 +2,9 @@
 a mixin of the client.
 
 createFeedDocument → PUT the JSON to the pre-signed URL → createFeed → poll getFeed until it is
-DONE (or FATAL/CANCELLED) → read the processing report. A feed of absolute quantities can be
-submitted again safely, so a job retried after a timeout only repeats the same outcome.
+DONE (or FATAL/CANCELLED) → read the processing report, which says message by message (so SKU
+by SKU) what Amazon refused. A feed of absolute quantities can be submitted again safely, so a
+job retried after a timeout only repeats the same outcome.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ from __future__ import annotations
 import json
 import time
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from fusion.errors import PermanentError, RetryableError
-from fusion.plugins.base import SettingSpec, SettingType
+from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.plugins.base import ItemRefusal, SettingSpec, SettingType
 from fusion.plugins.http import MAX_ANSWER_BYTES
 from fusion.ratelimit.spec import ApiCall
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 FEEDS = "/feeds/2021-06-30"
 CONTENT_TYPE = "application/json; charset=UTF-8"
 FINAL = {"DONE", "FATAL", "CANCELLED"}
+FIRST_POLL_S = 0.05  # the first wait between status reads; each next one doubles
+# How long a submitted feed's status or report read waits for its quota before giving up.
+RATE_LIMIT_PATIENCE_S = 60.0
 
 FEED_POLL_INTERVAL = SettingSpec(
     "feed_poll_interval_s",
@@ -69,13 +73,18 @@ class ListingsFeed:
             expect: Sequence[int] = (),
         ) -> HttpResponse: ...
 
-    def _submit_listings_feed(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
-        """Submit ``messages`` as one JSON_LISTINGS_FEED and wait for its processing report.
+    def _submit_listings_feed(self, messages: list[dict[str, Any]]) -> list[ItemRefusal]:
+        """Submit ``messages`` as one JSON_LISTINGS_FEED, wait for its processing report and
+        return the SKUs it refused, each with Amazon's reasons (:func:`feed_refusals`; empty:
+        every message taken).
 
-        Returns the report. Raises PermanentError when Amazon rejects the feed (FATAL, CANCELLED)
-        or any message in it, naming the SKUs and issues; RetryableError when the feed is still
-        processing after ``feed_poll_attempts`` polls (resubmitting is harmless)."""
-        pause = float(FEED_POLL_INTERVAL.value(self.conn.settings))
+        The status is read at once, then after waits that double from ``FIRST_POLL_S`` up to
+        ``feed_poll_interval_s``: a feed that is done in moments is seen in moments, a slow one
+        costs one read per interval. A read short of quota waits for it (the feed is submitted;
+        starting over would submit it again). Raises PermanentError when Amazon rejects the
+        whole feed (FATAL, CANCELLED); RetryableError when the feed is still processing after
+        ``feed_poll_attempts`` reads (resubmitting is harmless)."""
+        interval = float(FEED_POLL_INTERVAL.value(self.conn.settings))
         attempts = int(FEED_POLL_ATTEMPTS.value(self.conn.settings))
         document = {
             "header": {"sellerId": self.seller_id, "version": "2.0", "issueLocale": "en_US"},
@@ -105,11 +114,11 @@ class ListingsFeed:
         ]
         self.log(f"submitted JSON_LISTINGS_FEED {feed_id} with {len(messages)} messages")
         feed: dict[str, Any] = {}
-        for _ in range(attempts):
-            feed = self._call("GET", f"{FEEDS}/feeds/{feed_id}", "getFeed").json()
+        for n in range(attempts):
+            feed = self._patiently(lambda: self._call("GET", f"{FEEDS}/feeds/{feed_id}", "getFeed"))
             if feed.get("processingStatus") in FINAL:
                 break
-            time.sleep(pause)
+            time.sleep(min(interval, FIRST_POLL_S * 2**n))
         status = feed.get("processingStatus")
         if status not in FINAL:
             raise RetryableError(f"Amazon feed {feed_id} still {status} after {attempts} polls")
@@ -121,15 +130,26 @@ class ListingsFeed:
             f"feed {feed_id} done: {summary.get('messagesAccepted', 0)} accepted, "
             f"{summary.get('messagesInvalid', 0)} invalid"
         )
-        if summary.get("messagesInvalid") or summary.get("errors"):
-            by_id = {m["messageId"]: m["sku"] for m in messages}
-            failed = sorted({by_id.get(i.get("messageId"), "?") for i in report.get("issues", [])})
-            raise PermanentError(f"Amazon feed {feed_id} refused {failed}: {_issues(report)}")
-        return report
+        return feed_refusals(messages, report)
+
+    def _patiently(self, read: Callable[[], HttpResponse]) -> dict[str, Any]:
+        """``read()``'s JSON, waiting out a rate limit (up to ``RATE_LIMIT_PATIENCE_S``)."""
+        waited = 0.0
+        while True:
+            try:
+                answer: dict[str, Any] = read().json()
+                return answer
+            except RateLimited as exc:
+                if waited + exc.retry_after_s > RATE_LIMIT_PATIENCE_S:
+                    raise
+                time.sleep(max(exc.retry_after_s, 0.01))
+                waited += max(exc.retry_after_s, 0.01)
 
     def _feed_report(self, feed: dict[str, Any]) -> dict[str, Any]:
         doc_id = feed["resultFeedDocumentId"]
-        located = self._call("GET", f"{FEEDS}/documents/{doc_id}", "getFeedDocument").json()
+        located = self._patiently(
+            lambda: self._call("GET", f"{FEEDS}/documents/{doc_id}", "getFeedDocument")
+        )
         if located.get("compressionAlgorithm") == "GZIP":
             raw = self.http.request("GET", located["url"], call=ApiCall("feeds:download")).body
             report: dict[str, Any] = json.loads(gunzip(raw, MAX_ANSWER_BYTES))
@@ -137,6 +157,24 @@ class ListingsFeed:
         response = self.http.request("GET", located["url"], call=ApiCall("feeds:download"))
         parsed: dict[str, Any] = response.json()
         return parsed
+
+
+def feed_refusals(
+    messages: Sequence[Mapping[str, Any]], report: Mapping[str, Any]
+) -> list[ItemRefusal]:
+    """The SKUs of ``messages`` that the processing ``report`` refused, each with Amazon's
+    reasons (``code: message``, its ERROR issues joined); warnings refuse nothing. An issue
+    naming no message of the feed is the whole feed's and refuses every SKU."""
+    by_id = {m["messageId"]: str(m["sku"]) for m in messages}
+    reasons: dict[str, list[str]] = {}
+    for issue in report.get("issues", []):
+        if str(issue.get("severity", "ERROR")).upper() != "ERROR":
+            continue
+        text = f"{issue.get('code')}: {issue.get('message')}"
+        sku = by_id.get(issue.get("messageId"))
+        for each in [sku] if sku is not None else by_id.values():
+            reasons.setdefault(each, []).append(text)
+    return [ItemRefusal(sku, "; ".join(found)[:1000]) for sku, found in reasons.items()]
 
 
 def gunzip(raw: bytes, limit: int) -> bytes:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fusion.errors import PermanentError, RetryableError
 from fusion.plugins import _shopify_queries as q
+from fusion.plugins._shopify_ids import StaleIds, stale_codes
 from fusion.plugins.base import SettingSpec, SettingType
 from fusion.ratelimit.spec import ApiCall
 
@@ -58,11 +59,12 @@ class BulkInventory:
             self, data: Mapping[str, Any], field: str, operation: str
         ) -> dict[str, Any]: ...
 
-    def _run_inventory_bulk(self, quantities: Sequence[dict[str, Any]]) -> None:
+    def _run_inventory_bulk(self, quantities: Sequence[dict[str, Any]], recoverable: bool) -> None:
         """Run one bulk ``inventorySetQuantities`` over ``quantities`` (``inventorySetQuantities``
         inputs) and wait for it. Raises RetryableError when the operation fails, is cancelled or
-        expires, or is still running after ``bulk_timeout_s``; PermanentError when any result line
-        carries errors."""
+        expires, or is still running after ``bulk_timeout_s``; StaleIds when ``recoverable`` and
+        a result line refuses an id as unknown (``_shopify_ids``); PermanentError when any result
+        line carries errors otherwise."""
         lines = [
             json.dumps(
                 {
@@ -84,7 +86,7 @@ class BulkInventory:
         )
         operation = self._payload(data, "bulkOperationRunMutation", "bulkOperationRunMutation")
         finished = self._await_bulk(str(operation["bulkOperation"]["id"]))
-        self._check_bulk_results(finished)
+        self._check_bulk_results(finished, recoverable)
 
     def _stage(self, content: bytes) -> str:
         data = self.graphql(
@@ -134,21 +136,25 @@ class BulkInventory:
                 raise RetryableError(f"shopify bulk operation {operation_id} still {status}")
             time.sleep(interval)
 
-    def _check_bulk_results(self, operation: Mapping[str, Any]) -> None:
+    def _check_bulk_results(self, operation: Mapping[str, Any], recoverable: bool) -> None:
         if not operation.get("url"):
             return  # no output: nothing ran (an empty file)
         response = self.http.request("GET", str(operation["url"]), call=ApiCall("bulk-result"))
         failures = []
+        stale: set[str] = set()
         for raw in response.body.decode().splitlines():
             if not raw.strip():
                 continue
             line = json.loads(raw)
             payload = (line.get("data") or {}).get("inventorySetQuantities") or {}
+            stale |= stale_codes(payload.get("userErrors") or [])
             problems = [e.get("message") for e in line.get("errors") or []] + [
                 e.get("message") for e in payload.get("userErrors") or []
             ]
             if problems:
                 failures.append(f"line {line.get('__lineNumber')}: {'; '.join(map(str, problems))}")
+        if recoverable and stale:
+            raise StaleIds(", ".join(sorted(stale)))
         if failures:
             raise PermanentError("shopify bulk inventory failed: " + " | ".join(failures)[:500])
         self.log(f"shopify bulk operation {operation.get('id')} completed")

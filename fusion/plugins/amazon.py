@@ -30,18 +30,25 @@ from urllib.parse import quote
 from fusion.errors import PermanentError
 from fusion.plugins import _amazon_lwa as lwa
 from fusion.plugins._amazon_feeds import FEED_SETTINGS, ListingsFeed
-from fusion.plugins.amazon_sqs import SQS_QUEUE_URL, SQS_SETTINGS, OrderChangeConsumer
+from fusion.plugins.amazon_sqs import (
+    LONG_POLL_S,
+    SQS_QUEUE_URL,
+    SQS_SETTINGS,
+    OrderChangeConsumer,
+)
 from fusion.plugins.base import (
     AuthType,
     Capability,
     HttpClient,
     HttpResponse,
     InventoryUpdate,
+    ItemRefusal,
     OrderLine,
     OrderQueue,
     PlatformClient,
     Plugin,
     ProductDraft,
+    PushRefused,
     RemoteOrder,
     RemoteProduct,
     SettingSpec,
@@ -51,7 +58,7 @@ from fusion.plugins.base import (
 )
 from fusion.plugins.http import HTTP_SETTINGS
 from fusion.plugins.models import ContractLevel
-from fusion.ratelimit.spec import ApiCall, RateLimitSpec
+from fusion.ratelimit.spec import ApiCall, OperationLimit, RateLimitSpec
 
 DEFAULT_MARKETPLACE = "ATVPDKIKX0DER"
 LISTINGS = "/listings/2021-08-01/items"
@@ -59,9 +66,30 @@ FEEDS = "/feeds/2021-06-30"
 CHANNEL = "DEFAULT"  # merchant-fulfilled; FBA quantities belong to Amazon
 SKU_SEPARATOR = "|"
 CANCELED = "Canceled"  # Orders API OrderStatus
-QUEUE_WAIT_S = 2  # SQS long poll inside a job: short, so an idle queue frees the worker soon
+# The SP-API usage plans of the Orders and Feeds operations the plugin calls (rps, burst):
+# each is limited on its own, far below the Listings Items allowance (docs/plugins.md).
+OPERATION_LIMITS = {
+    "getOrders": OperationLimit(0.0167, 20),
+    "getOrder": OperationLimit(0.5, 30),
+    "getOrderItems": OperationLimit(0.5, 30),
+    "createFeedDocument": OperationLimit(0.5, 15),
+    "createFeed": OperationLimit(0.0083, 15),
+    "getFeed": OperationLimit(2.0, 15),
+    "getFeedDocument": OperationLimit(0.0222, 10),
+}
+# Feed documents go to and come from S3 through pre-signed URLs, and the token comes from
+# Login with Amazon: none of them spends SP-API quota.
+UNMETERED = frozenset({"feeds:upload", "feeds:download", "lwa:token"})
+
+
+def _cost(call: ApiCall) -> float:
+    return 0.0 if call.operation in UNMETERED else 1.0
+
+
 # Per selling-partner account, each Listings Items operation allows 5 rps with a burst of 5.
-LISTINGS_RATE = RateLimitSpec(requests_per_second=5.0, burst_size=5)
+LISTINGS_RATE = RateLimitSpec(
+    requests_per_second=5.0, burst_size=5, cost=_cost, operations=OPERATION_LIMITS
+)
 
 MARKETPLACE_ID = SettingSpec(
     "marketplace_id",
@@ -77,9 +105,23 @@ PRODUCT_TYPE = SettingSpec(
     "its own (attribute amazon_product_type).",
     default="PRODUCT",
 )
+# Measured in the sandbox (bench/amazon_feed_threshold.py, docs/plugins.md): below this many
+# SKUs, patches (5 a second) show the figures sooner than a feed does.
+FEED_MIN_SKUS = SettingSpec(
+    "inventory_feed_min_skus",
+    SettingType.INTEGER,
+    "A real-time stock push of at least this many SKUs goes out as one JSON_LISTINGS_FEED "
+    "(while the Feeds API has quota) instead of one listing patch per SKU. Amazon takes a "
+    "feed in minutes, not seconds: raise it where the figures must show at once.",
+    default=4,
+    minimum=2,
+    maximum=10_000,
+)
+FEED_OPERATIONS = ("createFeedDocument", "createFeed", "getFeed", "getFeedDocument")
 SETTINGS = (
     MARKETPLACE_ID,
     PRODUCT_TYPE,
+    FEED_MIN_SKUS,
     *SQS_SETTINGS,
     lwa.LWA_URL_SETTING,
     *FEED_SETTINGS,
@@ -209,15 +251,36 @@ class AmazonClient(ListingsFeed, PlatformClient):
     # -- inventory ------------------------------------------------------------------------------
 
     def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+        """Real-time quantities: one JSON_LISTINGS_FEED for a push of at least
+        ``inventory_feed_min_skus`` SKUs while the feed operations have quota (one feed
+        instead of a patch per SKU, and none of the Listings Items allowance), else one
+        ``patchListingsItem`` per SKU. Raises PushRefused naming each SKU Amazon refused (the
+        others were set)."""
+        threshold = int(FEED_MIN_SKUS.value(self.conn.settings))
+        if len(updates) >= threshold and self.http.has_quota(FEED_OPERATIONS):
+            refusals = self._inventory_feed(updates)
+            _raise_refused(updates, {r.sku: r.reason for r in refusals})
+            return
+        refused: dict[str, str] = {}
         for update in updates:
-            self._patch(update.sku, [_quantity_patch(update.quantity)], None)
+            try:
+                self._patch(update.sku, [_quantity_patch(update.quantity)], None)
+            except PermanentError as exc:
+                refused[update.sku] = str(exc)
+                continue
             self.log(
                 f"workaround: Amazon has no stock endpoint for merchant-fulfilled items; set "
                 f"{update.sku} to {update.quantity} by patching its listing's "
                 "fulfillment_availability"
             )
+        _raise_refused(updates, refused)
 
-    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> list[ItemRefusal]:
+        """One JSON_LISTINGS_FEED of every quantity; the SKUs Amazon refused, each with its
+        reasons (the others were set)."""
+        return self._inventory_feed(updates) if updates else []
+
+    def _inventory_feed(self, updates: Sequence[InventoryUpdate]) -> list[ItemRefusal]:
         messages = [
             {
                 "messageId": n,
@@ -228,8 +291,7 @@ class AmazonClient(ListingsFeed, PlatformClient):
             }
             for n, update in enumerate(updates, 1)
         ]
-        if messages:
-            self._submit_listings_feed(messages)
+        return self._submit_listings_feed(messages)
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -334,6 +396,17 @@ class AmazonClient(ListingsFeed, PlatformClient):
         if isinstance(extra, Mapping):
             attributes.update(extra)
         return attributes
+
+
+def _raise_refused(updates: Sequence[InventoryUpdate], refused: Mapping[str, str]) -> None:
+    """Raise PushRefused when Amazon refused any of ``updates`` (naming them, sorted)."""
+    if not refused:
+        return
+    accepted = [u for u in updates if u.sku not in refused]
+    reasons = "; ".join(f"{sku}: {why}" for sku, why in sorted(refused.items()))
+    raise PushRefused(
+        f"Amazon refused {sorted(refused)}: {reasons}"[:1500], accepted=accepted, refused=refused
+    )
 
 
 def _quantity_patch(quantity: int) -> dict[str, Any]:
@@ -466,7 +539,7 @@ class AmazonPlugin(Plugin):
     ) -> OrderQueue:
         """The store's SQS queue of ORDER_CHANGE notifications; each new one reaches
         ``handle`` as Amazon sent it (processing adds the prices: :meth:`needs_lookup`)."""
-        return OrderChangeConsumer.for_store(client.conn, handle, wait_s=QUEUE_WAIT_S)
+        return OrderChangeConsumer.for_store(client.conn, handle, wait_s=LONG_POLL_S)
 
     def needs_lookup(self, event: WebhookEvent) -> bool:
         """An ORDER_CHANGE notification without the Orders API order: it has no prices."""

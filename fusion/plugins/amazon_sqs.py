@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -30,14 +32,16 @@ from fusion.plugins.base import (
 log = logging.getLogger(__name__)
 
 SEEN_LIMIT = 10_000
+LONG_POLL_S = 20  # the longest wait SQS allows a receive: an idle queue costs 3 calls a minute
 
 SQS_QUEUE_URL = SettingSpec(
     "sqs_queue_url",
     SettingType.URL,
     "The SQS queue Amazon sends this seller's ORDER_CHANGE notifications to. With it the hub "
-    "reads the queue every minute (consume_order_queue); without it orders arrive only by the "
-    "15-minute Orders API pull. The AWS keys that read it go in the store's credentials "
-    "(aws_access_key_id, aws_secret_access_key).",
+    "listens on the queue all the time (consume_order_queue, long polling), so an order is in "
+    "within about a second; without it orders arrive only by the 15-minute Orders API pull. The "
+    "AWS keys that read it go in the store's credentials (aws_access_key_id, "
+    "aws_secret_access_key).",
     destination=True,
 )
 SQS_ENDPOINT_URL = SettingSpec(
@@ -127,15 +131,16 @@ class OrderChangeConsumer:
             **options,
         )
 
-    def poll(self) -> ConsumeResult:
-        """One long poll: receive up to ``batch`` messages and process each. Never raises for
-        a bad message (it is logged and deleted: it can never succeed); boto3 errors reaching
-        the queue itself propagate."""
+    def poll(self, *, wait_s: int | None = None) -> ConsumeResult:
+        """One long poll (``wait_s``, default the consumer's): receive up to ``batch`` messages,
+        as soon as there is one, and process each. Never raises for a bad message (it is logged
+        and deleted: it can never succeed); boto3 errors reaching the queue itself propagate."""
         result = ConsumeResult()
+        wait = self.wait_s if wait_s is None else max(0, min(20, wait_s))
         answer = self._sqs.receive_message(
             QueueUrl=self.queue_url,
             MaxNumberOfMessages=self.batch,
-            WaitTimeSeconds=self.wait_s,
+            WaitTimeSeconds=wait,
             VisibilityTimeout=self.visibility_timeout_s,
         )
         for message in answer.get("Messages", []):
@@ -144,13 +149,29 @@ class OrderChangeConsumer:
         return result
 
     def drain(self, *, max_polls: int = 100) -> ConsumeResult:
-        """Poll until a receive comes back empty (or ``max_polls``); the totals."""
+        """Poll until a receive comes back empty (or ``max_polls``); the totals. Each receive
+        waits at most a second: draining is for what is there now (:meth:`listen` waits)."""
         total = ConsumeResult()
         for _ in range(max_polls):
-            step = self.poll()
+            step = self.poll(wait_s=min(self.wait_s, 1))
             total.add(step)
             if step.received == 0:
                 break
+        return total
+
+    def listen(
+        self, *, seconds: float, between: Callable[[], None] = lambda: None
+    ) -> ConsumeResult:
+        """Read the queue continuously for ``seconds``: back-to-back long polls, each waiting
+        up to ``wait_s`` (at least 1 s, never past the end) and answering as soon as a message
+        is there, so a notification is handed on moments after it arrives while an idle queue
+        costs one receive per ``wait_s``, never a busy loop. ``between()`` runs before each
+        receive (a job's checkpoint; what it raises ends the listening). The totals."""
+        total = ConsumeResult()
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            between()
+            total.add(self.poll(wait_s=max(1, min(self.wait_s, math.ceil(left)))))
         return total
 
     def _process(self, message: dict[str, Any], result: ConsumeResult) -> None:

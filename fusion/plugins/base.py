@@ -17,7 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from fusion.errors import UnsupportedCapability
+from fusion.errors import PermanentError, UnsupportedCapability
 from fusion.plugins.models import ContractLevel
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.security.crypto import Secret
@@ -75,9 +75,48 @@ class SettingSpec:
         return self.default if raw is None or raw == "" else raw
 
 
+class StoreMemo(Protocol):
+    """What a client remembers of its store's platform between jobs: ids the platform gave
+    (Shopify's location and SKU -> inventory item ids), shared by every worker of the store,
+    each entry forgotten after a while on its own. A cache: a miss, or a memo that stores
+    nothing, only costs the client a lookup. Never secrets (the memo is not encrypted)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        """The remembered values of ``keys`` (those not remembered are left out)."""
+        ...
+
+    def put_many(self, values: Mapping[str, str]) -> None:
+        """Remember ``values``, each for the memo's time to live from now."""
+        ...
+
+    def forget(self, keys: Sequence[str]) -> None:
+        """Forget ``keys`` (a stale id the platform no longer knows)."""
+        ...
+
+
+class NullMemo:
+    """A memo that remembers nothing: every lookup goes to the platform."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, str]:
+        return {}
+
+    def put_many(self, values: Mapping[str, str]) -> None:
+        return None
+
+    def forget(self, keys: Sequence[str]) -> None:
+        return None
+
+
+NULL_MEMO = NullMemo()
+
+
 @dataclass(frozen=True)
 class StoreConnection:
-    """One store as a client sees it; ``credentials`` are decrypted only for the call."""
+    """One store as a client sees it; ``credentials`` are decrypted only for the call.
+
+    ``renew`` (when the hub can keep new credentials) swaps them for fresh ones once, for
+    every worker at a time: see :class:`CredentialRenewer`.
+    ``memo`` is the store's shared memo of platform ids (nothing remembered by default)."""
 
     store_id: str
     org_id: str
@@ -86,6 +125,22 @@ class StoreConnection:
     base_url: str
     credentials: Mapping[str, Secret] = field(repr=False)
     settings: Mapping[str, Any] = field(default_factory=dict)
+    renew: CredentialRenewer | None = field(default=None, repr=False, compare=False)
+    memo: StoreMemo = field(default=NULL_MEMO, repr=False, compare=False)
+
+
+# Given the store's credentials as they are now, the new ones to keep (every key, plain
+# strings), or None when they are already good (another worker renewed them meanwhile).
+CredentialExchange = Callable[[Mapping[str, Secret]], Mapping[str, str] | None]
+
+
+class CredentialRenewer(Protocol):
+    """Runs ``exchange`` under the store's lock with the credentials as stored then, keeps
+    (encrypted) what it returns, and returns the store's credentials after it. A
+    ReauthorisationNeeded raised by ``exchange`` marks the store as needing the merchant
+    to connect it again, and propagates."""
+
+    def __call__(self, exchange: CredentialExchange) -> Mapping[str, Secret]: ...
 
 
 @dataclass(frozen=True)
@@ -123,6 +178,29 @@ class InventoryUpdate:
     sku: str
     quantity: int
     external_id: str | None = None  # the platform's product/listing id, when known
+
+
+class PushRefused(PermanentError):
+    """The platform took some quantities of a push and refused others: ``accepted`` were set,
+    ``refused`` maps each refused SKU to the platform's reason. Permanent: sending the same
+    figures again would be refused again."""
+
+    def __init__(
+        self, message: str, *, accepted: Sequence[InventoryUpdate], refused: Mapping[str, str]
+    ) -> None:
+        super().__init__(message)
+        self.accepted = list(accepted)
+        self.refused = dict(refused)
+
+
+@dataclass(frozen=True)
+class ItemRefusal:
+    """An item of a bulk call that the platform did not take: refused with the platform's
+    reason, or skipped (``skipped``: e.g. no listing holds the SKU) with why."""
+
+    sku: str
+    reason: str
+    skipped: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,6 +277,12 @@ class HttpClient(Protocol):
         refill_rate: float | None = None,
     ) -> None: ...
 
+    def has_quota(self, operations: Sequence[str]) -> bool:
+        """Whether each of ``operations`` (limited on its own: ``RateLimitSpec.operations``)
+        has a token for a call now, so a flow of several calls can start without being cut
+        short by one of them. Takes nothing."""
+        ...
+
 
 class PlatformClient(ABC):
     """One store's client for one job. Methods for unsupported capabilities raise
@@ -228,8 +312,11 @@ class PlatformClient(ABC):
         """Push quantities now (real_time_inventory, or the sync's per-item path)."""
 
     @abstractmethod
-    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
-        """Push many quantities in the platform's bulk way (bulk_operations)."""
+    def bulk_set_inventory(
+        self, updates: Sequence[InventoryUpdate]
+    ) -> Sequence[ItemRefusal] | None:
+        """Push many quantities in the platform's bulk way (bulk_operations); returns the
+        items the platform refused or that were skipped (None or empty: every one taken)."""
 
     @abstractmethod
     def fetch_orders(self, since: datetime) -> list[RemoteOrder]:
@@ -271,6 +358,12 @@ class OrderQueue(Protocol):
 
     def drain(self, *, max_polls: int = 100) -> ConsumeResult:
         """Read until the queue answers empty (or ``max_polls`` reads); the totals."""
+        ...
+
+    def listen(self, *, seconds: float, between: Callable[[], None] = ...) -> ConsumeResult:
+        """Read the queue continuously for ``seconds`` (long polls: each event is handed on as
+        soon as it arrives, an idle queue costs little), running ``between()`` before each
+        read; the totals."""
         ...
 
 

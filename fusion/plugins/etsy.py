@@ -17,8 +17,12 @@
 - Orders: ``order.paid`` (and other ``order.*``) webhooks signed the Standard Webhooks way;
   ``fetch_orders`` reconciles with ``getShopReceipts(min_last_modified=...)``.
 
+- Tokens: with a ``refresh_token`` the access token is refreshed before it expires and after
+  a 401 saying it expired, once across workers (``fusion/plugins/_etsy_oauth.py``).
+
 Store fields: ``external_id`` = the numeric shop id; ``credentials`` = ``keystring``,
-``shared_secret``, ``access_token``; ``settings`` (optional) = ``taxonomy_id``, ``who_made``,
+``shared_secret``, ``access_token``, optionally ``refresh_token`` (and the hub's own
+``access_token_refresh_at``); ``settings`` (optional) = ``taxonomy_id``, ``who_made``,
 ``when_made``, ``shipping_profile_id``, ``readiness_state_id``.
 """
 
@@ -33,12 +37,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fusion.errors import MalformedWebhook, PermanentError
+from fusion.plugins._etsy_oauth import TokenRefresh
 from fusion.plugins.base import (
     AuthType,
     Capability,
     HttpClient,
     HttpResponse,
     InventoryUpdate,
+    ItemRefusal,
     OrderLine,
     PlatformClient,
     Plugin,
@@ -112,13 +118,13 @@ def key_tag(idempotency_key: str) -> str:
     return KEY_TAG_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
 
 
-class EtsyClient(PlatformClient):
+class EtsyClient(TokenRefresh, PlatformClient):
     @property
     def shop_id(self) -> str:
         return self.conn.external_id
 
     def _headers(self) -> dict[str, str]:
-        credentials = self.conn.credentials
+        credentials = self._credentials
         key = f"{str.__str__(credentials['keystring'])}:{str.__str__(credentials['shared_secret'])}"
         return {
             "x-api-key": key,
@@ -136,21 +142,32 @@ class EtsyClient(PlatformClient):
         json_body: Any = None,
         expect: Sequence[int] = (),
     ) -> HttpResponse:
-        headers = self._headers()
+        if self._due():
+            self._refresh()
         data: bytes | None = None
         if form is not None:
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
             data = urlencode([(k, str(v)) for k, v in form]).encode()
-        return self.http.request(
-            method,
-            f"{API}{path}",
-            call=ApiCall(operation=operation),
-            headers=headers,
-            params=params,
-            data=data,
-            json=json_body,
-            expect=expect,
-        )
+        for attempt in (1, 2):
+            headers = self._headers()
+            if form is not None:
+                headers["Content-Type"] = "application/x-www-form-urlencoded"
+            response = self.http.request(
+                method,
+                f"{API}{path}",
+                call=ApiCall(operation=operation),
+                headers=headers,
+                params=params,
+                data=data,
+                json=json_body,
+                expect=(*expect, 401),
+            )
+            if attempt == 1 and self.says_expired(response) and self._refreshable():
+                self._refresh()
+                continue
+            break
+        if response.status == 401 and 401 not in expect:
+            raise PermanentError(f"etsy {method} {API}{path} refused the store's credentials (401)")
+        return response
 
     # -- listings -------------------------------------------------------------------------------
 
@@ -261,20 +278,25 @@ class EtsyClient(PlatformClient):
     def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
         """Set quantities listing by listing: read its inventory, change the SKUs' quantities,
         write it back whole (Etsy replaces the inventory on every write)."""
-        for listing_id, quantities in self._by_listing(updates).items():
+        for listing_id, quantities in self._by_listing(updates)[0].items():
             self._set_listing_quantities(listing_id, quantities)
 
-    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
-        by_listing = self._by_listing(updates)
+    def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> list[ItemRefusal]:
+        """One inventory call per listing; the SKUs no listing holds are skipped."""
+        by_listing, skipped = self._by_listing(updates)
         self.log(
             f"etsy has no bulk inventory endpoint: updating {len(by_listing)} listings with one "
             "inventory call each, paced by the store's rate limit"
         )
         for listing_id, quantities in by_listing.items():
-            self._set_listing_quantities(listing_id, quantities)
+            skipped += self._set_listing_quantities(listing_id, quantities)
+        return [ItemRefusal(sku, "no Etsy listing holds this SKU", skipped=True) for sku in skipped]
 
-    def _by_listing(self, updates: Sequence[InventoryUpdate]) -> dict[str, dict[str, int]]:
+    def _by_listing(
+        self, updates: Sequence[InventoryUpdate]
+    ) -> tuple[dict[str, dict[str, int]], list[str]]:
         grouped: dict[str, dict[str, int]] = {}
+        skipped: list[str] = []
         unknown = [u for u in updates if not u.external_id]
         sku_listing: dict[str, str] = {}
         if unknown:
@@ -287,11 +309,14 @@ class EtsyClient(PlatformClient):
             listing_id = update.external_id or sku_listing.get(update.sku)
             if listing_id is None:
                 self.log(f"etsy has no listing with SKU {update.sku}; skipped it")
+                skipped.append(update.sku)
                 continue
             grouped.setdefault(listing_id, {})[update.sku] = update.quantity
-        return grouped
+        return grouped, skipped
 
-    def _set_listing_quantities(self, listing_id: str, quantities: Mapping[str, int]) -> None:
+    def _set_listing_quantities(self, listing_id: str, quantities: Mapping[str, int]) -> list[str]:
+        """Write the SKUs' quantities into the listing's inventory; returns the SKUs it does
+        not hold (skipped)."""
         inventory = self._call(
             "GET", f"/listings/{listing_id}/inventory", "getListingInventory"
         ).json()
@@ -326,6 +351,7 @@ class EtsyClient(PlatformClient):
             self.log(f"etsy listing {listing_id} has no SKUs {', '.join(missing)}; skipped them")
         if found:
             self._send_inventory(listing_id, products, len(products) > 1)
+        return missing
 
     # -- orders ---------------------------------------------------------------------------------
 

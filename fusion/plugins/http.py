@@ -46,7 +46,7 @@ from fusion.plugins._pinned import (
     read_capped,
 )
 from fusion.plugins.base import HttpResponse, SettingSpec, SettingType, StoreConnection
-from fusion.ratelimit.bucket import TokenBucket
+from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.ratelimit.spec import ApiCall, RateLimitSpec
 from fusion.ratelimit.waits import record_rate_limit_wait
 from fusion.security.egress import EgressPolicy, EgressRefused
@@ -189,7 +189,9 @@ class StoreHttp:
     ``egress`` is the process's policy (strict when not given); ``hosts`` the hosts besides
     the base URL's that absolute URLs may name (the plugin's ``egress_hosts``: exact names, or
     ``*.domain`` for any name under it). ``deadline`` bounds every call in wall-clock time
-    (a connection test); ``session`` replaces the store's pooled one."""
+    (a connection test); ``session`` replaces the store's pooled one. ``max_inline_wait_s``
+    replaces the store's ``max_inline_wait_s`` setting: 0 for a job that must never wait
+    inline for tokens (it is rescheduled instead, its worker slot freed)."""
 
     def __init__(
         self,
@@ -207,6 +209,7 @@ class StoreHttp:
         max_answer_bytes: int = MAX_ANSWER_BYTES,
         deadline: Deadline | None = None,
         session: requests.Session | None = None,
+        max_inline_wait_s: float | None = None,
     ) -> None:
         self.conn = conn
         self.spec = spec
@@ -217,7 +220,11 @@ class StoreHttp:
             float(connect_timeout_s or CONNECT_TIMEOUT.value(settings) or CONNECT_TIMEOUT_S),
             float(read_timeout_s or READ_TIMEOUT.value(settings) or READ_TIMEOUT_S),
         )
-        self.max_inline_wait_s = float(MAX_INLINE_WAIT.value(settings))
+        self.max_inline_wait_s = (
+            float(MAX_INLINE_WAIT.value(settings))
+            if max_inline_wait_s is None
+            else max(0.0, max_inline_wait_s)
+        )
         self.transport_attempts = max(1, transport_attempts)
         self.transport_backoff_s = transport_backoff_s
         self.egress = egress
@@ -227,6 +234,7 @@ class StoreHttp:
         self.deadline = deadline
         self.session = session if session is not None else session_for(conn.store_id)
         self.calls = 0  # attempts actually sent, for logs and benches
+        self._operation_buckets: dict[str, TokenBucket] = {}
         self._last_state_write = 0.0
 
     # -- HttpClient ---------------------------------------------------------------------
@@ -310,6 +318,19 @@ class StoreHttp:
             refill_rate=refill_rate,
         )
         self._write_state(force=retry_after_s is not None)
+
+    def has_quota(self, operations: Sequence[str]) -> bool:
+        """Whether each of ``operations`` has a token now (see :class:`HttpClient`); always
+        True without a shared bucket, and for an operation not limited on its own."""
+        if self.bucket is None:
+            return True
+        for operation in operations:
+            if operation not in self.spec.operations:
+                continue
+            bucket, _ = self._priced(ApiCall(operation))
+            if bucket.state()["tokens"] < 1:
+                return False
+        return True
 
     # -- internals ----------------------------------------------------------------------
     def _url(self, path: str) -> str:
@@ -395,7 +416,7 @@ class StoreHttp:
         # Vetted before any token is spent: a refused URL costs the store nothing.
         prepared = self._prepare(method, path, headers, json, params, data)
         if self.bucket is not None:
-            self._take(self.spec.cost_of(call))
+            self._take(*self._priced(call))
         if self.deadline is not None and self.deadline.expired:
             raise RetryableError(f"{where} did not answer within {self.deadline.seconds:g}s")
         self.calls += 1
@@ -443,7 +464,7 @@ class StoreHttp:
             retry_after = parse_retry_after(response.headers.get("retry-after"))
             wait = retry_after if retry_after is not None else 1.0
             if self.bucket is not None:
-                self.bucket.feedback(retry_after_s=max(wait, 0.001))
+                self._priced(call)[0].feedback(retry_after_s=max(wait, 0.001))
             self._write_state(force=True)
             self._count_wait(wait)
             raise RateLimited(wait, f"{where} answered 429; retry in {wait:.2f}s")
@@ -459,14 +480,33 @@ class StoreHttp:
             raise PermanentError(f"{where} answered {status} (a redirect, not followed)")
         raise PermanentError(f"{where} answered {status} (the platform refused the request)")
 
-    def _take(self, cost: float) -> None:
-        """Take ``cost`` tokens; a job's first call is rescheduled at once when short (it has
-        invested nothing), later calls wait inline up to ``max_inline_wait_s`` in total."""
+    def _priced(self, call: ApiCall) -> tuple[TokenBucket, float]:
+        """The bucket ``call`` takes from and its cost: one token of the operation's own bucket
+        for an operation the platform limits apart (``RateLimitSpec.operations``), else
+        ``cost_of(call)`` of the store's."""
         assert self.bucket is not None
+        limit = self.spec.operations.get(call.operation)
+        if limit is None:
+            return self.bucket, self.spec.cost_of(call)
+        bucket = self._operation_buckets.get(call.operation)
+        if bucket is None:
+            config = BucketConfig(
+                capacity=float(limit.burst_size), refill_rate=float(limit.requests_per_second)
+            )
+            bucket = TokenBucket(
+                self.bucket.client, f"{self.conn.store_id}:{call.operation}", config
+            )
+            self._operation_buckets[call.operation] = bucket
+        return bucket, 1.0
+
+    def _take(self, bucket: TokenBucket, cost: float) -> None:
+        """Take ``cost`` tokens; a job's first call is rescheduled at once when short (it has
+        invested nothing), later calls wait inline up to ``max_inline_wait_s`` in total (a job
+        allowed no inline wait takes its place in the bucket's line, as a first call does)."""
         waited = 0.0
         while True:
-            first = self.calls == 0
-            grant = self.bucket.take(cost, queue=first)
+            first = self.calls == 0 or self.max_inline_wait_s <= 0
+            grant = bucket.take(cost, queue=first)
             if grant.granted:
                 return
             if first or waited + grant.wait_s > self.max_inline_wait_s:
@@ -526,3 +566,51 @@ class StoreHttp:
         outcome = state.outcome
         error = outcome.exception() if outcome is not None else None
         log.info("transport retry %d: %s", state.attempt_number, error)
+
+
+# The hub's own outbound posts (notifications): one pooled session for the process.
+_outbound: list[requests.Session] = []
+OUTBOUND_MAX_ANSWER_BYTES = 64 * 1024
+
+
+def post_once(
+    url: str,
+    *,
+    body: bytes,
+    headers: Mapping[str, str],
+    egress: EgressPolicy,
+    timeout: tuple[float, float] = (CONNECT_TIMEOUT_S, 10.0),
+) -> HttpResponse:
+    """POST ``body`` to ``url`` once, through the same guard as every platform call: the URL
+    vetted by ``egress`` (resolved once, the connection pinned to the vetted address, no
+    redirects, no proxy from the environment), timeouts always set, at most 64 KiB of the
+    answer read. No retries and no status mapping: the caller decides what an answer means.
+    Raises EgressRefused for a destination the hub may not call, RetryableError when the
+    connection fails or times out (never echoing the URL, which may hold a token)."""
+    with _sessions_lock:
+        if not _outbound:
+            _outbound.append(new_session(pool_maxsize=8))
+        session = _outbound[0]
+    try:
+        prepared = session.prepare_request(
+            requests.Request("POST", url, headers=dict(headers), data=body)
+        )
+    except (requests.RequestException, ValueError):
+        raise EgressRefused("the URL is malformed") from None
+    destination = egress.vet(str(prepared.url))
+    setattr(prepared, DESTINATION_ATTR, destination)
+    try:
+        resp = session.get_adapter(str(prepared.url)).send(
+            prepared, stream=True, timeout=timeout, verify=True
+        )
+        try:
+            answer = read_capped(resp, OUTBOUND_MAX_ANSWER_BYTES)
+        except TooLarge:
+            answer = b""
+        finally:
+            resp.close()
+    except requests.Timeout:
+        raise RetryableError(f"POST to {destination.host} timed out") from None
+    except requests.RequestException:
+        raise RetryableError(f"POST to {destination.host} failed to connect") from None
+    return HttpResponse(status=resp.status_code, headers=dict(resp.headers), body=answer)

@@ -35,6 +35,7 @@ from typing import Any
 from fusion.errors import MalformedWebhook, PermanentError, RateLimited, RetryableError
 from fusion.plugins import _shopify_queries as q
 from fusion.plugins._shopify_bulk import BULK_SETTINGS, BulkInventory
+from fusion.plugins._shopify_ids import RememberedIds, StaleIds, latest, stale_codes
 from fusion.plugins.base import (
     AuthType,
     Capability,
@@ -74,7 +75,7 @@ class _TooCostly(RateLimited):
         super().__init__(1.0, message)
 
 
-class ShopifyClient(BulkInventory, PlatformClient):
+class ShopifyClient(RememberedIds, BulkInventory, PlatformClient):
     def __init__(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
     ) -> None:
@@ -176,6 +177,8 @@ class ShopifyClient(BulkInventory, PlatformClient):
             )
             page = data["products"]
             products.extend(_remote_product(node) for node in page["nodes"])
+            for node in page["nodes"]:
+                self.remember_variants((node.get("variants") or {}).get("nodes") or [])
             if not page["pageInfo"]["hasNextPage"]:
                 return products
             after = page["pageInfo"]["endCursor"]
@@ -193,6 +196,7 @@ class ShopifyClient(BulkInventory, PlatformClient):
             {"input": product_input, "identifier": {"handle": handle}},
         )
         product = self._payload(data, "productSet", "productSet")["product"]
+        self.remember_variants((product.get("variants") or {}).get("nodes") or [])
         return _remote_product(product)
 
     def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
@@ -204,6 +208,7 @@ class ShopifyClient(BulkInventory, PlatformClient):
             {"input": _product_input(draft, location=None), "identifier": {"id": external_id}},
         )
         product = self._payload(data, "productSet", "productSet")["product"]
+        self.remember_variants((product.get("variants") or {}).get("nodes") or [])
         return _remote_product(product)
 
     def delete_product(self, external_id: str) -> None:
@@ -218,60 +223,17 @@ class ShopifyClient(BulkInventory, PlatformClient):
 
     # -- inventory ------------------------------------------------------------------------------
 
-    def primary_location(self) -> str:
-        if self._location is None:
-            data = self.graphql("primaryLocation", q.LOCATIONS, {})
-            nodes = data["locations"]["nodes"]
-            if not nodes:
-                raise PermanentError("the shop has no location to hold stock")
-            self._location = str(nodes[0]["id"])
-        return self._location
-
-    def inventory_items(self, skus: Sequence[str]) -> dict[str, str]:
-        """SKU -> inventory item id for the SKUs the shop has (unknown SKUs are left out)."""
-        items: dict[str, str] = {}
-        unique = sorted(set(skus))
-        while unique:
-            size = q.page_size(q.VARIANTS_PAGE, q.VARIANT_NODE_COST, self._maximum)
-            chunk, unique = unique[:size], unique[size:]
-            search = " OR ".join(f'sku:"{_search_quote(sku)}"' for sku in chunk)
-            data = self._page(
-                "variantsBySku",
-                q.VARIANTS_BY_SKU,
-                {"query": search},
-                len(chunk),
-                q.VARIANT_NODE_COST,
-            )
-            for node in data["productVariants"]["nodes"]:
-                if node.get("sku") in chunk:
-                    items[node["sku"]] = node["inventoryItem"]["id"]
-        return items
-
-    def _quantities(self, updates: Sequence[InventoryUpdate]) -> list[dict[str, Any]]:
-        items = self.inventory_items([u.sku for u in updates])
-        missing = sorted({u.sku for u in updates} - set(items))
-        if missing:
-            self.log(f"shopify has no variant for SKUs {', '.join(missing)}; skipped them")
-        location = self.primary_location()
-        latest = {u.sku: u.quantity for u in updates}  # the last update of a SKU wins
-        return [
-            {
-                "inventoryItemId": items[sku],
-                "locationId": location,
-                "quantity": quantity,
-                # Explicit null opts out of compare-and-set: the hub's figure is the truth.
-                "changeFromQuantity": None,
-            }
-            for sku, quantity in latest.items()
-            if sku in items
-        ]
-
     def set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
-        quantities = self._quantities(updates)
-        for start in range(0, len(quantities), q.INVENTORY_BATCH):
-            self._set_batch(quantities[start : start + q.INVENTORY_BATCH])
+        """Set the available quantity of each SKU (the last update of a SKU wins), up to
+        ``INVENTORY_BATCH`` per ``inventorySetQuantities``; with the ids remembered, that one
+        mutation is the whole push (``_shopify_ids``)."""
+        wanted = latest(updates)
+        skus = list(wanted)
+        for start in range(0, len(skus), q.INVENTORY_BATCH):
+            batch = {sku: wanted[sku] for sku in skus[start : start + q.INVENTORY_BATCH]}
+            self.with_ids(batch, self._set_batch)
 
-    def _set_batch(self, quantities: list[dict[str, Any]]) -> None:
+    def _set_batch(self, quantities: list[dict[str, Any]], recoverable: bool) -> None:
         variables = {
             "input": {
                 "name": "available",
@@ -285,15 +247,19 @@ class ShopifyClient(BulkInventory, PlatformClient):
             "key": str(uuid.uuid4()),
         }
         data = self.graphql("inventorySet", q.INVENTORY_SET, variables)
+        errors = (data.get("inventorySetQuantities") or {}).get("userErrors") or []
+        if recoverable and stale_codes(errors):
+            raise StaleIds(", ".join(sorted(stale_codes(errors))))
         self._payload(data, "inventorySetQuantities", "inventorySetQuantities")
 
     def bulk_set_inventory(self, updates: Sequence[InventoryUpdate]) -> None:
         """One bulk operation: stage the JSONL variables, run ``inventorySetQuantities`` over
-        them, poll until it finishes and check every result line."""
-        quantities = self._quantities(updates)
-        if not quantities:
-            return
-        self._run_inventory_bulk(quantities)
+        them, poll until it finishes and check every result line (a stale remembered id:
+        looked up again and the whole operation run once more; absolute figures are safe to
+        resend)."""
+        wanted = latest(updates)
+        if wanted:
+            self.with_ids(wanted, self._run_inventory_bulk)
 
     # -- orders ---------------------------------------------------------------------------------
 
@@ -516,10 +482,6 @@ def _throttle_wait(cost: Mapping[str, Any], status: Mapping[str, Any]) -> float:
 def _parse_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _search_quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
 
 
 plugin = ShopifyPlugin()

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Request, Response
 from fusion.sandbox import _amazon_contract as contract
 from fusion.sandbox import _amazon_state as st
 from fusion.sandbox._amazon_http import ApiError, api, marketplace, require_json
+from fusion.sandbox.knobs import Knobs
 
 
 class FeedsAndOrders:
@@ -26,6 +27,7 @@ class FeedsAndOrders:
 
     lock: threading.RLock
     sellers: dict[str, st.Seller]
+    knobs: Knobs
 
     # -- Feeds ----------------------------------------------------------------------------------
 
@@ -153,7 +155,7 @@ class FeedsAndOrders:
             }
         else:
             feed["processingStatus"] = "DONE"
-            report = st.process_feed(seller, feed, document)
+            report = st.process_feed(seller, feed, document, refuse=self.knobs.refuse_skus)
         result_id = "amzn1.tortuga.4." + uuid.uuid4().hex
         seller.documents[result_id] = {
             "contentType": "application/json",

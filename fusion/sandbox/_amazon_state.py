@@ -165,15 +165,25 @@ def item_view(seller: Seller, listing: Listing, included: set[str]) -> dict[str,
     return item
 
 
-def process_feed(seller: Seller, feed: dict[str, Any], document: dict[str, Any]) -> dict:
-    """Run a JSON_LISTINGS_FEED document against the listings; return its processing report."""
+def process_feed(
+    seller: Seller,
+    feed: dict[str, Any],
+    document: dict[str, Any],
+    *,
+    refuse: frozenset[str] = frozenset(),
+) -> dict:
+    """Run a JSON_LISTINGS_FEED document against the listings; return its processing report.
+    A message for a SKU in ``refuse`` (the ``refuse_skus`` knob) is refused, changing nothing,
+    with the issue Amazon gives a listing it will not change."""
     report_issues: list[dict[str, Any]] = []
     accepted = 0
     messages = document.get("messages", [])
     for message in messages:
         sku, op = message["sku"], message["operationType"]
         found: list[dict[str, Any]] = []
-        if op == "DELETE":
+        if sku in refuse:
+            found = [issue("8105", f"SKU {sku!r}: the listing cannot be changed at this time.")]
+        elif op == "DELETE":
             if seller.listings.pop(sku, None) is None:
                 found = [issue("4000003", f"SKU {sku!r} not found.")]
         elif op in ("UPDATE", "PARTIAL_UPDATE"):

@@ -35,6 +35,12 @@ class Shop:
     access_token: str
     webhook_secret: str
     webhook_url: str | None
+    # OAuth: the refresh token (None once revoked), the access token's lifetime and expiry
+    # (monotonic seconds), and how many token pairs the refresh endpoint has issued.
+    refresh_token: str | None = None
+    token_ttl_s: float = 3600.0
+    token_expires_at: float = field(default_factory=lambda: time.monotonic() + 3600.0)
+    tokens_issued: int = 0
     listings: dict[int, dict[str, Any]] = field(default_factory=dict)
     inventories: dict[int, dict[str, Any]] = field(default_factory=dict)
     receipts: list[dict[str, Any]] = field(default_factory=list)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -76,6 +77,8 @@ class Shop:
     bulk_results: dict[str, bytes] = field(default_factory=dict)
     orders: list[dict[str, Any]] = field(default_factory=list)
     subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> subscription
+    # Admin API calls the shop answered, by root field (``inventorySetQuantities``, ...).
+    calls: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass

@@ -20,9 +20,20 @@ headers is never refused) and queries per day (a fixed day window), with ``x-lim
 and 429 + ``retry-after`` when exceeded. Defaults 10/s and 10,000/day; the ``rate_limit`` knob
 ``[per second, per day]`` overrides them.
 
+OAuth as Etsy documents it: access tokens live ``token_ttl_s`` (3,600 s unless the shop says
+otherwise) and an expired one is answered 401 ``{"error": "invalid_token", "error_description":
+"access token is expired"}``. ``POST /v3/public/oauth/token`` (form-encoded,
+``grant_type=refresh_token``, ``client_id`` = the keystring, ``refresh_token``) issues a new
+pair ``{access_token, token_type, expires_in, refresh_token}``, both ``{user_id}.``-prefixed;
+the old refresh token stops working (rotation), an unknown or revoked one is 400
+``{"error": "invalid_grant", ...}``.
+
 Control bodies: ``POST /_sandbox/shops`` ``{"shop_id": 1001, "user_id": 77, "keystring": "...",
 "shared_secret": "...", "access_token": "...", "webhook_secret": "whsec_...",
-"webhook_url": "http://..." (optional)}``; ``POST /_sandbox/orders`` ``{"shop_id": 1001,
+"webhook_url": "http://..." (optional), "refresh_token": "..." (optional, without the user id
+prefix), "token_ttl_s": 3600 (optional)}``; ``POST /_sandbox/revoke`` ``{"shop_id": 1001}``
+revokes the shop's grant (the merchant removed the app): its refresh token stops working
+(the access token lives out its lifetime); ``POST /_sandbox/orders`` ``{"shop_id": 1001,
 "lines": [{"sku": "A-1", "quantity": 1}]}`` creates a paid receipt, takes the stock and sends an
 ``order.paid`` event signed the Standard Webhooks way (``webhook-id``, ``webhook-timestamp``,
 ``webhook-signature``). The event carries ``event_type``, ``resource_url`` and ``shop_id`` as
@@ -33,6 +44,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -53,8 +65,9 @@ from fusion.sandbox._etsy_contract import (
 from fusion.sandbox._etsy_receipts import ReceiptsAndOrders
 from fusion.sandbox._etsy_state import DayWindow, Shop, money
 from fusion.sandbox.knobs import TokenBucket
-from fusion.sandbox.server import Respond, SandboxApp, SandboxError, json_response
+from fusion.sandbox.server import Respond, SandboxApp, SandboxError, json_response, read_json
 
+TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 (a path, not a secret)
 DEFAULT_LIMITS = (10.0, 10_000.0)  # (queries per second, queries per day)
 DAY_S = 86_400.0
 
@@ -93,6 +106,8 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                 endpoint="put_inventory",
             ),
             Rule(f"{API}/shops/<int:shop_id>/receipts", methods=["GET"], endpoint="get_receipts"),
+            Rule(TOKEN_PATH, methods=["POST"], endpoint="oauth_token"),
+            Rule("/_sandbox/revoke", methods=["POST"], endpoint="revoke_grant"),
             Rule(
                 f"{API}/shops/<int:shop_id>/receipts/<int:receipt_id>",
                 methods=["GET"],
@@ -112,7 +127,10 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                 access_token=str(data["access_token"]),
                 webhook_secret=str(data["webhook_secret"]),
                 webhook_url=data.get("webhook_url"),
+                refresh_token=str(data["refresh_token"]) if data.get("refresh_token") else None,
+                token_ttl_s=float(data.get("token_ttl_s", 3600.0)),
             )
+            shop.token_expires_at = time.monotonic() + shop.token_ttl_s
         except (KeyError, TypeError, ValueError) as exc:
             raise SandboxError(
                 "shop_id, user_id, keystring, shared_secret, access_token and webhook_secret "
@@ -132,6 +150,8 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                 "listings": list(shop.listings.values()),
                 "inventories": {str(k): v for k, v in shop.inventories.items()},
                 "receipts": shop.receipts,
+                "tokens_issued": shop.tokens_issued,
+                "grant_revoked": shop.refresh_token is None,
             }
             for shop in self.shops.values()
         }
@@ -202,6 +222,14 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
         )
         if scheme != "Bearer" or owner is None:
             raise _refusal(401, "invalid_token", headers)
+        if time.monotonic() >= owner.token_expires_at:
+            raise Respond(
+                json_response(
+                    {"error": "invalid_token", "error_description": "access token is expired"},
+                    401,
+                    headers,
+                )
+            )
         if shop_id is None:
             return owner, headers
         shop = self.shops.get(shop_id)
@@ -218,6 +246,52 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                     raise _refusal(403, "The token does not own this listing")
                 return shop
         raise _refusal(404, f"Listing {listing_id} not found")
+
+    # -- OAuth ----------------------------------------------------------------------------------
+
+    def oauth_token(self, request: Request) -> Response:
+        """Etsy's token endpoint, refresh grant only: a new access and refresh token, the old
+        refresh token retired."""
+        form = request.form
+        if form.get("grant_type") != "refresh_token":
+            return _oauth_error("unsupported_grant_type", "only refresh_token is modelled")
+        user, _, presented = form.get("refresh_token", "").partition(".")
+        with self.lock:
+            shop = next(
+                (
+                    s
+                    for s in self.shops.values()
+                    if s.refresh_token
+                    and presented
+                    and str(s.user_id) == user
+                    and secrets.compare_digest(s.refresh_token, presented)
+                ),
+                None,
+            )
+            if shop is None:
+                return _oauth_error("invalid_grant", "refresh token not found or revoked")
+            if form.get("client_id") != shop.keystring:
+                return _oauth_error("invalid_client", "client_id is not this app's keystring")
+            shop.access_token = secrets.token_urlsafe(24)
+            shop.refresh_token = secrets.token_urlsafe(24)
+            shop.token_expires_at = time.monotonic() + shop.token_ttl_s
+            shop.tokens_issued += 1
+            body = {
+                "access_token": f"{shop.user_id}.{shop.access_token}",
+                "token_type": "Bearer",
+                "expires_in": int(shop.token_ttl_s),
+                "refresh_token": f"{shop.user_id}.{shop.refresh_token}",
+            }
+        return json_response(body, 200)
+
+    def revoke_grant(self, request: Request) -> Response:
+        data = read_json(request)
+        with self.lock:
+            shop = self.shops.get(int(data.get("shop_id", 0)))
+            if shop is None:
+                raise SandboxError("no such shop_id")
+            shop.refresh_token = None  # the access token lives out its hour, as on Etsy
+        return json_response({"revoked": True})
 
     # -- listings -------------------------------------------------------------------------------
 
@@ -416,6 +490,10 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
             listing["updated_timestamp"] = listing["last_modified_timestamp"] = int(time.time())
             inventory = shop.inventories[listing_id]
         return json_response(inventory, 200, headers)
+
+
+def _oauth_error(error: str, description: str) -> Response:
+    return json_response({"error": error, "error_description": description}, 400)
 
 
 def _refusal(status: int, message: str, headers: Mapping[str, str] | None = None) -> Respond:

@@ -21,6 +21,7 @@ KNOB_NAMES = (
     "rate_limit",
     "late_answer_ms",
     "late_answer_method",
+    "refuse_skus",
 )
 
 
@@ -41,6 +42,8 @@ class Knobs:
         self.rate_limit: tuple[float, float] | None = None
         self.late_answer_ms: float = 0.0
         self.late_answer_method: str | None = None
+        # SKUs a bulk call (Amazon's listings feed) refuses, each with a processing issue.
+        self.refuse_skus: frozenset[str] = frozenset()
         self.request_count: int = 0
         self.throttled_count: int = 0
         self.error_count: int = 0
@@ -72,6 +75,11 @@ class Knobs:
             if method is not None and not isinstance(method, str):
                 raise ValueError("late_answer_method must be an HTTP method or null")
             parsed["late_answer_method"] = method.upper() if method else None
+        if "refuse_skus" in values:
+            skus = values["refuse_skus"]
+            if not isinstance(skus, list) or not all(isinstance(k, str) for k in skus):
+                raise ValueError("refuse_skus must be a list of SKUs")
+            parsed["refuse_skus"] = frozenset(skus)
         with self._lock:
             for name, value in parsed.items():
                 setattr(self, name, value)
@@ -85,6 +93,7 @@ class Knobs:
             self.rate_limit = None
             self.late_answer_ms = 0.0
             self.late_answer_method = None
+            self.refuse_skus = frozenset()
             self.request_count = 0
             self.throttled_count = 0
             self.error_count = 0
@@ -123,6 +132,7 @@ class Knobs:
                 "rate_limit": list(self.rate_limit) if self.rate_limit else None,
                 "late_answer_ms": self.late_answer_ms,
                 "late_answer_method": self.late_answer_method,
+                "refuse_skus": sorted(self.refuse_skus),
                 "request_count": self.request_count,
                 "throttled_count": self.throttled_count,
                 "error_count": self.error_count,

@@ -8,7 +8,8 @@
   ``extensions.cost`` with ``throttleStatus``; a query costing more than is available gets
   HTTP 200 with a ``THROTTLED`` error, one over 1000 points ``MAX_COST_EXCEEDED``.
 - Documents are validated against ``shopify/admin-graphql-2026-07.graphql`` when the contract
-  is present (see ``_shopify_graphql``).
+  is present (see ``_shopify_graphql``). Each shop counts the Admin API calls it answered by
+  root field (``calls`` in ``/_sandbox/state``: ``{"inventorySetQuantities": 3, ...}``).
 - Modelled: ``locations``, ``products``/``product``, ``productVariants(query: "sku:...")``,
   ``orders(query: "updated_at:>'...'")``, ``productSet`` (create/update/upsert by id or handle;
   variants matched by id, else by option values; omitted variants deleted), ``productDelete``,
@@ -116,6 +117,7 @@ class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
                 "orders": shop.orders,
                 "bulk_operations": shop.bulk_operations,
                 "webhook_subscriptions": list(shop.subscriptions.values()),
+                "calls": dict(shop.calls),
                 "bucket": {
                     "currentlyAvailable": shop.bucket.available(),
                     "maximumAvailable": shop.bucket.capacity,
@@ -152,6 +154,7 @@ class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
             )
         except GraphQLRequestError as exc:
             return json_response({"errors": exc.errors})
+        shop.calls.update(root.name.value for root in document.root_fields())
         requested = document.cost()
         if requested > MAX_QUERY_COST:
             return json_response(

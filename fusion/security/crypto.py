@@ -150,3 +150,33 @@ def decrypt_user_secret(
     if bound != (str(user_id), purpose) or not isinstance(value, str):
         raise CredentialsUnreadable("the stored secret belongs to someone else")
     return Secret(value)
+
+
+def encrypt_channel_secret(
+    settings: Settings, org_id: uuid.UUID, channel_id: uuid.UUID, value: str
+) -> bytes:
+    """A notification channel's signing secret, encrypted under the newest key and bound to
+    its org and channel (it does not decrypt as another channel's)."""
+    plaintext = {
+        "v": FORMAT_VERSION,
+        "org": str(org_id),
+        "channel": str(channel_id),
+        "secret": value,
+    }
+    return _fernet(settings).encrypt(json.dumps(plaintext, sort_keys=True).encode())
+
+
+def decrypt_channel_secret(
+    settings: Settings, org_id: uuid.UUID, channel_id: uuid.UUID, token: bytes
+) -> Secret:
+    """The secret :func:`encrypt_channel_secret` stored. Raises CredentialsUnreadable if no
+    configured key opens it or it was made for another org or channel."""
+    try:
+        plaintext = json.loads(_fernet(settings).decrypt(bytes(token)))
+        bound = (plaintext["org"], plaintext["channel"])
+        value = plaintext["secret"]
+    except (InvalidToken, ValueError, KeyError, TypeError):
+        raise CredentialsUnreadable("the channel's signing secret cannot be read") from None
+    if bound != (str(org_id), str(channel_id)) or not isinstance(value, str):
+        raise CredentialsUnreadable("the signing secret belongs to another channel")
+    return Secret(value)

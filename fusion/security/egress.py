@@ -187,6 +187,31 @@ class EgressPolicy:
                 raise EgressRefused(f"the host resolves to {article} {kind} address")
         return Destination(scheme=scheme, host=host, port=port, address=addresses[0])
 
+    def vet_host(self, host: str, port: int) -> str:
+        """The one address to connect to for a non-HTTP service at ``host:port`` (the SMTP
+        server): the name resolved once and every address it resolves to held to the address
+        rules, as :meth:`vet` does. The port rule does not apply: such a port is the
+        operator's setting, never a tenant's. Raises EgressRefused saying why."""
+        host = host.strip("[]").lower()
+        if not host or "%" in host:
+            raise EgressRefused("the host is malformed")
+        exempt = self.allow_private or destination_key(host, port) in self.exceptions
+        try:
+            addresses = [host] if _is_ip(host) else list(self.resolver(host, port))
+        except (OSError, UnicodeError):
+            raise EgressRefused("the host does not resolve") from None
+        if not addresses:
+            raise EgressRefused("the host does not resolve")
+        for address in addresses:
+            try:
+                kind = address_kind(address)
+            except ValueError:
+                raise EgressRefused("the host resolves to something that is no address") from None
+            if kind is not None and not exempt:
+                article = "an" if kind[0].lower() in "aeiou" else "a"
+                raise EgressRefused(f"the host resolves to {article} {kind} address")
+        return addresses[0]
+
     def _parse(self, url: str) -> tuple[str, str, int]:
         try:
             parts = parse_url(url)

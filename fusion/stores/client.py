@@ -3,7 +3,8 @@
 Credentials are decrypted here and nowhere else (:func:`store_connection`), inside the
 plugin call only. :func:`store_client` reads the store, decrypts its credentials (never into
 the payload or a log), binds the pooled HTTP helper to the store's shared token bucket and
-hands the plugin's client to the handler. Everything the client says through ``log`` (a
+hands the plugin's client to the handler, with the store's memo of platform ids
+(:mod:`fusion.stores.memo`). Everything the client says through ``log`` (a
 workaround, what it did instead) lands in the job's log.
 """
 
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -25,18 +27,32 @@ from fusion.errors import (
     ConfigError,
     NotFound,
     PermanentError,
+    ReauthorisationNeeded,
     UnsupportedCapability,
     ValidationFailed,
 )
-from fusion.plugins.base import Capability, PlatformClient, Plugin, StoreConnection
+from fusion.plugins.base import (
+    Capability,
+    CredentialExchange,
+    CredentialRenewer,
+    PlatformClient,
+    Plugin,
+    StoreConnection,
+)
 from fusion.plugins.http import Deadline, StoreHttp, new_session
 from fusion.plugins.models import ContractLevel
 from fusion.plugins.registry import get_plugin
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.ratelimit.state import persist_state
-from fusion.security.crypto import decrypt_credentials, decrypt_secret
+from fusion.security.crypto import (
+    Secret,
+    decrypt_credentials,
+    decrypt_secret,
+    encrypt_credentials,
+)
 from fusion.security.egress import EgressPolicy, check_destination
-from fusion.stores.models import Store
+from fusion.stores.memo import RedisMemo
+from fusion.stores.models import REAUTHORISATION, Store, StoreStatus
 
 if TYPE_CHECKING:
     from fusion.jobs.context import JobContext
@@ -97,10 +113,17 @@ def require(ctx: JobContext, plugin: Plugin, capability: Capability) -> Contract
 
 @contextmanager
 def store_client(
-    ctx: JobContext, capability: Capability | None = None, *, store_id: uuid.UUID | None = None
+    ctx: JobContext,
+    capability: Capability | None = None,
+    *,
+    store_id: uuid.UUID | None = None,
+    max_inline_wait_s: float | None = None,
 ) -> Iterator[Bound]:
     """The store's plugin client for this job (or for ``store_id`` of the job's org, for a
     job that names no store), credentials decrypted for its duration only.
+    ``max_inline_wait_s=0``: no call waits inline for rate-limit tokens; a short bucket or a
+    429 raises RateLimited at once, so the job is rescheduled for when the tokens are due
+    (attempt not counted) and its worker slot serves other jobs meanwhile.
 
     Raises PermanentError when the job has no store (or it is gone), UnsupportedCapability when the
     plugin cannot do ``capability``, CredentialsUnreadable when the credentials do not
@@ -116,7 +139,10 @@ def store_client(
         if capability is not None:
             require(ctx, plugin, capability)
         config = BucketConfig.resolve(plugin.rate_limit, store.rate_limit_config)
-        conn = store_connection(ctx.settings, store)
+        memo = RedisMemo(
+            redis_for(ctx), store_id=str(store.id), address=f"{store.base_url} {store.external_id}"
+        )
+        conn = replace(store_connection(ctx.settings, store, database=ctx.database), memo=memo)
         info = StoreInfo(store.id, store.org_id, store.platform, store.external_id)
 
     def on_state(state: dict[str, Any]) -> None:
@@ -133,13 +159,17 @@ def store_client(
         on_state=on_state,
         egress=EgressPolicy.from_settings(ctx.settings),
         hosts=egress_hosts(plugin, conn),
+        max_inline_wait_s=max_inline_wait_s,
     )
     client = plugin.client(conn, http, client_log)
     yield Bound(plugin=plugin, client=client, http=http, store=info)
 
 
-def store_connection(settings: Settings, store: Store) -> StoreConnection:
-    """The store as a plugin client sees it, credentials decrypted (as ``Secret`` values).
+def store_connection(
+    settings: Settings, store: Store, *, database: Database | None = None
+) -> StoreConnection:
+    """The store as a plugin client sees it, credentials decrypted (as ``Secret`` values);
+    with ``database``, the client may renew them (:func:`renewer`).
 
     Call it inside the plugin call only and let the result go out of scope with it. Raises
     CredentialsUnreadable (a PermanentError) when the credentials cannot be decrypted or
@@ -167,7 +197,45 @@ def store_connection(settings: Settings, store: Store) -> StoreConnection:
         base_url=store.base_url,
         credentials=credentials,
         settings=values,
+        renew=renewer(settings, database, store.org_id, store.id) if database else None,
     )
+
+
+def renewer(
+    settings: Settings, database: Database, org_id: uuid.UUID, store_id: uuid.UUID
+) -> CredentialRenewer:
+    """The store's :class:`CredentialRenewer`: the store row is locked (``SELECT ... FOR
+    UPDATE``) while the exchange runs, so concurrent workers renew once and the others read
+    the renewed credentials. What the exchange returns is kept encrypted; a
+    ReauthorisationNeeded marks the store ``needs_reauth`` with the reason in its state."""
+
+    def renew(exchange: CredentialExchange) -> Mapping[str, Secret]:
+        refused: ReauthorisationNeeded | None = None
+        with database.org_session(org_id) as session:
+            store = session.get(Store, store_id, with_for_update=True)
+            if store is None or store.credentials_encrypted is None:
+                raise PermanentError(f"store {store_id} no longer has credentials")
+            current = decrypt_credentials(settings, org_id, store_id, store.credentials_encrypted)
+            try:
+                renewed = exchange(current)
+            except ReauthorisationNeeded as exc:
+                refused, renewed = exc, None
+                store.status = StoreStatus.NEEDS_REAUTH
+                store.state = {
+                    **(store.state or {}),
+                    REAUTHORISATION: {"reason": str(exc), "at": datetime.now(UTC).isoformat()},
+                }
+            if renewed is not None:
+                store.credentials_encrypted = encrypt_credentials(
+                    settings, org_id, store_id, renewed
+                )
+        if refused is not None:
+            raise refused  # after the commit: the store stays marked
+        if renewed is None:
+            return current
+        return {k: Secret(v) for k, v in renewed.items()}
+
+    return renew
 
 
 def webhook_secret(settings: Settings, store: Store) -> str | None:
@@ -211,7 +279,7 @@ def check_connection(
         plugin = get_plugin(store.platform)
         if plugin.level(Capability.LIST_PRODUCTS) == ContractLevel.UNSUPPORTED:
             return 0
-        conn = store_connection(settings, store)
+        conn = store_connection(settings, store, database=database)
     deadline = Deadline(settings.test_connection_deadline_s)
     session_ = new_session(pool_maxsize=2)
     try:

@@ -19,6 +19,12 @@ class StoreStatus(enum.StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
     DISCONNECTED = "disconnected"
+    # The platform refused the store's grant (a revoked refresh token): the merchant must
+    # connect it again; ``state["reauthorisation"]`` says why and when.
+    NEEDS_REAUTH = "needs_reauth"
+
+
+REAUTHORISATION = "reauthorisation"  # the key of Store.state saying why it needs re-auth
 
 
 class Store(TenantScoped, Base):

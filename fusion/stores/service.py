@@ -28,7 +28,7 @@ from fusion.ratelimit.bucket import BucketConfig
 from fusion.ratelimit.state import shown
 from fusion.security.crypto import encrypt_credentials, encrypt_secret
 from fusion.security.egress import EgressPolicy, EgressRefused, check_destination
-from fusion.stores.models import Store
+from fusion.stores.models import REAUTHORISATION, Store, StoreStatus
 
 log = logging.getLogger(__name__)
 
@@ -163,13 +163,17 @@ def update_credentials(
     settings: Settings | None = None,
 ) -> Store:
     """Replace the store's credentials and/or webhook secret (only those given), encrypted
-    under the newest key. Raises ValidationFailed for empty credentials."""
+    under the newest key; new credentials make a store that needed re-authorisation active
+    again. Raises ValidationFailed for empty credentials."""
     settings = _settings(settings)
     if credentials is not None:
         _check_credentials(credentials)
         store.credentials_encrypted = encrypt_credentials(
             settings, store.org_id, store.id, credentials
         )
+        if store.status == StoreStatus.NEEDS_REAUTH:  # the merchant gave a new grant
+            store.status = StoreStatus.ACTIVE
+            store.state = {k: v for k, v in (store.state or {}).items() if k != REAUTHORISATION}
     if webhook_secret is not None:
         store.webhook_secret_encrypted = encrypt_secret(
             settings, store.org_id, store.id, webhook_secret

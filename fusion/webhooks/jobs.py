@@ -9,11 +9,12 @@
   transaction that first sets ``stock_applied_at``.
 - ``subscribe_order_events`` asks the store's platform to deliver its order events to this
   hub (enqueued when a store is connected and the hub has a public URL).
-- ``consume_order_queue`` reads a store's order notification queue (Amazon's SQS; beat runs it
-  for every store that names one) and stores each notification exactly as a verified
-  webhook delivery, enqueueing ``process_webhook`` in the same transaction. A message leaves
-  the queue only after that transaction committed, so a crash means a redelivery, which the
-  delivery's unique id turns into a no-op.
+- ``consume_order_queue`` listens on a store's order notification queue (Amazon's SQS) for a
+  bounded window, then enqueues its own successor, so one listener per store reads the queue
+  without pause (beat starts one for a store that has none). It stores each notification
+  exactly as a verified webhook delivery, enqueueing ``process_webhook`` in the same
+  transaction. A message leaves the queue only after that transaction committed, so a crash
+  means a redelivery, which the delivery's unique id turns into a no-op.
 """
 
 from __future__ import annotations
@@ -23,28 +24,30 @@ import uuid
 from collections import Counter
 from typing import Any
 
+from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
 from fusion.errors import PermanentError
 from fusion.inventory.service import fan_out_stock
 from fusion.jobs.context import JobContext
+from fusion.jobs.models import Job
 from fusion.jobs.registry import job_type
+from fusion.jobs.service import enqueue
 from fusion.orders.service import Ingested, ingest_order
 from fusion.plugins.base import Capability, WebhookEvent
 from fusion.plugins.registry import get_plugin
 from fusion.stores.client import store_client, webhook_secret
-from fusion.stores.models import Store
+from fusion.stores.models import Store, StoreStatus
 from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
 from fusion.webhooks.service import (
     CONSUME_JOB,
     PROCESS_JOB,
     SUBSCRIBE_JOB,
     WebhookRefused,
+    order_queue_stores,
     receiver_url,
     record,
 )
-
-QUEUE_MAX_POLLS = 50  # up to 500 notifications a run; the next run takes the rest
 
 
 @job_type(
@@ -64,8 +67,11 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
         event = WebhookEvent(delivery.delivery_id, delivery.topic, delivery.payload)
         plugin, store_id = get_plugin(delivery.platform), delivery.store_id
     if plugin.needs_lookup(event):
-        # What the event lacks is read from the platform, outside any transaction.
-        with store_client(ctx, store_id=store_id) as bound:
+        # What the event lacks is read from the platform, outside any transaction. Never
+        # waiting inline for the store's rate limit: short of tokens, the job is rescheduled
+        # for when they are due (attempt not counted) and the worker slot runs other jobs.
+        # Nothing is written before the lookup, so the re-run starts clean.
+        with store_client(ctx, store_id=store_id, max_inline_wait_s=0) as bound:
             event = bound.client.complete_event(event)
     with ctx.session() as session:
         delivery = _delivery(session, webhook_id)
@@ -138,14 +144,24 @@ def _delivery(session: Session, webhook_id: uuid.UUID) -> WebhookDelivery:
 @job_type(
     CONSUME_JOB,
     capability=Capability.ORDER_WEBHOOKS,
-    internal="beat polls every store's order queue (FUSION_ORDER_QUEUE_POLL_S)",
+    internal="each store with an order queue has one listener, which hands over to its own "
+    "successor; beat restarts a broken chain (FUSION_ORDER_QUEUE_POLL_S)",
 )
 def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
-    """Drain the store's order notification queue: each new notification is stored once and
-    its ``process_webhook`` enqueued, in one transaction per notification; one naming another
-    seller than the store's is dropped from the queue unstored (counted ``refused``). Raises
-    UnsupportedCapability for a platform without a queue, PermanentError for a store that
-    names none; a notification whose handling failed stays on the queue for the next run."""
+    """Listen on the store's order notification queue for ``FUSION_ORDER_QUEUE_LISTEN_S``
+    (back-to-back long polls, with a checkpoint before each), storing each new notification
+    once and enqueueing its ``process_webhook``, in one transaction per notification; one
+    naming another seller than the store's is dropped from the queue unstored (counted
+    ``refused``). Then enqueue the store's next listener (one per job, by idempotency key) while
+    the store is active and names its queue, so the queue is read without pause. A job whose
+    successor exists already (a rerun after a crash past the hand-over) reads nothing.
+
+    Raises UnsupportedCapability for a platform without a queue, PermanentError for a store
+    that names none; a notification whose handling failed stays on the queue for the next
+    read; an error reaching the queue itself retries the job on the ladder."""
+    store_id = ctx.require_store()
+    if _successor(ctx, store_id) is not None:
+        return {"handed_over_already": True}
     outcomes: Counter[str] = Counter()
     with store_client(ctx, Capability.ORDER_WEBHOOKS) as bound:
 
@@ -165,8 +181,9 @@ def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
                 return
             outcomes[receipt.outcome] += 1
 
-        run = bound.plugin.order_queue(bound.client, handle).drain(max_polls=QUEUE_MAX_POLLS)
-    result = {
+        queue = bound.plugin.order_queue(bound.client, handle)
+        run = queue.listen(seconds=ctx.settings.order_queue_listen_s, between=ctx.checkpoint)
+    result: dict[str, Any] = {
         "received": run.received,
         "accepted": outcomes["accepted"],
         "duplicates": outcomes["duplicate"] + run.duplicates,
@@ -184,7 +201,50 @@ def consume_order_queue(ctx: JobContext) -> dict[str, Any]:
         "warning" if run.failed or run.invalid or result["refused"] else "info",
         **result,
     )
+    successor = _hand_over(ctx, store_id)
+    if successor is None:
+        ctx.log("the store no longer reads an order queue: no next listener", "info")
+    result["successor"] = str(successor) if successor else None
     return result
+
+
+def _successor_key(store_id: uuid.UUID, job_id: uuid.UUID) -> str:
+    return f"{CONSUME_JOB}:{store_id}:after:{job_id}"
+
+
+def _successor(ctx: JobContext, store_id: uuid.UUID) -> uuid.UUID | None:
+    with ctx.session() as session:
+        return session.scalar(
+            select(Job.id).where(Job.idempotency_key == _successor_key(store_id, ctx.job_id))
+        )
+
+
+def _hand_over(ctx: JobContext, store_id: uuid.UUID) -> uuid.UUID | None:
+    """Enqueue the store's next listener (once per job: its key names this job), published
+    at once after the commit; None when queue reading is off, or the store is gone, not
+    active or names no queue any more (beat starts one again when it does)."""
+    if ctx.settings.order_queue_poll_s <= 0:
+        return None
+    reads = order_queue_stores()
+    with ctx.session() as session:
+        live = session.scalar(
+            select(Store.id).where(
+                Store.id == store_id,
+                Store.status == StoreStatus.ACTIVE,
+                reads.where if reads.where is not None else true(),
+            )
+        )
+        if live is None:
+            return None
+        job = enqueue(
+            session,
+            org_id=ctx.org_id,
+            job_type=CONSUME_JOB,
+            store_id=store_id,
+            idempotency_key=_successor_key(store_id, ctx.job_id),
+            notes=[f"listens after {ctx.job_id}"],
+        )
+        return job.id
 
 
 @job_type(SUBSCRIBE_JOB, capability=Capability.ORDER_WEBHOOKS)

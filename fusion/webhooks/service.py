@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, text, update
+from sqlalchemy import and_, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -31,12 +31,12 @@ from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.errors import FusionError, MalformedWebhook, NotFound, PermanentError, ValidationFailed
 from fusion.jobs.models import Job
-from fusion.jobs.recurring import StoreFilter
+from fusion.jobs.recurring import StoreFilter, in_flight, lock_org
 from fusion.jobs.service import enqueue
 from fusion.plugins.base import Plugin, WebhookEvent
 from fusion.plugins.registry import get_plugin, plugin_slugs
 from fusion.stores.client import webhook_secret
-from fusion.stores.models import Store
+from fusion.stores.models import Store, StoreStatus
 from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
 
 PROCESS_JOB = "process_webhook"
@@ -191,6 +191,31 @@ def subscribe_on_connect(session: Session, settings: Settings, store: Store) -> 
     if not settings.public_url or store.webhook_secret_encrypted is None:
         return None
     return enqueue(session, org_id=store.org_id, job_type=SUBSCRIBE_JOB, store_id=store.id)
+
+
+def start_order_listener(session: Session, settings: Settings, store: Store) -> Job | None:
+    """Enqueue the store's ``consume_order_queue`` listener now when it is active, names its
+    order notification queue, queue reading is on (``FUSION_ORDER_QUEUE_POLL_S`` > 0) and no
+    listener is pending or running, so a store just connected, resumed or given its queue
+    receives its orders within moments instead of at beat's next check; None otherwise.
+    Serialised with beat's fan-out (one listener per store)."""
+    setting = get_plugin(store.platform).order_queue_setting
+    if settings.order_queue_poll_s <= 0 or setting is None:
+        return None
+    if store.status != StoreStatus.ACTIVE or not (store.settings or {}).get(setting):
+        return None
+    lock_org(session, store.org_id, CONSUME_JOB)
+    session.flush()
+    busy = session.scalar(select(Store.id).where(Store.id == store.id, in_flight(CONSUME_JOB)))
+    if busy is not None:
+        return None
+    return enqueue(
+        session,
+        org_id=store.org_id,
+        job_type=CONSUME_JOB,
+        store_id=store.id,
+        notes=["the store reads an order queue: listening from now"],
+    )
 
 
 def _route(database: Database, store_id: uuid.UUID, platform: str) -> uuid.UUID:

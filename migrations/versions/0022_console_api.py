@@ -1,7 +1,7 @@
 """console API: job progress; the job and the webhook delivery that brought an order
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 Create Date: 2026-12-02
 
 - ``jobs.progress``: ``{"done": n, "total": m}`` as a long job last reported it
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -84,6 +84,20 @@ def make_kit(engine: Engine, org: uuid.UUID, requester: uuid.UUID | None) -> dic
             queue="shopify",
             status="failed",
         )
+        kit["bulk_job_id"] = _insert(
+            conn,
+            "jobs",
+            org_id=org,
+            store_id=kit["store_id"],
+            job_type="bulk_operations",
+            queue="shopify",
+            status="completed",
+        )
+        _insert(conn, "job_items", org_id=org, job_id=kit["bulk_job_id"], key=f"SKU-{tag}",
+                status="failed", reason="refused")  # fmt: skip
+        kit["import_id"] = _insert(conn, "catalog_imports", org_id=org, rows=1)
+        _insert(conn, "catalog_import_rows", org_id=org, import_id=kit["import_id"], line=2,
+                sku=f"SKU-{tag}", data=f'{{"sku": "SKU-{tag}"}}')  # fmt: skip
         kit["order_id"] = _insert(
             conn, "orders", org_id=org, store_id=kit["store_id"], external_id=f"o-{tag}"
         )
@@ -99,6 +113,14 @@ def make_kit(engine: Engine, org: uuid.UUID, requester: uuid.UUID | None) -> dic
         )
         kit["policy_id"] = _insert(
             conn, "approval_policies", org_id=org, resource_type=f"r-{tag}", action="publish"
+        )
+        kit["channel_id"] = _insert(
+            conn,
+            "notification_channels",
+            org_id=org,
+            name="c",
+            kind="webhook",
+            target="http://127.0.0.1:9/hook",
         )
         kit["tag"] = tag
         kit["slug"] = "shopify"
@@ -230,6 +252,13 @@ ENDPOINTS = [
     Endpoint("POST", ORG + "/jobs/bulk-cancel", "operator", {"filter": {"job_type": "x"}}),
     Endpoint("POST", ORG + "/jobs/{job_id}/cancel", "operator"),
     Endpoint("POST", ORG + "/jobs/{failed_job_id}/rerun", "operator"),
+    Endpoint("GET", ORG + "/jobs/{bulk_job_id}/items", "viewer"),
+    Endpoint("POST", ORG + "/jobs/{bulk_job_id}/retry-failed", "operator", ok={"*": 202}),
+    Endpoint("GET", ORG + "/exports/catalog.csv", "viewer"),
+    # A JSON body is not a spreadsheet: 422 naming the file, once the role is allowed.
+    Endpoint("POST", ORG + "/imports", "operator", {"rows": []}, {"*": 422}),
+    Endpoint("GET", ORG + "/imports/{import_id}", "viewer"),
+    Endpoint("POST", ORG + "/imports/{import_id}/confirm", "operator", {}, {"*": 202}),
     Endpoint("GET", ORG + "/orders", "viewer"),
     Endpoint("GET", ORG + "/orders/{order_id}", "viewer"),
     Endpoint("GET", ORG + "/approvals", "viewer"),
@@ -248,6 +277,19 @@ ENDPOINTS = [
         "PATCH", ORG + "/approval-policies/{policy_id}", "owner", {"requires_approval": False}
     ),
     Endpoint("DELETE", ORG + "/approval-policies/{policy_id}", "owner", ok={"*": 204}),
+    Endpoint("GET", ORG + "/notification-channels", "viewer"),
+    Endpoint(
+        "POST",
+        ORG + "/notification-channels",
+        "owner",
+        {"name": "n", "kind": "webhook", "target": "http://127.0.0.1:9/h", "events": ["stock.out"]},
+        {"*": 201},
+    ),
+    Endpoint("GET", ORG + "/notification-channels/{channel_id}", "viewer"),
+    Endpoint("PATCH", ORG + "/notification-channels/{channel_id}", "owner", {"name": "R"}),
+    Endpoint("DELETE", ORG + "/notification-channels/{channel_id}", "owner", ok={"*": 204}),
+    Endpoint("POST", ORG + "/notification-channels/{channel_id}/test", "owner", ok={"*": 202}),
+    Endpoint("GET", ORG + "/notification-deliveries", "viewer"),
     Endpoint("GET", ORG + "/audit", "owner"),
     Endpoint("GET", ORG + "/events", "viewer"),
     Endpoint("GET", ORG + "/stats/hourly", "viewer"),

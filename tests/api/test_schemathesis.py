@@ -29,7 +29,9 @@ EXAMPLES = 10
 # (and exactly one of code / recovery code, or code / password: no oneOf of required fields in
 # these schemas), requiring MFA of owners needs the caller to have it on, a bulk job action
 # takes job ids or a filter but not both (no oneOf here either), and the hourly series
-# reaches back 7 days at most and never into the future (a date-time has no such bounds).
+# reaches back 7 days at most and never into the future (a date-time has no such bounds), and
+# a notification channel's target is an email address or an https URL by its kind (no
+# discriminator here).
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/auth/login/mfa"),
@@ -44,6 +46,8 @@ BUSINESS_VALIDATED = {
     ("POST", "/orgs/{org_id}/jobs/bulk-retry"),
     ("POST", "/orgs/{org_id}/jobs/bulk-cancel"),
     ("GET", "/orgs/{org_id}/stats/hourly"),
+    ("POST", "/orgs/{org_id}/notification-channels"),
+    ("PATCH", "/orgs/{org_id}/notification-channels/{channel_id}"),
 }
 
 

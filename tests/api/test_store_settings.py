@@ -79,17 +79,25 @@ def test_an_amazon_store_connected_with_its_queue_is_polled_for_orders(
     assert shown["settings"]["marketplace_id"] == "ATVPDKIKX0DER"
     assert shown["settings"]["aws_region"] == "us-east-1"
     assert shown["state"] == {}
-    # When the minute poll of order queues fans out
+
+    # And connecting started the store's order-queue listener: one consume_order_queue job
+    def consume_jobs() -> list[str]:
+        with admin_engine.connect() as conn:
+            return [
+                str(s)
+                for s in conn.execute(
+                    text("SELECT store_id FROM jobs WHERE job_type = :t"), {"t": CONSUME_JOB}
+                ).scalars()
+            ]
+
+    assert consume_jobs() == [store_id]
+    # When beat's safety net over order queues fans out
     run = enqueue_for_due_stores(
         database, job_type=CONSUME_JOB, every=timedelta(minutes=1), stores=order_queue_stores()
     )
-    # Then it made one consume_order_queue job, for that store
-    assert run.enqueued == 1
-    with admin_engine.connect() as conn:
-        jobs = conn.execute(
-            text("SELECT store_id FROM jobs WHERE job_type = :t"), {"t": CONSUME_JOB}
-        ).scalars()
-        assert [str(s) for s in jobs] == [store_id]
+    # Then it finds the store's listener there and starts no second one
+    assert run.enqueued == 0
+    assert consume_jobs() == [store_id]
 
 
 def test_patch_merges_settings_null_restores_the_default_and_is_audited(team_a: Team) -> None:

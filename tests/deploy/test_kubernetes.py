@@ -704,7 +704,8 @@ def _load_sizing() -> types.ModuleType:
 
 
 def _bounds(objects: list[Obj]) -> list[str]:
-    """Every autoscaler reaches the largest row of docs/running.md's sizing table."""
+    """Every autoscaler's bound is the largest row of docs/running.md's sizing table: not
+    short of it, and not past it (a bound the table no longer backs)."""
     out = []
     sizing = _load_sizing()
     needed: dict[str, int] = {}
@@ -719,7 +720,7 @@ def _bounds(objects: list[Obj]) -> list[str]:
         queue = target["metadata"]["labels"]["fusion.hub/queue"]
         spec = scaler["spec"]
         top = spec.get("maxReplicas", spec.get("maxReplicaCount", 100))
-        if top < needed.get(queue, 1):
+        if top != needed.get(queue, 1):
             out.append(
                 f"{scaler['kind']}/{scaler['metadata']['name']}: at most {top}, "
                 f"the table needs {needed.get(queue)}"
@@ -834,6 +835,9 @@ BREAKAGES = {
     "the API probed on the wrong port": lambda o: _pod(_find(o, "Deployment", "fusion-api"))[
         "containers"
     ][0]["ports"][0].update(containerPort=9000),
+    "an autoscaler bound past the table": lambda o: _find(
+        o, "ScaledObject", "fusion-worker-default"
+    )["spec"].update(maxReplicaCount=4),
 }
 
 
@@ -853,6 +857,7 @@ CAUGHT_AS = {
     "another command": "compose runs",
     "flower with the JWT secret": "broker settings only",
     "the API probed on the wrong port": "not the one the command binds",
+    "an autoscaler bound past the table": "the table needs 1",
 }
 
 

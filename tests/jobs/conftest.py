@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 import pytest
 from sqlalchemy import Engine, text
@@ -20,14 +21,18 @@ class RecordingDispatcher:
 
     def __init__(self) -> None:
         self.published: list[tuple[uuid.UUID, str, Lane]] = []
+        self.etas: dict[uuid.UUID, datetime | None] = {}  # the last message's, per job
 
     def publish(
         self,
         jobs: Sequence[tuple[uuid.UUID, str]],
         lane: Lane = Lane.NORMAL,
         labels: Labels | None = None,
+        *,
+        eta: datetime | None = None,
     ) -> None:
         self.published.extend((job_id, queue, lane) for job_id, queue in jobs)
+        self.etas.update((job_id, eta) for job_id, _ in jobs)
 
     @property
     def ids(self) -> list[uuid.UUID]:

@@ -19,7 +19,13 @@ import requests
 from fusion.errors import PermanentError, RateLimited, RetryableError
 from fusion.plugins import amazon
 from fusion.plugins._amazon_feeds import gunzip
-from fusion.plugins.base import InventoryUpdate, ProductDraft, StoreConnection, VariantDraft
+from fusion.plugins.base import (
+    InventoryUpdate,
+    ItemRefusal,
+    ProductDraft,
+    StoreConnection,
+    VariantDraft,
+)
 from fusion.plugins.http import StoreHttp
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.sandbox import _amazon_contract as contract
@@ -246,14 +252,14 @@ def test_bulk_inventory_goes_through_one_json_listings_feed(
     assert log[0].startswith("submitted JSON_LISTINGS_FEED") and "3 accepted, 0 invalid" in log[1]
 
 
-def test_bulk_feed_naming_an_unknown_sku_fails_permanently_with_its_name(
+def test_bulk_feed_naming_an_unknown_sku_refuses_that_sku_alone_with_amazons_reason(
     sandbox: tuple[AmazonSandbox, str], seller: StoreConnection
 ) -> None:
     _, url = sandbox
     client = client_for(seller)
     client.create_product(draft("KNOWN", quantity=1))
-    with pytest.raises(PermanentError, match=r"refused \['GHOST'\]"):
-        client.bulk_set_inventory([InventoryUpdate("KNOWN", 4), InventoryUpdate("GHOST", 2)])
+    refused = client.bulk_set_inventory([InventoryUpdate("KNOWN", 4), InventoryUpdate("GHOST", 2)])
+    assert refused == [ItemRefusal("GHOST", "4000003: SKU 'GHOST' not found.")]
     assert state(url, seller)["listings"]["KNOWN"]["quantity"] == 4
 
 

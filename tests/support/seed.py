@@ -108,6 +108,19 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
         ids["listing_stock"] = _insert(
             conn, "listing_stock", org_id=org, listing_id=ids["listings"], sku="SKU-1"
         )
+        ids["job_items"] = _insert(
+            conn, "job_items", org_id=org, job_id=ids["jobs"], key="SKU-1", status="ok"
+        )
+        ids["catalog_imports"] = _insert(conn, "catalog_imports", org_id=org)
+        ids["catalog_import_rows"] = _insert(
+            conn,
+            "catalog_import_rows",
+            org_id=org,
+            import_id=ids["catalog_imports"],
+            line=2,
+            sku="SKU-1",
+            data="{}",
+        )
         ids["audit_logs"] = _insert(
             conn,
             "audit_logs",
@@ -115,6 +128,22 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
             actor_type="system",
             action="seed",
             resource_type="org",
+        )
+        ids["notification_channels"] = _insert(
+            conn,
+            "notification_channels",
+            org_id=org,
+            name="ops",
+            kind="webhook",
+            target="http://127.0.0.1:9/hook",
+        )
+        ids["notification_deliveries"] = _insert(
+            conn,
+            "notification_deliveries",
+            org_id=org,
+            channel_id=ids["notification_channels"],
+            event="test",
+            message_id=f"msg_{tag}",
         )
     missing = set(TENANT_TABLES) - set(ids)
     assert not missing, f"seed_org does not cover {sorted(missing)}: add them here"

@@ -43,7 +43,7 @@ def amazon() -> Iterator[SandboxServer]:
 
 @pytest.fixture(scope="module")
 def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
-    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1")
+    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1", FUSION_ORDER_QUEUE_LISTEN_S="2")
     with workers_and_beat(env, "amazon_sc,default", concurrency=2) as processes:
         yield processes
 
@@ -242,3 +242,52 @@ def _delivery_status(admin: Engine, store: Store) -> str:
                 text("SELECT status FROM webhooks WHERE store_id = :s"), {"s": store.id}
             ).scalar_one()
         )
+
+
+def _listeners(admin: Engine, store: Store) -> list[Any]:
+    with admin.connect() as conn:
+        return list(
+            conn.execute(
+                text(
+                    "SELECT id, status, created_at, started_at, finished_at, result FROM jobs "
+                    "WHERE store_id = :s AND job_type = :t ORDER BY created_at"
+                ),
+                {"s": store.id, "t": CONSUME_ORDER_QUEUE},
+            ).all()
+        )
+
+
+def _stopped_listening_at(admin: Engine, job_id: uuid.UUID) -> Any:
+    """When the listener wrote its summary: after its last read of the queue."""
+    with admin.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT created_at FROM job_logs WHERE job_id = :id "
+                "AND message LIKE 'order queue: %'"
+            ),
+            {"id": job_id},
+        ).scalar_one()
+
+
+def test_each_listener_hands_over_to_one_successor_and_never_two_listen_at_once(
+    hub: Hub, amazon: SandboxServer
+) -> None:
+    # Given an Amazon store whose queue is read by listeners of 2 s each (beat started the
+    # first; here it checks every second)
+    store = hub.connect("amazon_sc", amazon)
+    # When a few of them have run
+    wait_until(lambda: sum(j.status == "completed" for j in _listeners(hub.admin, store)) >= 3, 60)
+    # Then they form one chain: each completed listener names one successor of its own,
+    # enqueued before it finished (no gap, so beat never had to start another), which began
+    # only after it had stopped reading the queue
+    listeners = _listeners(hub.admin, store)
+    by_id = {j.id: j for j in listeners}
+    done = [j for j in listeners if j.status == "completed"]
+    successors = [uuid.UUID(j.result["successor"]) for j in done]
+    assert len(set(successors)) == len(successors)
+    assert [j.id for j in listeners[1:]] == successors[: len(listeners) - 1]
+    for job, successor_id in zip(done, successors, strict=True):
+        successor = by_id[successor_id]
+        assert successor.created_at <= job.finished_at
+        if successor.started_at is not None:
+            assert successor.started_at >= _stopped_listening_at(hub.admin, job.id)
