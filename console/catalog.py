@@ -15,7 +15,7 @@ from console import forms
 from console.scope import access, back, bp, page, tx
 from fusion.approvals.models import Approval, ApprovalStatus
 from fusion.auth.models import Role
-from fusion.catalog import deletes
+from fusion.catalog import deletes, search
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Listing, Product, ProductStatus, ProductVariant
 from fusion.inventory import channels, manual
@@ -84,7 +84,22 @@ def products_page(org_id: uuid.UUID) -> str:
         rows=rows,
         statuses=list(ProductStatus),
         more=forms.query_without("cursor"),
+        hits=_sku_hits(),
     )
+
+
+def _sku_hits() -> list[search.VariantHit] | None:
+    """The org-wide SKU search (as GET /orgs/{org}/variants?q=): None without a term."""
+    term = forms.text("sku_q", source="args")
+    if not term:
+        return None
+    found = tx().scalars(
+        select(ProductVariant)
+        .where(*search.matching(sku=None, q=term))
+        .order_by(ProductVariant.sku)
+        .limit(forms.PAGE_SIZE)
+    )
+    return search.with_products(tx(), list(found))
 
 
 @bp.post("/orgs/<uuid:org_id>/variants/<uuid:variant_id>/stock")

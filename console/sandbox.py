@@ -19,8 +19,8 @@ from werkzeug.wrappers import Response
 
 from api.context import hub
 from console import forms
-from console.scope import back, bp, page, tx
-from console.stores import connect
+from console.scope import access, back, bp, page, tx
+from fusion.actions import stores as actions
 from fusion.auth.models import Role
 from fusion.errors import ValidationFailed
 from fusion.stores import service as stores
@@ -85,7 +85,7 @@ def sandbox_shop(org_id: uuid.UUID) -> Response:
         "webhook_secret": webhook_secret,
     }
     with hub().database.org_session(org_id) as session:
-        store_id = connect(session, org_id, body).id
+        store_id = actions.connect(session, access(), settings=hub().settings, **body).id
     hook = f"{request.host_url.rstrip('/')}/webhooks/shopify/{store_id}"
     body = {"shop": domain, "token": token, "webhook_secret": webhook_secret, "webhook_url": hook}
     _control(url, "/_sandbox/shops", body)

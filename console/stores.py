@@ -9,15 +9,13 @@ from typing import Any
 
 from flask import flash, render_template, request
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
 from api.context import hub
 from console import figures, validation
 from console.charts import Series, bars
 from console.scope import access, back, bp, page, tx
-from fusion.actions.stores import FIELDS
-from fusion.audit.service import audited_update, record, snapshot
+from fusion.actions import stores as actions
 from fusion.auth.models import Role
 from fusion.errors import JobError, ValidationFailed
 from fusion.plugins.base import Capability
@@ -25,7 +23,6 @@ from fusion.plugins.registry import all_plugins, get_plugin
 from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store, StoreStatus
-from fusion.webhooks import service as webhooks
 from schemas.stores import StoreConnectSchema
 
 
@@ -61,25 +58,9 @@ def connect_store(org_id: uuid.UUID) -> Response:
         if (value := _json_field(name)) is not None:
             raw[name] = value
     body = validation.load(StoreConnectSchema(), raw)
-    store = connect(tx(), org_id, body)
+    store = actions.connect(tx(), access(), settings=hub().settings, **body)
     flash(f"Connected {store.name}.", "ok")
     return back("console.store_page", org_id=org_id, store_id=store.id)
-
-
-def connect(session: Session, org_id: uuid.UUID, body: dict[str, Any]) -> Store:
-    """As POST /orgs/{org}/stores does (until connect_store subscribes and audits itself)."""
-    store = stores.connect_store(session, org_id=org_id, settings=hub().settings, **body)
-    webhooks.subscribe_on_connect(session, hub().settings, store)
-    record(
-        session,
-        org_id=org_id,
-        actor=access().principal,
-        action="store.connect",
-        resource_type="store",
-        resource_id=store.id,
-        after=snapshot(store, FIELDS),
-    )
-    return store
 
 
 @bp.get("/orgs/<uuid:org_id>/stores/<uuid:store_id>")
@@ -111,17 +92,7 @@ def store_status(org_id: uuid.UUID, store_id: uuid.UUID, action: str) -> Respons
     status = StoreStatus.PAUSED if action == "pause" else StoreStatus.ACTIVE
     if store.status is StoreStatus.DISCONNECTED:
         raise ValidationFailed(fields={"status": ["The store is disconnected."]})
-    # As PATCH /orgs/{org}/stores/{id} with a status does.
-    audited_update(
-        tx(),
-        org_id=org_id,
-        actor=access().principal,
-        obj=store,
-        changes={"status": status},
-        action="store.update",
-        resource_type="store",
-        fields=FIELDS,
-    )
+    actions.update(tx(), access(), store_id, {"status": status}, settings=hub().settings)
     flash(f"{store.name}: {status.value}.", "ok")
     return back("console.store_page", org_id=org_id, store_id=store_id)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.api.conftest import count_rows, make_team
 from tests.console.conftest import ConsoleTeam, person
@@ -82,10 +82,12 @@ def pages(crew: ConsoleTeam, s: Seeded) -> dict[str, str]:
         "dashboard": f"{org}/",
         "jobs": f"{org}/jobs",
         "jobs filtered": f"{org}/jobs?status=pending&store={s.store_id}",
+        "jobs since and error": f"{org}/jobs?since=2020-01-01T00:00&error=refused",
         "job": f"{org}/jobs/{s.job_id}",
         "stores": f"{org}/stores",
         "store": f"{org}/stores/{s.store_id}",
         "products": f"{org}/products",
+        "products sku search": f"{org}/products?sku_q=SKU",
         "publishing": f"{org}/publishing",
         "approvals": f"{org}/approvals",
         "orders": f"{org}/orders",
@@ -350,3 +352,116 @@ def test_the_login_session_ends_on_sign_out_and_password_change(
     assert elsewhere.get(f"{org}/").status_code == 303  # every other one ended
     assert crew.team.operator.get("/me").status_code == 401  # the API's tokens too
     uuid.UUID(str(crew.team.member_ids["operator"]))
+
+
+def test_console_cancel_rerun_and_pause_write_one_audit_entry_each(
+    crew: ConsoleTeam, admin_engine: Engine
+) -> None:
+    s = seed(crew)
+    org, operator = crew.org, crew.operator
+    operator.get(f"{org}/")
+    assert operator.post(f"{org}/jobs/{s.job_id}/cancel").status_code == 303
+    assert operator.post(f"{org}/jobs/{s.job_id}/rerun").status_code == 303
+    assert operator.post(f"{org}/stores/{s.store_id}/pause").status_code == 303
+    assert count_rows(admin_engine, "audit_logs", action="job.cancel") == 1
+    assert count_rows(admin_engine, "audit_logs", action="job.rerun") == 1
+    assert count_rows(admin_engine, "audit_logs", action="store.update") == 1
+    assert count_rows(admin_engine, "stores", status="paused") == 1
+
+
+def fail(admin_engine: Engine, job_id: str, error: str) -> None:
+    """Mark a job failed as a worker would after its last attempt (the sandbox outage that
+    does it for real is the browser test's)."""
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE jobs SET status = 'failed', finished_at = now(), last_error = :e,"
+                " locked_by = NULL, lease_expires_at = NULL WHERE id = :id"
+            ),
+            {"e": error, "id": job_id},
+        )
+
+
+def test_failure_groups_retry_all_and_bulk_actions(crew: ConsoleTeam, admin_engine: Engine) -> None:
+    s = seed(crew)
+    org, api_org = crew.org, f"/orgs/{crew.team.org_id}"
+    owner = crew.team.owner
+    bowl = ok(owner.post(f"{api_org}/products", json={"title": "Bowl", "description": "A bowl"}))
+    listed = {"product_id": bowl["id"], "store_id": s.store_id}
+    listing = ok(owner.post(f"{api_org}/listings", json=listed), 201)
+    second = ok(owner.post(f"{api_org}/listings/{listing['id']}/publish"), 202)["job"]
+    error = "PlatformUnavailable: shopify answered 503\ntraceback..."
+    fail(admin_engine, s.job_id, error)
+    fail(admin_engine, second["id"], error)
+    # Every role sees the group; only an operator or owner sees Retry all and the bulk forms.
+    for role in ROLES:
+        html = crew.by_role(role).get(f"{org}/").get_data(as_text=True)
+        assert 'class="failure-group" data-count="2"' in html, role
+        assert "PlatformUnavailable: shopify answered 503" in html and "traceback" not in html
+        jobs_html = crew.by_role(role).get(f"{org}/jobs").get_data(as_text=True)
+        assert ("Retry all" in html) == (role != "viewer"), role
+        assert ('name="job_ids"' in jobs_html) == (role != "viewer"), role
+        assert ("Retry all matching" in jobs_html) == (role != "viewer"), role
+    # A viewer's forged POSTs (with a valid CSRF token) are refused by the action's role check.
+    viewer = crew.viewer
+    viewer.get(f"{org}/")
+    group = {"job_type": "create_product", "store_id": s.store_id,
+             "error_line": "PlatformUnavailable: shopify answered 503"}  # fmt: skip
+    assert viewer.post(f"{org}/jobs/failure-groups/retry", group).status_code == 403
+    assert viewer.post(f"{org}/jobs/bulk", {"do": "retry-matching"}).status_code == 403
+    assert viewer.post(f"{org}/jobs/bulk", {"do": "retry-selected", "job_ids": s.job_id}
+                       ).status_code == 403  # fmt: skip
+    assert count_rows(admin_engine, "jobs", status="failed") == 2
+    assert count_rows(admin_engine, "audit_logs", action="job.bulk_retry") == 0
+    # The error filter finds them; since in the future finds nothing.
+    found = crew.operator.get(f"{org}/jobs?error=answered+503").get_data(as_text=True)
+    assert f'id="job-{s.job_id}"' in found and f'id="job-{second["id"]}"' in found
+    later = crew.operator.get(f"{org}/jobs?since=2999-01-01T00:00").get_data(as_text=True)
+    assert f'id="job-{s.job_id}"' not in later
+    # The operator retries the group: both re-run, one audit entry, back to the dashboard.
+    operator = crew.operator
+    operator.get(f"{org}/")
+    job_type = admin_scalar(admin_engine, s.job_id, "job_type")
+    done = operator.post(f"{org}/jobs/failure-groups/retry", {**group, "job_type": job_type})
+    assert done.status_code == 303 and done.headers["Location"].endswith(f"{org}/")
+    assert count_rows(admin_engine, "jobs", status="failed") == 0
+    assert count_rows(admin_engine, "jobs", status="pending") == 2
+    assert count_rows(admin_engine, "audit_logs", action="job.bulk_retry") == 1
+    assert "Retried 2 job(s)" in operator.get(f"{org}/").get_data(as_text=True)
+    # Bulk cancel of the ticked jobs, then everything matching (nothing left to cancel).
+    operator.get(f"{org}/jobs")
+    ticked = operator.post(f"{org}/jobs/bulk", {"do": "cancel-selected", "job_ids": s.job_id})
+    assert ticked.status_code == 303
+    assert count_rows(admin_engine, "jobs", status="cancelled") == 1
+    matching = operator.post(f"{org}/jobs/bulk", {"do": "cancel-matching", "status": "pending"})
+    assert matching.status_code == 303
+    assert count_rows(admin_engine, "jobs", status="cancelled") == 2
+    page = operator.get(f"{org}/jobs").get_data(as_text=True)
+    assert "cancel: 1 job(s), 0 skipped" in page
+    assert count_rows(admin_engine, "audit_logs", action="job.bulk_cancel") == 2
+
+
+def admin_scalar(admin_engine: Engine, job_id: str, column: str) -> str:
+    with admin_engine.connect() as conn:
+        value = conn.execute(text(f"SELECT {column} FROM jobs WHERE id = :id"), {"id": job_id})
+        return str(value.scalar_one())
+
+
+def test_sku_search_and_job_progress(crew: ConsoleTeam, admin_engine: Engine) -> None:
+    s = seed(crew)
+    org = crew.org
+    with admin_engine.connect() as conn:
+        sku = conn.execute(
+            text("SELECT sku FROM product_variants WHERE id = :id"), {"id": s.variant_id}
+        ).scalar_one()
+    html = crew.viewer.get(f"{org}/products?sku_q={sku[:-2]}").get_data(as_text=True)
+    assert 'class="sku-hit"' in html and sku in html
+    none = crew.viewer.get(f"{org}/products?sku_q=no-such-sku-zz").get_data(as_text=True)
+    assert "No SKU matches." in none
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text("UPDATE jobs SET progress = CAST(:p AS jsonb) WHERE id = :id"),
+            {"p": '{"done": 3, "total": 7}', "id": s.job_id},
+        )
+    assert "3 / 7" in crew.viewer.get(f"{org}/jobs").get_data(as_text=True)
+    assert "3 / 7" in crew.viewer.get(f"{org}/jobs/{s.job_id}").get_data(as_text=True)

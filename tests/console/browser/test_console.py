@@ -11,13 +11,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import requests
 from flask.testing import FlaskClient
 from sqlalchemy import Engine
 
 from tests.api.conftest import Team, count_rows, make_team
 from tests.console.browser.conftest import Browsers, Tab
 from tests.console.conftest import email_of
-from tests.support.merchant import new_product, new_sku
+from tests.support.merchant import list_product, new_product, new_sku
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[3]
@@ -156,3 +157,40 @@ def test_swagger_ui_loads_from_the_hub_alone(browsers: Browsers) -> None:
     page = tab.open("/docs")
     page.wait_for_selector("text=Fusion Stage Hub", timeout=WAIT_MS)
     page.wait_for_selector(".opblock", timeout=WAIT_MS)
+
+
+def _knobs(sandbox_url: str, **values: object) -> None:
+    answer = requests.post(f"{sandbox_url}/_sandbox/knobs", json=values, timeout=5)
+    assert answer.status_code == 200, answer.text
+
+
+def test_an_outage_fails_jobs_grouped_on_the_dashboard_and_retry_all_completes_them(
+    browsers: Browsers, client: FlaskClient, admin_engine: Engine
+) -> None:
+    team = make_team(client, "Alpha")
+    owner = browsers.tab()
+    owner.sign_in(email_of(team.owner))
+    shop = browsers.hub.shopify.url
+    store_id = _connect_sandbox_shop(owner, team, shop)
+    _knobs(shop, outage=True)
+    try:
+        for _ in range(2):
+            product_id, _ = new_product(team, [new_sku()])
+            list_product(team, product_id, store_id)
+        # The workers try, the sandbox answers 503 every time, the jobs run out of attempts.
+        _eventually(lambda: count_rows(admin_engine, "jobs", status="failed") == 2, timeout=90)
+    finally:
+        _knobs(shop, outage=False)
+
+    dashboard = owner.open(f"/console/orgs/{team.org_id}/")
+    group = dashboard.locator("tr.failure-group")
+    assert group.count() == 1
+    assert group.get_attribute("data-count") == "2"
+    assert "503" in group.inner_text()
+    group.locator("button", has_text="Retry all").click()
+    dashboard.wait_for_selector(".flash.ok")
+    assert "Retried 2 job(s)" in dashboard.locator(".flash.ok").inner_text()
+    _eventually(lambda: count_rows(admin_engine, "listings", status="published") == 2, 60)
+    assert count_rows(admin_engine, "audit_logs", action="job.bulk_retry") == 1
+    again = owner.open(f"/console/orgs/{team.org_id}/")
+    assert again.locator("tr.failure-group").count() == 0
