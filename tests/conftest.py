@@ -49,23 +49,13 @@ THROTTLE_VARIABLES = (
 )
 
 
-SLOW_LANE = "slow"
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On xdist workers (bin/test: ``--dist loadgroup``), each module is one group, so its
-    module-scoped servers start once; every module with a slow test joins one lane, so the
-    fault tests (killed workers, restarted servers, timed waits) never run beside each other,
-    and that lane comes first (``--no-loadscope-reorder`` keeps this order) so that it is not
-    the one left running at the end. A test's own ``xdist_group`` mark is kept."""
+    """On xdist workers, the modules with slow tests come first (stable otherwise): bin/test
+    hands out whole modules in collection order (``--no-loadscope-reorder``), so the long
+    fault tests start at once instead of finishing last on one worker."""
     if not xdist_worker():
         return
     slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
-    for item in items:
-        module = item.nodeid.split("::")[0]
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(SLOW_LANE if module in slow else module))
     items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
 
 
