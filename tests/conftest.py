@@ -2,6 +2,11 @@
 
 Given/when/then tests talk to real servers. Each test starts from empty tables: rows are
 truncated after it (workers in other processes make savepoint rollback impossible).
+
+Under pytest-xdist (``bin/test`` runs the whole suite on several workers) every worker is a
+session of its own: its own scratch database, Redis, FUSION_HOME and temporary directories,
+and free ports picked by the kernel; nothing here is shared between workers but the Postgres
+cluster (tests/support/servers.py says what that takes).
 """
 
 from __future__ import annotations
@@ -18,11 +23,17 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 
 from fusion.config import Settings
-from fusion.db import migrate
 from fusion.db.session import Database, make_engine
 from fusion.jobs.engine import Engine as JobEngine
 from fusion.models import Base
-from tests.support.servers import RedisServer, ScratchDatabase, admin_postgres_url
+from tests.support.servers import (
+    RedisServer,
+    ScratchDatabase,
+    admin_postgres_url,
+    per_worker_redis_url,
+    upgrade_scratch,
+    xdist_worker,
+)
 
 # Fixtures more than one folder uses: the API app (api/, cli/) and the worker environment
 # (workers/, cli/, jobs/, approvals/).
@@ -36,6 +47,16 @@ THROTTLE_VARIABLES = (
     "FUSION_ORG_CREATE_PER_IP_PER_MINUTE",
     "FUSION_ORG_CREATE_PER_MINUTE",
 )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On xdist workers, the modules with slow tests come first (stable otherwise): bin/test
+    hands out whole modules in collection order (``--no-loadscope-reorder``), so the long
+    fault tests start at once instead of finishing last on one worker."""
+    if not xdist_worker():
+        return
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)
 
 
 @pytest.fixture(scope="session")
@@ -69,12 +90,14 @@ def hub_env(
 ) -> dict[str, str]:
     """The FUSION_* environment of this test run, for in-process settings and child processes."""
     home = tmp_path_factory.mktemp("fusion-home")
+    shared_redis = os.environ.get("FUSION_TEST_REDIS_URL")
     return {
         "FUSION_ENV": "test",
         "FUSION_HOME": str(home),
         "FUSION_DATABASE_URL": test_database.url,
-        "FUSION_REDIS_URL": os.environ.get("FUSION_TEST_REDIS_URL")
-        or (redis_server.url if redis_server else ""),
+        "FUSION_REDIS_URL": per_worker_redis_url(shared_redis)
+        if shared_redis
+        else (redis_server.url if redis_server else ""),
         # The suite signs up hundreds of people from one address: the sign-up, login and
         # org-creation throttles are tested on apps of their own (tests/api/test_throttles.py).
         **dict.fromkeys(THROTTLE_VARIABLES, str(10**6)),
@@ -82,9 +105,13 @@ def hub_env(
 
 
 @pytest.fixture(scope="session")
-def settings(hub_env: dict[str, str]) -> Settings:
+def settings(test_database: ScratchDatabase, hub_env: dict[str, str]) -> Settings:
+    """The run's settings, its database migrated to the head. A test that migrates a scratch
+    database of its own asks for this first: the run's database then holds grants to the
+    cluster-wide roles, so they exist already and a downgrade to base never drops them from
+    under the other workers."""
     settings = Settings.from_env(hub_env)
-    migrate.upgrade(settings)
+    upgrade_scratch(test_database.admin_url, settings)
     return settings
 
 

@@ -15,10 +15,16 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.pool import NullPool
 
+from fusion.config import Settings
 from fusion.db.migrate import APP_PASSWORD_PLACEHOLDER, alembic_config, migrations_dir
 from fusion.db.session import make_engine
 from fusion.models import Base
-from tests.support.servers import ScratchDatabase, admin_postgres_url
+from tests.support.servers import (
+    ROLE_PASSWORD_LOCK,
+    ScratchDatabase,
+    admin_postgres_url,
+    cluster_lock,
+)
 
 # Set in the environment of every command below: it must never reach an offline script.
 APP_PASSWORD = "app-pw-never-in-a-script-7f3a"
@@ -37,11 +43,14 @@ def fusion(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def empty_database() -> Iterator[ScratchDatabase]:
+def empty_database(settings: Settings) -> Iterator[ScratchDatabase]:
+    # settings first: the run's database is migrated, so the cluster-wide roles exist. These
+    # upgrades set the application role's password (dba_env): one test process at a time.
     database = ScratchDatabase(admin_postgres_url())
     database.create()
     try:
-        yield database
+        with cluster_lock(database.admin_url, ROLE_PASSWORD_LOCK):
+            yield database
     finally:
         database.drop()
 

@@ -22,7 +22,9 @@ from tests.support.servers import ScratchDatabase, admin_postgres_url
 
 
 @pytest.fixture
-def empty_database(hub_env: dict[str, str]) -> Iterator[Settings]:
+def empty_database(settings: Settings, hub_env: dict[str, str]) -> Iterator[Settings]:
+    # The run's own database (settings) is migrated first: the cluster-wide roles exist and
+    # keep a dependent, so a downgrade to base here drops them from under no other worker.
     database = ScratchDatabase(admin_postgres_url())
     database.create()
     try:

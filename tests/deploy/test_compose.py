@@ -38,7 +38,13 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.support.servers import RedisServer, ScratchDatabase, admin_postgres_url
+from tests.support.servers import (
+    ROLE_PASSWORD_LOCK,
+    RedisServer,
+    ScratchDatabase,
+    admin_postgres_url,
+    cluster_lock,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -371,14 +377,17 @@ class Stage:
 
 
 @pytest.fixture
-def stage(tmp_path: Path) -> Iterator[Stage]:
+def stage(tmp_path: Path, settings: object) -> Iterator[Stage]:
+    # settings first: the run's database is migrated, so the cluster-wide roles exist. The
+    # compose migration sets the application role's password: one test process at a time.
     database = ScratchDatabase(admin_postgres_url())
     database.create()
     redis = RedisServer(password=COMPOSE_VARIABLES["REDIS_PASSWORD"])
     redis.start()
     staged = Stage(tmp_path, database, redis)
     try:
-        yield staged
+        with cluster_lock(database.admin_url, ROLE_PASSWORD_LOCK):
+            yield staged
     finally:
         staged.stop_all()
         redis.close()

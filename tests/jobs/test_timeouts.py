@@ -17,7 +17,8 @@ from tests.support.servers import ScratchDatabase, admin_postgres_url
 
 
 @pytest.fixture
-def short_timeouts(hub_env: dict[str, str]) -> Iterator[Settings]:
+def short_timeouts(settings: Settings, hub_env: dict[str, str]) -> Iterator[Settings]:
+    # settings first: the run's database is migrated, so the cluster-wide roles exist.
     scratch = ScratchDatabase(admin_postgres_url())
     scratch.create()
     try:

@@ -124,7 +124,8 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Install:
 
 
 @pytest.fixture
-def empty_database() -> Iterator[str]:
+def empty_database(settings: object) -> Iterator[str]:
+    # settings first: the run's database is migrated, so the cluster-wide roles exist.
     database = ScratchDatabase(admin_postgres_url())
     database.create()
     try:

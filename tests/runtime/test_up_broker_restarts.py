@@ -65,6 +65,8 @@ def hub(
             "FUSION_REDIS_URL": broker.url,
             "FUSION_API_PORT": str(api_port),
             "FUSION_FLOWER_PORT": str(free_port()),
+            # never the default 8001: another test's (or xdist worker's) hub may be up
+            "FUSION_STREAMS_PORT": str(free_port()),
             "FUSION_BEAT_LEASE_TTL_S": "3",
             "PYTHONPATH": str(ROOT),
         }

