@@ -99,7 +99,9 @@ def hub_services(
     services = [
         Service(
             "api",
-            api_server_command(python, "api.wsgi:app", http_address(settings.api_host, settings.api_port)),
+            api_server_command(
+                python, "api.wsgi:app", http_address(settings.api_host, settings.api_port)
+            ),
         ),
         Service(
             "streams",
