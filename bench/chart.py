@@ -5,7 +5,7 @@
 Reads what bench/engine.py (engine.json) and bench/api.py (api.json) last wrote and draws,
 each panel beside its target:
 
-1. job throughput: raw Celery, Dramatiq 2 × 8, the engine (bulk messages) and the engine with
+1. job throughput: raw Celery, Dramatiq 2 x 8, the engine (bulk messages) and the engine with
    one message per job, in jobs/s (all from one run of bench/engine.py);
 2. the engine's ratios: bulk to Dramatiq, one message per job to raw Celery (target 1.0);
 3. latencies of the engine: enqueue-to-start p50 / p99 (target p50 10 ms) and rescue of a
@@ -66,7 +66,7 @@ def draw(out: Path) -> Path:
     engine, api = _read("engine.json"), _read("api.json")
     fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
     (throughput, ratios), (latency, http) = axes
-    grey, blue, green = "#9e9e9e", "#1f77b4", "#2ca02c"
+    grey, blue = "#9e9e9e", "#1f77b4"
     if engine is None:
         for ax in (throughput, ratios, latency):
             _missing(ax, "bench/results/engine.json")
@@ -74,7 +74,7 @@ def draw(out: Path) -> Path:
         when = f"{engine.get('measured_at', '?')}, {_load(engine)}"
         _bars(
             throughput,
-            ["raw Celery", "Dramatiq 2×8", "engine\n(bulk)", "engine\n(1 msg/job)"],
+            ["raw Celery", "Dramatiq 2x8", "engine\n(bulk)", "engine\n(1 msg/job)"],
             [
                 engine["celery_tasks_per_s"],
                 engine.get("dramatiq_jobs_per_s", 0.0),
