@@ -2,7 +2,9 @@
 
 1. its caller, as the view's declared scope demands (``api.security.Guard``): an anonymous
    caller gets the one 401, a non-member of the org in the URL the 404 of a missing org, a
-   role too low the 403, whatever the body or query holds;
+   role too low the 403, whatever the body or query holds. For an org view this happens in
+   the org's transaction, which the view then carries on in (one transaction a request);
+   :func:`api.security.end_held_transaction` rolls it back if the view never takes it;
 2. its body: larger than ``FUSION_MAX_BODY_BYTES`` is a 413, JSON nested deeper than
    :data:`MAX_JSON_DEPTH` a 400 (Python's parser would recurse until it fails, a 500), for
    every endpoint that takes a body, the webhook intake included.
@@ -23,7 +25,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import problems
 from api.context import hub
-from api.security import GUARD_ATTR, Guard
+from api.security import GUARD_ATTR, Guard, end_held_transaction
 
 MAX_JSON_DEPTH = 64
 # A string literal, or an unterminated one up to the end: matching to the end keeps the scan
@@ -41,8 +43,11 @@ STREAMED_ATTR = "__fusion_streamed_upload__"
 
 
 def install(app: Flask) -> None:
-    """Run the checks before every request; registered before any other hook."""
+    """Run the checks before every request; registered before any other hook. An org
+    guard's transaction, left open for the view, ends with the request if the view did not
+    take it."""
     app.before_request(_preflight)
+    app.teardown_request(end_held_transaction)
 
 
 def _preflight() -> Response | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from copy import deepcopy
 from dataclasses import dataclass
 from functools import wraps
@@ -54,19 +54,68 @@ class Guard:
     people_only: bool = False
 
     def check(self, org_id: uuid.UUID | None) -> None:
-        """Authenticate the current request's caller as this guard demands, in a short
-        transaction of its own; raises AuthenticationFailed (401), or for an org guard
-        NotFound (not a member: 404) and PermissionDenied (role too low: 403)."""
+        """Authenticate the current request's caller as this guard demands; raises
+        AuthenticationFailed (401), or for an org guard NotFound (not a member: 404) and
+        PermissionDenied (role too low: 403).
+
+        An org guard does it in the org's transaction and leaves that transaction open for
+        the view (:func:`org_scope` carries on in it, so the membership that authorises the
+        action is the one read here, and the request costs one transaction, not two);
+        :func:`end_held_transaction` ends it if the view never runs (bad arguments)."""
         if self.kind == "org" and org_id is not None and self.minimum is not None:
-            with hub().database.org_session(org_id) as session:
+            stack = ExitStack()
+            session = stack.enter_context(hub().database.org_session(org_id))
+            try:
                 principal = authenticate(session)
-                authorize(session, principal, org_id, self.minimum, people_only=self.people_only)
-        elif self.kind in ("org", "user"):
+                found = authorize(
+                    session, principal, org_id, self.minimum, people_only=self.people_only
+                )
+            except BaseException:
+                session.rollback()
+                stack.close()
+                raise
+            g.held_transaction = _Held(org_id, stack, session, found)
+            return
+        if self.kind in ("org", "user"):
             with hub().database.system_session() as session:
                 principal = authenticate(session, allow_keys=self.allow_keys)
         else:
             return
         g.preflight_principal = principal
+
+
+@dataclass(frozen=True)
+class _Held:
+    """The org transaction the preflight opened and authorised the caller in."""
+
+    org_id: uuid.UUID
+    stack: ExitStack
+    session: Session
+    access: Access
+
+
+def end_held_transaction(_error: BaseException | None = None) -> None:
+    """End the transaction the preflight left open for a view that did not take it (its
+    arguments were refused, or it failed before): rolled back, nothing of it is kept."""
+    held: _Held | None = g.pop("held_transaction", None)
+    if held is not None:
+        held.session.rollback()
+        held.stack.close()
+
+
+@contextmanager
+def _org_transaction(org_id: uuid.UUID) -> Iterator[tuple[Session, Access | None]]:
+    """The request's org transaction: the preflight's, with the access it authorised, or a
+    new one (no access yet) when the preflight left none for this org."""
+    held: _Held | None = g.pop("held_transaction", None)
+    if held is not None and held.org_id == org_id:
+        with held.stack:
+            yield held.session, held.access
+        return
+    if held is not None:
+        held.stack.close()
+    with hub().database.org_session(org_id) as session:
+        yield session, None
 
 
 def _authenticated(session: Session, *, allow_keys: bool = True) -> Principal:
@@ -147,9 +196,13 @@ def org_scope(
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             org_id: uuid.UUID = kwargs["org_id"]
-            with hub().database.org_session(org_id) as session:
-                principal = _authenticated(session)
-                access = authorize(session, principal, org_id, minimum, people_only=people_only)
+            with _org_transaction(org_id) as (session, authorised):
+                if authorised is not None:
+                    access = authorised  # read in this very transaction by the preflight
+                    principal = access.principal
+                else:
+                    principal = _authenticated(session)
+                    access = authorize(session, principal, org_id, minimum, people_only=people_only)
                 orgs.check_owner_mfa(session, access)
                 charge(org_id)
                 if principal.actor_type is ActorType.API_KEY:

@@ -13,6 +13,9 @@ measures, in one run:
   same with one Celery message per job (bulk chunking off);
 - celery_tasks_per_s: N no-op Celery tasks (task_acks_late, prefetch 1) sent one by one to the
   same broker and drained by the same number of worker processes and threads;
+- dramatiq_jobs_per_s: N no-op Dramatiq messages (bench/dramatiq_peer.py, the ``bench`` extra)
+  sent one by one to the same Redis and drained by ``dramatiq`` with the same processes and
+  threads: the fastest Python job queue measured here, which keeps no durable record;
 - start_latency_ms_p50/p99: enqueue-to-start of 200 jobs enqueued one at a time on idle workers
   (started_at - created_at, both Postgres clocks);
 - rescue_s: a worker SIGKILLed mid-job with default lease and sweep settings; seconds until
@@ -20,10 +23,10 @@ measures, in one run:
 - fairness_p95_s: org A has a 10,000-job backlog on the queue; p95 start latency of 50 jobs
   org B enqueues one at a time meanwhile.
 
-The three throughput figures are measured ``--rounds`` times, interleaved (raw, engine, engine
-one message per job, then again), each round on freshly started workers; the medians are
-reported (every round's figure is kept in the JSON too), so a noisy moment on the machine does
-not decide the ratio.
+The four throughput figures are measured ``--rounds`` times, interleaved (raw Celery,
+Dramatiq, engine, engine one message per job, then again), each round on freshly started
+workers; the medians are reported (every round's figure is kept in the JSON too), so a noisy
+moment on the machine does not decide the ratio. The load average is kept with the figures.
 
 Prints every figure and writes them to bench/results/engine.json with the command. This module
 is also imported by the benchmark's workers (PYTHONPATH=bench): it registers ``bench.noop`` and
@@ -56,6 +59,7 @@ import schemas.jobs
 from fusion.errors import FusionError
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import JobType, register
+from fusion.runtime import extras
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "engine.json"
@@ -281,6 +285,45 @@ class Bench:
             time.sleep(0.05)
         return n / (float(client.get("bench:raw:last")) - t0)
 
+    def dramatiq_workers(self, tag: str) -> subprocess.Popen[bytes]:
+        """``dramatiq`` with --workers processes x --concurrency threads, ready to consume."""
+        log = f"{tag}.log"
+        out = (self.tmp / log).open("ab")
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "dramatiq", "dramatiq_peer",
+                "--processes", str(self.args.workers), "--threads", str(self.args.concurrency),
+                "--path", str(ROOT / "bench"),
+            ],
+            cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        self.procs.append(proc)
+        deadline = time.monotonic() + 60
+        while (self.tmp / log).read_text(errors="replace").count("is ready for action") < (
+            self.args.workers
+        ):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{log}: dramatiq workers did not start")
+            time.sleep(0.1)
+        return proc
+
+    def dramatiq_throughput(self) -> float:
+        import dramatiq_peer
+
+        client = _raw_redis()
+        client.delete(dramatiq_peer.DONE, dramatiq_peer.LAST)
+        n = self.args.jobs
+        t0 = time.time()
+        for _ in range(n):
+            dramatiq_peer.noop.send()
+        deadline = time.monotonic() + 600
+        while int(client.get(dramatiq_peer.DONE) or 0) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError("dramatiq messages did not finish")
+            time.sleep(0.05)
+        return n / (float(client.get(dramatiq_peer.LAST)) - t0)
+
     def start_latency(self, count: int = 200) -> list[float]:
         from fusion.jobs import service
 
@@ -367,6 +410,12 @@ def _pct(values: list[float], p: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(p) - 1]
 
 
+def _load() -> list[float]:
+    """The 1, 5 and 15 minute load averages (``uptime``): the machine is shared, so every
+    figure is kept with how busy it was."""
+    return [round(x, 2) for x in os.getloadavg()]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=5000)
@@ -374,11 +423,14 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
+    extras.require("bench", "bench/engine.py's Dramatiq baseline")
     bench = Bench(args)
     started = time.monotonic()
     try:
         bench.start_servers()
         raw_app.conf.broker_url = bench.settings.redis_url
+        os.environ["FUSION_REDIS_URL"] = bench.settings.redis_url or ""  # for dramatiq_peer
+        sys.path.insert(0, str(ROOT / "bench"))
         from fusion.jobs import dispatch
         from workers.dispatcher import CeleryDispatcher, producer_app
 
@@ -388,12 +440,15 @@ def main() -> int:
         dispatch.install(CeleryDispatcher(publisher))
         print(f"{args.jobs} no-op jobs, {args.workers} workers x {args.concurrency} threads")
 
-        rounds: dict[str, list[float]] = {"celery": [], "engine": [], "single": []}
+        rounds: dict[str, list[float]] = {"celery": [], "dramatiq": [], "engine": [], "single": []}
         beat_args = ("beat", "-l", "INFO", "-s", str(bench.tmp / "beat-schedule"))
         for r in range(args.rounds):
             raw = bench.workers("engine:raw_app", f"raw{r}-")
             rounds["celery"].append(bench.celery_throughput())
             bench.stop(raw)
+            peer = bench.dramatiq_workers(f"dramatiq{r}")
+            rounds["dramatiq"].append(bench.dramatiq_throughput())
+            bench.stop([peer])
             beat = bench.celery("workers.app", *beat_args, log="beat.log")
             engine_workers = bench.workers("workers.app", f"engine{r}-")
             rounds["engine"].append(bench.engine_throughput())
@@ -404,18 +459,27 @@ def main() -> int:
             dispatch.install(CeleryDispatcher(publisher))
             bench.stop([*engine_workers, beat])
             print(
-                f"round {r + 1}: raw Celery {rounds['celery'][-1]:,.0f} tasks/s, engine "
+                f"round {r + 1}: raw Celery {rounds['celery'][-1]:,.0f} tasks/s, Dramatiq "
+                f"{rounds['dramatiq'][-1]:,.0f} jobs/s, engine "
                 f"{rounds['engine'][-1]:,.0f} jobs/s, one message per job "
                 f"{rounds['single'][-1]:,.0f} jobs/s"
             )
         celery_rate = statistics.median(rounds["celery"])
+        dramatiq_rate = statistics.median(rounds["dramatiq"])
         engine_rate = statistics.median(rounds["engine"])
         single_rate = statistics.median(rounds["single"])
         print(f"medians of {args.rounds} interleaved rounds:")
         print(f"raw Celery (acks_late, prefetch 1): {celery_rate:,.0f} tasks/s")
+        peer = f"{args.workers} processes x {args.concurrency} threads"
+        print(f"Dramatiq ({peer}): {dramatiq_rate:,.0f} jobs/s")
         print(f"engine (enqueue → claim → run → complete): {engine_rate:,.0f} jobs/s")
         print(f"engine, one message per job: {single_rate:,.0f} jobs/s")
-        print(f"ratio engine / raw Celery: {engine_rate / celery_rate:.2f} (target ≥ 0.8)")
+        print(f"ratio engine / raw Celery: {engine_rate / celery_rate:.2f}")
+        print(
+            f"ratio engine / Dramatiq: {engine_rate / dramatiq_rate:.2f} (target ≥ 1.0); one "
+            f"message per job: {single_rate / dramatiq_rate:.2f} of Dramatiq, "
+            f"{single_rate / celery_rate:.2f} of raw Celery (target ≥ 1.0)"
+        )
 
         beat = bench.celery("workers.app", *beat_args, log="beat.log")
         engine_workers = bench.workers("workers.app", "engine")
@@ -429,7 +493,10 @@ def main() -> int:
         bench.stop(engine_workers)
 
         rescue_s = bench.rescue()
-        print(f"rescue after SIGKILL (lease 15 s, sweeps every 5 s): {rescue_s:.1f} s")
+        lease_s, sweep_s = bench.settings.lease_s, bench.settings.sweep_interval_s
+        print(
+            f"rescue after SIGKILL (lease {lease_s} s, sweeps every {sweep_s} s): {rescue_s:.1f} s"
+        )
         bench.stop([beat])
 
         results = {
@@ -438,13 +505,18 @@ def main() -> int:
             "engine_jobs_per_s_one_message_per_job": round(single_rate, 1),
             "ratio_one_message_per_job": round(single_rate / celery_rate, 3),
             "ratio": round(engine_rate / celery_rate, 3),
+            "dramatiq_jobs_per_s": round(dramatiq_rate, 1),
+            "ratio_to_dramatiq": round(engine_rate / dramatiq_rate, 3),
+            "ratio_to_dramatiq_one_message_per_job": round(single_rate / dramatiq_rate, 3),
             "start_latency_ms_p50": round(p50, 2),
             "start_latency_ms_p99": round(p99, 2),
             "rescue_s": round(rescue_s, 2),
+            "rescue_settings": {"lease_s": lease_s, "sweep_interval_s": sweep_s},
             "fairness_p95_s": round(fair_p95, 3),
             "throughput_rounds": args.rounds,
             "throughput_figures_are": "medians of interleaved rounds",
             "celery_tasks_per_s_rounds": [round(x, 1) for x in rounds["celery"]],
+            "dramatiq_jobs_per_s_rounds": [round(x, 1) for x in rounds["dramatiq"]],
             "engine_jobs_per_s_rounds": [round(x, 1) for x in rounds["engine"]],
             "engine_jobs_per_s_one_message_per_job_rounds": [round(x, 1) for x in rounds["single"]],
             "jobs": args.jobs,
@@ -454,6 +526,7 @@ def main() -> int:
             "command": "python bench/engine.py " + " ".join(sys.argv[1:]),
             "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_s": round(time.monotonic() - started, 1),
+            "load_average": _load(),
         }
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=2) + "\n")

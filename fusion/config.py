@@ -277,7 +277,9 @@ class Settings:
     access_token_ttl_s: int = 900
     refresh_token_ttl_s: int = 30 * 24 * 3600
     refresh_reuse_grace_s: int = 10
-    lease_s: int = 15
+    # A SIGKILLed worker's job runs again within about lease - lease/3 + sweep interval (the
+    # renewals come every third of the lease): ~6 s at these defaults.
+    lease_s: int = 6
     retry_ladder_s: tuple[int, ...] = (60, 300, 900, 3600)
     max_attempts: int = 5
     db_statement_timeout_ms: int = 30_000
@@ -303,7 +305,7 @@ class Settings:
     # Broker and sweep knobs (celeryconfig): the visibility timeout is longer than any job.
     broker_visibility_timeout_s: float = 7200
     broker_restore_interval_s: float = 10  # how often unacknowledged messages are restored
-    sweep_interval_s: float = 5  # reaper and dispatcher sweeps
+    sweep_interval_s: float = 2  # reaper and dispatcher sweeps
     dispatch_stale_s: int = 30  # a pending job's message older than this is published again
     worker_soft_shutdown_s: float = 10
     # How often beat makes sure every store with an order notification queue has its
@@ -410,7 +412,7 @@ class Settings:
                 env, v["refresh_token_ttl_s"], 30 * 24 * 3600, lo=60, hi=365 * 86400
             ),
             refresh_reuse_grace_s=_int(env, v["refresh_reuse_grace_s"], 10, lo=0, hi=300),
-            lease_s=_int(env, v["lease_s"], 15, lo=2, hi=3600),
+            lease_s=_int(env, v["lease_s"], 6, lo=2, hi=3600),
             retry_ladder_s=_seconds_list(env, v["retry_ladder_s"], (60, 300, 900, 3600)),
             max_attempts=_int(env, v["max_attempts"], 5, lo=1, hi=100),
             db_statement_timeout_ms=_int(
@@ -507,7 +509,7 @@ def _broker_values(env: Mapping[str, str], *, mode: str, redis_url: str | None) 
         "broker_restore_interval_s": _float(
             env, v["broker_restore_interval_s"], 10, lo=0.1, hi=3600
         ),
-        "sweep_interval_s": _float(env, v["sweep_interval_s"], 5, lo=0.1, hi=3600),
+        "sweep_interval_s": _float(env, v["sweep_interval_s"], 2, lo=0.1, hi=3600),
         "dispatch_stale_s": _int(env, v["dispatch_stale_s"], 30, lo=1, hi=86400),
         "worker_soft_shutdown_s": _float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
         "order_queue_poll_s": _int(env, v["order_queue_poll_s"], 60, lo=0, hi=86400),
@@ -526,7 +528,7 @@ class BrokerSettings:
     redis_url: str | None = None
     broker_visibility_timeout_s: float = 7200
     broker_restore_interval_s: float = 10
-    sweep_interval_s: float = 5
+    sweep_interval_s: float = 2
     dispatch_stale_s: int = 30
     worker_soft_shutdown_s: float = 10
     order_queue_poll_s: int = 60

@@ -157,7 +157,7 @@ def test_the_broker_and_sweep_knobs_and_job_modules_are_read(tmp_path: Path) -> 
         defaults.worker_soft_shutdown_s,
         defaults.order_queue_poll_s,
         defaults.job_modules,
-    ) == (7200, 10, 5, 30, 10, 60, ())
+    ) == (7200, 10, 2, 30, 10, 60, ())
 
 
 def test_broker_settings_read_the_broker_variables_and_nothing_else(tmp_path: Path) -> None:

@@ -253,10 +253,17 @@ def _family_revoked(session: Session, family_id: uuid.UUID) -> bool:
 
 def active_user(session: Session, claims: AccessClaims) -> User:
     """The user an access token names, if their account is active and the login session is not
-    revoked. Raises AuthenticationFailed otherwise."""
-    user = session.get(User, claims.user_id)
-    if user is None or not user.is_active:
+    revoked. Raises AuthenticationFailed otherwise. One query (every authenticated request
+    makes it): the user and whether their login session has a revoked token."""
+    revoked = (
+        select(RefreshToken.id)
+        .where(RefreshToken.family_id == claims.session_id, RefreshToken.revoked_at.is_not(None))
+        .exists()
+    )
+    found = session.execute(select(User, revoked).where(User.id == claims.user_id)).first()
+    if found is None or not found[0].is_active:
         raise AuthenticationFailed("user unknown or inactive")
-    if _family_revoked(session, claims.session_id):
+    if found[1]:
         raise AuthenticationFailed("login session revoked")
+    user: User = found[0]
     return user

@@ -15,6 +15,14 @@ A bulk message's ids (:meth:`Engine.execute_many`) are claimed in one statement
 (``job_claim_many``: same conditions, same log rows) and their outcomes, when the jobs end
 close together, recorded in one statement (``job_finish_many``: same guard, same log rows)
 before the method returns, so before the message is acknowledged.
+
+Single messages (:meth:`Engine.execute`, one per thread) are group-committed across the
+process's threads (``fusion.jobs.group_commit``): the claims asked for while another claim is
+in flight go together in the next statement (``job_claim`` for each id), and so do the
+outcomes (``job_finish_many``). Each thread still waits for its own claim and its own outcome
+to be written before it runs the job or returns (so before its message is acknowledged); a
+worker that dies with an outcome not yet written leaves the job to the reaper, which gives it
+back to run again, and the (worker, attempt) guard keeps the dead attempt from ever finishing.
 """
 
 from __future__ import annotations
@@ -26,8 +34,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -40,6 +48,7 @@ from fusion.db.session import Database, make_engine
 from fusion.errors import Cancelled, PermanentError, RateLimited
 from fusion.jobs import dispatch, lanes, registry
 from fusion.jobs.context import JobContext, LeaseLost
+from fusion.jobs.group_commit import GroupCommit
 from fusion.jobs.lease import LeaseKeeper
 from fusion.jobs.models import JobStatus, LogLevel
 from fusion.jobs.retry import backoff_s
@@ -47,34 +56,18 @@ from fusion.security.redact import redact_text
 
 log = logging.getLogger(__name__)
 
-CLAIM = text("SELECT * FROM job_claim(:id, :worker, :lease)")
+# The claims that threads of this process ask for at about the same time, in one statement:
+# job_claim for each id (the same conditional UPDATE and log rows as one claim alone, waiting
+# for a row another transaction holds rather than skipping it), ids in sorted order so that
+# two workers claiming overlapping ids (duplicate messages) lock them in the same order.
+CLAIM_EACH = text(
+    "SELECT c.* FROM unnest(CAST(:ids AS uuid[])) AS i(id) "
+    "CROSS JOIN LATERAL job_claim(i.id, :worker, :lease) AS c"
+)
 CLAIM_MANY = text("SELECT * FROM job_claim_many(CAST(:ids AS uuid[]), :worker, :lease)")
+# Outcomes, one or several in one statement: each moves its job only if this worker still
+# holds that attempt (status running, locked_by, attempts), and logs the move.
 FINISH_MANY = text("SELECT id FROM job_finish_many(:worker, CAST(:outcomes AS jsonb))")
-# One round trip, one implicit transaction (autocommit, two statements in one query): scope
-# to the job's org, then move the job (only if this worker still holds this attempt) and log
-# the move. RLS still applies; the guard makes a late finish by a reaped worker a no-op.
-FINISH = text(
-    """SELECT set_config('fusion.org_id', :org, true);
-WITH moved AS (
-    UPDATE jobs
-       SET status = CAST(:status AS job_status),
-           result = CASE WHEN :set_result THEN CAST(:result AS jsonb) ELSE result END,
-           last_error = COALESCE(:error, last_error),
-           scheduled_at = COALESCE(:scheduled_at, scheduled_at),
-           dispatched_at = CASE WHEN :redispatch THEN :scheduled_at
-                                WHEN :rescheduled THEN NULL ELSE dispatched_at END,
-           finished_at = :finished_at,
-           attempts = attempts - :refund,
-           locked_by = NULL, lease_expires_at = NULL, updated_at = now()
-     WHERE id = :id AND status = 'running' AND locked_by = :worker AND attempts = :attempt
-    RETURNING id, org_id
-)
-INSERT INTO job_logs (id, org_id, job_id, level, message, data, created_at, updated_at)
-SELECT gen_random_uuid(), org_id, id, CAST(:level AS log_level), :message, CAST(:data AS jsonb),
-       clock_timestamp(), clock_timestamp()
-  FROM moved
-RETURNING job_id"""
-)
 # How long a worker keeps trying to reach Postgres (claim, or record an outcome) before it
 # leaves the job to the sweeps: long enough to ride out a database restart.
 DB_PATIENCE_S = 60.0
@@ -129,10 +122,26 @@ class Finish:
     redispatched: bool = False
     data: Mapping[str, Any] | None = None
 
-    def log_data(self) -> str:
-        return json.dumps(
-            {"status": self.status.value, "attempt": self.job.attempt, **(self.data or {})}
-        )
+    def log_data(self) -> dict[str, Any]:
+        return {"status": self.status.value, "attempt": self.job.attempt, **(self.data or {})}
+
+    def row(self) -> dict[str, Any]:
+        """This outcome as ``job_finish_many`` reads one (the guard: id and attempt)."""
+        return {
+            "id": str(self.job.id),
+            "attempt": self.job.attempt,
+            "status": self.status.value,
+            "set_result": self.set_result,
+            "result": self.result,
+            "error": self.error,
+            "scheduled_at": _iso(self.scheduled_at),
+            "redispatched": self.redispatched,
+            "finished_at": _iso(self.finished_at),
+            "refund": self.refund,
+            "level": self.level.value,
+            "message": self.message,
+            "data": self.log_data(),
+        }
 
 
 @dataclass
@@ -176,6 +185,11 @@ class Engine:
             pool_size=database.engine.pool.size(),  # type: ignore[attr-defined]
             max_overflow=10,
         )
+        # Claims and outcomes of single messages: group-committed across this process's
+        # threads (fusion/jobs/group_commit.py), so a busy worker pays one round trip per
+        # batch of claims and one per batch of outcomes, not two per job.
+        self.claims: GroupCommit[uuid.UUID, Claimed | None] = GroupCommit(self._claim_each)
+        self.finishes: GroupCommit[Finish, bool] = GroupCommit(self._finish_each)
 
     def start(self) -> None:
         self.leases.start()
@@ -277,11 +291,26 @@ class Engine:
         return [_claimed(by_id[i]) for i in job_ids if i in by_id]
 
     def _claim(self, job_id: uuid.UUID) -> Claimed | None:
+        return self.claims.submit(job_id)
+
+    def _claim_each(self, job_ids: Sequence[uuid.UUID]) -> list[Claimed | None]:
+        """One statement claiming each of ``job_ids``; an id given twice (two deliveries of
+        one message at once) is claimed for the first of them only."""
         with self._fast.connect() as conn:
-            row = conn.execute(
-                CLAIM, {"id": job_id, "worker": self.worker_id, "lease": self.settings.lease_s}
-            ).first()
-        return None if row is None else _claimed(row)
+            rows = conn.execute(
+                CLAIM_EACH,
+                {
+                    "ids": sorted({str(i) for i in job_ids}),
+                    "worker": self.worker_id,
+                    "lease": self.settings.lease_s,
+                },
+            ).all()
+        by_id = {row.id: row for row in rows}
+        answers: list[Claimed | None] = []
+        for job_id in job_ids:
+            row = by_id.pop(job_id, None)
+            answers.append(None if row is None else _claimed(row))
+        return answers
 
     def _run(self, job: Claimed, ctx: JobContext) -> Finish | Outcome:
         """Run the job's handler with the job bound to the log context (``fusion.logs``), and
@@ -425,9 +454,11 @@ class Engine:
         )
 
     def _write(self, f: Finish) -> Outcome:
-        """Write ``f`` under the (worker, attempt) guard. A job rescheduled for within
-        ``dispatch.NEAR_S`` is published right after, its new due time as the message's ETA
-        (and its ``dispatched_at``), so it starts on time rather than at the next sweep."""
+        """Write ``f`` under the (worker, attempt) guard, with the other outcomes this
+        process's threads write meanwhile (group commit). A job rescheduled for within
+        ``dispatch.NEAR_S`` is published right after, its new due time as the message's ETA,
+        so it starts on time rather than at the next sweep (a sweep that sends it again as
+        well makes a message that claims nothing)."""
         at = f.scheduled_at
         redispatch = (
             at is not None
@@ -436,30 +467,9 @@ class Engine:
             and dispatch.installed() is not None
             and dispatch.is_near(at, _now())
         )
-        params = {
-            "org": str(f.job.org_id),
-            "id": f.job.id,
-            "worker": self.worker_id,
-            "attempt": f.job.attempt,
-            "status": f.status.value,
-            "set_result": f.set_result,
-            "result": json.dumps(f.result) if f.result is not None else None,
-            "error": f.error,
-            "scheduled_at": f.scheduled_at,
-            "rescheduled": f.scheduled_at is not None,
-            "redispatch": redispatch,
-            "finished_at": f.finished_at,
-            "refund": f.refund,
-            "level": f.level.value,
-            "message": f.message,
-            "data": f.log_data(),
-        }
-
-        def write() -> bool:
-            with self._fast.connect() as conn:
-                return conn.execute(FINISH, params).first() is not None
-
-        if self._patiently(write):
+        if redispatch:
+            f = replace(f, redispatched=True)
+        if self._patiently(lambda: self.finishes.submit(f)):
             if redispatch and at is not None:
                 lane = lanes.lane_for(priority=f.job.priority, backlog=0)
                 dispatch.publish_now([(f.job.id, f.job.queue)], lane, eta=at)
@@ -467,38 +477,24 @@ class Engine:
         log.warning("job %s: attempt %s was taken over before it finished", f.job.id, f.job.attempt)
         return Outcome.ABANDONED
 
+    def _finish_each(self, decided: Sequence[Finish]) -> list[bool]:
+        """Write ``decided`` in one statement; whether each was written (False: this worker
+        no longer holds that attempt)."""
+        written = self._finish(decided)
+        return [f.job.id in written for f in decided]
+
+    def _finish(self, decided: Sequence[Finish]) -> set[uuid.UUID]:
+        outcomes = json.dumps([f.row() for f in decided])
+        with self._fast.connect() as conn:
+            rows = conn.execute(FINISH_MANY, {"worker": self.worker_id, "outcomes": outcomes})
+            return {row.id for row in rows}
+
     def _write_many(self, decided: list[Finish], run: BatchRun) -> None:
         """Write ``decided`` in one statement; count each outcome in ``run`` (ABANDONED for a
         job this worker no longer holds in that attempt)."""
         if not decided:
             return
-        outcomes = json.dumps(
-            [
-                {
-                    "id": str(f.job.id),
-                    "attempt": f.job.attempt,
-                    "status": f.status.value,
-                    "set_result": f.set_result,
-                    "result": f.result,
-                    "error": f.error,
-                    "scheduled_at": _iso(f.scheduled_at),
-                    "redispatched": f.redispatched,
-                    "finished_at": _iso(f.finished_at),
-                    "refund": f.refund,
-                    "level": f.level.value,
-                    "message": f.message,
-                    "data": json.loads(f.log_data()),
-                }
-                for f in decided
-            ]
-        )
-
-        def write() -> set[uuid.UUID]:
-            with self._fast.connect() as conn:
-                rows = conn.execute(FINISH_MANY, {"worker": self.worker_id, "outcomes": outcomes})
-                return {row.id for row in rows}
-
-        written = self._patiently(write)
+        written = self._patiently(lambda: self._finish(decided))
         for f in decided:
             outcome = f.outcome if f.job.id in written else Outcome.ABANDONED
             if outcome is Outcome.ABANDONED:

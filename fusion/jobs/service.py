@@ -240,7 +240,9 @@ def enqueue_many(
             index_elements=["org_id", "idempotency_key"],
             index_where=text("idempotency_key IS NOT NULL"),
         )
-    inserted = set(session.scalars(statement.returning(Job.id)))
+    # The new rows come back whole (one round trip: no read after the insert).
+    returned = {j.id: j for j in session.scalars(statement.returning(Job))}
+    inserted = set(returned)
     new_rows = [r for r in rows if r["id"] in inserted]
     if new_rows:
         session.execute(
@@ -281,7 +283,9 @@ def enqueue_many(
             ).all()
         )
         ids = [existing[r["idempotency_key"]] if r["id"] not in inserted else r["id"] for r in rows]
-    jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(set(ids))))}
+    jobs = dict(returned)
+    if missing := set(ids) - inserted:  # jobs an idempotency key already had
+        jobs.update({j.id: j for j in session.scalars(select(Job).where(Job.id.in_(missing)))})
     _publish(session, org_id, [r for r in new_rows if r["dispatched_at"] is not None], now)
     return [jobs[i] for i in ids]
 

