@@ -171,21 +171,8 @@ class EgressPolicy:
         exempt = self.allow_private or destination_key(host, port) in self.exceptions
         if not exempt and port not in self.ports:
             raise EgressRefused(f"port {port} is not one the hub may call")
-        try:
-            addresses = [host] if _is_ip(host) else list(self.resolver(host, port))
-        except (OSError, UnicodeError):
-            raise EgressRefused("the host does not resolve") from None
-        if not addresses:
-            raise EgressRefused("the host does not resolve")
-        for address in addresses:
-            try:
-                kind = address_kind(address)
-            except ValueError:
-                raise EgressRefused("the host resolves to something that is no address") from None
-            if kind is not None and not exempt:
-                article = "an" if kind[0].lower() in "aeiou" else "a"
-                raise EgressRefused(f"the host resolves to {article} {kind} address")
-        return Destination(scheme=scheme, host=host, port=port, address=addresses[0])
+        address = self._resolve(host, port, exempt=exempt)
+        return Destination(scheme=scheme, host=host, port=port, address=address)
 
     def vet_host(self, host: str, port: int) -> str:
         """The one address to connect to for a non-HTTP service at ``host:port`` (the SMTP
@@ -196,6 +183,11 @@ class EgressPolicy:
         if not host or "%" in host:
             raise EgressRefused("the host is malformed")
         exempt = self.allow_private or destination_key(host, port) in self.exceptions
+        return self._resolve(host, port, exempt=exempt)
+
+    def _resolve(self, host: str, port: int, *, exempt: bool) -> str:
+        """``host`` resolved once; the first address, when every address it resolves to is
+        one the hub may call (any, when ``exempt``). Raises EgressRefused saying why."""
         try:
             addresses = [host] if _is_ip(host) else list(self.resolver(host, port))
         except (OSError, UnicodeError):
