@@ -165,9 +165,19 @@ class StoreConnectSchema(StrictSchema):
         return data
 
 
+# The statuses a person sets; ``needs_reauth`` is the hub's (new credentials clear it).
+SETTABLE_STATUSES = (StoreStatus.ACTIVE, StoreStatus.PAUSED, StoreStatus.DISCONNECTED)
+_SETTABLE = "Must be one of: " + ", ".join(s.value for s in SETTABLE_STATUSES) + "."
+
+
 class StoreUpdateSchema(StrictSchema):
     name = Text(validate=validate.Length(min=1, max=200))
-    status = fields.Enum(StoreStatus, by_value=True)
+    status = fields.Enum(
+        StoreStatus,
+        by_value=True,
+        validate=validate.OneOf(SETTABLE_STATUSES, error=_SETTABLE),
+        error_messages={"unknown": _SETTABLE},
+    )
     stock_rules = fields.Nested(StockRulesSchema)
     settings = fields.Dict(
         keys=Text(),

@@ -19,8 +19,12 @@ def _insert(conn: Any, table: str, **values: Any) -> uuid.UUID:
     return values["id"]
 
 
-def make_kit(engine: Engine, org: uuid.UUID, requester: uuid.UUID | None) -> dict[str, Any]:
-    """One of each resource in ``org``; the approval is requested by ``requester``."""
+def make_kit(
+    engine: Engine, org: uuid.UUID, requester: uuid.UUID | None, *, bulk: bool = False
+) -> dict[str, Any]:
+    """One of each resource in ``org``; the approval is requested by ``requester``. With
+    ``bulk``, also a completed bulk job with a failed item (a third job: tests that count the
+    kit's jobs leave it out)."""
     tag = uuid.uuid4().hex[:10]
     with engine.begin() as conn:
         user = _insert(conn, "users", email=f"kit-{tag}@example.test", password_hash="x")
@@ -84,17 +88,18 @@ def make_kit(engine: Engine, org: uuid.UUID, requester: uuid.UUID | None) -> dic
             queue="shopify",
             status="failed",
         )
-        kit["bulk_job_id"] = _insert(
-            conn,
-            "jobs",
-            org_id=org,
-            store_id=kit["store_id"],
-            job_type="bulk_operations",
-            queue="shopify",
-            status="completed",
-        )
-        _insert(conn, "job_items", org_id=org, job_id=kit["bulk_job_id"], key=f"SKU-{tag}",
-                status="failed", reason="refused")  # fmt: skip
+        if bulk:
+            kit["bulk_job_id"] = _insert(
+                conn,
+                "jobs",
+                org_id=org,
+                store_id=kit["store_id"],
+                job_type="bulk_operations",
+                queue="shopify",
+                status="completed",
+            )
+            _insert(conn, "job_items", org_id=org, job_id=kit["bulk_job_id"], key=f"SKU-{tag}",
+                    status="failed", reason="refused")  # fmt: skip
         kit["import_id"] = _insert(conn, "catalog_imports", org_id=org, rows=1)
         _insert(conn, "catalog_import_rows", org_id=org, import_id=kit["import_id"], line=2,
                 sku=f"SKU-{tag}", data=f'{{"sku": "SKU-{tag}"}}')  # fmt: skip

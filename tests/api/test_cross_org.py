@@ -45,8 +45,8 @@ def test_other_orgs_ids_in_paths_are_not_found(
     client: FlaskClient, team_a: Team, team_b: Team, admin_engine: Engine
 ) -> None:
     # Given objects of every kind in both orgs
-    mine = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id)
-    theirs = make_kit(admin_engine, team_b.org_id, team_b.operator.user_id)
+    mine = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id, bulk=True)
+    theirs = make_kit(admin_engine, team_b.org_id, team_b.operator.user_id, bulk=True)
     before = _fingerprint(admin_engine)
     checked = 0
     for endpoint in ENDPOINTS:

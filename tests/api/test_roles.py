@@ -37,7 +37,7 @@ def test_role_matrix(client: FlaskClient, team_a: Team, team_b: Team, admin_engi
     for endpoint in ENDPOINTS:
         for name, caller in callers.items():
             # When each calls the endpoint on objects made just for this call
-            kit = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id)
+            kit = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id, bulk=True)
             response = caller.call(endpoint.method, endpoint.url(kit), json=endpoint.json(kit))
             status = response.status_code
             response.close()
@@ -86,7 +86,7 @@ def test_an_owner_key_may_do_what_its_owner_may_but_manage_people_keys_or_approv
     mismatches = []
     for endpoint in ENDPOINTS:
         # When it calls each endpoint on objects made just for this call
-        kit = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id)
+        kit = make_kit(admin_engine, team_a.org_id, team_a.operator.user_id, bulk=True)
         response = key.call(endpoint.method, endpoint.url(kit), json=endpoint.json(kit))
         status = response.status_code
         response.close()

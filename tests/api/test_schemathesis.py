@@ -56,7 +56,7 @@ BUSINESS_VALIDATED = {
 @pytest.fixture
 def world(app: Flask, admin_engine: Engine) -> dict[str, Any]:
     team: Team = make_team(app.test_client(), "Fuzz")
-    kit = make_kit(admin_engine, team.org_id, team.operator.user_id)
+    kit = make_kit(admin_engine, team.org_id, team.operator.user_id, bulk=True)
     return {"team": team, "kit": kit}
 
 

@@ -14,6 +14,8 @@ PRODUCT_CHOICES = {"status": ["Must be one of: active, draft, archived."]}
 # A filter may also ask for the products being deleted (the hub's own status).
 FILTER_CHOICES = {"status": ["Must be one of: active, draft, archived, deleting."]}
 STORE_CHOICES = {"status": ["Must be one of: active, paused, disconnected."]}
+# A filter may also ask for the stores waiting for new credentials (the hub's own status).
+STORE_FILTER_CHOICES = {"status": ["Must be one of: active, paused, disconnected, needs_reauth."]}
 
 
 def _count(admin_engine: Engine, table: str, org: uuid.UUID) -> int:
@@ -75,4 +77,4 @@ def test_a_store_status_is_one_of_the_enums_values(team_a: Team, admin_engine: E
     found = team_a.viewer.get(f"{path}?status=paused").json["items"]
     assert [s["id"] for s in found] == [str(store_id)]
     query = team_a.viewer.get(f"{path}?status=bogus")
-    assert (query.status_code, query.json["errors"]) == (422, STORE_CHOICES)
+    assert (query.status_code, query.json["errors"]) == (422, STORE_FILTER_CHOICES)
