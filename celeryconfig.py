@@ -8,7 +8,8 @@ The knobs for operators and tests (``FUSION_BROKER_VISIBILITY_TIMEOUT_S``, defau
 longer than the longest job; ``FUSION_BROKER_RESTORE_INTERVAL_S``, how often a worker looks
 for unacknowledged messages to restore, kombu's default 10; ``FUSION_SWEEP_INTERVAL_S``,
 reaper and dispatcher, default 5; ``FUSION_DISPATCH_STALE_S``, default 30;
-``FUSION_WORKER_SOFT_SHUTDOWN_S``, default 10; ``FUSION_ORDER_QUEUE_POLL_S``, default 60) are
+``FUSION_WORKER_SOFT_SHUTDOWN_S``, default 10; ``FUSION_ORDER_QUEUE_POLL_S``, default 60;
+``FUSION_CHECK_INTERVAL_S``, notification checks and approval expiry, default 300) are
 ``Settings`` fields, read and checked in ``fusion/config.py`` like every other variable.
 
 This module reads them through ``BrokerSettings``, which reads nothing else: Flower (which
@@ -44,6 +45,7 @@ SWEEP_INTERVAL_S = _settings.sweep_interval_s
 DISPATCH_STALE_S = _settings.dispatch_stale_s
 # How often every store's order notification queue (Amazon's SQS) is read; 0 turns it off.
 ORDER_QUEUE_POLL_S = _settings.order_queue_poll_s
+CHECK_INTERVAL_S = _settings.check_interval_s
 LOG_FORMAT = _settings.log_format  # workers/app.py sets Celery's handlers up with it
 
 broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
@@ -116,13 +118,13 @@ beat_schedule = {
     # Late or failing stores, throttling, failed jobs (fusion/notifications/checks.py).
     "check-notification-conditions": {
         "task": CHECK_NOTIFICATIONS,
-        "schedule": crontab(minute="3-59/5"),
-        "options": {"queue": DEFAULT_QUEUE, "expires": 5 * 60},
+        "schedule": CHECK_INTERVAL_S,
+        "options": {"queue": DEFAULT_QUEUE, "expires": CHECK_INTERVAL_S},
     },
     "expire-approvals": {
         "task": EXPIRE_APPROVALS,
-        "schedule": crontab(minute="*/5"),
-        "options": {"queue": DEFAULT_QUEUE, "expires": 5 * 60},
+        "schedule": CHECK_INTERVAL_S,
+        "options": {"queue": DEFAULT_QUEUE, "expires": CHECK_INTERVAL_S},
     },
 }
 if ORDER_QUEUE_POLL_S > 0:

@@ -226,6 +226,7 @@ VARIABLES: Mapping[str, str] = {
     "dispatch_stale_s": "FUSION_DISPATCH_STALE_S",
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
     "order_queue_poll_s": "FUSION_ORDER_QUEUE_POLL_S",
+    "check_interval_s": "FUSION_CHECK_INTERVAL_S",
     "order_queue_listen_s": "FUSION_ORDER_QUEUE_LISTEN_S",
     "beat_lease_ttl_s": "FUSION_BEAT_LEASE_TTL_S",
     "job_modules": "FUSION_JOB_MODULES",
@@ -311,6 +312,9 @@ class Settings:
     # How often beat makes sure every store with an order notification queue has its
     # listener (restarting a broken chain); 0 turns queue reading off.
     order_queue_poll_s: int = 60
+    # How often beat runs the notification checks and approval expiry (late or failing
+    # stores, throttling, failed jobs; approvals about to expire or expired).
+    check_interval_s: int = 300
     # How long one consume_order_queue job listens (long polls) before it hands over to its
     # successor (docs/webhooks.md).
     order_queue_listen_s: int = 60
@@ -513,6 +517,7 @@ def _broker_values(env: Mapping[str, str], *, mode: str, redis_url: str | None) 
         "dispatch_stale_s": _int(env, v["dispatch_stale_s"], 30, lo=1, hi=86400),
         "worker_soft_shutdown_s": _float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
         "order_queue_poll_s": _int(env, v["order_queue_poll_s"], 60, lo=0, hi=86400),
+        "check_interval_s": _int(env, v["check_interval_s"], 300, lo=1, hi=86400),
         "log_format": _choice(env, v["log_format"], ("text", "json"), "text"),
     }
 
@@ -532,6 +537,7 @@ class BrokerSettings:
     dispatch_stale_s: int = 30
     worker_soft_shutdown_s: float = 10
     order_queue_poll_s: int = 60
+    check_interval_s: int = 300
     log_format: str = "text"
 
     @classmethod

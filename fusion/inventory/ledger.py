@@ -21,6 +21,7 @@ from fusion.inventory.models import MovementKind, StockMovement
 from fusion.notifications import service as notifications
 from fusion.notifications.models import Event
 from fusion.stores.models import Store
+from fusion.stores.stock_rules import channel_shown
 
 SYSTEM_ACTOR = "system"
 
@@ -88,6 +89,7 @@ def move(
         locked.stock_version += 1
         if after == 0:
             telemetry.STOCK_HIT_ZERO.inc_on_commit(session)
+        if after < before:
             announce_stock_out(session, locked, kind=kind, before=before)
     movement = StockMovement(
         org_id=locked.org_id,
@@ -109,15 +111,28 @@ def move(
 def announce_stock_out(
     session: Session, variant: ProductVariant, *, kind: MovementKind, before: int
 ) -> None:
-    """Queue ``stock.out`` for the org's channels: ``variant`` just went from ``before`` to 0,
-    so every channel that lists it now shows 0 (each named, with its store). Once per
-    stock version: the same zero is never announced twice."""
-    channels = session.execute(
-        select(Listing.id, Store.id, Store.name, Store.platform)
-        .join(Store, Store.id == Listing.store_id)
-        .where(Listing.product_id == variant.product_id)
-        .order_by(Store.id)
-    ).all()
+    """Queue ``stock.out`` for the org's channels when a fall of ``variant``'s figure from
+    ``before`` takes what some channel shows to 0: every channel, when the hub's figure is 0;
+    only those whose rules (a buffer, "show 0 below N", a percentage) round the new figure to
+    0, when it is not. Each such channel is named with its store; channels already showing 0
+    are not. Once per stock version: the same zero is never announced twice."""
+    after = variant.available_quantity
+    channels = [
+        (listing_id, store_id, name, platform)
+        for listing_id, store_id, name, platform, store_rules, listing_rules in session.execute(
+            select(
+                Listing.id, Store.id, Store.name, Store.platform,
+                Store.stock_rules, Listing.stock_rules,
+            )
+            .join(Store, Store.id == Listing.store_id)
+            .where(Listing.product_id == variant.product_id)
+            .order_by(Store.id)
+        )
+        if channel_shown(after, store_rules, listing_rules) == 0
+        and channel_shown(before, store_rules, listing_rules) > 0
+    ]  # fmt: skip
+    if not channels:
+        return
     notifications.emit(
         session,
         org_id=variant.org_id,
@@ -127,6 +142,7 @@ def announce_stock_out(
             "variant_id": str(variant.id),
             "product_id": str(variant.product_id),
             "previous_quantity": before,
+            "available_quantity": after,
             "cause": kind.value,
             "channels": [
                 {

@@ -195,6 +195,33 @@ def ingest_order(
     return Ingested(order_id=order_id, created=created, stock=stock, unknown_skus=unknown)
 
 
+def add_prices(session: Session, order_id: uuid.UUID, order: RemoteOrder) -> int:
+    """Give a stored order the prices of a fuller report of it (Amazon: the Orders API's,
+    read after the notification's lines took the stock): each line's unit price (matched by
+    ``external_line_id``), the total and the currency. Stock, status and lines stay as they
+    are. Returns the lines priced. In the caller's transaction."""
+    priced = 0
+    for line in order.lines:
+        if line.external_line_id:
+            priced += len(
+                session.execute(
+                    update(OrderLine)
+                    .where(
+                        OrderLine.order_id == order_id,
+                        OrderLine.external_line_id == line.external_line_id,
+                    )
+                    .values(unit_price=line.unit_price)
+                    .returning(OrderLine.id)
+                ).all()
+            )
+    session.execute(
+        update(Order)
+        .where(Order.id == order_id)
+        .values(total=order.total, currency=order.currency, raw=dict(order.raw))
+    )
+    return priced
+
+
 def _platform(session: Session, store_id: uuid.UUID) -> str:
     return str(session.scalar(select(Store.platform).where(Store.id == store_id)) or "unknown")
 

@@ -422,6 +422,13 @@ class Plugin(ABC):
         processing it must first call ``PlatformClient.complete_event``. False by default."""
         return False
 
+    def stock_before_lookup(self, event: WebhookEvent) -> bool:
+        """Whether an event that :meth:`needs_lookup` already names every line's SKU and
+        quantity, so its stock is taken at once and the lookup (rate-limited on some
+        platforms) only adds what the stock does not depend on, such as prices, afterwards.
+        False by default: the lookup comes first."""
+        return False
+
     def order_queue(
         self, client: PlatformClient, handle: Callable[[WebhookEvent], None]
     ) -> OrderQueue:

@@ -6,7 +6,9 @@
   without prices) is first completed from the platform's API, outside any transaction, and
   the delivery keeps the completed payload. Safe to run twice: the delivery is locked and
   re-read, a processed one is left alone, and the order's stock is applied only by the
-  transaction that first sets ``stock_applied_at``.
+  transaction that first sets ``stock_applied_at``. An event that names its lines but not
+  their prices (Amazon's notification) takes its stock at once and leaves the prices to
+  ``price_order``, which waits on the platform's rate limit without holding anything up.
 - ``subscribe_order_events`` asks the store's platform to deliver its order events to this
   hub (enqueued when a store is connected and the hub has a public URL).
 - ``consume_order_queue`` listens on a store's order notification queue (Amazon's SQS) for a
@@ -33,7 +35,7 @@ from fusion.jobs.context import JobContext
 from fusion.jobs.models import Job
 from fusion.jobs.registry import job_type
 from fusion.jobs.service import enqueue
-from fusion.orders.service import Ingested, ingest_order
+from fusion.orders.service import Ingested, add_prices, ingest_order
 from fusion.plugins.base import Capability, WebhookEvent
 from fusion.plugins.registry import get_plugin
 from fusion.stores.client import store_client, webhook_secret
@@ -41,6 +43,7 @@ from fusion.stores.models import Store, StoreStatus
 from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
 from fusion.webhooks.service import (
     CONSUME_JOB,
+    PRICE_JOB,
     PROCESS_JOB,
     SUBSCRIBE_JOB,
     WebhookRefused,
@@ -66,7 +69,8 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
             return {"webhook_id": str(webhook_id), "already_processed": True}
         event = WebhookEvent(delivery.delivery_id, delivery.topic, delivery.payload)
         plugin, store_id = get_plugin(delivery.platform), delivery.store_id
-    if plugin.needs_lookup(event):
+    prices_later = plugin.needs_lookup(event) and plugin.stock_before_lookup(event)
+    if plugin.needs_lookup(event) and not prices_later:
         # What the event lacks is read from the platform, outside any transaction. Never
         # waiting inline for the store's rate limit: short of tokens, the job is rescheduled
         # for when they are due (attempt not counted) and the worker slot runs other jobs.
@@ -91,6 +95,16 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
             webhook_delivery_id=webhook_id,
         )
         jobs = fan_out_stock(session, org_id=ctx.org_id, skus=ingested.changed_skus)
+        if prices_later and ingested.created:
+            # Behind the stock pushes on the platform's queue: prices can wait, stock cannot.
+            enqueue(
+                session,
+                org_id=ctx.org_id,
+                job_type=PRICE_JOB,
+                store_id=delivery.store_id,
+                payload={"webhook_id": str(webhook_id), "order_id": str(ingested.order_id)},
+                priority=-1,
+            )
         delivery.status = DeliveryStatus.PROCESSED
     # Logged after the commit: the log says what the committed transaction did.
     for change in ingested.stock:
@@ -125,6 +139,40 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
         "stock_restored": bool(ingested.restored),
         "pushes": len(jobs),
     }
+
+
+@job_type(
+    PRICE_JOB,
+    needs_store=False,
+    internal="process_webhook enqueues it for an order whose notification took its stock "
+    "before the platform was asked for the prices",
+)
+def price_order(ctx: JobContext) -> dict[str, Any]:
+    """Read the prices of an order its delivery stored without them (the platform's lookup,
+    rescheduled rather than waited for when the store's rate limit is short) and add them to
+    the stored order and its delivery. Stock is not touched. Safe to run twice: a delivery
+    already completed is left alone. Raises PermanentError for a missing delivery."""
+    webhook_id, order_id = ctx.payload_uuid("webhook_id"), ctx.payload_uuid("order_id")
+    with ctx.session() as session:
+        delivery = _delivery(session, webhook_id)
+        event = WebhookEvent(delivery.delivery_id, delivery.topic, delivery.payload)
+        plugin, store_id = get_plugin(delivery.platform), delivery.store_id
+    if not plugin.needs_lookup(event):
+        return {"order_id": str(order_id), "already_priced": True}
+    with store_client(ctx, store_id=store_id, max_inline_wait_s=0) as bound:
+        event = bound.client.complete_event(event)
+    if plugin.needs_lookup(event):  # the platform would not show the order (logged there)
+        ctx.log("the platform did not show the order: it keeps no prices", "warning")
+        return {"order_id": str(order_id), "priced": 0}
+    order = plugin.order_from_event(event)
+    if order is None:
+        raise PermanentError(f"webhook delivery {webhook_id} carries no order")
+    with ctx.session() as session:
+        delivery = _delivery(session, webhook_id)
+        delivery.payload = dict(event.payload)
+        priced = add_prices(session, order_id, order)
+    ctx.log(f"order {order.external_id}: {priced} lines priced", "info", order_id=str(order_id))
+    return {"order_id": str(order_id), "priced": priced}
 
 
 def _effect(ingested: Ingested) -> str:

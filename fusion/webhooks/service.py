@@ -40,6 +40,8 @@ from fusion.stores.models import Store, StoreStatus
 from fusion.webhooks.models import DeliveryStatus, WebhookDelivery
 
 PROCESS_JOB = "process_webhook"
+# The prices of an order whose notification took its stock first (Amazon's).
+PRICE_JOB = "price_order"
 SUBSCRIBE_JOB = "subscribe_order_events"
 CONSUME_JOB = "consume_order_queue"
 MAX_DELIVERY_ID = 255

@@ -1,7 +1,7 @@
 """The notification stack: the real API app in-process (publishing to the test broker), a
-real Celery worker on the default queue and beat, a real SMTP server and a real HTTP
-receiver, all on loopback. Retries back off from 1 s (capped at 2 s), so a retry shows
-within a test."""
+real Celery worker on the default queue and beat (running the periodic checks every second),
+a real SMTP server and a real HTTP receiver, all on loopback. Retries back off from 1 s
+(capped at 2 s), so a retry shows within a test."""
 
 from __future__ import annotations
 
@@ -75,6 +75,8 @@ def client(app: Flask) -> FlaskClient:
 def worker(hub_env: dict[str, str], smtp: SmtpReceiver, app: Flask) -> Iterator[None]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FUSION_")}
     env.update({**hub_env, **FAST, **notify_env(smtp), "PYTHONPATH": str(ROOT)})
+    # Beat runs the periodic checks and approval expiry every second, not every 5 minutes.
+    env["FUSION_CHECK_INTERVAL_S"] = "1"
     processes = Celery(env, Path(tempfile.mkdtemp(prefix="fusion-notify-")))
     try:
         processes.worker("notify", queues="default", concurrency=4)

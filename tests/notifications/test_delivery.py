@@ -4,6 +4,7 @@ HTTP receiver that checks the Standard Webhooks signature on its own."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime
 
@@ -121,6 +122,72 @@ def test_a_signed_webhook_is_retried_with_backoff_until_it_is_taken(
     assert 0.9 <= (retry_at - tried_at).total_seconds() <= 1.2  # base 1 s, first retry
     assert second.at >= retry_at.timestamp() - 0.05
     assert log[1]["retry_at"] is None and done["error"] is None
+
+
+def test_a_channel_buffer_that_shows_zero_is_announced_before_the_hub_runs_out(
+    client: FlaskClient, admin_engine: Engine, receiver: HttpReceiver
+) -> None:
+    team = make_team(client, "Buffered")
+    org = f"/orgs/{team.org_id}"
+    kit = make_kit(admin_engine, team.org_id, None)
+    path = f"/hooks/{uuid.uuid4().hex}"
+    channel = _channel(team, name="ERP", kind="webhook", target=receiver.url + path,
+                       events=["stock.out"])  # fmt: skip
+    receiver.secrets[path] = str(channel["signing_secret"])
+    # Given a listing that holds back 2 units, and 5 in stock (the channel shows 3)
+    listing = f"{org}/listings/{kit['listing_id']}"
+    ruled = team.operator.call("PATCH", listing, json={"stock_rules": {"buffer": 2}})
+    assert ruled.status_code == 200, ruled.json
+    variant = f"{org}/variants/{kit['variant_id']}"
+    assert team.operator.call("PATCH", variant, json={"available_quantity": 5}).status_code == 200
+    # When 3 are taken: the hub holds 2, the channel shows 0
+    taken = team.operator.post(f"{variant}/stock-adjustments", json={"delta": -3, "reason": "sold"})
+    assert taken.status_code == 201, taken.json
+    # Then the channel is announced as out of stock, with the hub's figure beside it
+    [call] = eventually(lambda: receiver.at(path), 30, "the stock.out call")
+    assert call.signed
+    body = call.json()
+    assert (body["type"], body["data"]["available_quantity"]) == ("stock.out", 2)
+    assert [c["listing_id"] for c in body["data"]["channels"]] == [str(kit["listing_id"])]
+    # And a further fall, with the channel already at 0, announces nothing more
+    again = team.operator.post(f"{variant}/stock-adjustments", json={"delta": -1, "reason": "sold"})
+    assert again.status_code == 201, again.json
+    # (the hub's own 0 comes next: nothing new for the channel, which showed 0 already)
+    last = team.operator.post(f"{variant}/stock-adjustments", json={"delta": -1, "reason": "sold"})
+    assert last.status_code == 201, last.json
+    time.sleep(2)  # deliveries of these changes would have been queued in their transactions
+    assert len(_deliveries(team, channel_id=str(channel["id"]))) == 1
+
+
+def test_beat_runs_the_periodic_checks_and_announces_what_it_finds(
+    client: FlaskClient, admin_engine: Engine, receiver: HttpReceiver
+) -> None:
+    team = make_team(client, "Watched")
+    # Given an org with a failed job and an approval expiring within the hour (the kit's)
+    kit = make_kit(admin_engine, team.org_id, None)
+    with admin_engine.begin() as conn:
+        conn.execute(text("UPDATE jobs SET finished_at = now() WHERE id = :id"),
+                     {"id": kit["failed_job_id"]})  # fmt: skip
+    path = f"/hooks/{uuid.uuid4().hex}"
+    # When it routes failing jobs (threshold 1) and expiring approvals to a webhook
+    channel = _channel(team, name="Pager", kind="webhook", target=receiver.url + path,
+                       events=["jobs.failing", "approval.expiring"],
+                       thresholds={"failed_jobs_per_hour": 1})  # fmt: skip
+    receiver.secrets[path] = str(channel["signing_secret"])
+    # Then beat's own schedule (nothing here calls the checks) finds both and they arrive
+    calls = eventually(lambda: len(receiver.at(path)) >= 2 and receiver.at(path), 30, "two calls")
+    assert all(c.signed for c in calls)
+    by_type = {c.json()["type"]: c.json()["data"] for c in calls}
+    assert by_type["jobs.failing"] == {
+        "failed": 1, "minutes": 60, "threshold": 1,
+        "link": f"{PUBLIC_URL}/orgs/{team.org_id}/jobs?status=failed",
+    }  # fmt: skip
+    assert by_type["approval.expiring"]["approval_id"] == str(kit["approval_id"])
+    # And each is announced once, however many times beat has run the checks since
+    time.sleep(3)
+    assert sorted(d["event"] for d in _deliveries(team, channel_id=str(channel["id"]))) == [
+        "approval.expiring", "jobs.failing",
+    ]  # fmt: skip
 
 
 def test_a_slack_channel_gets_the_test_message(client: FlaskClient, receiver: HttpReceiver) -> None:

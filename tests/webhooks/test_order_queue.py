@@ -1,7 +1,8 @@
 """Amazon's ORDER_CHANGE notifications reach the hub with nobody asking: beat polls every
 store's SQS queue (here each second), a real worker drains it into ``webhooks`` and
-``process_webhook`` turns each into an order with its Orders API prices, taking its stock once.
-A redelivered notification changes nothing."""
+``process_webhook`` turns each into an order, taking its stock once from the notification's own
+lines; ``price_order`` then adds the Orders API's prices. A redelivered notification changes
+nothing, and an Orders API that is down (or out of quota) delays only the prices."""
 
 from __future__ import annotations
 
@@ -43,7 +44,13 @@ def amazon() -> Iterator[SandboxServer]:
 
 @pytest.fixture(scope="module")
 def procs(hub_env: dict[str, str], settings: Settings) -> Iterator[Processes]:
-    env = worker_env(hub_env, FUSION_ORDER_QUEUE_POLL_S="1", FUSION_ORDER_QUEUE_LISTEN_S="2")
+    # Attempts to spare: the outage test keeps the Orders API down through several of them.
+    env = worker_env(
+        hub_env,
+        FUSION_ORDER_QUEUE_POLL_S="1",
+        FUSION_ORDER_QUEUE_LISTEN_S="2",
+        FUSION_MAX_ATTEMPTS="30",
+    )
     with workers_and_beat(env, "amazon_sc,default", concurrency=2) as processes:
         yield processes
 
@@ -120,9 +127,10 @@ def test_an_amazon_order_arrives_by_its_queue_once_priced_and_takes_stock_once(
     assert hub.run("create_product", store, {"listing_id": str(listing_id)}).status == "completed"
     # When a buyer orders 2 on Amazon (which sends ORDER_CHANGE to the seller's SQS queue)
     placed = store.place_order(sku, 2)
-    # Then, with no job asked for by anyone but beat, the order is stored with the Orders
-    # API's prices and its stock taken
+    # Then, with no job asked for by anyone but beat, the order is stored with its stock
+    # taken, and then priced from the Orders API
     wait_until(lambda: any(r.stock_applied_at for r in _orders(hub.admin, store)), 60)
+    wait_until(lambda: all(r.unit_price for r in _orders(hub.admin, store)), 30)
     rows = _orders(hub.admin, store)
     assert [(r.external_id, r.sku, r.quantity, r.unit_price) for r in rows] == [
         (placed["AmazonOrderId"], sku, 2, Decimal("12.50"))
@@ -170,6 +178,41 @@ def test_an_amazon_order_arrives_by_its_queue_once_priced_and_takes_stock_once(
     assert webhooks == 1
     assert len(_orders(hub.admin, store)) == 1
     assert _held(hub.admin, sku) == 3
+
+
+def test_an_amazon_order_takes_its_stock_while_the_orders_api_is_down_and_is_priced_later(
+    hub: Hub, amazon: SandboxServer
+) -> None:
+    # Given an Amazon store selling a SKU the hub holds 5 of, whose API then goes down
+    store = hub.connect("amazon_sc", amazon)
+    listing_id, sku = hub.product(store, quantity=5)
+    assert hub.run("create_product", store, {"listing_id": str(listing_id)}).status == "completed"
+    amazon.app.knobs.update({"outage": True})
+    try:
+        # When a buyer orders 2 (the notification still reaches the store's queue)
+        placed = store.place_order(sku, 2)
+        # Then the stock is taken from the notification's lines, with no Amazon call
+        wait_until(lambda: _held(hub.admin, sku) == 3, 60)
+        [row] = _orders(hub.admin, store)
+        assert (row.external_id, row.sku, row.quantity) == (placed["AmazonOrderId"], sku, 2)
+        assert (row.unit_price, row.total) == (Decimal("0"), Decimal("0"))
+        assert _delivery_status(hub.admin, store) == "processed"
+        assert _job_status(hub.admin, store, "price_order") in ("pending", "running")
+    finally:
+        amazon.app.knobs.update({"outage": False})
+    # And when the API is back the prices follow; the stock is not taken again
+    wait_until(lambda: _job_status(hub.admin, store, "price_order") == "completed", 60)
+    [row] = _orders(hub.admin, store)
+    assert (row.unit_price, row.total) == (Decimal("12.50"), Decimal("25.00"))
+    assert _held(hub.admin, sku) == 3
+
+
+def _job_status(admin: Engine, store: Store, job_type: str) -> str | None:
+    with admin.connect() as conn:
+        return conn.execute(
+            text("SELECT status::text FROM jobs WHERE store_id = :s AND job_type = :t"),
+            {"s": store.id, "t": job_type},
+        ).scalar_one_or_none()
 
 
 def test_an_amazon_store_connected_through_the_api_alone_receives_its_orders(
