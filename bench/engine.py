@@ -485,7 +485,7 @@ def main() -> int:
         engine_workers = bench.workers("workers.app", "engine")
         latency = bench.start_latency()
         p50, p99 = _pct(latency, 50) * 1000, _pct(latency, 99) * 1000
-        print(f"enqueue-to-start, idle: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p50 < 50)")
+        print(f"enqueue-to-start, idle: p50 {p50:.1f} ms, p99 {p99:.1f} ms (target p50 ≤ 10)")
 
         fair = bench.fairness()
         fair_p95 = _pct(fair, 95)
