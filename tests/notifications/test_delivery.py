@@ -29,6 +29,18 @@ def _channel(team: Team, **body: object) -> dict[str, object]:
     return made.json
 
 
+def _hook(
+    team: Team, receiver: HttpReceiver, events: list[str], **body: object
+) -> tuple[dict[str, object], str]:
+    """A signed webhook channel for ``events`` to a fresh path of ``receiver``, which checks
+    its signatures: (the channel, the path)."""
+    path = f"/hooks/{uuid.uuid4().hex}"
+    channel = _channel(team, name="ERP", kind="webhook", target=receiver.url + path,
+                       events=events, **body)  # fmt: skip
+    receiver.secrets[path] = str(channel["signing_secret"])
+    return channel, path
+
+
 def _deliveries(team: Team, **query: str) -> list[dict[str, object]]:
     listed = team.viewer.get(f"/orgs/{team.org_id}/notification-deliveries", query_string=query)
     assert listed.status_code == 200, listed.json
@@ -130,10 +142,7 @@ def test_a_channel_buffer_that_shows_zero_is_announced_before_the_hub_runs_out(
     team = make_team(client, "Buffered")
     org = f"/orgs/{team.org_id}"
     kit = make_kit(admin_engine, team.org_id, None)
-    path = f"/hooks/{uuid.uuid4().hex}"
-    channel = _channel(team, name="ERP", kind="webhook", target=receiver.url + path,
-                       events=["stock.out"])  # fmt: skip
-    receiver.secrets[path] = str(channel["signing_secret"])
+    channel, path = _hook(team, receiver, ["stock.out"])
     # Given a listing that holds back 2 units, and 5 in stock (the channel shows 3)
     listing = f"{org}/listings/{kit['listing_id']}"
     ruled = team.operator.call("PATCH", listing, json={"stock_rules": {"buffer": 2}})
@@ -168,12 +177,9 @@ def test_beat_runs_the_periodic_checks_and_announces_what_it_finds(
     with admin_engine.begin() as conn:
         conn.execute(text("UPDATE jobs SET finished_at = now() WHERE id = :id"),
                      {"id": kit["failed_job_id"]})  # fmt: skip
-    path = f"/hooks/{uuid.uuid4().hex}"
     # When it routes failing jobs (threshold 1) and expiring approvals to a webhook
-    channel = _channel(team, name="Pager", kind="webhook", target=receiver.url + path,
-                       events=["jobs.failing", "approval.expiring"],
-                       thresholds={"failed_jobs_per_hour": 1})  # fmt: skip
-    receiver.secrets[path] = str(channel["signing_secret"])
+    channel, path = _hook(team, receiver, ["jobs.failing", "approval.expiring"],
+                          thresholds={"failed_jobs_per_hour": 1})  # fmt: skip
     # Then beat's own schedule (nothing here calls the checks) finds both and they arrive
     calls = eventually(lambda: len(receiver.at(path)) >= 2 and receiver.at(path), 30, "two calls")
     assert all(c.signed for c in calls)

@@ -68,6 +68,14 @@ def hub(
     return Hub(settings, database, admin_engine, org_a)
 
 
+def _selling(hub: Hub, amazon: SandboxServer) -> tuple[Store, str]:
+    """An Amazon store with one SKU published, of which the hub holds 5: (store, SKU)."""
+    store = hub.connect("amazon_sc", amazon)
+    listing_id, sku = hub.product(store, quantity=5)
+    assert hub.run("create_product", store, {"listing_id": str(listing_id)}).status == "completed"
+    return store, sku
+
+
 def _orders(admin: Engine, store: Store) -> list[Any]:
     with admin.connect() as conn:
         return list(
@@ -122,9 +130,7 @@ def test_an_amazon_order_arrives_by_its_queue_once_priced_and_takes_stock_once(
     hub: Hub, amazon: SandboxServer
 ) -> None:
     # Given an Amazon store selling a SKU the hub holds 5 of
-    store = hub.connect("amazon_sc", amazon)
-    listing_id, sku = hub.product(store, quantity=5)
-    assert hub.run("create_product", store, {"listing_id": str(listing_id)}).status == "completed"
+    store, sku = _selling(hub, amazon)
     # When a buyer orders 2 on Amazon (which sends ORDER_CHANGE to the seller's SQS queue)
     placed = store.place_order(sku, 2)
     # Then, with no job asked for by anyone but beat, the order is stored with its stock
@@ -184,9 +190,7 @@ def test_an_amazon_order_takes_its_stock_while_the_orders_api_is_down_and_is_pri
     hub: Hub, amazon: SandboxServer
 ) -> None:
     # Given an Amazon store selling a SKU the hub holds 5 of, whose API then goes down
-    store = hub.connect("amazon_sc", amazon)
-    listing_id, sku = hub.product(store, quantity=5)
-    assert hub.run("create_product", store, {"listing_id": str(listing_id)}).status == "completed"
+    store, sku = _selling(hub, amazon)
     amazon.app.knobs.update({"outage": True})
     try:
         # When a buyer orders 2 (the notification still reaches the store's queue)
