@@ -22,7 +22,7 @@ from fusion.db.session import Database
 from fusion.plugins import amazon as amazon_plugin
 from fusion.ratelimit.bucket import BucketConfig, TokenBucket
 from fusion.sandbox import SandboxServer
-from fusion.webhooks.service import CONSUME_JOB, PROCESS_JOB
+from fusion.webhooks.service import CONSUME_JOB, PRICE_JOB, PROCESS_JOB
 from tests.api.conftest import signup
 from tests.plugins.e2e import (
     PROVISIONERS,
@@ -205,19 +205,29 @@ def test_a_rate_limited_order_lookup_is_rescheduled_and_its_worker_runs_other_jo
     bucket.feedback(retry_after_s=8)
     # When a buyer orders 2 on Amazon
     store.place_order(sku, 2)
-    # Then its process_webhook is rescheduled, not left waiting in its worker thread
-    wait_until(lambda: len(_process_jobs(hub.admin, connected.org_id)) == 1, 30)
-    job = _process_jobs(hub.admin, connected.org_id)[0]
+    # Then the stock is taken at once, from the notification's lines: no lookup waited for
+    wait_until(lambda: _stock_applied(hub.admin, store), 30)
+    assert _held(hub.admin, sku) == 3
+    [processed] = _process_jobs(hub.admin, connected.org_id)
+    assert (processed.status, processed.attempts) == ("completed", 1)
+    # and the lookup of its prices is rescheduled, not left waiting in its worker thread
+    wait_until(lambda: len(_jobs(hub.admin, store, PRICE_JOB)) == 1, 30)
+    job = _jobs(hub.admin, store, PRICE_JOB)[0]
     wait_until(lambda: any("rate limited; rescheduled" in m for m in _logs(hub.admin, job.id)), 30)
     assert any("(attempt not counted)" in m for m in _logs(hub.admin, job.id))
-    # and while it waits, the worker runs another job of the store's queue
+    # while it waits, the worker runs another job of the store's queue
     push = hub.run("real_time_inventory", store, {"skus": [sku]}, timeout=30)
     assert push.status == "completed"
-    assert _process_jobs(hub.admin, connected.org_id)[0].status == "pending"
-    assert not _stock_applied(hub.admin, store)
-    # And once the quota is back the order is stored, its stock taken once, in one attempt
-    wait_until(lambda: _stock_applied(hub.admin, store), 30)
+    assert _jobs(hub.admin, store, PRICE_JOB)[0].status == "pending"
+    # And once the quota is back the order is priced in one attempt, its stock taken once
     done = hub.wait([job.id], timeout=30)[job.id]
     assert (done.status, done.attempts) == ("completed", 1)
     assert done.finished_at > push.finished_at
+    with hub.admin.connect() as conn:
+        prices = conn.execute(
+            text("SELECT l.unit_price FROM order_lines l JOIN orders o ON o.id = l.order_id "
+                 "WHERE o.store_id = :s"),
+            {"s": store.id},
+        ).scalars().all()  # fmt: skip
+    assert [str(p) for p in prices] == ["12.50"]
     assert _held(hub.admin, sku) == 3
