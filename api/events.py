@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import json
 import logging
+import select as selecting  # the module (gevent patches its select)
+import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import redis
@@ -107,8 +109,42 @@ def _changes(
     return sorted(events, key=lambda e: e[0])
 
 
+def _client_gone(sock: socket.socket | None) -> Callable[[float], bool]:
+    """Wait up to the given seconds; True once the client has closed the connection. A stream's
+    client sends nothing after its request, so the socket turning readable means it went:
+    noticed at once, not at the second write after it (a slot, and in the API's process a
+    request thread, is freed as soon as a page is left). Without the server's socket, sleep."""
+
+    def wait(seconds: float) -> bool:
+        if sock is None:
+            time.sleep(seconds)
+            return False
+        try:
+            readable, _, _ = selecting.select([sock], [], [], seconds)
+        except (OSError, ValueError):  # closed under us, or beyond select's descriptors
+            time.sleep(seconds)
+            return False
+        if not readable:
+            return False
+        try:
+            if sock.recv(1, socket.MSG_PEEK) == b"":
+                return True
+        except ConnectionError:
+            return True
+        except (OSError, ValueError):  # nothing to read after all, or a socket that cannot peek
+            pass
+        time.sleep(seconds)  # readable but not closed: sent something, keep the pace
+        return False
+
+    return wait
+
+
 def _stream(
-    database: Database, org_id: uuid.UUID, principal: Principal, start: datetime
+    database: Database,
+    org_id: uuid.UUID,
+    principal: Principal,
+    start: datetime,
+    wait: Callable[[float], bool],
 ) -> Iterator[str]:
     # Everything is passed in, nothing read from ``g`` or ``current_app``: the generator
     # outlives the request and its contexts.
@@ -131,7 +167,8 @@ def _stream(
         sent = {s for s in sent if s[2] > cursor - OVERLAP}
         if not fresh:
             yield ": keep-alive\n\n"
-        time.sleep(POLL_S)
+        if wait(POLL_S):
+            return
 
 
 class _Body:
@@ -205,7 +242,8 @@ def stream(org_id: uuid.UUID, principal: Principal) -> Response:
         )
     start = _position(request.headers.get("Last-Event-ID"))
     slot = _take_slot(org_id, principal)
-    body = _Body(_stream(hub().database, org_id, principal, start), slot)
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    body = _Body(_stream(hub().database, org_id, principal, start, _client_gone(sock)), slot)
     response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"
