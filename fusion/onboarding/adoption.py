@@ -210,14 +210,13 @@ def _decisions(
     ]
     by_sku = {v.sku: v for v in catalog}
     by_barcode = {v.barcode: v for v in catalog if v.barcode}
-    listed = dict(
-        session.execute(
-            select(Listing.product_id, Listing.external_id).where(
-                Listing.store_id == adoption.store_id,
-                Listing.product_id.in_(list({v.product_id for v in catalog})),
-            )
-        ).tuples()
+    rows_listed = session.execute(
+        select(Listing.product_id, Listing.external_id).where(
+            Listing.store_id == adoption.store_id,
+            Listing.product_id.in_(list({v.product_id for v in catalog})),
+        )
     )
+    listed = {product_id: external_id for product_id, external_id in rows_listed}
     return [
         decide(
             r.variants,
