@@ -28,7 +28,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def stack(hub_env: dict[str, str], settings: Settings) -> Iterator[Stack]:
-    with live_stack(hub_env, settings, ("shopify", "etsy")) as running:
+    with live_stack(hub_env, settings, ("shopify", "etsy", "amazon_sc", "printify")) as running:
         yield running
 
 
@@ -262,6 +262,39 @@ def test_an_etsy_store_is_adopted_then_sells_through_the_hub(stack: Stack) -> No
     assert (stock_of(team, hat_s), stock_of(team, hat_m)) == (2, 3)
     sell(server, shop, hat_m, 2)
     eventually(lambda: stock_of(team, hat_m) == 1, "the hub holds 1 medium hat")
+
+
+@pytest.mark.parametrize("platform", ["amazon_sc", "printify"])
+def test_a_listing_on_amazon_or_printify_is_adopted_then_sells_through_the_hub(
+    stack: Stack, platform: str
+) -> None:
+    server = stack.servers[platform]
+    team = make_team(stack.app.test_client(), f"Adopt {platform}")
+    org = f"/orgs/{team.org_id}"
+    sku = f"LAMP-{uuid.uuid4().hex[:6].upper()}"
+    # Given a catalog lamp (8 in stock) the shop already sells, showing 5
+    lamp_id = catalog_variant(team, "Lamp", sku, 8)
+    store_id, shop = connect(team, server, platform)
+    seed(server, shop, {"title": "Lamp", "variants": [variant(sku, 5, "40.00")]})
+
+    # When it is adopted
+    adoption = preview(team, store_id)
+    assert adoption["plan"] == {"link": 1, "create": 0, "conflict": 0, "adopted": 0}
+    assert confirm(team, store_id, adoption["id"])["result"] == {
+        "ok": 1,
+        "failed": 0,
+        "skipped": 0,
+    }
+
+    # Then the hub's figure is pushed to the channel
+    eventually(lambda: channel_shows(platform, server, shop, sku) == 8, f"{platform} shows 8")
+    # and a sale there takes the hub's stock
+    sell(server, shop, sku, 3)
+    eventually(lambda: stock_of(team, sku) == 5, "the hub holds 5 lamps")
+    # and a change of the hub's stock reaches the channel
+    adjust = {"delta": 2, "reason": "restocked"}
+    ok(team.operator.post(f"{org}/variants/{lamp_id}/stock-adjustments", json=adjust), 201)
+    eventually(lambda: channel_shows(platform, server, shop, sku) == 7, f"{platform} shows 7")
 
 
 def test_adoption_is_for_operators_of_the_org_and_its_own_stores(stack: Stack) -> None:
