@@ -321,6 +321,10 @@ def apply_listings(
         elif decision.action is AdoptionAction.CREATE and not create_unmatched:
             reason = "no SKU of it is in the catalog (confirm with create_unmatched to add it)"
             results.append(ItemResult(_key(row), ItemStatus.SKIPPED, reason, data))
+        elif (taken := adopter.listed_as(decision)) not in (None, row.external_id):
+            # An earlier listing of this batch (an Amazon SKU of the same product) took it.
+            reason = f"*: the product is on this store as {taken}"
+            results.append(ItemResult(_key(row), ItemStatus.FAILED, reason, data))
         else:
             listing = adopter.adopt(row, decision, create_unmatched)
             data |= {"product_id": str(listing.product_id), "listing_id": str(listing.id)}
@@ -341,6 +345,18 @@ class _Adopter:
     def __init__(self, session: Session, adoption: Adoption, job_id: uuid.UUID, actor: str):
         self.session, self.adoption, self.job_id, self.actor = session, adoption, job_id, actor
         self.to_push: set[str] = set()
+
+    def listed_as(self, decision: Decision) -> str | None:
+        """The platform id the decision's product is listed under on the store now (None:
+        not listed, or never published)."""
+        if decision.product_id is None:
+            return None
+        return self.session.scalar(
+            select(Listing.external_id).where(
+                Listing.product_id == decision.product_id,
+                Listing.store_id == self.adoption.store_id,
+            )
+        )
 
     def adopt(self, row: AdoptionListing, decision: Decision, create: bool) -> Listing:
         product_id = decision.product_id or self._product(row)
