@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import case, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from fusion.catalog.deletes import PUSHED_SKUS
@@ -35,7 +35,7 @@ from fusion.inventory.service import fan_out_stock
 from fusion.jobs import items
 from fusion.jobs import service as jobs
 from fusion.jobs.items import ItemResult
-from fusion.jobs.models import ItemStatus, Job, JobItem
+from fusion.jobs.models import ItemStatus, Job, JobItem, JobStatus
 from fusion.onboarding.matching import (
     SKU_ON_SEVERAL_LISTINGS,
     STOCK_DIFFERS,
@@ -58,13 +58,25 @@ def start(
 ) -> Adoption:
     """A new adoption of the store's listings, and the job that reads them. Raises NotFound
     for a store not of the org, Conflict while another adoption of the store is reading or
-    applying."""
-    if session.get(Store, store_id) is None:
+    applying (its job pending or running)."""
+    # The store's row lock makes two adoptions asked for at once start one after the other.
+    if session.get(Store, store_id, with_for_update=True) is None:
         raise NotFound(f"no store {store_id}")
+    # An adoption whose job ended without finishing it (failed, cancelled) holds nothing up.
     busy = session.scalar(
-        select(Adoption.id).where(
+        select(Adoption.id)
+        .join(
+            Job,
+            Job.id
+            == case(
+                (Adoption.status == AdoptionStatus.READING, Adoption.read_job_id),
+                else_=Adoption.job_id,
+            ),
+        )
+        .where(
             Adoption.store_id == store_id,
             Adoption.status.in_([AdoptionStatus.READING, AdoptionStatus.CONFIRMED]),
+            Job.status.in_([JobStatus.PENDING, JobStatus.CLAIMED, JobStatus.RUNNING]),
         )
     )
     if busy is not None:

@@ -93,3 +93,25 @@ def test_a_read_cut_short_by_the_rate_limit_goes_on_from_its_page(
             break
     assert sorted(i["position"] for i in held) == list(range(1, LISTINGS + 1))
     assert len({i["external_id"] for i in held}) == LISTINGS
+
+
+def test_one_adoption_of_a_store_at_a_time_until_its_job_ends(
+    client: FlaskClient, job_engine: JobEngine, etsy: SandboxServer
+) -> None:
+    team = make_team(client, "One at a time")
+    store_id, _ = connect(team, etsy, "etsy")
+    base = f"/orgs/{team.org_id}/stores/{store_id}/adoptions"
+    # Given an adoption whose read job has not run yet
+    first = ok(team.operator.post(base), 202)
+    # Then another adoption of the store waits for it
+    refused = team.operator.post(base)
+    assert refused.status_code == 409, refused.json
+    assert refused.json["adoption_id"] == first["id"]
+    # When its read job is cancelled
+    jobs = f"/orgs/{team.org_id}/jobs"
+    ok(team.operator.post(f"{jobs}/{first['read_job_id']}/cancel"))
+    assert ok(team.viewer.get(f"{jobs}/{first['read_job_id']}"))["status"] == "cancelled"
+    # Then a new adoption may start, and runs to its preview
+    second = ok(team.operator.post(base), 202)
+    assert job_engine.execute(uuid.UUID(second["read_job_id"])) is Outcome.COMPLETED
+    assert ok(team.viewer.get(f"{base}/{second['id']}"))["status"] == "previewed"
