@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 import boot
 import console
 from api import (
+    adoptions,
     api_keys,
     approvals,
     audit,
@@ -121,6 +122,7 @@ RESOURCES = (
     audit,
     dashboard,
     events,
+    adoptions,
 )
 
 

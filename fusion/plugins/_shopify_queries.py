@@ -23,7 +23,9 @@ query listProducts($first: Int!, $after: String) {
     pageInfo { hasNextPage endCursor }
     nodes {
       id title handle
-      variants(first: 20) { nodes { id sku price inventoryQuantity inventoryItem { id } } }
+      variants(first: 20) {
+        nodes { id sku price barcode title inventoryQuantity inventoryItem { id } }
+      }
     }
   }
 }

@@ -48,6 +48,7 @@ from fusion.plugins.base import (
     PlatformClient,
     Plugin,
     ProductDraft,
+    ProductPage,
     PushRefused,
     RemoteOrder,
     RemoteProduct,
@@ -186,15 +187,21 @@ class AmazonClient(ListingsFeed, PlatformClient):
         products: list[RemoteProduct] = []
         token = None
         while True:
-            params = self._mp(includedData="summaries,fulfillmentAvailability", pageSize=20)
-            if token:
-                params["pageToken"] = token
-            path = f"{LISTINGS}/{quote(self.seller_id, safe='')}"
-            body = self._call("GET", path, "searchListingsItems", params=params).json()
-            products.extend(_remote(item) for item in body.get("items", []))
-            token = (body.get("pagination") or {}).get("nextToken")
+            page = self.list_products_page(token)
+            products.extend(page.products)
+            token = page.next_cursor
             if not token:
                 return products
+
+    def list_products_page(self, cursor: str | None) -> ProductPage:
+        """One page of ``searchListingsItems`` from the ``pageToken`` ``cursor``."""
+        params = self._mp(includedData="summaries,fulfillmentAvailability", pageSize=20)
+        if cursor:
+            params["pageToken"] = cursor
+        path = f"{LISTINGS}/{quote(self.seller_id, safe='')}"
+        body = self._call("GET", path, "searchListingsItems", params=params).json()
+        token = (body.get("pagination") or {}).get("nextToken")
+        return ProductPage([_remote(item) for item in body.get("items", [])], token or None)
 
     def create_product(self, draft: ProductDraft) -> RemoteProduct:
         if not draft.variants:

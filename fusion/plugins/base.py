@@ -171,6 +171,9 @@ class RemoteProduct:
     quantities: Mapping[str, int]  # sku -> available quantity on the platform
     url: str | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
+    # Each variant as the platform describes it (adoption matches them to the catalog); empty
+    # from a plugin that does not say.
+    variants: Sequence[RemoteVariant] = ()
 
 
 @dataclass(frozen=True)
@@ -335,6 +338,12 @@ class PlatformClient(ABC):
         Unchanged by default."""
         return event
 
+    def list_products_page(self, cursor: str | None) -> ProductPage:
+        """One page of the store's products from ``cursor`` (None: the first page), with the
+        cursor of the next (None after the last), so a reader can keep its place between
+        attempts. By default the whole of :meth:`list_products` is one page."""
+        return ProductPage(products=self.list_products(), next_cursor=None)
+
 
 @dataclass
 class ConsumeResult:
@@ -436,3 +445,22 @@ class Plugin(ABC):
         ``handle``. Raises UnsupportedCapability on a platform without one (the default), and
         PermanentError when the store names no queue in ``order_queue_setting``."""
         raise UnsupportedCapability(self.slug, "order_queue")
+
+
+@dataclass(frozen=True)
+class RemoteVariant:
+    """One variant of a platform's product: its SKU (may be empty), price, barcode, stock."""
+
+    sku: str
+    quantity: int
+    price: Decimal | None = None
+    barcode: str | None = None
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class ProductPage:
+    """A page of :meth:`PlatformClient.list_products_page`."""
+
+    products: Sequence[RemoteProduct]
+    next_cursor: str | None = None

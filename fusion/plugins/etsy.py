@@ -49,8 +49,10 @@ from fusion.plugins.base import (
     PlatformClient,
     Plugin,
     ProductDraft,
+    ProductPage,
     RemoteOrder,
     RemoteProduct,
+    RemoteVariant,
     SettingSpec,
     SettingType,
     StoreConnection,
@@ -191,6 +193,29 @@ class EtsyClient(TokenRefresh, PlatformClient):
 
     def list_products(self) -> list[RemoteProduct]:
         return [_remote_product(listing) for listing in self._all_listings()]
+
+    def list_products_page(self, cursor: str | None) -> ProductPage:
+        """One page of ``getListingsByShop``; the cursor is ``<state>:<offset>``, through the
+        managed states in turn."""
+        state, _, at = (cursor or f"{MANAGED_STATES[0]}:0").partition(":")
+        if state not in MANAGED_STATES or not at.isdigit():
+            raise PermanentError(f"not an Etsy listings cursor: {cursor!r}")
+        offset = int(at)
+        body = self._call(
+            "GET",
+            f"/shops/{self.shop_id}/listings",
+            "getListingsByShop",
+            params={"state": state, "limit": PAGE, "offset": offset, "includes": "Inventory"},
+        ).json()
+        offset += len(body["results"])
+        following = MANAGED_STATES.index(state) + 1
+        if body["results"] and offset < body["count"]:
+            after: str | None = f"{state}:{offset}"
+        elif following < len(MANAGED_STATES):
+            after = f"{MANAGED_STATES[following]}:0"
+        else:
+            after = None
+        return ProductPage([_remote_product(lst) for lst in body["results"]], after)
 
     def create_product(self, draft: ProductDraft) -> RemoteProduct:
         """Create a draft listing and its inventory, or finish the one an earlier attempt with
@@ -495,6 +520,15 @@ def _remote_product(listing: Mapping[str, Any]) -> RemoteProduct:
         },
         url=listing.get("url"),
         raw={"state": listing.get("state"), "tags": listing.get("tags") or []},
+        variants=[
+            RemoteVariant(
+                sku=str(p.get("sku") or ""),
+                quantity=int(p["offerings"][0]["quantity"]),
+                price=_money(p["offerings"][0]["price"]),
+            )
+            for p in products
+            if p.get("offerings")
+        ],
     )
 
 

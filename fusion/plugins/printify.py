@@ -49,6 +49,7 @@ from fusion.plugins.base import (
     ProductDraft,
     RemoteOrder,
     RemoteProduct,
+    RemoteVariant,
     SettingSpec,
     SettingType,
     StoreConnection,
@@ -379,6 +380,15 @@ def _remote(product: Mapping[str, Any]) -> RemoteProduct:
         quantities={str(v["sku"]): _quantity(v) for v in product.get("variants", [])},
         url=external.get("handle"),
         raw=dict(product),
+        variants=[
+            RemoteVariant(
+                sku=str(v.get("sku") or ""),
+                quantity=_quantity(v),
+                price=Decimal(int(v["price"])) / 100 if v.get("price") is not None else None,
+                title=str(v.get("title") or ""),
+            )
+            for v in product.get("variants", [])
+        ],
     )
 
 

@@ -45,8 +45,10 @@ from fusion.plugins.base import (
     PlatformClient,
     Plugin,
     ProductDraft,
+    ProductPage,
     RemoteOrder,
     RemoteProduct,
+    RemoteVariant,
     StoreConnection,
     WebhookEvent,
 )
@@ -170,18 +172,27 @@ class ShopifyClient(RememberedIds, BulkInventory, PlatformClient):
 
     def list_products(self) -> list[RemoteProduct]:
         products: list[RemoteProduct] = []
-        after: str | None = None
+        cursor: str | None = None
         while True:
-            data = self._page(
-                "listProducts", q.LIST_PRODUCTS, {"after": after}, q.LIST_PAGE, q.LIST_NODE_COST
-            )
-            page = data["products"]
-            products.extend(_remote_product(node) for node in page["nodes"])
-            for node in page["nodes"]:
-                self.remember_variants((node.get("variants") or {}).get("nodes") or [])
-            if not page["pageInfo"]["hasNextPage"]:
+            page = self.list_products_page(cursor)
+            products.extend(page.products)
+            if page.next_cursor is None:
                 return products
-            after = page["pageInfo"]["endCursor"]
+            cursor = page.next_cursor
+
+    def list_products_page(self, cursor: str | None) -> ProductPage:
+        """One page of ``products`` after the connection cursor ``cursor``."""
+        data = self._page(
+            "listProducts", q.LIST_PRODUCTS, {"after": cursor}, q.LIST_PAGE, q.LIST_NODE_COST
+        )
+        page = data["products"]
+        for node in page["nodes"]:
+            self.remember_variants((node.get("variants") or {}).get("nodes") or [])
+        more = page["pageInfo"]["hasNextPage"]
+        return ProductPage(
+            products=[_remote_product(node) for node in page["nodes"]],
+            next_cursor=str(page["pageInfo"]["endCursor"]) if more else None,
+        )
 
     def create_product(self, draft: ProductDraft) -> RemoteProduct:
         """Create (or, on a retry, converge) the product whose handle is derived from the
@@ -441,6 +452,16 @@ def _remote_product(node: Mapping[str, Any]) -> RemoteProduct:
         },
         url=None,
         raw={"handle": node.get("handle"), "variants": variants},
+        variants=[
+            RemoteVariant(
+                sku=str(v.get("sku") or ""),
+                quantity=int(v.get("inventoryQuantity") or 0),
+                price=Decimal(str(v["price"])) if v.get("price") is not None else None,
+                barcode=v.get("barcode") or None,
+                title=str(v.get("title") or ""),
+            )
+            for v in variants
+        ],
     )
 
 

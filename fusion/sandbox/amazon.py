@@ -128,6 +128,34 @@ class AmazonSandbox(FeedsAndOrders, SandboxApp):
             "aws_secret_access_key": secrets.token_urlsafe(30),
         }
 
+    def seed_listings(
+        self, data: Mapping[str, Any], listings: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """On Amazon a listing is one SKU: each variant becomes a listings item of its own."""
+        seller = self.sellers.get(str(data.get("shop")))
+        if seller is None:
+            raise SandboxError("unknown shop")
+        made = []
+        for given in listings:
+            for variant in given.get("variants") or []:
+                sku = str(variant.get("sku") or "")
+                if not sku:
+                    raise SandboxError("an Amazon listing needs a SKU")
+                price = str(variant.get("price", "1.00"))
+                offer = {"our_price": [{"schedule": [{"value_with_tax": price}]}]}
+                listing = st.Listing(
+                    sku=sku,
+                    product_type="PRODUCT",
+                    attributes={
+                        "item_name": [{"value": str(given.get("title") or sku)}],
+                        "purchasable_offer": [offer],
+                    },
+                )
+                listing.set_quantity(int(variant.get("quantity", 0)))
+                seller.listings[sku] = listing
+                made.append({"id": sku})
+        return made
+
     def place_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
         seller = self.sellers.get(str(data.get("shop")))
         if seller is None:

@@ -159,6 +159,56 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
     def error_response(self, status: int, message: str) -> Response:
         return json_response({"error": message}, status)
 
+    def seed_listings(
+        self, data: Mapping[str, Any], listings: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        try:
+            shop = self.shops[int(data["shop_id"])]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SandboxError("unknown shop_id") from exc
+        made = []
+        for given in listings:
+            variants = given.get("variants") or [{}]
+            several = len(variants) > 1
+            now, listing_id = int(time.time()), next(self._ids)
+            price = float(variants[0].get("price", 1))
+            shop.listings[listing_id] = {
+                "listing_id": listing_id, "user_id": shop.user_id, "shop_id": shop.shop_id,
+                "title": str(given.get("title") or "Listing"),
+                "description": str(given.get("description") or ""), "state": "active",
+                "creation_timestamp": now, "created_timestamp": now, "updated_timestamp": now,
+                "last_modified_timestamp": now,
+                "url": f"https://www.etsy.com/listing/{listing_id}", "price": money(price),
+                "tags": [], "who_made": "i_did", "when_made": "made_to_order", "taxonomy_id": 1,
+                "has_variations": several,
+            }  # fmt: skip
+            on_property = [513] if several else []
+            shop.inventories[listing_id] = {
+                "products": [
+                    self._product(
+                        v.get("sku"),
+                        [
+                            {
+                                "property_id": 513,
+                                "property_name": "Variant",
+                                "values": [str(v.get("sku") or "")],
+                            }
+                        ]
+                        if several
+                        else [],
+                        float(v.get("price", price)),
+                        int(v.get("quantity", 0)),
+                    )
+                    for v in variants
+                ],
+                "price_on_property": on_property,
+                "quantity_on_property": on_property,
+                "sku_on_property": on_property,
+                "readiness_state_on_property": [],
+            }
+            made.append({"id": listing_id})
+        return made
+
     # -- auth and rate limits -------------------------------------------------------------------
 
     def _limits(self) -> tuple[int, int]:

@@ -193,6 +193,39 @@ class PrintifySandbox(SandboxApp):
         shop.products[product["id"]] = product
         return str(product["id"])
 
+    def seed_listings(
+        self, data: Mapping[str, Any], listings: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        shop = self.shops.get(as_int(data.get("shop") or data.get("shop_id")))
+        if shop is None:
+            raise SandboxError("unknown shop")
+        made = []
+        for n, given in enumerate(listings):
+            variants = given.get("variants") or [{}]
+            body = {
+                "title": str(given.get("title") or "Product"),
+                "description": str(given.get("description") or ""),
+                "blueprint_id": 6,
+                "print_provider_id": 270,
+                "print_areas": [],
+            }
+            parsed = parse_variants(
+                [
+                    {
+                        "id": 20_000 + 100 * n + i,
+                        "sku": v.get("sku"),
+                        "price": round(float(v.get("price", 1)) * 100),
+                        "quantity": int(v.get("quantity", 0)),
+                        "title": str(v.get("title") or v.get("sku") or "Default"),
+                    }
+                    for i, v in enumerate(variants)
+                ]
+            )
+            product = new_product(shop, body, parsed)
+            shop.products[product["id"]] = product
+            made.append({"id": product["id"]})
+        return made
+
     def place_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
         shop = self.shops.get(as_int(data.get("shop") or data.get("shop_id")))
         if shop is None:

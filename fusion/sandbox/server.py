@@ -12,6 +12,8 @@ hooks for its shops, orders, state and error shape. Control endpoints live under
 - ``POST /_sandbox/shops``  create a shop with its credentials (fields per platform module)
 - ``POST /_sandbox/orders`` place an order for a shop; the signed webhook goes out from a
   background thread to the shop's ``webhook_url`` when one is set
+- ``POST /_sandbox/listings`` put listings the hub did not make on a shop (the shop named as
+  for orders, ``listings: [{title, variants: [{sku, price, quantity, barcode}]}]``)
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class SandboxApp(ABC):
             Rule("/_sandbox/reset", methods=["POST"], endpoint="_control_reset"),
             Rule("/_sandbox/shops", methods=["POST"], endpoint="_control_shops"),
             Rule("/_sandbox/orders", methods=["POST"], endpoint="_control_orders"),
+            Rule("/_sandbox/listings", methods=["POST"], endpoint="_control_listings"),
         ]
         self.url_map = Map([*control, *self.routes()], strict_slashes=False)
 
@@ -236,6 +239,22 @@ class SandboxApp(ABC):
         data = read_json(request)
         with self.lock:
             return json_response(self.place_order(data), 201)
+
+    def _control_listings(self, request: Request) -> Response:
+        data = read_json(request)
+        listings = data.get("listings")
+        if not isinstance(listings, list) or not all(isinstance(x, dict) for x in listings):
+            raise SandboxError("listings must be a list of {title, variants: [{sku, price, ...}]}")
+        with self.lock:
+            return json_response({"listings": self.seed_listings(data, listings)}, 201)
+
+    def seed_listings(
+        self, data: Mapping[str, Any], listings: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Put ``listings`` on the shop ``data`` names (as in ``/_sandbox/orders``), as the
+        merchant made them before the hub: each ``{title, variants: [{sku, price, quantity,
+        barcode}]}``. Returns each listing's platform id as ``{"id": ...}``."""
+        raise SandboxError(f"the {self.platform} sandbox cannot seed listings")
 
     def reset(self) -> None:
         """Forget all state, deliveries and knob settings."""

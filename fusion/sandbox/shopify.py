@@ -407,6 +407,46 @@ class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
             ctx.shop.levels.pop(variant["inventoryItem"]["id"], None)
         return {"deletedProductId": product_id, "productDeleteOperation": None, "userErrors": []}
 
+    def seed_listings(
+        self, data: Mapping[str, Any], listings: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        shop = self.shops.get(str(data.get("shop")))
+        if shop is None:
+            raise SandboxError("unknown shop")
+        made = []
+        for listing in listings:
+            stamp = now()
+            product: dict[str, Any] = {
+                "id": self._gid("Product"),
+                "title": str(listing.get("title") or "Product"),
+                "descriptionHtml": str(listing.get("description") or ""),
+                "status": "ACTIVE",
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "variants": [],
+            }
+            # The merchant's own handle, never the hub's ``fusion-<key>`` one.
+            product["handle"] = f"{handleize(product['title'])}-{product['id'].rsplit('/', 1)[1]}"
+            for given in listing.get("variants") or [{}]:
+                sku = str(given.get("sku") or "")
+                options = [["Variant", sku or product["title"]]]
+                variant = {
+                    "id": self._gid("ProductVariant"),
+                    "inventoryItem": {"id": self._gid("InventoryItem"), "tracked": True,
+                                      "sku": sku},
+                    "options": options,
+                    "selectedOptions": [{"name": n, "value": v} for n, v in options],
+                    "sku": sku,
+                    "title": str(given.get("title") or sku or "Default Title"),
+                    "price": f"{Decimal(str(given.get('price', '0'))):.2f}",
+                    "barcode": given.get("barcode"),
+                }  # fmt: skip
+                shop.levels[variant["inventoryItem"]["id"]] = int(given.get("quantity", 0))
+                product["variants"].append(variant)
+            shop.products[product["id"]] = product
+            made.append({"id": product["id"]})
+        return made
+
     # -- orders and webhooks --------------------------------------------------------------------
 
     def place_order(self, data: Mapping[str, Any]) -> dict[str, Any]:
