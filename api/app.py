@@ -20,6 +20,7 @@ from api import (
     dashboard,
     events,
     health,
+    images,
     imports,
     inventory,
     job_items,
@@ -121,6 +122,7 @@ RESOURCES = (
     audit,
     dashboard,
     events,
+    images,
 )
 
 
@@ -151,6 +153,7 @@ def create_app(
     app.register_blueprint(health.blp)
     if serves is not Serves.STREAMS:
         app.register_blueprint(webhooks.blp)
+        app.register_blueprint(images.served)
         metrics.install(app)
     console.install(app, settings, serves)
     app.after_request(_no_store)
