@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 MEDIA_PAGE = 50
 PRODUCT_SET_WITH_MEDIA = f"""
-mutation productSetWithMedia($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {{
+mutation productSet($input: ProductSetInput!, $identifier: ProductSetIdentifiers) {{
   productSet(input: $input, identifier: $identifier, synchronous: true) {{
     product {{ {q.PRODUCT_FIELDS} media(first: {MEDIA_PAGE}) {{ nodes {{ id }} }} }}
     userErrors {{ field message code }}

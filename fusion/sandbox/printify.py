@@ -259,6 +259,7 @@ class PrintifySandbox(MediaLibrary, SandboxApp):
                 "webhooks": [
                     {k: v for k, v in w.items() if k != "secret"} for w in shop.webhooks.values()
                 ],
+                "uploads": list(self.uploads.get(shop.token, {}).values()),
             }
             for shop in self.shops.values()
         }
