@@ -258,9 +258,9 @@ VARIABLES: Mapping[str, str] = {
     "notify_expiring_within_s": "FUSION_NOTIFY_EXPIRING_WITHIN_S",
     "image_max_bytes": "FUSION_IMAGE_MAX_BYTES",
     "media_backend": "FUSION_MEDIA_BACKEND",
-    "s3_bucket": "FUSION_S3_BUCKET",
-    "s3_endpoint_url": "FUSION_S3_ENDPOINT_URL",
-    "s3_region": "FUSION_S3_REGION",
+    "media_bucket": "FUSION_MEDIA_BUCKET",
+    "media_endpoint_url": "FUSION_MEDIA_ENDPOINT_URL",
+    "media_region": "FUSION_MEDIA_REGION",
     "media_url_ttl_s": "FUSION_MEDIA_URL_TTL_S",
 }
 
@@ -374,9 +374,9 @@ class Settings:
     # a platform stays valid (S3 allows 7 days at most).
     image_max_bytes: int = 10 * 1024 * 1024
     media_backend: str = "local"
-    s3_bucket: str | None = None
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
+    media_bucket: str | None = None
+    media_endpoint_url: str | None = None
+    media_region: str = "us-east-1"
     media_url_ttl_s: int = 7 * 86400
 
     @property
@@ -518,15 +518,15 @@ def _media_values(env: Mapping[str, str]) -> dict[str, Any]:
     """The image settings, read and checked: an ``s3`` backend needs its bucket."""
     v = VARIABLES
     backend = _choice(env, v["media_backend"], ("local", "s3"), "local")
-    bucket = _text(env, v["s3_bucket"])
+    bucket = _text(env, v["media_bucket"])
     if backend == "s3" and bucket is None:
-        raise ConfigError(f"{v['s3_bucket']}: required when {v['media_backend']}=s3")
+        raise ConfigError(f"{v['media_bucket']}: required when {v['media_backend']}=s3")
     return {
         "image_max_bytes": _int(env, v["image_max_bytes"], 10 * 1024 * 1024, lo=1024, hi=10**9),
         "media_backend": backend,
-        "s3_bucket": bucket,
-        "s3_endpoint_url": _url(env, v["s3_endpoint_url"], ("http", "https")),
-        "s3_region": _text(env, v["s3_region"]) or "us-east-1",
+        "media_bucket": bucket,
+        "media_endpoint_url": _url(env, v["media_endpoint_url"], ("http", "https")),
+        "media_region": _text(env, v["media_region"]) or "us-east-1",
         "media_url_ttl_s": _int(env, v["media_url_ttl_s"], 7 * 86400, lo=60, hi=7 * 86400),
     }
 

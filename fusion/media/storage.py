@@ -82,12 +82,12 @@ class S3Store:
         import boto3
         from botocore.config import Config
 
-        self.bucket = str(settings.s3_bucket)
+        self.bucket = str(settings.media_bucket)
         self.ttl_s = settings.media_url_ttl_s
         self.client: Any = boto3.client(
             "s3",
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
+            endpoint_url=settings.media_endpoint_url,
+            region_name=settings.media_region,
             config=Config(signature_version="s3v4", retries={"max_attempts": 3}),
         )
 

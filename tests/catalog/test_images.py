@@ -247,7 +247,7 @@ def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
 
 def s3_settings(settings: Settings, endpoint: str) -> Settings:
     return dataclasses.replace(
-        settings, media_backend="s3", s3_bucket="fusion-images", s3_endpoint_url=endpoint
+        settings, media_backend="s3", media_bucket="fusion-images", media_endpoint_url=endpoint
     )
 
 
