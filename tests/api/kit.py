@@ -320,6 +320,6 @@ ENDPOINTS = [
         "operator",
         {"image_ids": []},
         {"*": 422},
-    ),  # fmt: skip
+    ),
     Endpoint("DELETE", ORG + "/products/{product_id}/images/{image_id}", "operator", ok={"*": 204}),
 ]
