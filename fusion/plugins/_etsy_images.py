@@ -48,11 +48,7 @@ class ListingImages:
         id}``, or nothing when the draft has no images and the listing never had any."""
         if not draft.images and not draft.sent_images:
             return {}
-        refused = [i.filename for i in draft.images if i.content_type not in ETSY_TYPES]
-        if refused:
-            raise PermanentError(
-                f"Etsy takes JPEG, PNG and GIF images only: {', '.join(refused)} is not one"
-            )
+        check_image_types(draft)
         base = f"/shops/{self.shop_id}/listings/{listing_id}/images"
         held = [str(i["listing_image_id"]) for i in self._images(listing_id)]
         wanted = {i.key: draft.sent_images.get(i.key) for i in draft.images}
@@ -88,3 +84,13 @@ class ListingImages:
     def _images(self, listing_id: str) -> list[dict[str, Any]]:
         body = self._call("GET", f"/listings/{listing_id}/images", "getListingImages").json()
         return sorted(body.get("results") or [], key=lambda i: int(i.get("rank") or 0))
+
+
+def check_image_types(draft: ProductDraft) -> None:
+    """Raise PermanentError naming the draft's images Etsy does not take (checked before the
+    listing is created or changed)."""
+    refused = [i.filename for i in draft.images if i.content_type not in ETSY_TYPES]
+    if refused:
+        raise PermanentError(
+            f"Etsy takes JPEG, PNG and GIF images only: {', '.join(refused)} is not one"
+        )

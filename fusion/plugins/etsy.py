@@ -41,7 +41,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fusion.errors import MalformedWebhook, PermanentError
-from fusion.plugins._etsy_images import ListingImages
+from fusion.plugins._etsy_images import ListingImages, check_image_types
 from fusion.plugins._etsy_oauth import TokenRefresh
 from fusion.plugins.base import (
     AuthType,
@@ -468,6 +468,7 @@ def _check_draft(draft: ProductDraft) -> None:
         raise PermanentError("an Etsy listing needs at least one variant")
     if any(v.price <= 0 for v in draft.variants):
         raise PermanentError("Etsy prices must be positive")
+    check_image_types(draft)
 
 
 def _inventory_product(
