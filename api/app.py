@@ -21,6 +21,7 @@ from api import (
     dashboard,
     events,
     health,
+    images,
     imports,
     inventory,
     job_items,
@@ -123,6 +124,7 @@ RESOURCES = (
     dashboard,
     events,
     adoptions,
+    images,
 )
 
 
@@ -153,6 +155,7 @@ def create_app(
     app.register_blueprint(health.blp)
     if serves is not Serves.STREAMS:
         app.register_blueprint(webhooks.blp)
+        app.register_blueprint(images.served)
         metrics.install(app)
     console.install(app, settings, serves)
     app.after_request(_no_store)

@@ -55,30 +55,47 @@ def _preflight() -> Response | None:
     if guard is not None:
         org_id = (request.view_args or {}).get("org_id")
         guard.check(org_id if isinstance(org_id, uuid.UUID) else None)
-    if _streams_upload():
-        # The view reads the body as a stream (a spreadsheet): not read here, larger cap.
-        request.max_content_length = hub().settings.import_max_bytes
+    cap = _upload_cap()
+    if cap is not None:
+        # The view reads the body as a stream (a spreadsheet, an image): not read here, its
+        # own cap.
+        request.max_content_length = cap(hub().settings)
         return None
     return _body_problem()
 
 
 def streamed_upload(view: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a view that reads its body as a stream, up to ``settings.import_max_bytes``."""
-    setattr(view, STREAMED_ATTR, True)
+    setattr(view, STREAMED_ATTR, lambda settings: settings.import_max_bytes)
     return view
 
 
-def _streams_upload() -> bool:
+# Room for a multipart body's boundaries and headers around a file of the largest size.
+MULTIPART_SLACK = 64 * 1024
+
+
+def image_upload(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a view that reads a multipart image upload of up to ``settings.image_max_bytes``
+    itself (so a file just too large is the view's 422, not a 413)."""
+    setattr(view, STREAMED_ATTR, lambda settings: settings.image_max_bytes + MULTIPART_SLACK)
+    return view
+
+
+def _upload_cap() -> Callable[[Any], int] | None:
     if request.endpoint is None or request.routing_exception is not None:
-        return False
+        return None
     seen: Any = current_app.view_functions.get(request.endpoint)
+    view_class = getattr(seen, "view_class", None)
+    if view_class is not None:  # a MethodView: the handler of this method
+        seen = getattr(view_class, request.method.lower(), None)
     for _ in range(20):
         if seen is None:
-            return False
-        if getattr(seen, STREAMED_ATTR, False):
-            return True
+            return None
+        cap = getattr(seen, STREAMED_ATTR, None)
+        if cap is not None:
+            return cap
         seen = getattr(seen, "__wrapped__", None)
-    return False
+    return None
 
 
 def _guard() -> Guard | None:

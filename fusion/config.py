@@ -256,6 +256,12 @@ VARIABLES: Mapping[str, str] = {
     "notify_per_minute": "FUSION_NOTIFY_PER_MINUTE",
     "notify_repeat_s": "FUSION_NOTIFY_REPEAT_S",
     "notify_expiring_within_s": "FUSION_NOTIFY_EXPIRING_WITHIN_S",
+    "image_max_bytes": "FUSION_IMAGE_MAX_BYTES",
+    "media_backend": "FUSION_MEDIA_BACKEND",
+    "media_bucket": "FUSION_MEDIA_BUCKET",
+    "media_endpoint_url": "FUSION_MEDIA_ENDPOINT_URL",
+    "media_region": "FUSION_MEDIA_REGION",
+    "media_url_ttl_s": "FUSION_MEDIA_URL_TTL_S",
 }
 
 
@@ -362,6 +368,16 @@ class Settings:
     notify_repeat_s: int = 3600
     # An approval is announced as about to expire this long before it does.
     notify_expiring_within_s: int = 3600
+    # Product images (fusion/media): the largest upload taken, where the bytes are kept
+    # ("local": a folder under FUSION_HOME; "s3": a bucket of an S3-compatible store, its
+    # credentials from the standard AWS variables), and how long a pre-signed URL handed to
+    # a platform stays valid (S3 allows 7 days at most).
+    image_max_bytes: int = 10 * 1024 * 1024
+    media_backend: str = "local"
+    media_bucket: str | None = None
+    media_endpoint_url: str | None = None
+    media_region: str = "us-east-1"
+    media_url_ttl_s: int = 7 * 86400
 
     @property
     def dev(self) -> bool:
@@ -475,6 +491,7 @@ class Settings:
             notify_expiring_within_s=_int(
                 env, v["notify_expiring_within_s"], 3600, lo=60, hi=30 * 86400
             ),
+            **_media_values(env),
             **broker,
         )
 
@@ -495,6 +512,23 @@ def _mode(env: Mapping[str, str]) -> str:
             f"{VARIABLES['env']}: expected one of {', '.join(ENVIRONMENTS)}, got {mode!r}"
         )
     return mode
+
+
+def _media_values(env: Mapping[str, str]) -> dict[str, Any]:
+    """The image settings, read and checked: an ``s3`` backend needs its bucket."""
+    v = VARIABLES
+    backend = _choice(env, v["media_backend"], ("local", "s3"), "local")
+    bucket = _text(env, v["media_bucket"])
+    if backend == "s3" and bucket is None:
+        raise ConfigError(f"{v['media_bucket']}: required when {v['media_backend']}=s3")
+    return {
+        "image_max_bytes": _int(env, v["image_max_bytes"], 10 * 1024 * 1024, lo=1024, hi=10**9),
+        "media_backend": backend,
+        "media_bucket": bucket,
+        "media_endpoint_url": _url(env, v["media_endpoint_url"], ("http", "https")),
+        "media_region": _text(env, v["media_region"]) or "us-east-1",
+        "media_url_ttl_s": _int(env, v["media_url_ttl_s"], 7 * 86400, lo=60, hi=7 * 86400),
+    }
 
 
 def _redis_url(env: Mapping[str, str]) -> str | None:

@@ -181,3 +181,31 @@ def test_broker_settings_read_the_broker_variables_and_nothing_else(tmp_path: Pa
     assert not (tmp_path / "secrets").exists()
     with pytest.raises(ConfigError, match="FUSION_REDIS_URL: required"):
         BrokerSettings.from_env({"FUSION_ENV": "production"})
+
+
+def test_the_image_store_settings_are_read_and_checked(tmp_path: Path) -> None:
+    home = {"FUSION_HOME": str(tmp_path)}
+    local = Settings.from_env(home)
+    assert (local.media_backend, local.image_max_bytes) == ("local", 10 * 1024 * 1024)
+    s3 = Settings.from_env(
+        {
+            **home,
+            "FUSION_MEDIA_BACKEND": "S3",
+            "FUSION_MEDIA_BUCKET": "images",
+            "FUSION_MEDIA_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "FUSION_IMAGE_MAX_BYTES": "2048",
+        }
+    )
+    assert (s3.media_backend, s3.media_bucket, s3.media_endpoint_url, s3.image_max_bytes) == (
+        "s3",
+        "images",
+        "http://127.0.0.1:9000",
+        2048,
+    )
+    for bad, named in (
+        ({"FUSION_MEDIA_BACKEND": "s3"}, "FUSION_MEDIA_BUCKET"),
+        ({"FUSION_MEDIA_BACKEND": "ftp"}, "FUSION_MEDIA_BACKEND"),
+        ({"FUSION_MEDIA_URL_TTL_S": str(8 * 86400)}, "FUSION_MEDIA_URL_TTL_S"),
+    ):
+        with pytest.raises(ConfigError, match=named):
+            Settings.from_env({**home, **bad})

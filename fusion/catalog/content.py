@@ -9,22 +9,27 @@ inventory pushes, not through this approval.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fusion.catalog.models import Listing, Product, ProductVariant
+from fusion.catalog.models import Listing, Product, ProductImage, ProductVariant
 from fusion.errors import PermanentError
-from fusion.plugins.base import ProductDraft, VariantDraft
+from fusion.media.storage import MediaStore
+from fusion.plugins.base import IMAGES, ImageDraft, ProductDraft, VariantDraft
 from fusion.stores.models import Store
 from fusion.stores.stock_rules import channel_shown
 
 
-def product_draft(session: Session, listing: Listing) -> ProductDraft:
+def product_draft(
+    session: Session, listing: Listing, media: MediaStore | None = None
+) -> ProductDraft:
     """The listing's product as the hub pushes it: its variants not being deleted, by SKU,
-    each at the figure the channel is shown after the store's and the listing's stock rules.
-    Raises PermanentError when the product is gone or has no such variant."""
+    each at the figure the channel is shown after the store's and the listing's stock rules,
+    and its images in order (read from ``media``; without it, a draft to compare, not to
+    push). Raises PermanentError when the product is gone or has no such variant."""
     product = session.get(Product, listing.product_id)
     if product is None:
         raise PermanentError(f"product {listing.product_id} no longer exists")
@@ -61,12 +66,49 @@ def product_draft(session: Session, listing: Listing) -> ProductDraft:
             "product_type": product.product_type,
             "tags": list(product.tags or []),
         },
+        images=_images(session, product, media),
+        sent_images=_sent_images(listing),
     )
+
+
+def _images(session: Session, product: Product, media: MediaStore | None) -> list[ImageDraft]:
+    rows = session.scalars(
+        select(ProductImage)
+        .where(ProductImage.product_id == product.id)
+        .order_by(ProductImage.position)
+    ).all()
+    return [
+        ImageDraft(
+            key=str(row.id),
+            sha256=row.sha256,
+            content_type=row.content_type,
+            filename=row.filename,
+            alt=row.alt,
+            read=_reader(media, row.storage_key),
+            url=media.url(row.storage_key) if media is not None else None,
+        )
+        for row in rows
+    ]
+
+
+def _sent_images(listing: Listing) -> dict[str, str]:
+    """What the listing's last push left on its platform: image key -> the platform's id."""
+    sent = (listing.platform_data or {}).get(IMAGES)
+    return {str(k): str(v) for k, v in sent.items()} if isinstance(sent, dict) else {}
+
+
+def _reader(media: MediaStore | None, key: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        if media is None:
+            raise PermanentError("this draft is for comparing: its images cannot be read")
+        return media.get(key)
+
+    return read
 
 
 def draft_content(draft: ProductDraft) -> dict[str, Any]:
     """What a person approves of a draft: everything it pushes but stock."""
-    return {
+    content: dict[str, Any] = {
         "title": draft.title,
         "description": draft.description,
         "currency": draft.currency,
@@ -75,6 +117,9 @@ def draft_content(draft: ProductDraft) -> dict[str, Any]:
             {"sku": v.sku, "title": v.title, "price": str(v.price)} for v in draft.variants
         ],
     }
+    if draft.images:  # a product without images approves as it always did
+        content["images"] = [image.sha256 for image in draft.images]
+    return content
 
 
 def listing_content(listing: Listing, action: str, draft: ProductDraft | None) -> dict[str, Any]:

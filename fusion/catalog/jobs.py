@@ -27,6 +27,7 @@ from fusion.catalog.service import DELETE_JOB
 from fusion.errors import Conflict, PermanentError, RetryableError
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import capability_job, job_type
+from fusion.media.storage import media_store
 from fusion.plugins.base import Capability, ProductDraft, RemoteProduct
 from fusion.stores.client import store_client
 
@@ -99,7 +100,7 @@ def create_product(ctx: JobContext) -> dict[str, Any]:
         listing = _listing(session, ctx, listing_id)
         if listing.status == ListingStatus.PUBLISHED and listing.external_id:
             return {"external_id": listing.external_id, "already_published": True}
-        draft = product_draft(session, listing)
+        draft = product_draft(session, listing, media_store(ctx.settings))
         product = session.get(Product, listing.product_id)
         if product is not None and product.status == ProductStatus.DELETING:
             raise PermanentError("the product is being deleted: nothing to publish")
@@ -145,7 +146,7 @@ def update_product(ctx: JobContext) -> dict[str, Any]:
             raise PermanentError("the listing has never been published: nothing to update")
         external_id = listing.external_id
         product_id = listing.product_id
-        draft = product_draft(session, listing)
+        draft = product_draft(session, listing, media_store(ctx.settings))
         changed = _changed_since_approval(session, ctx, listing, "update", draft)
     if changed is not None:
         raise PermanentError(changed)

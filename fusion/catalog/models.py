@@ -122,3 +122,26 @@ class Listing(TenantScoped, Base):
 def on_sale() -> ColumnElement[bool]:
     """The listings that are (or may still be) on sale on their platform."""
     return and_(Listing.status.in_(LIVE), Listing.external_id.is_not(None))
+
+
+class ProductImage(TenantScoped, Base):
+    """One image of a product, in its place among the product's images (0 first). The bytes
+    live in the image store (``fusion.media``) under ``storage_key``; a row is never changed
+    but for its place and alt text, so an image's id names the same bytes for ever (the
+    platforms' ids of it are kept on each listing: ``platform_data["images"]``)."""
+
+    __tablename__ = "product_images"
+    product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer)
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    filename: Mapped[str] = mapped_column(String(255), server_default="")
+    alt: Mapped[str] = mapped_column(String(500), server_default="")
+    storage_key: Mapped[str] = mapped_column(String(300))
+
+    __table_args__ = (
+        UniqueConstraint("product_id", "position", deferrable=True, initially="DEFERRED"),
+        CheckConstraint("position >= 0", name="position_not_negative"),
+        Index("ix_product_images_org_id_created_at", "org_id", text("created_at DESC")),
+    )

@@ -30,6 +30,7 @@ from urllib.parse import quote
 from fusion.errors import PermanentError
 from fusion.plugins import _amazon_lwa as lwa
 from fusion.plugins._amazon_feeds import FEED_SETTINGS, ListingsFeed
+from fusion.plugins._amazon_images import image_attributes, image_patches, images_raw
 from fusion.plugins.amazon_sqs import (
     LONG_POLL_S,
     SQS_QUEUE_URL,
@@ -211,9 +212,10 @@ class AmazonClient(ListingsFeed, PlatformClient):
             body = {
                 "productType": self._product_type(draft),
                 "requirements": "LISTING",
-                "attributes": self._attributes(
-                    draft, variant.price, variant.quantity, variant.title
-                ),
+                "attributes": {
+                    **self._attributes(draft, variant.price, variant.quantity, variant.title),
+                    **image_attributes(draft, self.marketplace_id),
+                },
             }
             response = self._call(
                 "PUT",
@@ -225,7 +227,9 @@ class AmazonClient(ListingsFeed, PlatformClient):
             _accepted(response, variant.sku)
             quantities[variant.sku] = variant.quantity
         skus = [v.sku for v in draft.variants]
-        return RemoteProduct(SKU_SEPARATOR.join(skus), draft.title, quantities)
+        return RemoteProduct(
+            SKU_SEPARATOR.join(skus), draft.title, quantities, raw=images_raw(draft)
+        )
 
     def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
         by_sku = {v.sku: v for v in draft.variants}
@@ -239,9 +243,9 @@ class AmazonClient(ListingsFeed, PlatformClient):
                 {"op": "replace", "path": f"/attributes/{name}", "value": value}
                 for name, value in attributes.items()
             ]
-            self._patch(sku, patches, draft)
+            self._patch(sku, patches + image_patches(draft, self.marketplace_id), draft)
             quantities[sku] = variant.quantity
-        return RemoteProduct(external_id, draft.title, quantities)
+        return RemoteProduct(external_id, draft.title, quantities, raw=images_raw(draft))
 
     def delete_product(self, external_id: str) -> None:
         for sku in _skus(external_id):

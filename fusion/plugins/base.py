@@ -162,6 +162,11 @@ class ProductDraft:
     # Stable across retries (the listing id): a retried create never makes a second product.
     idempotency_key: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
+    # The product's images, first first (:class:`ImageDraft`), and what the listing's last
+    # push left on the platform (image key -> the platform's id of it): a client sends what
+    # changed between the two, and with neither it leaves the platform's images alone.
+    images: Sequence[ImageDraft] = ()
+    sent_images: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -464,3 +469,25 @@ class ProductPage:
 
     products: Sequence[RemoteProduct]
     next_cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageDraft:
+    """One image of a draft, as a platform takes it: by URL (``url``, one the platform can
+    fetch without the hub's credentials; None when the hub has no address platforms reach)
+    or by its bytes (``read()``). ``key`` (the hub's image id) names the same bytes for ever,
+    so ``ProductDraft.sent_images`` tells a client which it sent before. A client reports the
+    ids the platform holds after its push in ``RemoteProduct.raw[IMAGES]`` (key -> id)."""
+
+    key: str
+    sha256: str
+    content_type: str
+    filename: str
+    read: Callable[[], bytes] = field(repr=False, compare=False)
+    url: str | None = field(default=None, repr=False, compare=False)
+    alt: str = ""
+
+
+# The key of RemoteProduct.raw (and of a listing's platform data) mapping each image's key to
+# the platform's id of it (not "images": platforms' own product shapes use that name).
+IMAGES = "image_ids"

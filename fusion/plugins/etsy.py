@@ -7,6 +7,9 @@
   ``getListingsByShop`` (every state the hub manages, with ``includes=Inventory``). Variants are
   the listing inventory's products (``PUT /listings/{id}/inventory`` replaces it whole); several
   variants vary on Etsy's custom property 513 with the SKU as its value.
+- Images: ``uploadListingImage`` (multipart), moved by rank and deleted as the hub's change
+  (``fusion/plugins/_etsy_images.py``). Listings stay drafts (the merchant activates them on
+  Etsy, which needs an image and a shipping profile).
 - Idempotent create: Etsy listings hold no private key, so the hub tags each listing it creates
   with ``fh`` + 16 hex digits of the draft's idempotency key and looks for that tag before
   creating. A create retried after a timeout finds the first attempt's listing and finishes it.
@@ -31,12 +34,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
 from fusion.errors import MalformedWebhook, PermanentError
+from fusion.plugins._etsy_images import ListingImages, check_image_types
 from fusion.plugins._etsy_oauth import TokenRefresh
 from fusion.plugins.base import (
     AuthType,
@@ -120,7 +125,7 @@ def key_tag(idempotency_key: str) -> str:
     return KEY_TAG_PREFIX + hashlib.sha256(idempotency_key.encode()).hexdigest()[:16]
 
 
-class EtsyClient(TokenRefresh, PlatformClient):
+class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
     @property
     def shop_id(self) -> str:
         return self.conn.external_id
@@ -143,16 +148,21 @@ class EtsyClient(TokenRefresh, PlatformClient):
         form: Sequence[tuple[str, Any]] | None = None,
         json_body: Any = None,
         expect: Sequence[int] = (),
+        multipart: tuple[bytes, str] | None = None,
     ) -> HttpResponse:
         if self._due():
             self._refresh()
         data: bytes | None = None
         if form is not None:
             data = urlencode([(k, str(v)) for k, v in form]).encode()
+        if multipart is not None:  # (body, its Content-Type): _etsy_images
+            data = multipart[0]
         for attempt in (1, 2):
             headers = self._headers()
             if form is not None:
                 headers["Content-Type"] = "application/x-www-form-urlencoded"
+            if multipart is not None:
+                headers["Content-Type"] = multipart[1]
             response = self.http.request(
                 method,
                 f"{API}{path}",
@@ -248,7 +258,7 @@ class EtsyClient(TokenRefresh, PlatformClient):
             ).json()
             listing_id = str(created["listing_id"])
         self._put_inventory(listing_id, draft)
-        return self._get(listing_id)
+        return _with_images(self._get(listing_id), self._sync_images(listing_id, draft))
 
     def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
         """Title and description, then the whole inventory (variants, prices, quantities)."""
@@ -260,7 +270,7 @@ class EtsyClient(TokenRefresh, PlatformClient):
             "PATCH", f"/shops/{self.shop_id}/listings/{external_id}", "updateListing", form=form
         )
         self._put_inventory(external_id, draft)
-        return self._get(external_id)
+        return _with_images(self._get(external_id), self._sync_images(external_id, draft))
 
     def delete_product(self, external_id: str) -> None:
         """Delete the listing; one already gone (404) counts as deleted."""
@@ -483,6 +493,7 @@ def _check_draft(draft: ProductDraft) -> None:
         raise PermanentError("an Etsy listing needs at least one variant")
     if any(v.price <= 0 for v in draft.variants):
         raise PermanentError("Etsy prices must be positive")
+    check_image_types(draft)
 
 
 def _inventory_product(
@@ -502,6 +513,10 @@ def _inventory_product(
             }
         ],
     }
+
+
+def _with_images(remote: RemoteProduct, images: Mapping[str, Any]) -> RemoteProduct:
+    return replace(remote, raw={**remote.raw, **images}) if images else remote
 
 
 def _money(value: Mapping[str, Any]) -> Decimal:

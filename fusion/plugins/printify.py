@@ -17,6 +17,8 @@ provider's variant ids and print areas holding uploaded artwork. So:
   (quantity 0 disables the variant). Printify's product resource shows a variant ``quantity``;
   that its update accepts one is unconfirmed, while ``is_enabled`` is documented, so a variant
   out of stock stops selling either way. ``list_products`` reports 0 for disabled variants.
+- images: uploaded to the account's media library and placed in the design's print areas
+  (``fusion/plugins/_printify_images.py``).
 - delete and bulk operations are unsupported (the capability matrix): they raise.
 - order webhooks: ``X-Pfy-Signature: sha256=<hex HMAC-SHA256 of the raw body>``.
 
@@ -31,12 +33,14 @@ import hashlib
 import hmac
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
 from fusion.errors import MalformedWebhook, PermanentError, RetryableError, UnsupportedCapability
+from fusion.plugins._printify_images import Artwork, artwork_raw
 from fusion.plugins.base import (
     AuthType,
     Capability,
@@ -93,7 +97,7 @@ PRINTIFY_TEMPLATE = SettingSpec(
 SETTINGS = (STOREFRONT_URL, PRINTIFY_TEMPLATE, *HTTP_SETTINGS)
 
 
-class PrintifyClient(PlatformClient):
+class PrintifyClient(Artwork, PlatformClient):
     """One Printify shop's client for one job."""
 
     def __init__(
@@ -151,6 +155,7 @@ class PrintifyClient(PlatformClient):
             if draft.idempotency_key
             else None
         )
+        artwork: dict[str, str] = {}
         if existing is not None:
             self.log(
                 f"found product {existing['id']} made by an earlier attempt (tag {tag}); "
@@ -165,13 +170,14 @@ class PrintifyClient(PlatformClient):
                     f"the Printify template has {len(ids)} variant ids "
                     f"for {len(draft.variants)} variants"
                 )
+            artwork = self._uploads(draft)
             body = {
                 "title": draft.title,
                 "description": draft.description,
                 "tags": [tag] if draft.idempotency_key else [],
                 "blueprint_id": int(template["blueprint_id"]),
                 "print_provider_id": int(template["print_provider_id"]),
-                "print_areas": template["print_areas"],
+                "print_areas": self._placed(draft, template["print_areas"], artwork),
                 "variants": [
                     {
                         "id": int(vid),
@@ -193,7 +199,8 @@ class PrintifyClient(PlatformClient):
             )
         if not product.get("external"):
             self._publish(product["id"], draft)
-        return _remote(self._get(product["id"]))
+        # A product an earlier attempt made keeps its artwork; the next update places it anew.
+        return _with_artwork(_remote(self._get(product["id"])), artwork_raw(draft, artwork))
 
     def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
         product = self._get(external_id)
@@ -213,6 +220,11 @@ class PrintifyClient(PlatformClient):
         body: dict[str, Any] = {"title": draft.title, "description": draft.description}
         if variants:
             body["variants"] = variants
+        artwork = self._uploads(draft) if draft.images or draft.sent_images else {}
+        if artwork or draft.sent_images:
+            areas = self._placed(draft, product["print_areas"], artwork)
+            if areas != product["print_areas"]:
+                body["print_areas"] = areas
         self._call(
             "PUT", f"{self.shop}/products/{external_id}.json", "products:update", json_body=body
         )
@@ -221,7 +233,7 @@ class PrintifyClient(PlatformClient):
             f"workaround: Printify pushes a change to the sales channel only on publish; updated "
             f"product {external_id}, then published it again and confirmed publishing_succeeded"
         )
-        return _remote(self._get(external_id))
+        return _with_artwork(_remote(self._get(external_id)), artwork_raw(draft, artwork))
 
     def delete_product(self, external_id: str) -> None:
         raise UnsupportedCapability("printify", Capability.DELETE_PRODUCT.value)
@@ -359,6 +371,10 @@ class PrintifyClient(PlatformClient):
                 "printify_template setting"
             )
         return template
+
+
+def _with_artwork(remote: RemoteProduct, artwork: Mapping[str, Any]) -> RemoteProduct:
+    return replace(remote, raw={**remote.raw, **artwork}) if artwork else remote
 
 
 def _cents(price: Decimal) -> int:

@@ -28,6 +28,7 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,6 +37,7 @@ from fusion.errors import MalformedWebhook, PermanentError, RateLimited, Retryab
 from fusion.plugins import _shopify_queries as q
 from fusion.plugins._shopify_bulk import BULK_SETTINGS, BulkInventory
 from fusion.plugins._shopify_ids import RememberedIds, StaleIds, latest, stale_codes
+from fusion.plugins._shopify_media import ProductMedia, media_ids
 from fusion.plugins.base import (
     AuthType,
     Capability,
@@ -77,7 +79,7 @@ class _TooCostly(RateLimited):
         super().__init__(1.0, message)
 
 
-class ShopifyClient(RememberedIds, BulkInventory, PlatformClient):
+class ShopifyClient(RememberedIds, BulkInventory, ProductMedia, PlatformClient):
     def __init__(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None
     ) -> None:
@@ -201,26 +203,29 @@ class ShopifyClient(RememberedIds, BulkInventory, PlatformClient):
         location = self.primary_location()
         product_input = _product_input(draft, location=location)
         product_input["handle"] = handle
+        document = self._with_files(draft, product_input)
         data = self.graphql(
             "productSet",
-            q.PRODUCT_SET,
+            document,
             {"input": product_input, "identifier": {"handle": handle}},
         )
         product = self._payload(data, "productSet", "productSet")["product"]
         self.remember_variants((product.get("variants") or {}).get("nodes") or [])
-        return _remote_product(product)
+        return _with_media(_remote_product(product), draft, product)
 
     def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
         """Make the product match ``draft`` (title, description, variants by SKU, prices);
         variants not in the draft are removed, as ``productSet`` does. Stock is not touched."""
+        product_input = _product_input(draft, location=None)
+        document = self._with_files(draft, product_input)
         data = self.graphql(
             "productSet",
-            q.PRODUCT_SET,
-            {"input": _product_input(draft, location=None), "identifier": {"id": external_id}},
+            document,
+            {"input": product_input, "identifier": {"id": external_id}},
         )
         product = self._payload(data, "productSet", "productSet")["product"]
         self.remember_variants((product.get("variants") or {}).get("nodes") or [])
-        return _remote_product(product)
+        return _with_media(_remote_product(product), draft, product)
 
     def delete_product(self, external_id: str) -> None:
         """Delete the product; one that is already gone counts as deleted (a retried delete)."""
@@ -463,6 +468,13 @@ def _remote_product(node: Mapping[str, Any]) -> RemoteProduct:
             for v in variants
         ],
     )
+
+
+def _with_media(
+    remote: RemoteProduct, draft: ProductDraft, product: Mapping[str, Any]
+) -> RemoteProduct:
+    kept = media_ids(draft, product)
+    return replace(remote, raw={**remote.raw, **kept}) if kept else remote
 
 
 def _order_from_graphql(node: Mapping[str, Any]) -> RemoteOrder:

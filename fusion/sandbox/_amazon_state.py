@@ -54,6 +54,8 @@ class Listing:
     asin: str = field(default_factory=lambda: "B0" + secrets.token_hex(4).upper())
     created: str = field(default_factory=now_iso)
     updated: str = field(default_factory=now_iso)
+    # image locator attribute -> what the sandbox fetched from its URL (_amazon_images)
+    images: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def quantity(self) -> int | None:
         for entry in self.attributes.get("fulfillment_availability", []):
@@ -147,6 +149,9 @@ def item_view(seller: Seller, listing: Listing, included: set[str]) -> dict[str,
                 "lastUpdatedDate": listing.updated,
             }
         ]
+        main = listing.images.get("main_product_image_locator")
+        if main:
+            item["summaries"][0]["mainImage"] = {"link": main["url"]}
     if "attributes" in included:
         item["attributes"] = copy.deepcopy(listing.attributes)
     if "issues" in included:

@@ -44,6 +44,8 @@ class Shop:
     listings: dict[int, dict[str, Any]] = field(default_factory=dict)
     inventories: dict[int, dict[str, Any]] = field(default_factory=dict)
     receipts: list[dict[str, Any]] = field(default_factory=list)
+    # listing id -> its images by rank (_etsy_images), each with the sha256 of its bytes
+    images: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
 
 def money(amount: float, currency: str = "USD") -> dict[str, Any]:

@@ -42,6 +42,8 @@ class InventoryAndBulk:
 
         def _gid(self, kind: str) -> str: ...
 
+        def _stage_image(self, ctx: ResolveContext, item: dict[str, Any]) -> dict[str, Any]: ...
+
         def execute(
             self, shop: Shop, document: Document, *, base_url: str
         ) -> tuple[dict[str, Any], list[dict[str, Any]]]: ...
@@ -149,10 +151,14 @@ class InventoryAndBulk:
     def _resolve_stagedUploadsCreate(self, ctx: ResolveContext, args: dict[str, Any]) -> Any:
         targets, errors = [], []
         for i, item in enumerate(args.get("input") or []):
+            if item.get("resource") == "IMAGE":  # product images (_shopify_media)
+                targets.append(self._stage_image(ctx, item))
+                continue
             if item.get("resource") != "BULK_MUTATION_VARIABLES":
                 errors.append(
                     user_error(
-                        ["input", str(i), "resource"], "the sandbox stages bulk variables only"
+                        ["input", str(i), "resource"],
+                        "the sandbox stages bulk variables and images only",
                     )
                 )
                 continue

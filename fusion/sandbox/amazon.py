@@ -35,6 +35,7 @@ from fusion.sandbox import _amazon_contract as contract
 from fusion.sandbox import _amazon_state as st
 from fusion.sandbox._amazon_feeds_orders import FeedsAndOrders
 from fusion.sandbox._amazon_http import ApiError, api, marketplace, require_json, sp_error
+from fusion.sandbox._amazon_images import fetched_images
 from fusion.sandbox.knobs import TokenBucket
 from fusion.sandbox.server import SandboxApp, SandboxError
 
@@ -223,6 +224,7 @@ class AmazonSandbox(FeedsAndOrders, SandboxApp):
                         "attributes": li.attributes,
                         "quantity": li.quantity(),
                         "asin": li.asin,
+                        "images": li.images,
                     }
                     for sku, li in s.listings.items()
                 },
@@ -370,10 +372,15 @@ class AmazonSandbox(FeedsAndOrders, SandboxApp):
         if missing:  # the model marks both required; keep refusing them when it is absent
             raise ApiError(400, "Request has missing or invalid parameters.", f"missing {missing}")
         issues = st.required_attribute_issues(body["productType"], body["attributes"])
+        existing = seller.listings.get(sku)
+        images, image_issues = fetched_images(
+            body["attributes"], existing.images if existing is not None else {}
+        )
+        issues += image_issues
         preview = request.args.get("mode") == "VALIDATION_PREVIEW"
         if not issues and not preview:
-            existing = seller.listings.get(sku)
             listing = st.Listing(sku, body["productType"], dict(body["attributes"]))
+            listing.images = images
             if existing is not None:  # a PUT replaces attributes but the ASIN stays
                 listing.asin, listing.created = existing.asin, existing.created
             seller.listings[sku] = listing
@@ -389,10 +396,14 @@ class AmazonSandbox(FeedsAndOrders, SandboxApp):
             raise ApiError(400, "Request has missing or invalid parameters.", "patches required")
         listing = self._listing(seller, sku)
         preview = request.args.get("mode") == "VALIDATION_PREVIEW"
-        target = (
-            st.Listing(sku, listing.product_type, dict(listing.attributes)) if preview else listing
-        )
+        # Patched on a copy: a patch whose images cannot be fetched changes nothing.
+        target = st.Listing(sku, listing.product_type, dict(listing.attributes))
         issues = st.apply_patches(target, body["patches"])
+        if not issues:
+            images, issues = fetched_images(target.attributes, listing.images)
+        if not issues and not preview:
+            listing.attributes, listing.updated = target.attributes, target.updated
+            listing.images = images
         return _submission(sku, issues, preview)
 
     @api("deleteListingsItem")

@@ -10,8 +10,10 @@ Modelled operations: ``getListingsByShop`` (``state``, ``limit``, ``offset``,
 ``includes=Inventory``), ``createDraftListing`` and ``updateListing`` (form-encoded, 201/200),
 ``deleteListing`` (204), ``getListing``, ``getListingInventory``/``updateListingInventory`` (JSON,
 replaces the whole inventory), ``getShopReceipts`` (``min_last_modified``, ...) and
-``getShopReceipt``. Form and JSON bodies are validated against ``etsy/etsy-openapi-v3.json``
-when the contract is present (400 with the first problem otherwise).
+``getShopReceipt``, and listing images (``uploadListingImage``, ``getListingImages``,
+``deleteListingImage``: ``_etsy_images``; activating a listing needs one). Form, JSON and
+multipart bodies are validated against ``etsy/etsy-openapi-v3.json`` when the contract is
+present (400 with the first problem otherwise).
 
 Rate limits as Etsy documents them, counted per API keystring: queries per second (a bucket
 holding one second's worth, refilled continuously, so a client that paces itself by the
@@ -62,6 +64,7 @@ from fusion.sandbox._etsy_contract import (
     request_schema,
     schema_problem,
 )
+from fusion.sandbox._etsy_images import ListingImages
 from fusion.sandbox._etsy_receipts import ReceiptsAndOrders
 from fusion.sandbox._etsy_state import DayWindow, Shop, money
 from fusion.sandbox.knobs import TokenBucket
@@ -72,7 +75,7 @@ DEFAULT_LIMITS = (10.0, 10_000.0)  # (queries per second, queries per day)
 DAY_S = 86_400.0
 
 
-class EtsySandbox(ReceiptsAndOrders, SandboxApp):
+class EtsySandbox(ReceiptsAndOrders, ListingImages, SandboxApp):
     platform = "etsy"
 
     def __init__(self) -> None:
@@ -113,6 +116,21 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                 methods=["GET"],
                 endpoint="get_receipt",
             ),
+            Rule(
+                f"{API}/shops/<int:shop_id>/listings/<int:listing_id>/images",
+                methods=["POST"],
+                endpoint="upload_listing_image",
+            ),
+            Rule(
+                f"{API}/listings/<int:listing_id>/images",
+                methods=["GET"],
+                endpoint="get_listing_images",
+            ),
+            Rule(
+                f"{API}/shops/<int:shop_id>/listings/<int:listing_id>/images/<int:listing_image_id>",
+                methods=["DELETE"],
+                endpoint="delete_listing_image",
+            ),
         ]
 
     # -- control hooks --------------------------------------------------------------------------
@@ -152,6 +170,7 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                 "receipts": shop.receipts,
                 "tokens_issued": shop.tokens_issued,
                 "grant_revoked": shop.refresh_token is None,
+                "images": {str(k): v for k, v in shop.images.items()},
             }
             for shop in self.shops.values()
         }
@@ -438,6 +457,9 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                 return json_response({"error": problem}, 400, headers)
             if data.get("state") not in (None, "active", "inactive"):
                 return json_response({"error": "state must be active or inactive"}, 400, headers)
+            problem = self.activation_problem(shop, listing_id, data)
+            if problem:
+                return json_response({"error": problem}, 400, headers)
             for key, value in data.items():
                 listing[key] = value
             listing["updated_timestamp"] = listing["last_modified_timestamp"] = int(time.time())
@@ -450,6 +472,7 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
             shop = self._listing_shop(owner, listing_id)
             del shop.listings[listing_id]
             del shop.inventories[listing_id]
+            shop.images.pop(listing_id, None)
         return Response(status=204, headers=headers)
 
     def _form(self, request: Request, path: str, method: str) -> tuple[dict[str, Any], str | None]:

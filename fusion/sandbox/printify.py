@@ -12,7 +12,8 @@ update endpoint accepts it is unconfirmed (the sandbox does; orders decrement it
 ``webhook_secret`` as its signing secret, as ``POST /v1/shops/{id}/webhooks.json`` would.
 Orders (``POST /_sandbox/orders``) take ``{"shop" (or "shop_id"): id, "lines": [{"sku",
 "quantity"}]}`` and send ``order:created`` whose ``resource.data`` holds only ``shop_id`` and
-``status``, as Printify's does.
+``status``, as Printify's does. Image uploads (``POST /v1/uploads/images.json``) and the
+mockups of the artwork a product's print areas place: ``_printify_uploads``.
 
 Every API call needs ``Authorization: Bearer <token>`` (401) and a ``User-Agent`` (400); errors
 use Printify's ``{"status": "error", "code", "message", "errors": {"reason", "code"}}`` shape.
@@ -52,6 +53,7 @@ from fusion.sandbox._printify_model import (
     sign,
     stamp,
 )
+from fusion.sandbox._printify_uploads import MediaLibrary
 from fusion.sandbox.knobs import TokenBucket
 from fusion.sandbox.server import SandboxApp, SandboxError
 
@@ -82,13 +84,14 @@ def api(handler: Callable[..., Any]) -> Callable[..., Response]:
     return run
 
 
-class PrintifySandbox(SandboxApp):
+class PrintifySandbox(MediaLibrary, SandboxApp):
     platform = "printify"
 
     def __init__(self) -> None:
         super().__init__()
         self.shops: dict[int, Shop] = {}
         self.buckets: dict[tuple[str, str], TokenBucket] = {}
+        self.uploads: dict[str, dict[str, dict[str, Any]]] = {}  # token -> id -> upload
 
     # -- SandboxApp hooks -----------------------------------------------------------------------
 
@@ -97,6 +100,7 @@ class PrintifySandbox(SandboxApp):
         product = f"{shop}/products/<product_id>"
         return [
             Rule("/v1/shops.json", methods=["GET"], endpoint="list_shops"),
+            Rule("/v1/uploads/images.json", methods=["POST"], endpoint="upload_image"),
             Rule(f"{shop}/products.json", methods=["GET"], endpoint="list_products"),
             Rule(f"{shop}/products.json", methods=["POST"], endpoint="create_product"),
             Rule(f"{product}.json", methods=["GET"], endpoint="get_product"),
@@ -288,6 +292,7 @@ class PrintifySandbox(SandboxApp):
                 "webhooks": [
                     {k: v for k, v in w.items() if k != "secret"} for w in shop.webhooks.values()
                 ],
+                "uploads": list(self.uploads.get(shop.token, {}).values()),
             }
             for shop in self.shops.values()
         }
@@ -295,6 +300,7 @@ class PrintifySandbox(SandboxApp):
     def reset_state(self) -> None:
         self.shops.clear()
         self.buckets.clear()
+        self.uploads.clear()
 
     def error_response(self, status: int, message: str) -> Response:
         return pfy_error(status, message)
@@ -411,6 +417,7 @@ class PrintifySandbox(SandboxApp):
         if len(set(ids)) != len(ids):
             raise invalid("Variant ids must be unique.")
         product = new_product(shop, body, variants)
+        self._mockups(shop.token, product)
         shop.products[product["id"]] = product
         return product
 
@@ -427,6 +434,11 @@ class PrintifySandbox(SandboxApp):
                 product[name] = str(body[name])
         if "tags" in body:
             product["tags"] = [str(t) for t in body["tags"]]
+        if "print_areas" in body:
+            if not isinstance(body["print_areas"], list) or not body["print_areas"]:
+                raise invalid("The print_areas field must be a non-empty array.")
+            product["print_areas"] = body["print_areas"]
+            self._mockups(shop.token, product)
         if "variants" in body:
             by_id = {v["id"]: v for v in product["variants"]}
             for change in parse_variants(body["variants"], partial=True):
@@ -442,6 +454,10 @@ class PrintifySandbox(SandboxApp):
                 )
         product["updated_at"] = stamp()
         return product
+
+    @api
+    def upload_image(self, request: Request) -> Any:
+        return self._upload(request, request.headers["Authorization"].partition(" ")[2])
 
     @api
     def delete_product(self, request: Request, shop: Shop, product_id: str) -> Any:

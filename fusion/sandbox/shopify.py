@@ -15,7 +15,8 @@
   variants matched by id, else by option values; omitted variants deleted), ``productDelete``,
   ``inventorySetQuantities`` (``@idempotent`` and ``changeFromQuantity`` mandatory as of
   2026-04), ``stagedUploadsCreate`` (``BULK_MUTATION_VARIABLES``) with the upload target at
-  ``POST /_staged_uploads``, ``bulkOperationRunMutation`` run in a background thread, results at
+  ``POST /_staged_uploads`` (and ``IMAGE`` for a product's ``files``: ``_shopify_media``),
+  ``bulkOperationRunMutation`` run in a background thread, results at
   ``GET /_bulk_results/<n>.jsonl``, ``currentBulkOperation``/``bulkOperation`` polling, and
   ``webhookSubscriptions``/``webhookSubscriptionCreate`` (``_shopify_webhooks``).
 
@@ -45,6 +46,7 @@ from fusion.sandbox._shopify_graphql import (
     contract_schema,
 )
 from fusion.sandbox._shopify_inventory import InventoryAndBulk
+from fusion.sandbox._shopify_media import ProductMedia
 from fusion.sandbox._shopify_state import (
     DEFAULT_BUCKET,
     LOCATION_ID,
@@ -68,7 +70,7 @@ from fusion.sandbox.server import SandboxApp, SandboxError, json_response
 _VERSION = re.compile(r"^\d{4}-\d{2}$|^unstable$")
 
 
-class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
+class ShopifySandbox(InventoryAndBulk, ProductMedia, WebhookSubscriptions, SandboxApp):
     platform = "shopify"
 
     def __init__(self) -> None:
@@ -290,6 +292,7 @@ class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
         return {
             **product,
             "variants": connection(variants),
+            "media": connection(product.get("media", [])),
             "totalInventory": sum(v["inventoryQuantity"] for v in variants),
         }
 
@@ -317,6 +320,7 @@ class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
             )
             data.setdefault("handle", identifier["handle"])
         errors = check_product_input(data, creating=product is None)
+        errors += self._files_problems(shop, data.get("files") or [])
         if errors:
             return {"product": None, "productSetOperation": None, "userErrors": errors}
         stamp = now()
@@ -342,6 +346,8 @@ class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
         product["updatedAt"] = stamp
         if "variants" in data:
             product["variants"] = self._set_variants(shop, product, data["variants"] or [])
+        if "files" in data:
+            self._set_media(shop, product, data["files"] or [])
         return {
             "product": self._product_view(shop, product),
             "productSetOperation": None,

@@ -127,6 +127,17 @@ def make_kit(
             kind="webhook",
             target="http://127.0.0.1:9/hook",
         )
+        kit["image_id"] = _insert(
+            conn,
+            "product_images",
+            org_id=org,
+            product_id=kit["product_id"],
+            position=0,
+            content_type="image/png",
+            size_bytes=1,
+            sha256="0" * 64,
+            storage_key=f"images/{org}/kit-{tag}.png",
+        )
         kit["tag"] = tag
         kit["slug"] = "shopify"
     return kit
@@ -299,4 +310,16 @@ ENDPOINTS = [
     Endpoint("GET", ORG + "/events", "viewer"),
     Endpoint("GET", ORG + "/stats/hourly", "viewer"),
     Endpoint("GET", ORG + "/runtime", "viewer"),
+    Endpoint("GET", ORG + "/products/{product_id}/images", "viewer"),
+    # A JSON body is not an upload: 422 naming the file, once the role is allowed.
+    Endpoint("POST", ORG + "/products/{product_id}/images", "operator", {"alt": "x"}, {"*": 422}),
+    Endpoint("GET", ORG + "/products/{product_id}/images/{image_id}", "viewer"),
+    Endpoint(
+        "PUT",
+        ORG + "/products/{product_id}/images/order",
+        "operator",
+        {"image_ids": []},
+        {"*": 422},
+    ),
+    Endpoint("DELETE", ORG + "/products/{product_id}/images/{image_id}", "operator", ok={"*": 204}),
 ]

@@ -32,7 +32,7 @@ EXAMPLES = 10
 # reaches back 7 days at most and never into the future (a date-time has no such bounds), and
 # a notification channel's target is an email address or an https URL by its kind (no
 # discriminator here), and an import's file must be a CSV with the catalog's header (a body
-# the schema can only call a file).
+# the schema can only call a file), and likewise an image upload's file.
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/auth/login/mfa"),
@@ -50,6 +50,10 @@ BUSINESS_VALIDATED = {
     ("POST", "/orgs/{org_id}/notification-channels"),
     ("PATCH", "/orgs/{org_id}/notification-channels/{channel_id}"),
     ("POST", "/orgs/{org_id}/imports"),
+    # an image is a file the schema can only call a form, and an order must name every image
+    # of the product once
+    ("POST", "/orgs/{org_id}/products/{product_id}/images"),
+    ("PUT", "/orgs/{org_id}/products/{product_id}/images/order"),
 }
 
 
