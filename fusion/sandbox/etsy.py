@@ -9,9 +9,10 @@ for the shop's owner (401 for a bad token, 403 for another user's shop). Errors 
 Modelled operations: ``getListingsByShop`` (``state``, ``limit``, ``offset``,
 ``includes=Inventory``), ``createDraftListing`` and ``updateListing`` (form-encoded, 201/200),
 ``deleteListing`` (204), ``getListing``, ``getListingInventory``/``updateListingInventory`` (JSON,
-replaces the whole inventory), ``getShopReceipts`` (``min_last_modified``, ...) and
-``getShopReceipt``. Form and JSON bodies are validated against ``etsy/etsy-openapi-v3.json``
-when the contract is present (400 with the first problem otherwise).
+replaces the whole inventory), ``getShopReceipts`` (``min_last_modified``, ...),
+``getShopReceipt`` and ``createReceiptShipment``. Form and JSON bodies are validated against
+``etsy/etsy-openapi-v3.json`` when the contract is present (400 with the first problem
+otherwise).
 
 Rate limits as Etsy documents them, counted per API keystring: queries per second (a bucket
 holding one second's worth, refilled continuously, so a client that paces itself by the
@@ -112,6 +113,11 @@ class EtsySandbox(ReceiptsAndOrders, SandboxApp):
                 f"{API}/shops/<int:shop_id>/receipts/<int:receipt_id>",
                 methods=["GET"],
                 endpoint="get_receipt",
+            ),
+            Rule(
+                f"{API}/shops/<int:shop_id>/receipts/<int:receipt_id>/tracking",
+                methods=["POST"],
+                endpoint="create_receipt_shipment",
             ),
         ]
 

@@ -17,7 +17,9 @@
   2026-04), ``stagedUploadsCreate`` (``BULK_MUTATION_VARIABLES``) with the upload target at
   ``POST /_staged_uploads``, ``bulkOperationRunMutation`` run in a background thread, results at
   ``GET /_bulk_results/<n>.jsonl``, ``currentBulkOperation``/``bulkOperation`` polling, and
-  ``webhookSubscriptions``/``webhookSubscriptionCreate`` (``_shopify_webhooks``).
+  ``webhookSubscriptions``/``webhookSubscriptionCreate`` (``_shopify_webhooks``), ``order(id:)``
+  with its fulfillment orders and fulfillments, ``fulfillmentCreate``, and refunds
+  (``_shopify_fulfilment``).
 
 Control bodies: ``POST /_sandbox/shops`` ``{"shop": "demo.myshopify.com", "token": "...",
 "webhook_secret": "...", "webhook_url": "http://..." (optional)}``; ``POST /_sandbox/orders``
@@ -38,6 +40,7 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from fusion.sandbox._shopify_fulfilment import Fulfilments
 from fusion.sandbox._shopify_graphql import (
     MAX_QUERY_COST,
     Document,
@@ -68,7 +71,7 @@ from fusion.sandbox.server import SandboxApp, SandboxError, json_response
 _VERSION = re.compile(r"^\d{4}-\d{2}$|^unstable$")
 
 
-class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
+class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, Fulfilments, SandboxApp):
     platform = "shopify"
 
     def __init__(self) -> None:
@@ -83,6 +86,8 @@ class ShopifySandbox(InventoryAndBulk, WebhookSubscriptions, SandboxApp):
             Rule("/admin/api/<version>/graphql.json", methods=["POST"], endpoint="graphql"),
             Rule("/_staged_uploads", methods=["POST"], endpoint="staged_upload"),
             Rule("/_bulk_results/<name>", methods=["GET"], endpoint="bulk_result"),
+            Rule("/_sandbox/refunds", methods=["POST"], endpoint="refund_lines"),
+            Rule("/_sandbox/fulfillments", methods=["POST"], endpoint="fulfil_in_admin"),
         ]
 
     def _gid(self, kind: str) -> str:
