@@ -109,8 +109,9 @@ def _sale(stack: Stack, platform: str) -> Sale:
         timeout=90,
     )
     order = ok(team.viewer.get(f"{org}/orders/{listed[0]['id']}"))
-    return Sale(team, platform, store_id, shop, skus, dict(zip(skus, variant_ids, strict=True)),
-                order)  # fmt: skip
+    return Sale(
+        team, platform, store_id, shop, skus, dict(zip(skus, variant_ids, strict=True)), order
+    )
 
 
 def _sandbox_state(stack: Stack, platform: str) -> dict[str, Any]:
@@ -161,8 +162,12 @@ def test_a_shipped_order_carries_its_tracking_to_the_platform(stack: Stack, plat
     key = {"Idempotency-Key": f"ship-{uuid.uuid4()}"}
 
     # When the merchant ships one unit of the first line (and the request is sent twice)
-    pending = ok(sale.team.operator.post(f"{sale.org}/orders/{sale.order['id']}/fulfilments",
-                                         json=body, headers=key), 202)  # fmt: skip
+    pending = ok(
+        sale.team.operator.post(
+            f"{sale.org}/orders/{sale.order['id']}/fulfilments", json=body, headers=key
+        ),
+        202,
+    )
     again = sale.team.operator.post(
         f"{sale.org}/orders/{sale.order['id']}/fulfilments", json=body, headers=key
     )
@@ -213,8 +218,11 @@ def test_printify_ships_its_own_orders_and_the_hub_reads_them_back(stack: Stack)
     sale = _sale(stack, "printify")
     path = f"{sale.org}/orders/{sale.order['id']}/fulfilments"
     # When the merchant asks the hub to ship it
-    body = {"carrier": "usps", "tracking_number": "X1",
-            "lines": [{"line_id": sale.line(sale.skus[0])["id"], "quantity": 1}]}  # fmt: skip
+    body = {
+        "carrier": "usps",
+        "tracking_number": "X1",
+        "lines": [{"line_id": sale.line(sale.skus[0])["id"], "quantity": 1}],
+    }
     refused = sale.team.operator.post(path, json=body)
     # Then it is refused: Printify ships its own orders
     assert refused.status_code == 422, refused.json
@@ -224,14 +232,22 @@ def test_printify_ships_its_own_orders_and_the_hub_reads_them_back(stack: Stack)
     number = f"9400{uuid.uuid4().int % 10**12:012d}"
     shipped = requests.post(
         f"{stack.servers['printify'].url}/_sandbox/shipments",
-        json={"shop": int(sale.shop.external_id), "order_id": sale.order["external_id"],
-              "carrier": "usps", "number": number},
+        json={
+            "shop": int(sale.shop.external_id),
+            "order_id": sale.order["external_id"],
+            "carrier": "usps",
+            "number": number,
+        },
         timeout=10,
-    )  # fmt: skip
+    )
     assert shipped.status_code == 201, shipped.text
     # And the pull runs too (it reads the same shipment)
-    ok(sale.team.operator.post(f"{sale.org}/jobs", json={"job_type": "reconcile_orders",
-                                                        "store_id": sale.store_id}), 202)  # fmt: skip
+    ok(
+        sale.team.operator.post(
+            f"{sale.org}/jobs", json={"job_type": "reconcile_orders", "store_id": sale.store_id}
+        ),
+        202,
+    )
 
     # Then the order shows Printify's shipment, once, covering every line
     def read_back() -> list[dict[str, Any]]:
@@ -239,31 +255,40 @@ def test_printify_ships_its_own_orders_and_the_hub_reads_them_back(stack: Stack)
 
     [fulfilment] = eventually(read_back, "the Printify shipment is read back", timeout=60)
     assert (fulfilment["status"], fulfilment["carrier"], fulfilment["tracking_number"]) == (
-        "shipped", "usps", number,
-    )  # fmt: skip
+        "shipped",
+        "usps",
+        number,
+    )
     assert fulfilment["tracking_url"] == f"https://track.example/{number}"
     assert sorted((li["line_id"], li["quantity"]) for li in fulfilment["lines"]) == sorted(
         (line["id"], line["quantity"]) for line in sale.order["lines"]
     )
     eventually(
-        lambda: ok(sale.team.viewer.get(f"{sale.org}/jobs", query_string={
-            "job_type": "reconcile_orders", "store_id": sale.store_id, "status": "completed"
-        }))["items"],
+        lambda: ok(
+            sale.team.viewer.get(
+                f"{sale.org}/jobs",
+                query_string={
+                    "job_type": "reconcile_orders",
+                    "store_id": sale.store_id,
+                    "status": "completed",
+                },
+            )
+        )["items"],
         "the pull ran",
-    )  # fmt: skip
+    )
     assert len(sale.shown()["fulfilments"]) == 1
 
 
-def _refund_webhook(stack: Stack, sale: Sale, refund: dict[str, Any]) -> int:
-    """The same refund delivered to the hub again under a new delivery id (Shopify resends,
-    and a body changed by a field the hub does not read is no duplicate of the first)."""
-    body = json.dumps({**refund, "note": "resent"}).encode()
+def _shopify_webhook(stack: Stack, sale: Sale, topic: str, payload: dict[str, Any]) -> int:
+    """``payload`` delivered to the hub's receiver as Shopify signs it, under a new delivery
+    id."""
+    body = json.dumps(payload).encode()
     answer = requests.post(
         f"{stack.url}/webhooks/shopify/{sale.store_id}",
         data=body,
         headers={
             "Content-Type": "application/json",
-            "X-Shopify-Topic": "refunds/create",
+            "X-Shopify-Topic": topic,
             "X-Shopify-Hmac-Sha256": shopify_hmac(str(sale.shop.webhook_secret), body),
             "X-Shopify-Shop-Domain": sale.shop.external_id,
             "X-Shopify-Webhook-Id": str(uuid.uuid4()),
@@ -283,10 +308,14 @@ def test_a_shopify_refund_of_one_line_gives_back_exactly_its_stock_once(stack: S
     # When Shopify refunds one unit of the first line (refunds/create, restocked)
     refunded = requests.post(
         f"{stack.servers['shopify'].url}/_sandbox/refunds",
-        json={"shop": sale.shop.external_id, "order_id": sale.order["external_id"],
-              "lines": [{"sku": first, "quantity": 1}], "restock_type": "return"},
+        json={
+            "shop": sale.shop.external_id,
+            "order_id": sale.order["external_id"],
+            "lines": [{"sku": first, "quantity": 1}],
+            "restock_type": "return",
+        },
         timeout=10,
-    )  # fmt: skip
+    )
     assert refunded.status_code == 201, refunded.text
 
     # Then exactly that unit comes back, as one return movement, and the channel shows it
@@ -297,14 +326,20 @@ def test_a_shopify_refund_of_one_line_gives_back_exactly_its_stock_once(stack: S
     assert sale.movements(second, "return") == []
     [returned] = sale.shown()["returns"]
     assert (returned["order_line_id"], returned["quantity"], returned["restocked"]) == (
-        sale.line(first)["id"], 1, 1,
-    )  # fmt: skip
+        sale.line(first)["id"],
+        1,
+        1,
+    )
     server = stack.servers["shopify"]
-    eventually(lambda: channel_shows("shopify", server, sale.shop, first) == 4,
-               "Shopify shows the returned unit")  # fmt: skip
+    eventually(
+        lambda: channel_shows("shopify", server, sale.shop, first) == 4,
+        "Shopify shows the returned unit",
+    )
 
-    # When the same refund is delivered again
-    assert _refund_webhook(stack, sale, refunded.json()) in (200, 202)
+    # When the same refund is delivered again (Shopify resends; a body changed by a field the
+    # hub does not read is no duplicate delivery of the first)
+    resent = {**refunded.json(), "note": "resent"}
+    assert _shopify_webhook(stack, sale, "refunds/create", resent) in (200, 202)
     path = f"{sale.org}/jobs"
     query = {"job_type": "process_webhook", "status": "completed", "limit": 100}
 
@@ -317,6 +352,17 @@ def test_a_shopify_refund_of_one_line_gives_back_exactly_its_stock_once(stack: S
     assert sale.stock(first) == 4
     assert len(sale.movements(first, "return")) == 1
     assert len(sale.shown()["returns"]) == 1
+
+    # When the order is then cancelled
+    [order] = _sandbox_state(stack, "shopify")[sale.shop.external_id]["orders"]
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    cancelled = {**order["rest"], "cancelled_at": stamp, "updated_at": stamp}
+    assert _shopify_webhook(stack, sale, "orders/updated", cancelled) in (200, 202)
+    # Then only what the refund did not give back comes back: every unit once, no more
+    eventually(lambda: sale.shown()["status"] == "cancelled", "the order is cancelled")
+    assert (sale.stock(first), sale.stock(second)) == (5, 5)
+    [restored] = sale.movements(first, "cancellation")
+    assert restored["delta"] == 1
 
 
 @pytest.mark.parametrize("platform", ["etsy", "amazon_sc"])
@@ -371,8 +417,11 @@ def test_a_refusal_by_the_platform_leaves_the_fulfilment_failed_with_its_reason(
     assert fulfilled.status_code == 201, fulfilled.text
     # When the hub is asked to ship a line of it
     path = f"{sale.org}/orders/{sale.order['id']}/fulfilments"
-    body = {"carrier": "DHL", "tracking_number": "JD0001",
-            "lines": [{"line_id": sale.line(sale.skus[0])["id"], "quantity": 2}]}  # fmt: skip
+    body = {
+        "carrier": "DHL",
+        "tracking_number": "JD0001",
+        "lines": [{"line_id": sale.line(sale.skus[0])["id"], "quantity": 2}],
+    }
     pending = ok(sale.team.operator.post(path, json=body), 202)
     # Then Shopify refuses it and the fulfilment says why
     failed = _settled(sale, pending["id"])
