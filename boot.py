@@ -19,6 +19,7 @@ import schemas.catalog_jobs
 import schemas.jobs
 import schemas.notifications
 import schemas.onboarding_jobs
+import schemas.order_jobs
 import schemas.plugin_jobs
 import schemas.webhook_jobs
 from fusion import logs
@@ -52,6 +53,7 @@ PAYLOAD_SCHEMA_MODULES = (
     schemas.catalog_jobs,
     schemas.notifications,
     schemas.onboarding_jobs,
+    schemas.order_jobs,
     schemas.plugin_jobs,
     schemas.webhook_jobs,
 )

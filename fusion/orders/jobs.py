@@ -1,6 +1,8 @@
-"""The orders' job: ``reconcile_orders``, the periodic pull behind the order webhooks (which
+"""The orders' jobs: ``reconcile_orders``, the periodic pull behind the order webhooks (which
 get lost). Every order is stored once per (store, external id) and takes its stock once,
-whether the pull or a webhook sees it first (``fusion.orders.service.ingest_order``)."""
+whether the pull or a webhook sees it first (``fusion.orders.service.ingest_order``).
+``fulfil_order`` tells the order's platform that some of its lines shipped
+(``fusion.orders.fulfilment``)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from fusion.errors import PermanentError
+from fusion.errors import PermanentError, RetryableError
 from fusion.inventory.service import fan_out_stock
 from fusion.jobs.context import JobContext
 from fusion.jobs.registry import Admitted, job_type
-from fusion.orders.service import RECONCILE_JOB, ingest_order
+from fusion.orders import fulfilment
+from fusion.orders.service import FULFIL_JOB, RECONCILE_JOB, ingest_order
 from fusion.plugins.base import Capability
 from fusion.stores.client import store_client
 from fusion.stores.models import Store
@@ -106,4 +109,47 @@ def reconcile_orders(ctx: JobContext) -> dict[str, Any]:
         "new": new,
         "cancelled": cancelled,
         "fan_out_jobs": len(fanned),
+    }
+
+
+@job_type(
+    FULFIL_JOB,
+    internal="POST /orgs/{org}/orders/{order}/fulfilments records the fulfilment and enqueues "
+    "its job",
+)
+def fulfil_order(ctx: JobContext) -> dict[str, Any]:
+    """Tell the store's platform that the fulfilment's lines shipped, with its carrier and
+    tracking, and keep the platform's answer on the fulfilment (shipped). A fulfilment no
+    longer pending (a rerun, a duplicate message) is left alone, and the platform itself is
+    asked whether it holds the shipment already before one is made (``ship_order``), so a
+    retry after a lost answer never ships twice. A refusal (PermanentError) leaves the
+    fulfilment failed with the platform's reason, as does a transient failure on the last
+    attempt; otherwise transient failures retry on the ladder."""
+    fulfilment_id = ctx.payload_uuid("fulfilment_id")
+    with ctx.session() as session:
+        shipment = fulfilment.pending_shipment(session, fulfilment_id)
+    if shipment is None:
+        return {"fulfilment_id": str(fulfilment_id), "already_done": True}
+    try:
+        with store_client(ctx) as bound:
+            answer = bound.client.ship_order(shipment)
+    except (PermanentError, RetryableError) as exc:
+        if isinstance(exc, PermanentError) or ctx.last_attempt:
+            with ctx.session() as session:
+                fulfilment.mark_failed(session, fulfilment_id, str(exc))
+            ctx.log(f"the platform did not take the fulfilment: {exc}", "error")
+        raise
+    with ctx.session() as session:
+        fulfilment.mark_shipped(session, fulfilment_id, answer)
+    ctx.log(
+        f"order {shipment.order_external_id}: {sum(li.quantity for li in shipment.lines)} "
+        f"units shipped with {shipment.carrier} {shipment.tracking_number}"
+        + (" (the platform held the shipment already)" if answer.already else ""),
+        "info",
+        external_id=answer.external_id,
+    )
+    return {
+        "fulfilment_id": str(fulfilment_id),
+        "external_id": answer.external_id,
+        "already_on_platform": answer.already,
     }

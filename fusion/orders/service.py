@@ -28,10 +28,13 @@ from fusion.errors import NotFound
 from fusion.inventory.ledger import SYSTEM_ACTOR, move
 from fusion.inventory.models import MovementKind
 from fusion.orders.models import Order, OrderLine
+from fusion.orders.returns import restocked_by_sku
+from fusion.orders.shipments import record_platform_shipments
 from fusion.plugins.base import RemoteOrder
 from fusion.stores.models import Store
 
 RECONCILE_JOB = "reconcile_orders"  # the pull behind the order webhooks, which get lost
+FULFIL_JOB = "fulfil_order"  # tells the platform an order's lines shipped (fulfilment.py)
 
 
 def get_order(session: Session, order_id: uuid.UUID) -> tuple[Order, list[OrderLine]]:
@@ -169,6 +172,7 @@ def ingest_order(
     if created:
         telemetry.ORDERS_INGESTED.inc_on_commit(session, _platform(session, store_id))
     order_id = inserted or _order_id(session, key)
+    record_platform_shipments(session, order_id, order.shipments)
     if session.scalar(select(Order.history).where(Order.id == order_id)):
         # The platform's status, whatever it is (nothing was taken, so nothing to guard),
         # unless it is older than the one held.
@@ -250,6 +254,9 @@ def _cancel(
     if restoring is None:
         return Ingested(order_id=_order_id(session, key), created=created)
     taken = {str(k): int(v) for k, v in restoring.stock_taken.items()}
+    # Lines returned before the cancellation gave their stock back already.
+    for sku, given in restocked_by_sku(session, restoring.id).items():
+        taken[sku] = taken.get(sku, 0) - given
     restored = _give_back(session, taken, restoring.id, order.external_id, job_id)
     return Ingested(order_id=restoring.id, created=created, restored=restored)
 

@@ -126,6 +126,8 @@ ORDER_SUBSCRIPTION_TOPICS = {
     "orders/paid": "ORDERS_PAID",
     "orders/updated": "ORDERS_UPDATED",
 }
+# The refund topic: refunds of single lines give their stock back (fusion.orders.returns).
+REFUND_SUBSCRIPTION_TOPICS = {"refunds/create": "REFUNDS_CREATE"}
 SUBSCRIPTIONS = """
 query orderSubscriptions($uri: String!, $topics: [WebhookSubscriptionTopic!]) {
   webhookSubscriptions(first: 10, uri: $uri, topics: $topics) { nodes { id topic uri } }
@@ -141,6 +143,34 @@ mutation subscribe($topic: WebhookSubscriptionTopic!, $subscription: WebhookSubs
 }
 """
 
+# Fulfilment: the order's fulfillment orders (where each line item is to be fulfilled from)
+# and its fulfillments so far (a retry finds the one it made by its tracking number).
+FULFILMENT_ORDERS_PAGE = 5
+FULFILMENT_LINES_PAGE = 20
+ORDER_FULFILMENT = """
+query orderFulfilment($id: ID!) {
+  order(id: $id) {
+    id
+    fulfillments(first: 20) { id status createdAt trackingInfo(first: 5) { company number url } }
+    fulfillmentOrders(first: 5) {
+      nodes {
+        id status
+        lineItems(first: 20) { nodes { id remainingQuantity lineItem { id } } }
+      }
+    }
+  }
+}
+"""
+ORDER_FULFILMENT_COST = 1 + 2 + 2 + FULFILMENT_ORDERS_PAGE * (1 + 2 + FULFILMENT_LINES_PAGE * 2)
+FULFILMENT_CREATE = """
+mutation fulfil($fulfillment: FulfillmentInput!, $message: String) {
+  fulfillmentCreate(fulfillment: $fulfillment, message: $message) {
+    fulfillment { id status createdAt trackingInfo(first: 5) { company number url } }
+    userErrors { field message }
+  }
+}
+"""
+
 # Connection queries are priced per page: 2 + page size x the cost of one node.
 NODE_COSTS = {
     "graphql:listProducts": LIST_NODE_COST,
@@ -151,6 +181,7 @@ FIXED_COSTS = {
     "graphql:primaryLocation": LOCATIONS_COST,
     "graphql:bulkPoll": BULK_POLL_COST,
     "graphql:orderSubscriptions": SUBSCRIPTIONS_COST,
+    "graphql:orderFulfilment": ORDER_FULFILMENT_COST,
 }
 
 

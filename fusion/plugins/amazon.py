@@ -55,6 +55,8 @@ from fusion.plugins.base import (
     RemoteProduct,
     SettingSpec,
     SettingType,
+    Shipment,
+    ShipmentAnswer,
     StoreConnection,
     WebhookEvent,
 )
@@ -74,6 +76,7 @@ OPERATION_LIMITS = {
     "getOrders": OperationLimit(0.0167, 20),
     "getOrder": OperationLimit(0.5, 30),
     "getOrderItems": OperationLimit(0.5, 30),
+    "confirmShipment": OperationLimit(2.0, 10),
     "createFeedDocument": OperationLimit(0.5, 15),
     "createFeed": OperationLimit(0.0083, 15),
     "getFeed": OperationLimit(2.0, 15),
@@ -356,6 +359,40 @@ class AmazonClient(ListingsFeed, PlatformClient):
         return WebhookEvent(
             event.delivery_id, event.topic, {**event.payload, "order": order, "items": items}
         )
+
+    def ship_order(self, shipment: Shipment) -> ShipmentAnswer:
+        """``confirmShipment`` of the shipment's order items, as one package referenced by the
+        hub's fulfilment id, in the store's marketplace. When Amazon already counts every item
+        shipped past what the hub's earlier shipments took (a retry after a lost answer), the
+        shipment is there and nothing is sent. Raises PermanentError with Amazon's errors when
+        it refuses."""
+        order_id = shipment.order_external_id
+        shipped = {
+            str(item["OrderItemId"]): int(item.get("QuantityShipped") or 0)
+            for item in self._order_items(order_id)
+        }
+        if all(
+            shipped.get(line.external_line_id, 0) >= line.shipped_before + line.quantity
+            for line in shipment.lines
+        ):
+            return ShipmentAnswer(shipment.reference, {"orderItems": shipped}, already=True)
+        package = {
+            "packageReferenceId": shipment.reference,
+            "carrierCode": shipment.carrier,
+            "carrierName": shipment.carrier,
+            "trackingNumber": shipment.tracking_number,
+            "shipDate": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+            "orderItems": [
+                {"orderItemId": line.external_line_id, "quantity": line.quantity}
+                for line in shipment.lines
+            ],
+        }
+        body = {"marketplaceId": self.marketplace_id, "packageDetail": package}
+        path = f"/orders/v0/orders/{quote(order_id, safe='')}/shipmentConfirmation"
+        response = self._call("POST", path, "confirmShipment", json_body=body, expect=(400,))
+        if response.status == 400:
+            raise PermanentError(f"amazon_sc confirmShipment refused: {_error_text(response)}")
+        return ShipmentAnswer(shipment.reference, {"status": response.status, "sent": body})
 
     def _order_items(self, order_id: str) -> list[dict[str, Any]]:
         path = f"/orders/v0/orders/{quote(order_id, safe='')}/orderItems"

@@ -232,6 +232,8 @@ class RemoteOrder:
     # When the platform last changed the order (its updated_at, event time): a status older
     # than the one the hub holds never replaces it (deliveries are unordered and replayable).
     updated_at: datetime | None = None
+    # Shipments the platform made itself (Printify fulfils its own orders), read back.
+    shipments: Sequence[RemoteShipment] = ()
 
 
 @dataclass(frozen=True)
@@ -349,6 +351,14 @@ class PlatformClient(ABC):
         attempts. By default the whole of :meth:`list_products` is one page."""
         return ProductPage(products=self.list_products(), next_cursor=None)
 
+    def ship_order(self, shipment: Shipment) -> ShipmentAnswer:
+        """Mark ``shipment``'s lines of its order shipped on the platform, with its carrier
+        and tracking. Safe to call again after a lost answer: a shipment the platform already
+        holds (found by its tracking number or reference) is answered with ``already`` set,
+        never made twice. Raises PermanentError with the platform's reason when it refuses,
+        UnsupportedCapability where the platform ships its own orders (the default)."""
+        raise UnsupportedCapability(self.conn.platform, "fulfilment")
+
 
 @dataclass
 class ConsumeResult:
@@ -399,6 +409,9 @@ class Plugin(ABC):
     # The store setting naming the store's order notification queue, on platforms that send
     # order events to a queue (Amazon: SQS) instead of webhooks; None for the others.
     order_queue_setting: str | None = None
+    # The platform ships the store's orders itself (Printify prints and ships them): the hub
+    # sends it no fulfilment, it reads the platform's shipments back with the order.
+    ships_own_orders: bool = False
 
     def setting(self, name: str) -> SettingSpec | None:
         """The declaration of the store setting ``name``, or None if the plugin reads none."""
@@ -430,6 +443,11 @@ class Plugin(ABC):
     @abstractmethod
     def order_from_event(self, event: WebhookEvent) -> RemoteOrder | None:
         """The order a webhook event carries, or None for a topic the hub ignores."""
+
+    def refund_from_event(self, event: WebhookEvent) -> RemoteRefund | None:
+        """The refund of single order lines a webhook event reports, or None (the default,
+        and for every other topic)."""
+        return None
 
     def needs_lookup(self, event: WebhookEvent) -> bool:
         """Whether ``event`` is about an order but lacks what the hub needs of it, so that
@@ -491,3 +509,70 @@ class ImageDraft:
 # The key of RemoteProduct.raw (and of a listing's platform data) mapping each image's key to
 # the platform's id of it (not "images": platforms' own product shapes use that name).
 IMAGES = "image_ids"
+
+# -- fulfilment and returns ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShipmentLine:
+    """Units of one order line in a shipment. ``shipped_before`` is what the hub's earlier
+    shipments of that line took, so a platform that only counts shipped units (Amazon) can
+    tell whether this one is already there."""
+
+    external_line_id: str
+    sku: str
+    quantity: int
+    shipped_before: int = 0
+
+
+@dataclass(frozen=True)
+class Shipment:
+    """Lines of an order shipped, as the hub asks a platform to record them. ``reference``
+    is the hub's fulfilment id: the same on every retry."""
+
+    reference: str
+    order_external_id: str
+    carrier: str
+    tracking_number: str
+    lines: Sequence[ShipmentLine]
+    tracking_url: str | None = None
+
+
+@dataclass(frozen=True)
+class ShipmentAnswer:
+    """What the platform answered: its id of the shipment and its answer as it gave it;
+    ``already`` when it held the shipment already (a retry after a lost answer)."""
+
+    external_id: str | None
+    answer: Mapping[str, Any]
+    already: bool = False
+
+
+@dataclass(frozen=True)
+class RemoteShipment:
+    """A shipment a platform made of an order itself, read back (all of the order's lines)."""
+
+    external_id: str
+    carrier: str
+    tracking_number: str
+    tracking_url: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundLine:
+    """Units of one order line refunded; ``key`` names this refund line on the platform, so
+    a redelivered refund is recognised; ``restock`` False when the merchant keeps the units
+    out of stock (Shopify's ``no_restock``)."""
+
+    external_line_id: str
+    quantity: int
+    key: str
+    restock: bool = True
+
+
+@dataclass(frozen=True)
+class RemoteRefund:
+    order_external_id: str
+    lines: Sequence[RefundLine]
+    raw: Mapping[str, Any] = field(default_factory=dict)

@@ -60,6 +60,8 @@ from fusion.plugins.base import (
     RemoteVariant,
     SettingSpec,
     SettingType,
+    Shipment,
+    ShipmentAnswer,
     StoreConnection,
     WebhookEvent,
 )
@@ -417,6 +419,32 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
             offset += len(body["results"])
             if not body["results"] or offset >= body["count"]:
                 return orders
+
+    def ship_order(self, shipment: Shipment) -> ShipmentAnswer:
+        """``createReceiptShipment``: the receipt's tracking (Etsy records tracking per
+        receipt, not per line, and tells the buyer). A shipment of the receipt with the same
+        tracking code already there (a retry after a lost answer) is answered as it is.
+        Raises PermanentError with Etsy's error when it refuses."""
+        path = f"/shops/{self.shop_id}/receipts/{shipment.order_external_id}"
+        receipt = self._call("GET", path, "getShopReceipt").json()
+        for made in receipt.get("shipments") or []:
+            if made.get("tracking_code") == shipment.tracking_number:
+                return ShipmentAnswer(_shipment_id(made), receipt, already=True)
+        body = {"tracking_code": shipment.tracking_number, "carrier_name": shipment.carrier}
+        receipt = self._call(
+            "POST", f"{path}/tracking", "createReceiptShipment", json_body=body
+        ).json()
+        made = next(
+            (m for m in receipt.get("shipments") or []
+             if m.get("tracking_code") == shipment.tracking_number),
+            {},
+        )  # fmt: skip
+        return ShipmentAnswer(_shipment_id(made), receipt)
+
+
+def _shipment_id(shipment: Mapping[str, Any]) -> str | None:
+    found = shipment.get("receipt_shipping_id")
+    return str(found) if found is not None else None
 
 
 class EtsyPlugin(Plugin):

@@ -53,6 +53,7 @@ from fusion.plugins.base import (
     ProductDraft,
     RemoteOrder,
     RemoteProduct,
+    RemoteShipment,
     RemoteVariant,
     SettingSpec,
     SettingType,
@@ -78,7 +79,8 @@ PUBLISH_ALL = {
 # Printify signs no timestamp; the body's created_at is covered by the signature, so a
 # delivery older than this is refused as stale (replays inside it are caught by the id dedupe).
 MAX_EVENT_AGE = timedelta(hours=1)
-ORDER_TOPICS = {"order:created", "order:updated"}
+# A shipment event names its order like the others; the order read back carries its shipments.
+ORDER_TOPICS = {"order:created", "order:updated", "order:shipment:created"}
 CANCELLED = {"canceled", "cancelled"}  # Printify's docs spell it both ways
 
 STOREFRONT_URL = SettingSpec(
@@ -436,6 +438,17 @@ def order_from_api(order: Mapping[str, Any]) -> RemoteOrder:
         updated_at=_when(order.get("updated_at")),
         raw=dict(order),
         cancelled=str(order.get("status", "")).lower() in CANCELLED,
+        shipments=[
+            RemoteShipment(
+                external_id=f"{shipment.get('carrier', '')}:{shipment['number']}",
+                carrier=str(shipment.get("carrier") or ""),
+                tracking_number=str(shipment["number"]),
+                tracking_url=str(shipment["url"]) if shipment.get("url") else None,
+                raw=dict(shipment),
+            )
+            for shipment in order.get("shipments") or []
+            if shipment.get("number")
+        ],
     )
 
 
@@ -456,6 +469,7 @@ class PrintifyPlugin(Plugin):
     # 600 requests a minute per account: a bucket of 600 refilled at 10 a second.
     rate_limit = RateLimitSpec(requests_per_second=10.0, burst_size=600)
     settings = SETTINGS
+    ships_own_orders = True  # Printify prints and ships; its shipments are read back
 
     def client(
         self, conn: StoreConnection, http: HttpClient, log: Callable[[str], None] | None = None

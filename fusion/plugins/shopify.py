@@ -48,9 +48,13 @@ from fusion.plugins.base import (
     Plugin,
     ProductDraft,
     ProductPage,
+    RefundLine,
     RemoteOrder,
     RemoteProduct,
+    RemoteRefund,
     RemoteVariant,
+    Shipment,
+    ShipmentAnswer,
     StoreConnection,
     WebhookEvent,
 )
@@ -283,7 +287,7 @@ class ShopifyClient(RememberedIds, BulkInventory, ProductMedia, PlatformClient):
         """Subscribe ``uri`` to the order topics the hub acts on, skipping those it already
         has (so a second run changes nothing); returns the topics subscribed. Shopify signs
         deliveries with the app's client secret, so ``secret`` is not sent."""
-        topics = q.ORDER_SUBSCRIPTION_TOPICS
+        topics = {**q.ORDER_SUBSCRIPTION_TOPICS, **q.REFUND_SUBSCRIPTION_TOPICS}
         data = self.graphql(
             "orderSubscriptions", q.SUBSCRIPTIONS, {"uri": uri, "topics": list(topics.values())}
         )
@@ -315,6 +319,38 @@ class ShopifyClient(RememberedIds, BulkInventory, ProductMedia, PlatformClient):
             if not page["pageInfo"]["hasNextPage"]:
                 return orders
             after = page["pageInfo"]["endCursor"]
+
+    def ship_order(self, shipment: Shipment) -> ShipmentAnswer:
+        """``fulfillmentCreate`` on the order's fulfillment orders holding the shipment's line
+        items, with its tracking (the customer is notified). A fulfillment of the order with
+        the same tracking number already there (a retry after a lost answer) is answered as it
+        is. Raises PermanentError with Shopify's userErrors when it refuses, and for an order
+        or line item Shopify does not show."""
+        data = self.graphql(
+            "orderFulfilment", q.ORDER_FULFILMENT, {"id": shipment.order_external_id}
+        )
+        order = data.get("order")
+        if not order:
+            raise PermanentError(f"shopify shows no order {shipment.order_external_id}")
+        for made in order.get("fulfillments") or []:
+            numbers = {t.get("number") for t in made.get("trackingInfo") or []}
+            if shipment.tracking_number in numbers:
+                return ShipmentAnswer(str(made["id"]), made, already=True)
+        tracking = {"company": shipment.carrier, "number": shipment.tracking_number}
+        if shipment.tracking_url:
+            tracking["url"] = shipment.tracking_url
+        variables = {
+            "fulfillment": {
+                "lineItemsByFulfillmentOrder": _by_fulfillment_order(order, shipment),
+                "trackingInfo": tracking,
+                "notifyCustomer": True,
+            },
+            "message": f"fusion fulfilment {shipment.reference}",
+        }
+        result = self.graphql("fulfil", q.FULFILMENT_CREATE, variables)
+        payload = self._payload(result, "fulfillmentCreate", "fulfillmentCreate")
+        made = payload.get("fulfillment") or {}
+        return ShipmentAnswer(str(made.get("id") or "") or None, payload)
 
 
 class ShopifyPlugin(Plugin):
@@ -410,8 +446,58 @@ class ShopifyPlugin(Plugin):
         except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
             raise PermanentError(f"malformed shopify order payload: {type(exc).__name__}") from None
 
+    def refund_from_event(self, event: WebhookEvent) -> RemoteRefund | None:
+        """The refunded lines of a ``refunds/create`` event (REST refund JSON), each keyed by
+        its refund line id; a ``no_restock`` line comes back without its stock. None for other
+        topics. Raises PermanentError for a payload it cannot read."""
+        if event.topic not in q.REFUND_SUBSCRIPTION_TOPICS:
+            return None
+        p = event.payload
+        try:
+            return RemoteRefund(
+                order_external_id=f"gid://shopify/Order/{int(p['order_id'])}",
+                lines=[
+                    RefundLine(
+                        external_line_id=f"gid://shopify/LineItem/{int(line['line_item_id'])}",
+                        quantity=int(line["quantity"]),
+                        key=f"shopify-refund-line:{int(line['id'])}",
+                        restock=line.get("restock_type") != "no_restock",
+                    )
+                    for line in p.get("refund_line_items") or []
+                ],
+                raw=p,
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PermanentError(
+                f"malformed shopify refund payload: {type(exc).__name__}"
+            ) from None
+
 
 # -- helpers --------------------------------------------------------------------------------------
+
+
+def _by_fulfillment_order(order: Mapping[str, Any], shipment: Shipment) -> list[dict[str, Any]]:
+    """The shipment's lines as fulfillment order line items, grouped by fulfillment order: the
+    quantity asked is sent as it is (Shopify judges what is left to fulfil). Raises
+    PermanentError for a line no fulfillment order holds."""
+    where: dict[str, tuple[str, str]] = {}
+    for fulfillment_order in order["fulfillmentOrders"]["nodes"]:
+        for item in fulfillment_order["lineItems"]["nodes"]:
+            line_id = item["lineItem"]["id"]
+            if line_id not in where or item["remainingQuantity"] > 0:
+                where[line_id] = (fulfillment_order["id"], item["id"])
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for line in shipment.lines:
+        if line.external_line_id not in where:
+            raise PermanentError(f"shopify holds no fulfillment order for line {line.sku}")
+        fulfillment_order_id, item_id = where[line.external_line_id]
+        grouped.setdefault(fulfillment_order_id, []).append(
+            {"id": item_id, "quantity": line.quantity}
+        )
+    return [
+        {"fulfillmentOrderId": fo_id, "fulfillmentOrderLineItems": items}
+        for fo_id, items in grouped.items()
+    ]
 
 
 def product_handle(draft: ProductDraft) -> str:

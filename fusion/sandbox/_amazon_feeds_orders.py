@@ -2,7 +2,8 @@
 
 A feed document is uploaded to a pre-signed ``/tortuga/<id>`` URL (no SP-API token, only the
 signature the URL carries); a feed advances one state per ``getFeed`` poll and, when done,
-leaves a processing report document. Orders are those placed through ``/_sandbox/orders``.
+leaves a processing report document. Orders are those placed through ``/_sandbox/orders``;
+``confirmShipment`` ships their items.
 """
 
 from __future__ import annotations
@@ -209,6 +210,46 @@ class FeedsAndOrders:
         if order is None:
             raise ApiError(404, f"Order {order_id} not found.")
         return {"payload": {"AmazonOrderId": order_id, "OrderItems": order["items"]}}
+
+    @api("confirmShipment")
+    def confirm_shipment(self, request: Request, seller: st.Seller, order_id: str) -> Any:
+        """``confirmShipment``: the body is checked against ``ConfirmShipmentRequest``; each
+        order item's quantity must be within what is unshipped of it. The items' shipped
+        counts and the order's status follow; the package is kept under ``shipments``."""
+        order = seller.orders.get(order_id)
+        if order is None:
+            raise ApiError(404, f"Order {order_id} not found.")
+        body = require_json(request, contract.ORDERS, "ConfirmShipmentRequest")
+        if body.get("marketplaceId") != seller.marketplace_id:
+            raise ApiError(400, f"Invalid marketplace identifier: {body.get('marketplaceId')}.")
+        package = body.get("packageDetail") or {}
+        items = {str(i["OrderItemId"]): i for i in order["items"]}
+        wanted = [
+            (str(i.get("orderItemId")), i.get("quantity")) for i in package.get("orderItems") or []
+        ]
+        for item_id, quantity in wanted:
+            item = items.get(item_id)
+            if item is None:
+                raise ApiError(400, f"Invalid order item id {item_id}.")
+            unshipped = item["QuantityOrdered"] - item["QuantityShipped"]
+            if not isinstance(quantity, int) or not 0 < quantity <= unshipped:
+                raise ApiError(
+                    400,
+                    f"Quantity {quantity} of order item {item_id} exceeds the {unshipped} "
+                    "unshipped.",
+                )
+        for item_id, quantity in wanted:
+            items[item_id]["QuantityShipped"] += quantity
+        shipped = sum(i["QuantityShipped"] for i in order["items"])
+        ordered = sum(i["QuantityOrdered"] for i in order["items"])
+        order.update(
+            NumberOfItemsShipped=shipped,
+            NumberOfItemsUnshipped=ordered - shipped,
+            OrderStatus="Shipped" if shipped == ordered else "PartiallyShipped",
+            LastUpdateDate=st.now_iso(),
+        )
+        order.setdefault("shipments", []).append(package)
+        return 204, None
 
 
 def _s3_error(code: str, message: str) -> bytes:

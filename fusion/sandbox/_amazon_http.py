@@ -73,7 +73,8 @@ def api(operation: str) -> Callable[..., Callable[..., Response]]:
                     response.headers["x-amzn-RateLimit-Limit"] = exc.details
                 return response
             status, body = result if isinstance(result, tuple) else (200, result)
-            response = Response(json.dumps(body), status=status, mimetype="application/json")
+            payload = b"" if status == 204 else json.dumps(body)  # No Content has no body
+            response = Response(payload, status=status, mimetype="application/json")
             response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
             response.headers["x-amzn-RateLimit-Limit"] = f"{rate:g}"
             return response

@@ -33,6 +33,7 @@ USAGE_PLANS: dict[str, tuple[float, float]] = {
     "getOrders": (0.0167, 20.0),
     "getOrder": (0.5, 30.0),
     "getOrderItems": (0.5, 30.0),
+    "confirmShipment": (2.0, 10.0),
 }
 
 

@@ -1,5 +1,6 @@
 """Receipts and orders of the Etsy sandbox (a mixin of EtsySandbox): ``getShopReceipts``,
-``getShopReceipt``, and orders placed through ``/_sandbox/orders``, which take the stock, make a
+``getShopReceipt``, ``createReceiptShipment`` (the receipt's tracking, kept under
+``shipments``), and orders placed through ``/_sandbox/orders``, which take the stock, make a
 paid receipt and send an ``order.paid`` event signed the Standard Webhooks way.
 """
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
-from fusion.sandbox._etsy_contract import API
+from fusion.sandbox._etsy_contract import API, request_schema, schema_problem
 from fusion.sandbox._etsy_state import Shop
 from fusion.sandbox.server import SandboxError, json_response
 from fusion.security.signing import standard_webhooks_sign
@@ -64,6 +65,44 @@ class ReceiptsAndOrders:
             receipt = next((r for r in shop.receipts if r["receipt_id"] == receipt_id), None)
         if receipt is None:
             return json_response({"error": f"Receipt {receipt_id} not found"}, 404, headers)
+        return json_response(receipt, 200, headers)
+
+    def create_receipt_shipment(self, request: Request, shop_id: int, receipt_id: int) -> Response:
+        """``createReceiptShipment``: the body is checked against the contract; tracking code
+        and carrier name come together or not at all (then the receipt is only marked
+        shipped). The receipt gains the shipment, is shipped and completed."""
+        path = f"{API}/shops/{{shop_id}}/receipts/{{receipt_id}}/tracking"
+        with self.lock:
+            shop, headers = self._authorise(request, shop_id)
+            receipt = next((r for r in shop.receipts if r["receipt_id"] == receipt_id), None)
+            if receipt is None:
+                return json_response({"error": f"Receipt {receipt_id} not found"}, 404, headers)
+            try:
+                data = json.loads(request.get_data() or b"")
+            except ValueError:
+                return json_response({"error": "body must be JSON"}, 400, headers)
+            problem = schema_problem(request_schema(path, "post", "application/json"), data)
+            if problem is None and not isinstance(data, dict):
+                problem = "body must be a JSON object"
+            if problem is None and bool(data.get("tracking_code")) != bool(
+                data.get("carrier_name")
+            ):
+                problem = "tracking_code and carrier_name must be sent together"
+            if problem:
+                return json_response({"error": problem}, 400, headers)
+            stamp = int(time.time())
+            if data.get("tracking_code"):
+                receipt.setdefault("shipments", []).append(
+                    {
+                        "receipt_shipping_id": next(self._ids),
+                        "shipment_notification_timestamp": stamp,
+                        "carrier_name": data["carrier_name"],
+                        "tracking_code": data["tracking_code"],
+                    }
+                )
+            receipt.update(
+                is_shipped=True, status="completed", update_timestamp=stamp, updated_timestamp=stamp
+            )
         return json_response(receipt, 200, headers)
 
     def place_order(self, data: Mapping[str, Any]) -> dict[str, Any]:

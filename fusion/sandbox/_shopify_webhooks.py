@@ -1,6 +1,6 @@
 """Webhooks in the Shopify sandbox (a mixin of ShopifySandbox): the subscriptions an app
 makes (``webhookSubscriptions``, ``webhookSubscriptionCreate``) and the signed order
-deliveries sent to them and to the shop's ``webhook_url``.
+deliveries (orders, refunds) sent to them and to the shop's ``webhook_url``.
 """
 
 from __future__ import annotations
@@ -78,25 +78,33 @@ class WebhookSubscriptions:
     def send_order_webhooks(self, shop: Shop, order: Mapping[str, Any]) -> None:
         """Deliver ``orders/create`` for ``order`` to the shop's ``webhook_url`` and to every
         subscription to ORDERS_CREATE, each its own signed delivery."""
-        urls = [s["uri"] for s in shop.subscriptions.values() if s["topic"] == "ORDERS_CREATE"]
+        self.send_webhooks(shop, ORDER_TOPIC, order)
+
+    def send_webhooks(self, shop: Shop, topic: str, payload: Mapping[str, Any]) -> None:
+        """Deliver ``topic`` (``orders/create``, ``refunds/create``) with ``payload`` to the
+        shop's ``webhook_url`` and to every subscription to it (``ORDERS_CREATE``, ...), each
+        its own signed delivery naming the order."""
+        subscribed = topic.upper().replace("/", "_")
+        urls = [s["uri"] for s in shop.subscriptions.values() if s["topic"] == subscribed]
         if shop.webhook_url:
             urls.insert(0, shop.webhook_url)
-        body = json.dumps(order).encode()
+        body = json.dumps(payload).encode()
+        order_id = payload["order_id"] if "order_id" in payload else payload["id"]
         for url in urls:
             delivery_id = str(uuid.uuid4())
             self.deliver(
                 url=url,
                 body=body,
                 delivery_id=delivery_id,
-                topic=ORDER_TOPIC,
+                topic=topic,
                 headers={
-                    "X-Shopify-Topic": ORDER_TOPIC,
+                    "X-Shopify-Topic": topic,
                     "X-Shopify-Hmac-Sha256": shopify_hmac(shop.webhook_secret, body),
                     "X-Shopify-Shop-Domain": shop.domain,
                     "X-Shopify-API-Version": "2026-07",
                     "X-Shopify-Webhook-Id": delivery_id,
                     "X-Shopify-Event-Id": str(uuid.uuid4()),
                     "X-Shopify-Triggered-At": datetime.now(UTC).isoformat(),
-                    "X-Shopify-Order-Id": str(order["id"]),
+                    "X-Shopify-Order-Id": str(order_id),
                 },
             )

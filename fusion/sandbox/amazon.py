@@ -96,6 +96,11 @@ class AmazonSandbox(FeedsAndOrders, SandboxApp):
                 methods=["GET"],
                 endpoint="get_order_items",
             ),
+            Rule(
+                "/orders/v0/orders/<order_id>/shipmentConfirmation",
+                methods=["POST"],
+                endpoint="confirm_shipment",
+            ),
             # The pre-signed "S3" URL a feed document is uploaded to and read from.
             Rule("/tortuga/<doc_id>", methods=["PUT", "GET"], endpoint="document_bytes"),
         ]
@@ -233,6 +238,7 @@ class AmazonSandbox(FeedsAndOrders, SandboxApp):
                     for k, feed in s.feeds.items()
                 },
                 "orders": {k: st.order_view(o) for k, o in s.orders.items()},
+                "shipments": {k: o["shipments"] for k, o in s.orders.items() if "shipments" in o},
             }
             for seller_id, s in self.sellers.items()
         }

@@ -9,11 +9,11 @@ for the shop's owner (401 for a bad token, 403 for another user's shop). Errors 
 Modelled operations: ``getListingsByShop`` (``state``, ``limit``, ``offset``,
 ``includes=Inventory``), ``createDraftListing`` and ``updateListing`` (form-encoded, 201/200),
 ``deleteListing`` (204), ``getListing``, ``getListingInventory``/``updateListingInventory`` (JSON,
-replaces the whole inventory), ``getShopReceipts`` (``min_last_modified``, ...) and
-``getShopReceipt``, and listing images (``uploadListingImage``, ``getListingImages``,
-``deleteListingImage``: ``_etsy_images``; activating a listing needs one). Form, JSON and
-multipart bodies are validated against ``etsy/etsy-openapi-v3.json`` when the contract is
-present (400 with the first problem otherwise).
+replaces the whole inventory), ``getShopReceipts`` (``min_last_modified``, ...),
+``getShopReceipt`` and ``createReceiptShipment``, and listing images (``uploadListingImage``,
+``getListingImages``, ``deleteListingImage``: ``_etsy_images``; activating a listing needs
+one). Form, JSON and multipart bodies are validated against ``etsy/etsy-openapi-v3.json`` when
+the contract is present (400 with the first problem otherwise).
 
 Rate limits as Etsy documents them, counted per API keystring: queries per second (a bucket
 holding one second's worth, refilled continuously, so a client that paces itself by the
@@ -130,6 +130,11 @@ class EtsySandbox(ReceiptsAndOrders, ListingImages, SandboxApp):
                 f"{API}/shops/<int:shop_id>/listings/<int:listing_id>/images/<int:listing_image_id>",
                 methods=["DELETE"],
                 endpoint="delete_listing_image",
+            ),
+            Rule(
+                f"{API}/shops/<int:shop_id>/receipts/<int:receipt_id>/tracking",
+                methods=["POST"],
+                endpoint="create_receipt_shipment",
             ),
         ]
 

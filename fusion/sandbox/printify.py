@@ -14,6 +14,9 @@ Orders (``POST /_sandbox/orders``) take ``{"shop" (or "shop_id"): id, "lines": [
 "quantity"}]}`` and send ``order:created`` whose ``resource.data`` holds only ``shop_id`` and
 ``status``, as Printify's does. Image uploads (``POST /v1/uploads/images.json``) and the
 mockups of the artwork a product's print areas place: ``_printify_uploads``.
+Printify ships its own orders: ``POST /_sandbox/shipments``
+``{"shop": id, "order_id": ..., "carrier": "usps", "number": "...", "url"?}`` records the
+shipment on the order (``shipments``, status ``fulfilled``) and sends ``order:shipment:created``.
 
 Every API call needs ``Authorization: Bearer <token>`` (401) and a ``User-Agent`` (400); errors
 use Printify's ``{"status": "error", "code", "message", "errors": {"reason", "code"}}`` shape.
@@ -55,7 +58,7 @@ from fusion.sandbox._printify_model import (
 )
 from fusion.sandbox._printify_uploads import MediaLibrary
 from fusion.sandbox.knobs import TokenBucket
-from fusion.sandbox.server import SandboxApp, SandboxError
+from fusion.sandbox.server import SandboxApp, SandboxError, json_response, read_json
 
 
 def api(handler: Callable[..., Any]) -> Callable[..., Response]:
@@ -122,6 +125,7 @@ class PrintifySandbox(MediaLibrary, SandboxApp):
             Rule(
                 f"{shop}/webhooks/<webhook_id>.json", methods=["DELETE"], endpoint="delete_webhook"
             ),
+            Rule("/_sandbox/shipments", methods=["POST"], endpoint="ship_order"),
         ]
 
     def create_shop(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -282,6 +286,43 @@ class PrintifySandbox(MediaLibrary, SandboxApp):
             {"shop_id": shop.shop_id, "status": order["status"]},
         )
         return order
+
+    def ship_order(self, request: Request) -> Response:
+        """Printify ships an order it printed: the order gains the shipment under
+        ``shipments`` (``carrier``, ``number``, ``url``), its lines and status become
+        ``fulfilled``, and ``order:shipment:created`` goes out."""
+        data = read_json(request)
+        with self.lock:
+            shop = self.shops.get(as_int(data.get("shop") or data.get("shop_id")))
+            order = shop.orders.get(str(data.get("order_id"))) if shop else None
+            if shop is None or order is None:
+                raise SandboxError("unknown shop or order_id")
+            if not data.get("carrier") or not data.get("number"):
+                raise SandboxError("carrier and number are required")
+            shipment = {
+                "carrier": str(data["carrier"]),
+                "number": str(data["number"]),
+                "url": str(data.get("url") or f"https://track.example/{data['number']}"),
+                "delivered_at": None,
+            }
+            order.setdefault("shipments", []).append(shipment)
+            order["status"] = "fulfilled"
+            order["updated_at"] = stamp()
+            for item in order["line_items"]:
+                item["status"] = "fulfilled"
+            self._emit(
+                shop,
+                "order:shipment:created",
+                "order",
+                order["id"],
+                {
+                    "shop_id": shop.shop_id,
+                    "shipped_at": order["updated_at"],
+                    "carrier": {"code": shipment["carrier"], "tracking_number": shipment["number"],
+                                "tracking_url": shipment["url"]},
+                },
+            )  # fmt: skip
+        return json_response(order, 201)
 
     def dump_state(self) -> dict[str, Any]:
         return {

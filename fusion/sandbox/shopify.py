@@ -18,7 +18,9 @@
   ``POST /_staged_uploads`` (and ``IMAGE`` for a product's ``files``: ``_shopify_media``),
   ``bulkOperationRunMutation`` run in a background thread, results at
   ``GET /_bulk_results/<n>.jsonl``, ``currentBulkOperation``/``bulkOperation`` polling, and
-  ``webhookSubscriptions``/``webhookSubscriptionCreate`` (``_shopify_webhooks``).
+  ``webhookSubscriptions``/``webhookSubscriptionCreate`` (``_shopify_webhooks``), ``order(id:)``
+  with its fulfillment orders and fulfillments, ``fulfillmentCreate``, and refunds
+  (``_shopify_fulfilment``).
 
 Control bodies: ``POST /_sandbox/shops`` ``{"shop": "demo.myshopify.com", "token": "...",
 "webhook_secret": "...", "webhook_url": "http://..." (optional)}``; ``POST /_sandbox/orders``
@@ -39,6 +41,7 @@ from typing import Any
 from werkzeug.routing import Rule
 from werkzeug.wrappers import Request, Response
 
+from fusion.sandbox._shopify_fulfilment import Fulfilments
 from fusion.sandbox._shopify_graphql import (
     MAX_QUERY_COST,
     Document,
@@ -70,7 +73,7 @@ from fusion.sandbox.server import SandboxApp, SandboxError, json_response
 _VERSION = re.compile(r"^\d{4}-\d{2}$|^unstable$")
 
 
-class ShopifySandbox(InventoryAndBulk, ProductMedia, WebhookSubscriptions, SandboxApp):
+class ShopifySandbox(InventoryAndBulk, ProductMedia, WebhookSubscriptions, Fulfilments, SandboxApp):
     platform = "shopify"
 
     def __init__(self) -> None:
@@ -85,6 +88,8 @@ class ShopifySandbox(InventoryAndBulk, ProductMedia, WebhookSubscriptions, Sandb
             Rule("/admin/api/<version>/graphql.json", methods=["POST"], endpoint="graphql"),
             Rule("/_staged_uploads", methods=["POST"], endpoint="staged_upload"),
             Rule("/_bulk_results/<name>", methods=["GET"], endpoint="bulk_result"),
+            Rule("/_sandbox/refunds", methods=["POST"], endpoint="refund_lines"),
+            Rule("/_sandbox/fulfillments", methods=["POST"], endpoint="fulfil_in_admin"),
         ]
 
     def _gid(self, kind: str) -> str:

@@ -35,8 +35,9 @@ from fusion.jobs.context import JobContext
 from fusion.jobs.models import Job
 from fusion.jobs.registry import job_type
 from fusion.jobs.service import enqueue
+from fusion.orders.returns import Returned, apply_refund
 from fusion.orders.service import Ingested, add_prices, ingest_order
-from fusion.plugins.base import Capability, WebhookEvent
+from fusion.plugins.base import Capability, RemoteRefund, WebhookEvent
 from fusion.plugins.registry import get_plugin
 from fusion.stores.client import store_client, webhook_secret
 from fusion.stores.models import Store, StoreStatus
@@ -83,6 +84,14 @@ def process_webhook(ctx: JobContext) -> dict[str, Any]:
             return {"webhook_id": str(webhook_id), "already_processed": True}
         delivery.payload = dict(event.payload)
         order = plugin.order_from_event(event)
+        refund = plugin.refund_from_event(event) if order is None else None
+        if refund is not None:
+            returned = apply_refund(
+                session, store_id=delivery.store_id, refund=refund, job_id=ctx.job_id
+            )
+            pushes = fan_out_stock(session, org_id=ctx.org_id, skus=returned.changed_skus)
+            delivery.status = DeliveryStatus.PROCESSED
+            return _refunded(ctx, webhook_id, refund, returned, len(pushes))
         if order is None:
             delivery.status = DeliveryStatus.IGNORED
             return {"webhook_id": str(webhook_id), "order": None}
@@ -173,6 +182,27 @@ def price_order(ctx: JobContext) -> dict[str, Any]:
         priced = add_prices(session, order_id, order)
     ctx.log(f"order {order.external_id}: {priced} lines priced", "info", order_id=str(order_id))
     return {"order_id": str(order_id), "priced": priced}
+
+
+def _refunded(
+    ctx: JobContext, webhook_id: uuid.UUID, refund: RemoteRefund, returned: Returned, pushes: int
+) -> dict[str, Any]:
+    # Logged inside the transaction's block but about what it does: it commits on return.
+    given = ", ".join(f"{sku} +{n}" for sku, n in sorted(returned.restocked.items()))
+    ctx.log(
+        f"refund of order {refund.order_external_id}: {len(returned.returns)} lines newly "
+        f"returned, stock {'given back (' + given + ')' if given else 'unchanged'}, "
+        f"{pushes} real-time pushes enqueued",
+        "info",
+        order_id=str(returned.order_id),
+    )
+    return {
+        "webhook_id": str(webhook_id),
+        "order_id": str(returned.order_id),
+        "refund_lines": len(returned.returns),
+        "restocked": returned.restocked,
+        "pushes": pushes,
+    }
 
 
 def _effect(ingested: Ingested) -> str:

@@ -247,11 +247,15 @@ def _verify(plugin: Plugin, headers: Mapping[str, str], body: bytes, secret: str
 
 
 def _acts_on(plugin: Plugin, event: WebhookEvent) -> bool:
-    """Whether the hub processes this event: it carries an order, or names one the platform
-    must be asked for. An order event whose payload the plugin cannot read is still
-    processed, so the failure shows in the job."""
+    """Whether the hub processes this event: it carries an order or a refund of order lines,
+    or names an order the platform must be asked for. An order event whose payload the
+    plugin cannot read is still processed, so the failure shows in the job."""
     try:
-        return plugin.needs_lookup(event) or plugin.order_from_event(event) is not None
+        return (
+            plugin.needs_lookup(event)
+            or plugin.order_from_event(event) is not None
+            or plugin.refund_from_event(event) is not None
+        )
     except PermanentError:
         return True
 

@@ -32,7 +32,9 @@ EXAMPLES = 10
 # reaches back 7 days at most and never into the future (a date-time has no such bounds), and
 # a notification channel's target is an email address or an https URL by its kind (no
 # discriminator here), and an import's file must be a CSV with the catalog's header (a body
-# the schema can only call a file), and likewise an image upload's file.
+# the schema can only call a file), and likewise an image upload's file, and a fulfilment or
+# return names lines of its order in quantities still unshipped or unreturned (ids and counts
+# no schema can know).
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/auth/login/mfa"),
@@ -54,6 +56,8 @@ BUSINESS_VALIDATED = {
     # of the product once
     ("POST", "/orgs/{org_id}/products/{product_id}/images"),
     ("PUT", "/orgs/{org_id}/products/{product_id}/images/order"),
+    ("POST", "/orgs/{org_id}/orders/{order_id}/fulfilments"),
+    ("POST", "/orgs/{org_id}/orders/{order_id}/returns"),
 }
 
 

@@ -423,11 +423,16 @@ def test_subscribing_twice_registers_each_order_topic_once_with_the_secret(
     conn = make_shop(url)
     client = client_for(conn)
     client.create_product(draft(None, 3))
-    assert client.subscribe_order_events(receiver.url, SECRET) == ["order:created", "order:updated"]
+    assert client.subscribe_order_events(receiver.url, SECRET) == [
+        "order:created",
+        "order:shipment:created",
+        "order:updated",
+    ]
     assert client.subscribe_order_events(receiver.url, SECRET) == []
     hooks = requests.get(f"{url}{client.shop}/webhooks.json", headers=bearer(conn), timeout=10)
     assert sorted((h["topic"], h["url"]) for h in hooks.json()) == [
         ("order:created", receiver.url),
+        ("order:shipment:created", receiver.url),
         ("order:updated", receiver.url),
     ]
     requests.post(

@@ -350,13 +350,16 @@ def test_subscribing_twice_leaves_one_subscription_per_topic_and_orders_reach_it
         # When the hub subscribes its receiver, twice (a re-run of the job)
         first = client.subscribe_order_events(receiver.url, "unused")
         second = client.subscribe_order_events(receiver.url, "unused")
-        # Then each order topic has one subscription to it, made by the first call
-        assert first == ["orders/create", "orders/paid", "orders/updated"] and second == []
+        # Then each order topic (and the refund topic) has one subscription to it, made by
+        # the first call
+        assert first == ["orders/create", "orders/paid", "orders/updated", "refunds/create"]
+        assert second == []
         subscriptions = state(server, shop)["webhook_subscriptions"]
         assert sorted(s["topic"] for s in subscriptions) == [
             "ORDERS_CREATE",
             "ORDERS_PAID",
             "ORDERS_UPDATED",
+            "REFUNDS_CREATE",
         ]
         assert {s["uri"] for s in subscriptions} == {receiver.url}
         # and an order is delivered there, signed with the app's secret

@@ -148,6 +148,7 @@ def test_a_connected_store_sends_its_orders_to_the_hub(
             ("ORDERS_CREATE", receiver),
             ("ORDERS_PAID", receiver),
             ("ORDERS_UPDATED", receiver),
+            ("REFUNDS_CREATE", receiver),
         ]
         logs = team.viewer.get(f"/orgs/{team.org_id}/jobs/{job_id}").json
         assert logs["status"] == "completed" and logs["result"]["uri"] == receiver
