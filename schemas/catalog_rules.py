@@ -30,6 +30,8 @@ def _markup_in_range(value: Decimal) -> None:
 def _price_in_range(value: Decimal) -> None:
     if not Decimal(0) <= value <= MAX_PRICE:
         raise ValidationError(f"Must be between 0 and {MAX_PRICE}.")
+    if value != value.quantize(Decimal("0.01")):
+        raise ValidationError("At most two decimals: an override is the price as it is.")
 
 
 class PricingSchema(StrictSchema):
@@ -53,7 +55,7 @@ class PricingSchema(StrictSchema):
     )
     overrides = fields.Dict(
         keys=Text(validate=validate.Length(min=1, max=120)),
-        values=fields.Decimal(places=2, as_string=True, allow_nan=False, validate=_price_in_range),
+        values=fields.Decimal(as_string=True, allow_nan=False, validate=_price_in_range),
         load_default=dict,
         validate=ENTRIES,
         metadata={"description": "SKU -> its exact price on this store (not marked up)."},

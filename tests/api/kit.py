@@ -299,4 +299,11 @@ ENDPOINTS = [
     Endpoint("GET", ORG + "/events", "viewer"),
     Endpoint("GET", ORG + "/stats/hourly", "viewer"),
     Endpoint("GET", ORG + "/runtime", "viewer"),
+    Endpoint("GET", ORG + "/stores/{store_id}/catalog-rules", "viewer"),
+    Endpoint(
+        "PUT",
+        ORG + "/stores/{store_id}/catalog-rules",
+        "operator",
+        {"pricing": {"markup_percent": 10}, "categories": {"*": "Mugs"}},
+    ),
 ]
