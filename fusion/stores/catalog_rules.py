@@ -67,11 +67,11 @@ def _names(key: str, raw: Any, *, values: str) -> dict[str, str]:
         raise InvalidCatalogRules(key, f"at most {MAX_ENTRIES} entries")
     names: dict[str, str] = {}
     for name, value in raw.items():
-        if not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME:
+        if not isinstance(name, str) or not name or len(name) > MAX_NAME:
             raise InvalidCatalogRules(key, f"names must be 1 to {MAX_NAME} characters")
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise InvalidCatalogRules(f"{key}.{name}", f"must be {values}")
-        text = str(value).strip()
+        text = str(value)
         if not text or len(text) > MAX_NAME:
             raise InvalidCatalogRules(f"{key}.{name}", f"must be {values}, 1 to {MAX_NAME} long")
         names[name] = text
