@@ -18,6 +18,7 @@ from fusion.errors import JobError, ValidationFailed
 from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store
+from schemas.catalog_rules import CatalogRulesSchema, shown_rules
 from schemas.store_settings import parse_settings
 from schemas.stores import (
     ConnectionTestSchema,
@@ -140,3 +141,24 @@ class StoreConnectionTest(MethodView):
                 "detail": f"The platform refused or did not answer ({type(exc).__name__}).",
             }
         return {"ok": True, "detail": f"Connected; the store holds {count} product(s)."}
+
+
+@blp.route("/<uuid:org_id>/stores/<uuid:store_id>/catalog-rules")
+class StoreCatalogRules(MethodView):
+    @blp.response(200, CatalogRulesSchema)
+    @org_scope(Role.VIEWER)
+    def get(self, org_id: uuid.UUID, store_id: uuid.UUID) -> dict[str, Any]:
+        """The store's price rule and its mappings of the hub's categories and variant
+        attributes to the platform's."""
+        return shown_rules(stores.get_store(tx(), store_id).catalog_rules)
+
+    @blp.arguments(CatalogRulesSchema)
+    @blp.response(200, CatalogRulesSchema)
+    @org_scope(Role.OPERATOR)
+    def put(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> dict[str, Any]:
+        """Replace the store's catalog rules (audited as `store.catalog_rules`). They apply
+        to the store's next publish and update: a listing's price is its SKU's override here,
+        else the hub's price marked up and rounded; its category and variant attributes go
+        out under the platform's names mapped here."""
+        store = actions.set_catalog_rules(tx(), access(), store_id, body)
+        return shown_rules(store.catalog_rules)

@@ -114,6 +114,7 @@ def main() -> int:
                     description="",
                     variants=[VariantDraft(sku=sku, price=1, quantity=1)],  # type: ignore[arg-type]
                     idempotency_key=sku,
+                    category="PRODUCT",
                 )
             )
         for size in sizes:

@@ -421,6 +421,8 @@ class Bench:
             }
             if shop.webhook_secret:
                 body["webhook_secret"] = shop.webhook_secret
+            if shop.catalog_rules:  # Etsy and Amazon need the product's category mapped
+                body["catalog_rules"] = dict(shop.catalog_rules)
             store = self._ok(owner.post(f"{base}/stores", json=body), 201)
             self.shops[p], self.store_ids[p] = shop, store["id"]
         # Etsy has no webhook API: the merchant points the portal's order events at the hub.

@@ -17,6 +17,26 @@ SETTABLE_STATUSES = [s.value for s in ProductStatus if s != ProductStatus.DELETI
 TAGS = fields.List(Text(validate=validate.Length(min=1, max=100)), validate=validate.Length(max=50))
 
 
+def _price_in_range(value: Decimal) -> None:
+    if not Decimal(0) <= value <= MAX_PRICE:
+        raise ValidationError(f"Must be between 0 and {MAX_PRICE}.")
+
+
+class Price(fields.Decimal):
+    """A price: two decimals, 0 to MAX_PRICE (the range is declared in metadata because
+    apispec renders a Decimal field's Range bounds as strings)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(
+            places=2,
+            as_string=True,
+            allow_nan=False,
+            validate=_price_in_range,
+            metadata={"minimum": 0, "maximum": int(MAX_PRICE)},
+            **kwargs,
+        )
+
+
 class ProductSchema(Timestamps):
     title = Text(required=True)
     description = Text(required=True)
@@ -25,6 +45,11 @@ class ProductSchema(Timestamps):
     tags = fields.List(Text(), required=True)
     status = fields.Enum(ProductStatus, by_value=True, required=True)
     attributes = fields.Dict(required=True)
+    # The hub's category key, which each store maps to its platform's
+    # (PUT /orgs/{org}/stores/{id}/catalog-rules).
+    category = Text(required=True)
+    # The price of its variants that have none of their own.
+    base_price = Money(allow_none=True, required=True)
 
 
 ProductPageSchema = page_of(ProductSchema, "ProductPageSchema")
@@ -47,6 +72,8 @@ class ProductCreateSchema(StrictSchema):
         keys=Text(validate=validate.Length(max=100)),
         values=Text(validate=validate.Length(max=2000)),
     )
+    category = Text(validate=validate.Length(max=200))
+    base_price = Price(allow_none=True)
 
     @post_load
     def _status(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -59,31 +86,11 @@ class ProductUpdateSchema(ProductCreateSchema):
     title = Text(validate=validate.Length(min=1, max=500))
 
 
-def _price_in_range(value: Decimal) -> None:
-    if not Decimal(0) <= value <= MAX_PRICE:
-        raise ValidationError(f"Must be between 0 and {MAX_PRICE}.")
-
-
-class Price(fields.Decimal):
-    """A price: two decimals, 0 to MAX_PRICE (the range is declared in metadata because
-    apispec renders a Decimal field's Range bounds as strings)."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(
-            places=2,
-            as_string=True,
-            allow_nan=False,
-            validate=_price_in_range,
-            metadata={"minimum": 0, "maximum": int(MAX_PRICE)},
-            **kwargs,
-        )
-
-
 class VariantSchema(Timestamps):
     product_id = fields.UUID(required=True)
     sku = Text(required=True)
     title = Text(required=True)
-    price = Money(required=True)
+    price = Money(allow_none=True, required=True)  # null: the product's base_price
     currency = Text(required=True)
     available_quantity = fields.Integer(required=True)
     barcode = Text(allow_none=True, required=True)
@@ -140,7 +147,8 @@ VariantHitPageSchema = page_of(VariantHitSchema, "VariantHitPageSchema")
 class VariantCreateSchema(StrictSchema):
     sku = Text(required=True, validate=validate.Length(min=1, max=120))
     title = Text(validate=validate.Length(max=500))
-    price = Price(required=True)
+    # Absent or null: the product's base price (422 when it has none).
+    price = Price(allow_none=True)
     currency = fields.String(validate=validate.Regexp(r"^[A-Z]{3}$"))
     available_quantity = fields.Integer(validate=validate.Range(min=0, max=2**31 - 1))
     barcode = Text(allow_none=True, validate=validate.Length(max=64))
@@ -152,7 +160,6 @@ class VariantCreateSchema(StrictSchema):
 
 class VariantUpdateSchema(VariantCreateSchema):
     sku = Text(validate=validate.Length(min=1, max=120))
-    price = Price()
 
 
 class ListingSchema(Timestamps):

@@ -8,6 +8,7 @@ from marshmallow import Schema, fields, post_load, validate
 
 from fusion.plugins.registry import plugin_slugs
 from fusion.stores.models import StoreStatus
+from schemas.catalog_rules import CatalogRulesSchema, shown_rules
 from schemas.common import PageQuerySchema, StrictSchema, Text, Timestamps, page_of
 from schemas.inventory import StockRulesSchema
 from schemas.store_settings import load_settings, shown_settings
@@ -42,6 +43,14 @@ class StoreSchema(Timestamps):
     last_synced_at = fields.AwareDateTime(allow_none=True, required=True)
     has_credentials = fields.Method("_has_credentials", required=True)
     has_webhook_secret = fields.Method("_has_webhook_secret", required=True)
+    catalog_rules = fields.Method(
+        "_catalog_rules",
+        required=True,
+        metadata={"type": "object", "description": "GET .../catalog-rules describes them."},
+    )
+
+    def _catalog_rules(self, store: Any) -> dict[str, Any]:
+        return shown_rules(store.catalog_rules)
 
     def _settings(self, store: Any) -> dict[str, Any]:
         return shown_settings(store.platform, store.settings or {})
@@ -152,6 +161,7 @@ class StoreConnectSchema(StrictSchema):
     webhook_secret = Text(load_default=None, load_only=True, validate=validate.Length(max=1024))
     rate_limit_config = fields.Nested(RateLimitConfigSchema, load_default=None)
     stock_rules = fields.Nested(StockRulesSchema)
+    catalog_rules = fields.Nested(CatalogRulesSchema)
     settings = fields.Dict(
         keys=Text(),
         load_default=None,

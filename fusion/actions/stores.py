@@ -20,7 +20,7 @@ from fusion.catalog import deletes
 from fusion.catalog.deletes import LeftLive
 from fusion.config import Settings
 from fusion.inventory import channels
-from fusion.stores import service
+from fusion.stores import catalog_rules, service
 from fusion.stores.models import Store
 from fusion.webhooks import service as webhooks
 
@@ -34,6 +34,7 @@ FIELDS = (
     "rate_limit_config",
     "settings",
     "stock_rules",
+    "catalog_rules",
 )
 
 
@@ -135,3 +136,28 @@ def delete(session: Session, access: Access, store_id: uuid.UUID) -> list[LeftLi
     listings it left live and unmanaged. Owner only."""
     access.require(Role.OWNER)
     return deletes.delete_store(session, access, store_id, fields=FIELDS)
+
+
+def set_catalog_rules(
+    session: Session, access: Access, store_id: uuid.UUID, rules: Mapping[str, Any]
+) -> Store:
+    """Replace the store's catalog rules (its price rule and its category and attribute
+    mappings, ``fusion.stores.catalog_rules``), audited as ``store.catalog_rules``. They apply
+    from the store's next publish or update. Raises NotFound, ValidationFailed naming the
+    key, PermissionDenied below operator."""
+    access.require(Role.OPERATOR)
+    store = service.get_store(session, store_id)
+    before = snapshot(store, ("catalog_rules",))
+    store.catalog_rules = catalog_rules.checked(rules)
+    session.flush()
+    record(
+        session,
+        org_id=access.org_id,
+        actor=access.principal,
+        action="store.catalog_rules",
+        resource_type="store",
+        resource_id=store.id,
+        before=before,
+        after=snapshot(store, ("catalog_rules",)),
+    )
+    return store

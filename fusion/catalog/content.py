@@ -10,6 +10,7 @@ inventory pushes, not through this approval.
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +20,7 @@ from fusion.catalog.models import Listing, Product, ProductImage, ProductVariant
 from fusion.errors import PermanentError
 from fusion.media.storage import MediaStore
 from fusion.plugins.base import IMAGES, ImageDraft, ProductDraft, VariantDraft
+from fusion.stores.catalog_rules import CatalogRules, channel_price
 from fusion.stores.models import Store
 from fusion.stores.stock_rules import channel_shown
 
@@ -27,9 +29,12 @@ def product_draft(
     session: Session, listing: Listing, media: MediaStore | None = None
 ) -> ProductDraft:
     """The listing's product as the hub pushes it: its variants not being deleted, by SKU,
-    each at the figure the channel is shown after the store's and the listing's stock rules,
+    each at the figure the channel is shown after the store's and the listing's stock rules
+    and at the price the store's price rule makes of its own (or the product's base price),
+    with the store's platform names for the product's category and the variants' attributes,
     and its images in order (read from ``media``; without it, a draft to compare, not to
-    push). Raises PermanentError when the product is gone or has no such variant."""
+    push). Raises PermanentError when the product is gone, has no such variant, or a variant
+    has no price and the product no base price."""
     product = session.get(Product, listing.product_id)
     if product is None:
         raise PermanentError(f"product {listing.product_id} no longer exists")
@@ -43,6 +48,8 @@ def product_draft(
         raise PermanentError(f"product {product.id} has no variants to publish")
     store = session.get(Store, listing.store_id)
     store_rules = store.stock_rules if store is not None else {}
+    # Checked when they were set; a store changed meanwhile by hand fails the push here.
+    catalog = CatalogRules.parse(store.catalog_rules if store is not None else {})
     return ProductDraft(
         title=product.title,
         description=product.description,
@@ -53,10 +60,11 @@ def product_draft(
         variants=[
             VariantDraft(
                 sku=v.sku,
-                price=v.price,
+                price=channel_price(v.sku, _hub_price(product, v), catalog.pricing),
                 # What this channel is shown, after the store's and the listing's rules.
                 quantity=channel_shown(v.available_quantity, store_rules, listing.stock_rules),
                 title=v.title,
+                options=catalog.options(v.attributes or {}),
             )
             for v in variants
         ],
@@ -68,6 +76,8 @@ def product_draft(
         },
         images=_images(session, product, media),
         sent_images=_sent_images(listing),
+        category=catalog.category(product.category),
+        hub_category=product.category,
     )
 
 
@@ -106,6 +116,16 @@ def _reader(media: MediaStore | None, key: str) -> Callable[[], bytes]:
     return read
 
 
+def _hub_price(product: Product, variant: ProductVariant) -> Decimal:
+    """The variant's own price, else its product's base price."""
+    price = variant.price if variant.price is not None else product.base_price
+    if price is None:
+        raise PermanentError(
+            f"price: variant {variant.sku} has no price and its product no base_price"
+        )
+    return price
+
+
 def draft_content(draft: ProductDraft) -> dict[str, Any]:
     """What a person approves of a draft: everything it pushes but stock."""
     content: dict[str, Any] = {
@@ -119,6 +139,12 @@ def draft_content(draft: ProductDraft) -> dict[str, Any]:
     }
     if draft.images:  # a product without images approves as it always did
         content["images"] = [image.sha256 for image in draft.images]
+    # What the store maps is pushed too (absent before catalog rules, so older approvals'
+    # content stays what it was when nothing is mapped).
+    if draft.category is not None:
+        content["category"] = draft.category
+    if any(v.options for v in draft.variants):
+        content["options"] = {v.sku: dict(v.options) for v in draft.variants}
     return content
 
 

@@ -63,8 +63,16 @@ class Product(TenantScoped, Base):
         pg_enum(ProductStatus, "product_status"), server_default=ProductStatus.ACTIVE.value
     )
     attributes: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # The hub's own category key, which each store maps to its platform's
+    # (fusion.stores.catalog_rules).
+    category: Mapped[str] = mapped_column(String(200), server_default="")
+    # What a variant without a price of its own sells at (before each store's price rule).
+    base_price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
 
-    __table_args__ = (Index("ix_products_org_id_created_at", "org_id", text("created_at DESC")),)
+    __table_args__ = (
+        Index("ix_products_org_id_created_at", "org_id", text("created_at DESC")),
+        CheckConstraint("base_price >= 0", name="base_price_not_negative"),
+    )
 
 
 class ProductVariant(TenantScoped, Base):
@@ -72,7 +80,8 @@ class ProductVariant(TenantScoped, Base):
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="CASCADE"))
     sku: Mapped[str] = mapped_column(String(120))
     title: Mapped[str] = mapped_column(String(500), server_default="")
-    price: Mapped[Decimal] = mapped_column(Numeric(12, 2))
+    # None: the product's base price.
+    price: Mapped[Decimal | None] = mapped_column(Numeric(12, 2))
     currency: Mapped[str] = mapped_column(String(3), server_default="USD")
     # The one available quantity the hub holds for this SKU.
     available_quantity: Mapped[int] = mapped_column(Integer, server_default=text("0"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,12 +26,22 @@ from fusion.catalog.models import (
     ProductStatus,
     ProductVariant,
 )
-from fusion.errors import Conflict, NotFound
+from fusion.errors import Conflict, NotFound, ValidationFailed
 from fusion.jobs.models import Job
 from fusion.plugins.base import Capability
 from fusion.stores.models import Store
 
-PRODUCT_FIELDS = ("title", "description", "vendor", "product_type", "tags", "status", "attributes")
+PRODUCT_FIELDS = (
+    "title",
+    "description",
+    "vendor",
+    "product_type",
+    "tags",
+    "status",
+    "attributes",
+    "category",
+    "base_price",
+)
 VARIANT_FIELDS = (
     "product_id",
     "sku",
@@ -86,8 +96,20 @@ def create_product(session: Session, access: Access, **fields: Any) -> Product:
 def update_product(
     session: Session, access: Access, product_id: uuid.UUID, **changes: Any
 ) -> Product:
-    """Change the given fields of a product. Raises NotFound for an unknown id."""
+    """Change the given fields of a product. Raises NotFound for an unknown id, and
+    ValidationFailed (``base_price``) when unsetting the base price that some of its variants
+    sell at."""
     product = get_product(session, product_id)
+    if "base_price" in changes and changes["base_price"] is None:
+        inheriting = session.scalar(
+            select(ProductVariant.sku)
+            .where(ProductVariant.product_id == product_id, ProductVariant.price.is_(None))
+            .limit(1)
+        )
+        if inheriting is not None:
+            raise ValidationFailed(
+                fields={"base_price": [f"variant {inheriting} has no price of its own"]}
+            )
     audited_update(
         session,
         org_id=access.org_id,
@@ -114,6 +136,14 @@ def _refuse_stock(fields: dict[str, Any]) -> None:
         raise ValueError("stock changes go through fusion.inventory.ledger.move")
 
 
+def _check_price(product: Product, price: Any) -> None:
+    # A variant without a price of its own sells at its product's base price.
+    if price is None and product.base_price is None:
+        raise ValidationFailed(
+            fields={"price": ["required: the product has no base_price to sell the variant at"]}
+        )
+
+
 def _flush_unique_sku(session: Session) -> None:
     try:
         with session.begin_nested():
@@ -127,10 +157,13 @@ def create_variant(
 ) -> ProductVariant:
     """A new variant of ``product_id``, holding no stock (its opening figure is the ledger's
     first movement: ``fusion.inventory.manual.create_variant``). Raises NotFound for an
-    unknown product, Conflict for a SKU the org already uses, ValueError when given
+    unknown product, Conflict for a SKU the org already uses, ValidationFailed (``price``) for
+    a variant without a price of a product without a base price, ValueError when given
     ``available_quantity``."""
     _refuse_stock(fields)
-    get_product(session, product_id)
+    product = get_product(session, product_id)
+    fields["price"] = fields.get("price")
+    _check_price(product, fields["price"])
     variant = ProductVariant(org_id=access.org_id, product_id=product_id, **fields)
     session.add(variant)
     _flush_unique_sku(session)
@@ -150,10 +183,13 @@ def update_variant(
     session: Session, access: Access, variant_id: uuid.UUID, **changes: Any
 ) -> ProductVariant:
     """Change the given fields of a variant, its stock excepted (that is
-    ``fusion.inventory.manual.update_variant``). Raises NotFound / Conflict (SKU taken), and
-    ValueError when given ``available_quantity``."""
+    ``fusion.inventory.manual.update_variant``). Raises NotFound / Conflict (SKU taken),
+    ValidationFailed (``price``) when unsetting the price of a product's variant without a
+    base price, and ValueError when given ``available_quantity``."""
     _refuse_stock(changes)
     variant = get_variant(session, variant_id)
+    if "price" in changes:
+        _check_price(get_product(session, variant.product_id), changes["price"])
     before = snapshot(variant, VARIANT_FIELDS)
     for name, value in changes.items():
         setattr(variant, name, value)
@@ -206,9 +242,12 @@ def create_listing(
 
 def _price_and_quantity(session: Session, product_id: uuid.UUID) -> dict[str, Any]:
     rows = session.execute(
-        select(ProductVariant.price, ProductVariant.available_quantity).where(
-            ProductVariant.product_id == product_id
+        select(
+            func.coalesce(ProductVariant.price, Product.base_price, 0),
+            ProductVariant.available_quantity,
         )
+        .join(Product, Product.id == ProductVariant.product_id)
+        .where(ProductVariant.product_id == product_id)
     ).all()
     if not rows:
         return {}

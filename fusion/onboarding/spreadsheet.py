@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from fusion.catalog.models import Product, ProductVariant
 from fusion.db.session import Database
@@ -118,7 +118,8 @@ def export_lines(database: Database, org_id: uuid.UUID) -> Iterator[str]:
             Product.description,
             ProductVariant.sku,
             ProductVariant.title,
-            ProductVariant.price,
+            # A variant without a price of its own sells at its product's base price.
+            func.coalesce(ProductVariant.price, Product.base_price, 0),
             ProductVariant.currency,
             ProductVariant.available_quantity,
         )

@@ -15,8 +15,11 @@
 
 Store fields: ``external_id`` = seller id; ``credentials`` = client_id, client_secret,
 refresh_token (plus aws_access_key_id / aws_secret_access_key for the queue); ``settings`` =
-marketplace_id, product_type, lwa_url, sqs_queue_url, sqs_endpoint_url, aws_region,
-feed_poll_interval_s, feed_poll_attempts.
+marketplace_id, product_type (of stock patches), lwa_url, sqs_queue_url, sqs_endpoint_url,
+aws_region, feed_poll_interval_s, feed_poll_attempts. A listing's ``productType`` is the
+store's mapping of its product's category (``draft.category``); Amazon requires one, so a
+product the store maps to none fails its listing naming ``productType``. Mapped variant
+attributes (``VariantDraft.options``) are sent as Amazon attributes under the mapped names.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ from fusion.plugins.base import (
     Shipment,
     ShipmentAnswer,
     StoreConnection,
+    VariantDraft,
     WebhookEvent,
 )
 from fusion.plugins.http import HTTP_SETTINGS
@@ -106,8 +110,9 @@ MARKETPLACE_ID = SettingSpec(
 PRODUCT_TYPE = SettingSpec(
     "product_type",
     SettingType.STRING,
-    "The Amazon product type of new listings and of feed messages, unless a product names "
-    "its own (attribute amazon_product_type).",
+    "The Amazon product type that stock patches and feed messages name (Amazon takes PRODUCT "
+    "for offer-only changes). A listing's own product type is the store's mapping of its "
+    "product's category (catalog_rules.categories).",
     default="PRODUCT",
 )
 # Measured in the sandbox (bench/amazon_feed_threshold.py, docs/plugins.md): below this many
@@ -211,12 +216,13 @@ class AmazonClient(ListingsFeed, PlatformClient):
         if not draft.variants:
             raise PermanentError("an Amazon listing needs at least one SKU")
         quantities = {}
+        product_type = self._product_type(draft)
         for variant in draft.variants:
             body = {
-                "productType": self._product_type(draft),
+                "productType": product_type,
                 "requirements": "LISTING",
                 "attributes": {
-                    **self._attributes(draft, variant.price, variant.quantity, variant.title),
+                    **self._attributes(draft, variant),
                     **image_attributes(draft, self.marketplace_id),
                 },
             }
@@ -241,7 +247,7 @@ class AmazonClient(ListingsFeed, PlatformClient):
             variant = by_sku.get(sku)
             if variant is None:
                 continue
-            attributes = self._attributes(draft, variant.price, variant.quantity, variant.title)
+            attributes = self._attributes(draft, variant)
             patches = [
                 {"op": "replace", "path": f"/attributes/{name}", "value": value}
                 for name, value in attributes.items()
@@ -415,14 +421,18 @@ class AmazonClient(ListingsFeed, PlatformClient):
         _accepted(response, sku)
 
     def _product_type(self, draft: ProductDraft | None) -> str:
-        if draft is not None and draft.attributes.get("amazon_product_type"):
+        """A listing's product type: the product's own (attribute amazon_product_type), else
+        the store's mapping of its category; raises PermanentError naming ``productType``
+        when there is neither. Stock patches (no draft) name the store's product_type."""
+        if draft is None:
+            return str(PRODUCT_TYPE.value(self.conn.settings))
+        if draft.attributes.get("amazon_product_type"):
             return str(draft.attributes["amazon_product_type"])
-        return str(PRODUCT_TYPE.value(self.conn.settings))
+        return draft.required_category("Amazon", "productType")
 
-    def _attributes(
-        self, draft: ProductDraft, price: Decimal, quantity: int, variant_title: str
-    ) -> dict[str, Any]:
+    def _attributes(self, draft: ProductDraft, variant: VariantDraft) -> dict[str, Any]:
         mp = self.marketplace_id
+        price, quantity, variant_title = variant.price, variant.quantity, variant.title
         title = f"{draft.title} - {variant_title}" if variant_title else draft.title
         attributes: dict[str, Any] = {
             "item_name": [{"value": title, "language_tag": "en_US", "marketplace_id": mp}],
@@ -440,6 +450,9 @@ class AmazonClient(ListingsFeed, PlatformClient):
             attributes["product_description"] = [
                 {"value": draft.description, "language_tag": "en_US", "marketplace_id": mp}
             ]
+        # The variant's mapped attributes, under the Amazon attribute names the store gave.
+        for name, value in variant.options.items():
+            attributes[name] = [{"value": value, "marketplace_id": mp}]
         extra = draft.attributes.get("amazon_attributes")
         if isinstance(extra, Mapping):
             attributes.update(extra)

@@ -149,6 +149,9 @@ class VariantDraft:
     price: Decimal
     quantity: int
     title: str = ""
+    # The variant's attributes the store maps, under the platform's names (attribute or
+    # option name -> value): fusion.stores.catalog_rules.
+    options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,22 @@ class ProductDraft:
     # changed between the two, and with neither it leaves the platform's images alone.
     images: Sequence[ImageDraft] = ()
     sent_images: Mapping[str, str] = field(default_factory=dict)
+    # The platform's category the store maps the product's to (None: the store maps none),
+    # and the hub's own, to name in the error of a platform that requires one.
+    category: str | None = None
+    hub_category: str = ""
+
+    def required_category(self, platform: str, field_name: str) -> str:
+        """The mapped category, for a platform that requires ``field_name``; raises
+        PermanentError naming the field when the store maps none."""
+        if self.category:
+            return self.category
+        shown = f"'{self.hub_category}'" if self.hub_category else "(none)"
+        raise PermanentError(
+            f"{field_name} is required by {platform} and no mapping fills it: the product's "
+            f'category {shown} has no entry (and no "*" entry) in the store\'s '
+            "catalog_rules.categories"
+        )
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,12 @@
 
 Store fields: ``external_id`` = the numeric shop id; ``credentials`` = ``keystring``,
 ``shared_secret``, ``access_token``, optionally ``refresh_token`` (and the hub's own
-``access_token_refresh_at``); ``settings`` (optional) = ``taxonomy_id``, ``who_made``,
-``when_made``, ``shipping_profile_id``, ``readiness_state_id``.
+``access_token_refresh_at``); ``settings`` (optional) = ``who_made``, ``when_made``,
+``shipping_profile_id``, ``readiness_state_id``. A listing's ``taxonomy_id`` is the store's
+mapping of the product's category (``draft.category``, sent on create and update): Etsy
+requires one, so a product the store maps to none fails its listing naming ``taxonomy_id``.
+Mapped variant attributes (``VariantDraft.options``, at most two) become the custom
+properties 513 and 514 under the mapped names; otherwise several variants vary on 513 by SKU.
 """
 
 from __future__ import annotations
@@ -91,13 +95,6 @@ WHEN_MADE = SettingSpec(
     "before_2006, ...); Etsy refuses a value it does not know.",
     default="made_to_order",
 )
-TAXONOMY_ID = SettingSpec(
-    "taxonomy_id",
-    SettingType.INTEGER,
-    "The Etsy seller taxonomy node of the store's new listings.",
-    default=1,
-    minimum=1,
-)
 SHIPPING_PROFILE_ID = SettingSpec(
     "shipping_profile_id",
     SettingType.INTEGER,
@@ -114,7 +111,6 @@ READINESS_STATE_ID = SettingSpec(
 SETTINGS = (
     WHO_MADE,
     WHEN_MADE,
-    TAXONOMY_ID,
     SHIPPING_PROFILE_ID,
     READINESS_STATE_ID,
     *HTTP_SETTINGS,
@@ -249,7 +245,7 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
                 ("quantity", sum(v.quantity for v in draft.variants)),
                 ("who_made", WHO_MADE.value(settings)),
                 ("when_made", WHEN_MADE.value(settings)),
-                ("taxonomy_id", TAXONOMY_ID.value(settings)),
+                ("taxonomy_id", _taxonomy_id(draft)),
                 ("tags", tag),
             ]
             for optional in (SHIPPING_PROFILE_ID, READINESS_STATE_ID):
@@ -265,7 +261,7 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
     def update_product(self, external_id: str, draft: ProductDraft) -> RemoteProduct:
         """Title and description, then the whole inventory (variants, prices, quantities)."""
         _check_draft(draft)
-        form: list[tuple[str, Any]] = [("title", draft.title)]
+        form: list[tuple[str, Any]] = [("title", draft.title), ("taxonomy_id", _taxonomy_id(draft))]
         if draft.description:
             form.append(("description", draft.description))
         self._call(
@@ -287,17 +283,18 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
         return _remote_product(listing)
 
     def _put_inventory(self, listing_id: str, draft: ProductDraft) -> None:
-        several = len(draft.variants) > 1
+        properties = _property_values(draft)
         products = [
-            _inventory_product(v.sku, v.price, v.quantity, several, self.conn.settings)
+            _inventory_product(v.sku, v.price, v.quantity, properties[v.sku], self.conn.settings)
             for v in draft.variants
         ]
-        self._send_inventory(listing_id, products, several)
+        self._send_inventory(listing_id, products)
 
-    def _send_inventory(
-        self, listing_id: str, products: list[dict[str, Any]], several: bool
-    ) -> None:
-        on_property = [VARIANT_PROPERTY] if several else []
+    def _send_inventory(self, listing_id: str, products: list[dict[str, Any]]) -> None:
+        # Price, quantity and SKU vary on every property the products vary on.
+        on_property = sorted(
+            {pv["property_id"] for p in products for pv in p.get("property_values") or []}
+        )
         self._call(
             "PUT",
             f"/listings/{listing_id}/inventory",
@@ -370,7 +367,11 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
                 {
                     "sku": product.get("sku") or "",
                     "property_values": [
-                        {k: pv[k] for k in ("property_id", "value_ids", "values") if k in pv}
+                        {
+                            k: pv[k]
+                            for k in ("property_id", "property_name", "value_ids", "values")
+                            if k in pv
+                        }
                         for pv in product.get("property_values") or []
                     ],
                     "offerings": [
@@ -387,7 +388,7 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
         if missing:
             self.log(f"etsy listing {listing_id} has no SKUs {', '.join(missing)}; skipped them")
         if found:
-            self._send_inventory(listing_id, products, len(products) > 1)
+            self._send_inventory(listing_id, products)
         return missing
 
     # -- orders ---------------------------------------------------------------------------------
@@ -524,14 +525,63 @@ def _check_draft(draft: ProductDraft) -> None:
     check_image_types(draft)
 
 
+def _taxonomy_id(draft: ProductDraft) -> int:
+    """The listing's taxonomy node: the store's mapping of the product's category. Raises
+    PermanentError naming ``taxonomy_id`` when the store maps none, or maps it to something
+    that is not a node id."""
+    mapped = draft.required_category("Etsy", "taxonomy_id")
+    if not mapped.isdigit() or int(mapped) < 1:
+        raise PermanentError(
+            f"taxonomy_id: the store maps the product's category to {mapped!r}, "
+            "not an Etsy taxonomy node id (a positive whole number)"
+        )
+    return int(mapped)
+
+
+def _property_values(draft: ProductDraft) -> dict[str, list[dict[str, Any]]]:
+    """Each variant's property values: its mapped attributes on the custom properties 513
+    and 514 when every variant has the same mapped names (at most two) and no two variants
+    the same values; else, for several variants, the SKU on 513; else none."""
+    names = sorted(draft.variants[0].options)
+    combos = {tuple(sorted(v.options.items())) for v in draft.variants}
+    if (
+        0 < len(names) <= 2
+        and all(sorted(v.options) == names for v in draft.variants)
+        and len(combos) == len(draft.variants)
+    ):
+        return {
+            v.sku: [
+                {
+                    "property_id": VARIANT_PROPERTY + n,
+                    "property_name": name,
+                    "value_ids": [],
+                    "values": [v.options[name]],
+                }
+                for n, name in enumerate(names)
+            ]
+            for v in draft.variants
+        }
+    several = len(draft.variants) > 1
+    return {
+        v.sku: (
+            [{"property_id": VARIANT_PROPERTY, "value_ids": [], "values": [v.sku]}]
+            if several
+            else []
+        )
+        for v in draft.variants
+    }
+
+
 def _inventory_product(
-    sku: str, price: Decimal, quantity: int, several: bool, settings: Mapping[str, Any]
+    sku: str,
+    price: Decimal,
+    quantity: int,
+    property_values: list[dict[str, Any]],
+    settings: Mapping[str, Any],
 ) -> dict[str, Any]:
     return {
         "sku": sku,
-        "property_values": (
-            [{"property_id": VARIANT_PROPERTY, "value_ids": [], "values": [sku]}] if several else []
-        ),
+        "property_values": property_values,
         "offerings": [
             {
                 "price": float(price),

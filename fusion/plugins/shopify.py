@@ -511,10 +511,13 @@ def product_handle(draft: ProductDraft) -> str:
 def _product_input(draft: ProductDraft, *, location: str | None) -> dict[str, Any]:
     if not draft.variants:
         raise PermanentError("a Shopify product needs at least one variant")
+    # The variants' mapped attributes are options after the SKU, which keeps them apart.
+    names = sorted({name for v in draft.variants for name in v.options})[:2]
     variants = []
     for variant in draft.variants:
         item: dict[str, Any] = {
-            "optionValues": [{"optionName": OPTION, "name": variant.sku}],
+            "optionValues": [{"optionName": OPTION, "name": variant.sku}]
+            + [{"optionName": n, "name": variant.options.get(n, "-")} for n in names],
             "sku": variant.sku,
             "price": f"{Decimal(variant.price):.2f}",
             "inventoryItem": {"tracked": True},
@@ -524,13 +527,23 @@ def _product_input(draft: ProductDraft, *, location: str | None) -> dict[str, An
                 {"locationId": location, "name": "available", "quantity": variant.quantity}
             ]
         variants.append(item)
-    return {
+    product: dict[str, Any] = {
         "title": draft.title,
         "descriptionHtml": draft.description,
         "status": "ACTIVE",
-        "productOptions": [{"name": OPTION, "values": [{"name": v.sku} for v in draft.variants]}],
+        "productOptions": [{"name": OPTION, "values": [{"name": v.sku} for v in draft.variants]}]
+        + [
+            {"name": n, "values": [{"name": value} for value in _distinct(draft, n)]} for n in names
+        ],
         "variants": variants,
     }
+    if draft.category is not None:  # Shopify's product type is free text, and optional
+        product["productType"] = draft.category
+    return product
+
+
+def _distinct(draft: ProductDraft, name: str) -> list[str]:
+    return list(dict.fromkeys(v.options.get(name, "-") for v in draft.variants))
 
 
 def _remote_product(node: Mapping[str, Any]) -> RemoteProduct:

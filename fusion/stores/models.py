@@ -52,6 +52,9 @@ class Store(TenantScoped, Base):
     # which no API call writes.
     state: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     last_synced_at: Mapped[datetime | None]
+    # The store's price rule and its category and attribute mappings
+    # (fusion.stores.catalog_rules).
+    catalog_rules: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
     __table_args__ = (
         UniqueConstraint("org_id", "platform", "external_id"),

@@ -28,6 +28,7 @@ from fusion.ratelimit.bucket import BucketConfig
 from fusion.ratelimit.state import shown
 from fusion.security.crypto import encrypt_credentials, encrypt_secret
 from fusion.security.egress import EgressPolicy, EgressRefused, check_destination
+from fusion.stores.catalog_rules import checked as catalog_rules_checked
 from fusion.stores.models import REAUTHORISATION, Store, StoreStatus
 
 log = logging.getLogger(__name__)
@@ -118,12 +119,14 @@ def connect_store(
     store_settings: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
     stock_rules: Mapping[str, Any] | None = None,
+    catalog_rules: Mapping[str, Any] | None = None,
 ) -> Store:
     """Add a store for ``org_id`` on ``platform`` with its credentials encrypted.
 
     Raises ValidationFailed (with field details) for an unknown platform, empty credentials,
-    a base URL that is not http(s), an invalid ``rate_limit_config`` or ``store_settings``
-    that are not the plugin's (see :func:`settings_after`). Flushes so the id is known; the
+    a base URL that is not http(s), an invalid ``rate_limit_config``, ``store_settings``
+    that are not the plugin's (see :func:`settings_after`) or invalid ``catalog_rules``
+    (``fusion.stores.catalog_rules``). Flushes so the id is known; the
     caller commits. The plaintext credentials are not kept anywhere."""
     settings = _settings(settings)
     _check_platform(platform)
@@ -145,6 +148,7 @@ def connect_store(
         rate_limit_config=dict(rate_limit_config or {}),
         settings=store_settings,
         stock_rules=dict(stock_rules or {}),  # checked by fusion.inventory.channels
+        catalog_rules=catalog_rules_checked(catalog_rules) if catalog_rules else {},
     )
     store.credentials_encrypted = encrypt_credentials(settings, org_id, store.id, credentials)
     if webhook_secret:

@@ -322,4 +322,11 @@ ENDPOINTS = [
         {"*": 422},
     ),
     Endpoint("DELETE", ORG + "/products/{product_id}/images/{image_id}", "operator", ok={"*": 204}),
+    Endpoint("GET", ORG + "/stores/{store_id}/catalog-rules", "viewer"),
+    Endpoint(
+        "PUT",
+        ORG + "/stores/{store_id}/catalog-rules",
+        "operator",
+        {"pricing": {"markup_percent": 10}, "categories": {"*": "Mugs"}},
+    ),
 ]

@@ -51,6 +51,8 @@ class ShopSpec:
     settings: Mapping[str, Any] = field(default_factory=dict)
     webhook_secret: str | None = None
     order_body: Mapping[str, Any] = field(default_factory=dict)  # identifies the shop
+    # The store's catalog rules: Etsy and Amazon need a category mapped to publish.
+    catalog_rules: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _post(url: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -58,6 +60,14 @@ def _post(url: str, body: Mapping[str, Any]) -> dict[str, Any]:
     assert resp.status_code in (200, 201), f"{url}: {resp.status_code} {resp.text[:300]}"
     data: dict[str, Any] = resp.json()
     return data
+
+
+# Etsy requires a taxonomy_id and Amazon a product type: the tests' stores map every category
+# to one (the catalog rules' "*").
+ANY_CATEGORY: dict[str, Mapping[str, Any]] = {
+    "etsy": {"categories": {"*": "1"}},
+    "amazon_sc": {"categories": {"*": "PRODUCT"}},
+}
 
 
 def _shopify(url: str, secret: str) -> ShopSpec:
@@ -78,7 +88,9 @@ def _etsy(url: str, secret: str) -> ShopSpec:
     )  # fmt: skip
     # Etsy's OAuth tokens are "<user id>.<token>"; the hub stores the whole of it.
     creds = {**keys, "access_token": f"{user_id}.{secret}"}
-    return ShopSpec(str(shop_id), creds, {}, "whsec_etsy", {"shop_id": shop_id})
+    return ShopSpec(
+        str(shop_id), creds, {}, "whsec_etsy", {"shop_id": shop_id}, ANY_CATEGORY["etsy"]
+    )
 
 
 def point_etsy_webhooks(sandbox_url: str, shop: ShopSpec, webhook_url: str) -> None:
@@ -117,7 +129,7 @@ def _amazon(url: str, secret: str) -> ShopSpec:
         "feed_poll_interval_s": 0.05,
         "feed_poll_attempts": 20,
     }
-    return ShopSpec(seller, creds, settings, None, {"shop": seller})
+    return ShopSpec(seller, creds, settings, None, {"shop": seller}, ANY_CATEGORY["amazon_sc"])
 
 
 def _printify(url: str, secret: str) -> ShopSpec:
@@ -329,6 +341,7 @@ class Hub:
                 webhook_secret=shop.webhook_secret,
                 rate_limit_config=rate_limit_config,
                 store_settings={**shop.settings, **(store_settings or {})},
+                catalog_rules=shop.catalog_rules,
             )
             return Store(store.id, platform, shop, sandbox)
 

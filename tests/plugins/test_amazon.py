@@ -134,6 +134,7 @@ def draft(sku: str = "MUG-1", quantity: int = 7, **attributes: Any) -> ProductDr
         variants=[VariantDraft(sku=sku, price=Decimal("12.50"), quantity=quantity)],
         idempotency_key=str(uuid.uuid4()),
         attributes=attributes,
+        category="PRODUCT",  # the store's mapping of the product's category
     )
 
 
@@ -158,6 +159,7 @@ def test_create_puts_one_listing_per_sku_with_price_and_quantity(
             VariantDraft("TEE-S", Decimal("10"), 3, "S"),
             VariantDraft("TEE/M", Decimal("11"), 4, "M"),
         ],
+        category="PRODUCT",
     )
     product = client_for(seller).create_product(two)
     assert product.external_id == "TEE-S|TEE/M"
@@ -192,7 +194,9 @@ def test_update_patches_the_listing(
     _, url = sandbox
     client = client_for(seller)
     product = client.create_product(draft())
-    changed = ProductDraft(title="Red mug", variants=[VariantDraft("MUG-1", Decimal("15"), 2)])
+    changed = ProductDraft(
+        title="Red mug", variants=[VariantDraft("MUG-1", Decimal("15"), 2)], category="PRODUCT"
+    )
     client.update_product(product.external_id, changed)
     attrs = state(url, seller)["listings"]["MUG-1"]["attributes"]
     assert attrs["item_name"][0]["value"] == "Red mug"

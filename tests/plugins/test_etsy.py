@@ -90,6 +90,7 @@ DRAFT = ProductDraft(
         VariantDraft(sku="TOTE-BLK", price=Decimal("26.00"), quantity=2),
     ],
     idempotency_key="listing-77aa",
+    category="1",  # the store's mapping of the product's category: Etsy requires a taxonomy_id
 )
 
 
@@ -143,7 +144,9 @@ def test_update_changes_title_and_inventory(server, shop):
     client, _ = make_client(server, shop)
     created = client.create_product(DRAFT)
     changed = ProductDraft(
-        title="Linen tote XL", variants=[VariantDraft("TOTE-NAT", Decimal("30.00"), 9)]
+        title="Linen tote XL",
+        variants=[VariantDraft("TOTE-NAT", Decimal("30.00"), 9)],
+        category="1",
     )
 
     updated = client.update_product(created.external_id, changed)
@@ -186,7 +189,9 @@ def test_bulk_inventory_is_paced_single_calls_and_says_so(server, shop):
     client, logs = make_client(server, shop)
     first = client.create_product(DRAFT)
     second = client.create_product(
-        ProductDraft("Mug", [VariantDraft("MUG-1", Decimal(9), 1)], idempotency_key="k2")
+        ProductDraft(
+            "Mug", [VariantDraft("MUG-1", Decimal(9), 1)], idempotency_key="k2", category="1"
+        )
     )
 
     client.bulk_set_inventory(

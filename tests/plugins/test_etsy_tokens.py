@@ -81,7 +81,8 @@ def connected(stack: Stack) -> tuple[Team, str, EtsyShop]:
     team = make_team(stack.app.test_client(), "Tokens")
     shop = EtsyShop(stack)
     body = {"platform": "etsy", "name": "etsy", "external_id": str(shop.shop_id),
-            "base_url": shop.url, "credentials": shop.credentials}  # fmt: skip
+            "base_url": shop.url, "credentials": shop.credentials,
+            "catalog_rules": {"categories": {"*": "1"}}}  # fmt: skip
     store = ok(team.owner.post(f"/orgs/{team.org_id}/stores", json=body), 201)
     return team, str(store["id"]), shop
 

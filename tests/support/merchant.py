@@ -42,6 +42,8 @@ def connect(team: Team, server: SandboxServer, platform: str) -> tuple[str, Shop
     }
     if shop.webhook_secret:
         body["webhook_secret"] = shop.webhook_secret
+    if shop.catalog_rules:
+        body["catalog_rules"] = dict(shop.catalog_rules)
     store = ok(team.owner.post(f"/orgs/{team.org_id}/stores", json=body), 201)
     return str(store["id"]), shop
 

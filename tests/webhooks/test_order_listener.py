@@ -87,6 +87,7 @@ def connected(
             # The store lets its jobs wait up to a minute inline for rate-limit tokens: the
             # order lookup must be rescheduled all the same.
             "settings": {**shop.settings, "max_inline_wait_s": 60},
+            "catalog_rules": dict(shop.catalog_rules),
         },
     )
     assert response.status_code == 201, response.json

@@ -242,6 +242,7 @@ def test_an_amazon_store_connected_through_the_api_alone_receives_its_orders(
             "base_url": amazon.url,
             "credentials": dict(shop.credentials),
             "settings": dict(shop.settings),
+            "catalog_rules": dict(shop.catalog_rules),
         },
     )
     assert response.status_code == 201, response.json
