@@ -36,6 +36,7 @@ from api import (
     products,
     request_log,
     stores,
+    webhook_deliveries,
     webhooks,
 )
 from api.context import Hub, Serves
@@ -121,6 +122,7 @@ RESOURCES = (
     audit,
     dashboard,
     events,
+    webhook_deliveries,
 )
 
 

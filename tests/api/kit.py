@@ -127,6 +127,10 @@ def make_kit(
             kind="webhook",
             target="http://127.0.0.1:9/hook",
         )
+        kit["delivery_id"] = _insert(
+            conn, "webhooks", org_id=org, store_id=kit["store_id"], platform="shopify",
+            delivery_id=f"d-{tag}", topic="orders/create", body_sha256="0" * 64,
+        )  # fmt: skip
         kit["tag"] = tag
         kit["slug"] = "shopify"
     return kit
@@ -299,4 +303,5 @@ ENDPOINTS = [
     Endpoint("GET", ORG + "/events", "viewer"),
     Endpoint("GET", ORG + "/stats/hourly", "viewer"),
     Endpoint("GET", ORG + "/runtime", "viewer"),
+    Endpoint("GET", ORG + "/webhook-deliveries/{delivery_id}", "viewer"),
 ]
