@@ -49,7 +49,10 @@ def hub(
     with (
         served(hub_env, logs, FUSION_REQUEST_QUOTA_PER_MINUTE="100000") as urls,
         sandboxes(["shopify"]) as started,
-        workers_and_beat(worker_env(hub_env), "default,shopify", concurrency=4) as procs,
+        # As `fusion up` gives its children: the API's address is the hub's public URL.
+        workers_and_beat(
+            worker_env(hub_env, FUSION_PUBLIC_URL=urls["api"]), "default,shopify", concurrency=4
+        ) as procs,
     ):
         yield Hub(urls["api"], started["shopify"], procs)
 
