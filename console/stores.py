@@ -1,5 +1,6 @@
 """Stores: the list, connecting one (owner), one store's page (capabilities, settings, webhook
-address, figures), editing its settings, testing its connection, pausing and resuming it."""
+address and subscription, rate-limit state, figures), editing its settings, testing its
+connection, pausing and resuming it."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ from console.scope import access, back, bp, page, tx
 from fusion.actions import stores as actions
 from fusion.auth.models import Role
 from fusion.errors import JobError, ValidationFailed
+from fusion.jobs.models import Job
 from fusion.plugins.base import Capability, SettingSpec, SettingType
 from fusion.plugins.registry import all_plugins, get_plugin
 from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store, StoreStatus
+from fusion.webhooks import service as webhooks
 from schemas.store_settings import parse_settings, shown_settings
 from schemas.stores import StoreConnectSchema
 
@@ -84,9 +87,18 @@ def _store_page(
     specs = [spec for spec in plugin.settings if not spec.secret]  # secrets go with credentials
     errors = errors or {}
     fields = {SETTING + spec.name for spec in specs}
+    subscription = tx().scalar(
+        select(Job)
+        .where(Job.store_id == store.id, Job.job_type == webhooks.SUBSCRIBE_JOB)
+        .order_by(Job.created_at.desc())
+        .limit(1)
+    )
     return render_template(
         "console/store.html",
         store=store,
+        rate_limit=stores.rate_limit(store, hub().redis),
+        subscription=subscription,
+        has_webhook_secret=store.webhook_secret_encrypted is not None,  # the value never
         capabilities=[(c.value, plugin.level(c).value) for c in Capability],
         figures=figures.per_store(tx()).get(store.id),
         settings=shown_settings(store.platform, stored),

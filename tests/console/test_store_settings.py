@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from tests.api.conftest import count_rows
 from tests.console.conftest import ConsoleTeam
@@ -110,3 +110,35 @@ def test_a_viewer_sees_no_form_and_a_forged_post_is_refused(
     assert (
         count_rows(admin_engine, "audit_logs", action="store.update", org_id=crew.team.org_id) == 0
     )
+
+
+def test_the_store_page_shows_its_subscription_and_rate_limit_state(
+    crew: ConsoleTeam, admin_engine: Engine
+) -> None:
+    store = _store(crew)
+    path = f"{crew.org}/stores/{store['id']}"
+    before = html.unescape(crew.viewer.get(path).get_data(as_text=True))
+    assert '<dd class="webhook-secret">set (never shown)</dd>' in before
+    assert '<dd class="subscription">never asked</dd>' in before
+    assert '<dd class="bucket">— (no call yet)</dd>' in before
+    # Given the order events asked for (as connecting with a public URL does) and the bucket
+    # as a worker last wrote it
+    asked = ok(
+        crew.team.owner.post(
+            f"/orgs/{crew.team.org_id}/jobs",
+            json={"job_type": "subscribe_order_events", "store_id": store["id"]},
+        ),
+        202,
+    )
+    with admin_engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE stores SET rate_limit_state = :s WHERE id = :i",
+            ),
+            {"s": '{"tokens": 30, "capacity": 40, "refill_rate": 2, "source": "header"}',
+             "i": store["id"]},
+        )  # fmt: skip
+    shown = crew.viewer.get(path).get_data(as_text=True)
+    assert f'/jobs/{asked["id"]}">subscribe_order_events</a>' in shown
+    assert '<meter min="0" max="1" value="0.75">75%</meter> 30/40' in shown
+    assert TOKEN not in shown and WEBHOOK_SECRET not in shown
