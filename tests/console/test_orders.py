@@ -9,9 +9,8 @@ import re
 from flask.testing import FlaskClient
 
 from fusion.jobs.engine import Engine as JobEngine
-from tests.api.conftest import make_team
 from tests.api.test_order_origin import connect_signed_shop, deliver_order, shopify_order
-from tests.console.conftest import ConsoleTeam, person
+from tests.console.conftest import ConsoleTeam
 from tests.support.merchant import ok, run
 
 
@@ -52,18 +51,3 @@ def test_an_orders_links_land_on_its_job_and_its_webhook_delivery(
         assert '<dd class="topic">orders/create</dd>' in shown
         assert _href(shown, "delivery-job").endswith(f"/jobs/{job_id}")
         assert _href(shown, "delivery-order").endswith(f"/orders/{order['id']}")
-
-
-def test_another_orgs_delivery_is_404(crew: ConsoleTeam, client: FlaskClient) -> None:
-    team = crew.team
-    store_id, shop = connect_signed_shop(team)
-    deliver_order(client, store_id, shop, shopify_order(8102, "SKU-THEIRS"))
-    other = make_team(client, "Beta")
-    stranger = person(client.application, other.owner)
-    jobs = ok(
-        team.viewer.get(f"/orgs/{team.org_id}/jobs", query_string={"job_type": "process_webhook"})
-    )
-    delivery_id = jobs["items"][0]["payload"]["webhook_id"]
-    assert crew.viewer.get(f"{crew.org}/webhook-deliveries/{delivery_id}").status_code == 200
-    theirs = stranger.get(f"/console/orgs/{other.org_id}/webhook-deliveries/{delivery_id}")
-    assert theirs.status_code == 404
