@@ -17,7 +17,7 @@ from fusion.audit.models import AuditLog
 from fusion.audit.service import verify
 from fusion.auth.models import Role
 from fusion.orders import service as orders
-from fusion.orders.models import Order
+from fusion.orders.models import Order, OrderLine
 from fusion.stores.models import Store
 from fusion.webhooks import service as webhooks
 
@@ -33,9 +33,16 @@ def orders_page(org_id: uuid.UUID) -> str:
         filters={"store_id": forms.an_id("store"), "status": request.args.get("status") or None},
         references={"store_id": Store},
     )
+    ids = [order.id for order in found["items"]]
+    lines: dict[uuid.UUID, list[OrderLine]] = {}
+    for line in tx().scalars(
+        select(OrderLine).where(OrderLine.order_id.in_(ids)).order_by(OrderLine.sku)
+    ):
+        lines.setdefault(line.order_id, []).append(line)
     return render_template(
         "console/orders.html",
         found=found,
+        lines=lines,
         stores={s.id: s for s in tx().scalars(select(Store).order_by(Store.name))},
         more=forms.query_without("cursor"),
     )

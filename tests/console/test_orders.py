@@ -37,6 +37,7 @@ def test_an_orders_links_land_on_its_job_and_its_webhook_delivery(
     ]
     viewer = crew.viewer
     listed = viewer.get(f"{crew.org}/orders").get_data(as_text=True)
+    assert '<td class="lines">1 \u00d7 SKU-LINKS</td>' in listed  # each order's lines
     # From the list and from the order's own page, the job link lands on the storing job
     for page in (listed, viewer.get(f"{crew.org}/orders/{order['id']}").get_data(as_text=True)):
         job_page = viewer.get(_href(page, "order-job"))
