@@ -38,6 +38,7 @@ from api import (
     products,
     request_log,
     stores,
+    webhook_deliveries,
     webhooks,
 )
 from api.context import Hub, Serves
@@ -125,6 +126,7 @@ RESOURCES = (
     events,
     adoptions,
     images,
+    webhook_deliveries,
 )
 
 

@@ -4,9 +4,11 @@ The stream polls Postgres (the truth) for rows updated since the last event. Eac
 is its position, so a client that reconnects with ``Last-Event-ID`` resumes where it stopped.
 The caller's membership is checked again on every poll: a removed member's stream ends.
 
-Streams are served by a process of their own (``api.streams_wsgi``, gevent), never by the
-API's request threads, and each caller and each org may hold only so many at once (slots in
-Redis, ``fusion.ratelimit.slots``; a crashed process's slots expire with their lease).
+Streams are served by a process of their own (``api.streams_wsgi``, gevent), and each caller
+and each org may hold only so many at once (slots in Redis, ``fusion.ratelimit.slots``; a
+crashed process's slots expire with their lease). The API's process serves only the console's
+stream (its pages then live on the one origin a person opens), and at most
+``API_PROCESS_STREAMS`` at once: each holds one of its request threads.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import select as selecting  # the module (gevent patches its select)
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -43,6 +46,10 @@ STREAM_S = 300  # then the client reconnects with Last-Event-ID (re-authenticati
 # Rows are stamped with their transaction's start time, which can be before the commit that
 # makes them visible; re-reading a short overlap (deduplicated) catches those late commits.
 OVERLAP = timedelta(seconds=5)
+# Streams the API's process holds at once (the console's, each on a request thread: half the
+# threads of a worker under `fusion up`, fusion.runtime.services.API_THREADS).
+API_PROCESS_STREAMS = 2
+_api_process = threading.BoundedSemaphore(API_PROCESS_STREAMS)
 
 
 def _position(value: str | None) -> datetime:
@@ -172,13 +179,16 @@ def _stream(
 
 
 class _Body:
-    """A stream's response body: its events, holding the stream's slot until the server
-    closes the body (WSGI servers close every body, even one they never iterated, and also
-    when the client has gone)."""
+    """A stream's response body: its events, holding the stream's slot (and in the API's
+    process its place there) until the server closes the body (WSGI servers close every body,
+    even one they never iterated, and also when the client has gone)."""
 
-    def __init__(self, events: Iterator[str], slot: slots.Slot | None) -> None:
+    def __init__(
+        self, events: Iterator[str], slot: slots.Slot | None, place: threading.Semaphore | None
+    ) -> None:
         self.events = events
         self.slot = slot
+        self.place = place
 
     def __iter__(self) -> _Body:
         return self
@@ -194,8 +204,12 @@ class _Body:
             if close is not None:
                 close()
         finally:
-            if self.slot is not None:
-                self.slot.release()
+            try:
+                if self.slot is not None:
+                    self.slot.release()
+            finally:
+                if self.place is not None:
+                    self.place.release()
 
 
 def _take_slot(org_id: uuid.UUID, principal: Principal) -> slots.Slot | None:
@@ -231,19 +245,31 @@ def events(org_id: uuid.UUID) -> Response:
     return stream(org_id, access().principal)
 
 
-def stream(org_id: uuid.UUID, principal: Principal) -> Response:
-    """The event stream of ``org_id`` for ``principal`` (already authorised), or the 421 of
-    the API's process; the console's live pages use it too (``console.live``)."""
+def stream(org_id: uuid.UUID, principal: Principal, *, console: bool = False) -> Response:
+    """The event stream of ``org_id`` for ``principal`` (already authorised). The API's
+    process answers the API's stream 421, and serves the console's (``console.live``) within
+    its cap (then SlotsTaken: a 429)."""
+    place = None
     if hub().serves is Serves.API:
-        return problems.problem(
-            421,
-            "Event streams are served by the streams process (FUSION_STREAMS_PORT), not by "
-            "the API's: route /orgs/{org_id}/events there.",
-        )
-    start = _position(request.headers.get("Last-Event-ID"))
-    slot = _take_slot(org_id, principal)
+        if not console:
+            return problems.problem(
+                421,
+                "Event streams are served by the streams process (FUSION_STREAMS_PORT), not "
+                "by the API's: route /orgs/{org_id}/events there.",
+            )
+        place = _api_process
+        if not place.acquire(blocking=False):
+            raise slots.SlotsTaken("API process", API_PROCESS_STREAMS)
+    try:
+        start = _position(request.headers.get("Last-Event-ID"))
+        slot = _take_slot(org_id, principal)
+    except BaseException:
+        if place is not None:
+            place.release()
+        raise
     sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
-    body = _Body(_stream(hub().database, org_id, principal, start, _client_gone(sock)), slot)
+    events = _stream(hub().database, org_id, principal, start, _client_gone(sock))
+    body = _Body(events, slot, place)
     response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-store"
     response.headers["X-Accel-Buffering"] = "no"

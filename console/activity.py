@@ -1,5 +1,6 @@
-"""Orders (by store, with their lines and the stock they took and gave back) and the audit
-log (owners, with the chain check)."""
+"""Orders (by store, with their lines and the stock they took and gave back, linked to the job
+and the webhook delivery that brought them), a webhook delivery, and the audit log (owners,
+with the chain check)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from fusion.audit.models import AuditLog
 from fusion.audit.service import verify
 from fusion.auth.models import Role
 from fusion.orders import service as orders
-from fusion.orders.models import Order
+from fusion.orders.models import Order, OrderLine
 from fusion.stores.models import Store
+from fusion.webhooks import service as webhooks
 
 
 @bp.get("/orgs/<uuid:org_id>/orders")
@@ -31,9 +33,16 @@ def orders_page(org_id: uuid.UUID) -> str:
         filters={"store_id": forms.an_id("store"), "status": request.args.get("status") or None},
         references={"store_id": Store},
     )
+    ids = [order.id for order in found["items"]]
+    lines: dict[uuid.UUID, list[OrderLine]] = {}
+    for line in tx().scalars(
+        select(OrderLine).where(OrderLine.order_id.in_(ids)).order_by(OrderLine.sku)
+    ):
+        lines.setdefault(line.order_id, []).append(line)
     return render_template(
         "console/orders.html",
         found=found,
+        lines=lines,
         stores={s.id: s for s in tx().scalars(select(Store).order_by(Store.name))},
         more=forms.query_without("cursor"),
     )
@@ -45,6 +54,23 @@ def order_page(org_id: uuid.UUID, order_id: uuid.UUID) -> str:
     order, lines = orders.get_order(tx(), order_id)
     return render_template(
         "console/order.html", order=order, lines=lines, store=tx().get(Store, order.store_id)
+    )
+
+
+@bp.get("/orgs/<uuid:org_id>/webhook-deliveries/<uuid:delivery_id>")
+@page(Role.VIEWER)
+def delivery_page(org_id: uuid.UUID, delivery_id: uuid.UUID) -> str:
+    """``GET /orgs/{org}/webhook-deliveries/{id}``: what the platform sent and what became of
+    it, with the orders it brought."""
+    delivery = webhooks.get_delivery(tx(), delivery_id)
+    brought = tx().scalars(
+        select(Order).where(Order.webhook_delivery_id == delivery.id).order_by(Order.created_at)
+    )
+    return render_template(
+        "console/delivery.html",
+        delivery=delivery,
+        orders=list(brought),
+        store=tx().get(Store, delivery.store_id),
     )
 
 

@@ -1,12 +1,13 @@
 """Products and stock (each SKU's figure and what every channel was sent of it, with the
-inline stock edit), and Publishing (products x stores, publish, update, delist)."""
+inline stock edit), and Publishing (products x stores, publish, update, delist: one cell at a
+time or a selection of them)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 
-from flask import flash, render_template
+from flask import flash, render_template, request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -18,12 +19,14 @@ from fusion.auth.models import Role
 from fusion.catalog import deletes, search
 from fusion.catalog import service as catalog
 from fusion.catalog.models import Listing, Product, ProductStatus, ProductVariant
+from fusion.errors import Conflict, NotFound, ValidationFailed
 from fusion.inventory import channels, manual
 from fusion.inventory.channels import ChannelStock
 from fusion.jobs.models import Job
 from fusion.stores.models import Store
 
 PRODUCTS_PER_PAGE = 20
+SELECTION_CAP = 200  # cells one selection acts on (a page holds 20 products x the stores)
 
 
 @dataclass(frozen=True)
@@ -183,4 +186,63 @@ def _act(org_id: uuid.UUID, listing_id: uuid.UUID, action: str) -> Response:
         flash(f"{action.capitalize()}: job {result.id} queued.", "ok")
     else:
         flash(f"{action.capitalize()} waits for an owner's approval.", "ok")
+    return back("console.publishing_page", org_id=org_id)
+
+
+def _cells() -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """The ticked cells (``cells``: "<product id>:<store id>"), at most SELECTION_CAP."""
+    raw = request.form.getlist("cells")
+    if not raw:
+        raise ValidationFailed(fields={"cells": ["Tick at least one cell."]})
+    if len(raw) > SELECTION_CAP:
+        raise ValidationFailed(fields={"cells": [f"At most {SELECTION_CAP} at once."]})
+    try:
+        pairs = [tuple(uuid.UUID(part) for part in value.split(":", 1)) for value in raw]
+    except ValueError:
+        raise ValidationFailed(fields={"cells": ["Not a product and store id pair."]}) from None
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValidationFailed(fields={"cells": ["Not a product and store id pair."]})
+    return list(dict.fromkeys((p[0], p[1]) for p in pairs))
+
+
+@bp.post("/orgs/<uuid:org_id>/publishing/selection")
+@page(Role.OPERATOR)
+def publish_selection(org_id: uuid.UUID) -> Response:
+    """Publish, update or delist every ticked cell, each as its own button would (the same
+    service, approval where the org's policy asks, one audit entry per listing); a cell whose
+    listing's status does not allow the action is skipped, and the message says how many."""
+    action = request.form.get("do", "")
+    if action not in ("publish", "update", "delist"):
+        raise ValidationFailed(fields={"do": ["Must be one of: publish, update, delist."]})
+    cells = _cells()
+    found = {
+        (item.product_id, item.store_id): item.id
+        for item in tx().scalars(
+            select(Listing).where(Listing.product_id.in_({p for p, _ in cells}))
+        )
+    }
+    queued = waiting = skipped = 0
+    for product_id, store_id in cells:
+        try:
+            with tx().begin_nested():  # a refused cell leaves nothing behind
+                listing_id = found.get((product_id, store_id))
+                if listing_id is None:
+                    if action != "publish":
+                        raise Conflict("Not listed.")
+                    listing_id = catalog.create_listing(
+                        tx(), access(), product_id=product_id, store_id=store_id
+                    ).id
+                result = catalog.listing_action(tx(), access(), listing_id, action)
+        except (Conflict, NotFound):
+            skipped += 1
+            continue
+        if isinstance(result, Job):
+            queued += 1
+        else:
+            waiting += 1
+    flash(
+        f"{action.capitalize()}: {queued} job(s) queued, {waiting} waiting for an owner's "
+        f"approval, {skipped} skipped (not in a state to {action}).",
+        "ok",
+    )
     return back("console.publishing_page", org_id=org_id)

@@ -3,8 +3,10 @@ with the console's cookie session. A page listens with htmx's SSE extension and,
 or ``approval`` event, fetches itself again and swaps the part that changed: the server
 renders every figure, the event only says when to look.
 
-Served where the API's stream is: by the streams process (route ``/console/orgs/*/events``
-there as ``/orgs/*/events`` is; docs/running.md §5), and answered 421 by the API's."""
+Served by the API's process too (a few at once, ``api.events.API_PROCESS_STREAMS``), so the
+pages are live on the one origin a person opens under ``fusion up``; behind a proxy, route
+``/console/orgs/*/events`` to the streams process as ``/orgs/*/events`` is (docs/running.md
+§5)."""
 
 from __future__ import annotations
 
@@ -22,4 +24,4 @@ bp = Blueprint("console_live", __name__, url_prefix="/console")
 @bp.get("/orgs/<uuid:org_id>/events")
 @page(Role.VIEWER, transaction=False)
 def org_events(org_id: uuid.UUID) -> Response:
-    return events.stream(org_id, access().principal)
+    return events.stream(org_id, access().principal, console=True)

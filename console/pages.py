@@ -29,6 +29,7 @@ from fusion.auth.models import Role
 from fusion.config import Settings
 from fusion.errors import Conflict, FusionError, NotFound, PermissionDenied, ValidationFailed
 from fusion.orgs import service as orgs
+from fusion.ratelimit.slots import SlotsTaken
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
@@ -109,8 +110,9 @@ def _refused(error: FusionError) -> Any:
         return _error_page(404, str(error))
     if isinstance(error, PermissionDenied):
         return _error_page(403, str(error))
-    if isinstance(error, QuotaExceeded):
-        return _error_page(429, str(error))
+    if isinstance(error, QuotaExceeded | SlotsTaken):
+        page, status = _error_page(429, str(error))
+        return page, status, {"Retry-After": str(error.retry_after_s)}
     if isinstance(error, ValidationFailed | Conflict) and request.method == "POST":
         flash(_message(error), "error")
         target = request.form.get("back", "")

@@ -279,3 +279,12 @@ def order_queue_stores() -> StoreFilter:
         for slug, setting in settings.items()
     ]
     return StoreFilter(platforms=sorted(settings), where=or_(*named) if named else None)
+
+
+def get_delivery(session: Session, delivery_id: uuid.UUID) -> WebhookDelivery:
+    """One stored webhook delivery of the session's org (another org's id is NotFound, like an
+    unknown one: row-level security hides it)."""
+    found = session.get(WebhookDelivery, delivery_id)
+    if found is None:
+        raise NotFound("No such webhook delivery.")
+    return found

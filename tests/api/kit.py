@@ -138,6 +138,10 @@ def make_kit(
             sha256="0" * 64,
             storage_key=f"images/{org}/kit-{tag}.png",
         )
+        kit["delivery_id"] = _insert(
+            conn, "webhooks", org_id=org, store_id=kit["store_id"], platform="shopify",
+            delivery_id=f"d-{tag}", topic="orders/create", body_sha256="0" * 64,
+        )  # fmt: skip
         kit["tag"] = tag
         kit["slug"] = "shopify"
     return kit
@@ -329,4 +333,5 @@ ENDPOINTS = [
         "operator",
         {"pricing": {"markup_percent": 10}, "categories": {"*": "Mugs"}},
     ),
+    Endpoint("GET", ORG + "/webhook-deliveries/{delivery_id}", "viewer"),
 ]

@@ -1,6 +1,7 @@
 """An order says what brought it: the webhook delivery and the job that first stored it, or
 the reconciliation pull's job when the pull saw it first. Through the HTTP API (the store
-connected, the signed delivery posted to the hub's receiver) and the real job engine."""
+connected, the signed delivery posted to the hub's receiver) and the real job engine; the
+delivery it names is read back from ``GET /orgs/{org}/webhook-deliveries/{id}``."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.support.merchant import ok, run
 SECRET = "shpss_order-origin-secret"
 
 
-def _connect(team: Team) -> tuple[str, str]:
+def connect_signed_shop(team: Team) -> tuple[str, str]:
     shop = f"shop-{uuid.uuid4().hex[:8]}.myshopify.com"
     body = {
         "platform": "shopify",
@@ -31,7 +32,7 @@ def _connect(team: Team) -> tuple[str, str]:
     return str(store["id"]), shop
 
 
-def _deliver(client: FlaskClient, store_id: str, shop: str, order: dict[str, Any]) -> None:
+def deliver_order(client: FlaskClient, store_id: str, shop: str, order: dict[str, Any]) -> None:
     raw = json.dumps(order).encode()
     answer = client.post(
         f"/webhooks/shopify/{store_id}",
@@ -47,22 +48,26 @@ def _deliver(client: FlaskClient, store_id: str, shop: str, order: dict[str, Any
     assert answer.status_code in (200, 202), answer.json
 
 
-def test_an_order_links_to_the_delivery_and_job_that_brought_it(
-    client: FlaskClient, team_a: Team, job_engine: JobEngine
-) -> None:
-    org = f"/orgs/{team_a.org_id}"
-    store_id, shop = _connect(team_a)
-    order = {
-        "id": 7001,
-        "admin_graphql_api_id": "gid://shopify/Order/7001",
+def shopify_order(number: int, sku: str) -> dict[str, Any]:
+    return {
+        "id": number,
+        "admin_graphql_api_id": f"gid://shopify/Order/{number}",
         "total_price": "10.00",
         "currency": "USD",
         "financial_status": "paid",
         "created_at": "2099-01-01T00:00:00+00:00",
-        "line_items": [{"id": 1, "sku": "SKU-ORIGIN", "quantity": 1, "price": "10.00"}],
+        "line_items": [{"id": 1, "sku": sku, "quantity": 1, "price": "10.00"}],
     }
+
+
+def test_an_order_links_to_the_delivery_and_job_that_brought_it(
+    client: FlaskClient, team_a: Team, job_engine: JobEngine
+) -> None:
+    org = f"/orgs/{team_a.org_id}"
+    store_id, shop = connect_signed_shop(team_a)
+    order = shopify_order(7001, "SKU-ORIGIN")
     # When Shopify delivers an order and the hub processes the delivery
-    _deliver(client, store_id, shop, order)
+    deliver_order(client, store_id, shop, order)
     query = {"job_type": "process_webhook"}
     jobs = ok(team_a.viewer.get(f"{org}/jobs", query_string=query))["items"]
     assert len(jobs) == 1
@@ -74,7 +79,32 @@ def test_an_order_links_to_the_delivery_and_job_that_brought_it(
     assert shown["job_id"] == jobs[0]["id"]
     assert shown["webhook_delivery_id"] == jobs[0]["payload"]["webhook_id"]
     # And a second delivery of the same order (a resend) leaves the links as they were
-    _deliver(client, store_id, shop, {**order, "financial_status": "refunded"})
+    deliver_order(client, store_id, shop, {**order, "financial_status": "refunded"})
     again = ok(team_a.viewer.get(f"{org}/jobs", query_string=query))["items"]
     run(job_engine, next(j["id"] for j in again if j["id"] != jobs[0]["id"]))
     assert ok(team_a.viewer.get(f"{org}/orders/{listed[0]['id']}"))["job_id"] == jobs[0]["id"]
+
+
+def test_the_delivery_an_order_names_is_readable_by_its_org_alone(
+    client: FlaskClient, team_a: Team, team_b: Team, job_engine: JobEngine
+) -> None:
+    org = f"/orgs/{team_a.org_id}"
+    store_id, shop = connect_signed_shop(team_a)
+    deliver_order(client, store_id, shop, shopify_order(7002, "SKU-DELIVERY"))
+    job = ok(team_a.viewer.get(f"{org}/jobs", query_string={"job_type": "process_webhook"}))
+    run(job_engine, job["items"][0]["id"])
+    order = ok(team_a.viewer.get(f"{org}/orders"))["items"][0]
+    shown = ok(team_a.viewer.get(f"{org}/orders/{order['id']}"))
+    # When the delivery the order names is asked for
+    delivery = ok(team_a.viewer.get(f"{org}/webhook-deliveries/{shown['webhook_delivery_id']}"))
+    # Then it is the signed delivery that brought the order, handed to the job that stored it
+    assert delivery["id"] == shown["webhook_delivery_id"]
+    assert delivery["store_id"] == store_id and delivery["platform"] == "shopify"
+    assert delivery["topic"] == "orders/create" and delivery["status"] == "processed"
+    assert delivery["job_id"] == shown["job_id"] == job["items"][0]["id"]
+    assert len(delivery["body_sha256"]) == 64 and "payload" not in delivery
+    # And another org's members, and unknown ids, get a 404
+    theirs = team_b.owner.get(f"/orgs/{team_b.org_id}/webhook-deliveries/{delivery['id']}")
+    assert theirs.status_code == 404
+    unknown = team_a.viewer.get(f"{org}/webhook-deliveries/{uuid.uuid4()}")
+    assert unknown.status_code == 404

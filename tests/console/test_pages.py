@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
 from tests.api.conftest import count_rows, make_team
+from tests.api.test_order_origin import connect_signed_shop, deliver_order, shopify_order
 from tests.console.conftest import ConsoleTeam, person
 from tests.support.merchant import new_sku, ok
 
@@ -31,9 +32,10 @@ class Seeded:
     job_id: str
     approval_id: str
     order_free_product: str
+    delivery_id: str
 
 
-def seed(crew: ConsoleTeam) -> Seeded:
+def seed(crew: ConsoleTeam, *, delivery: bool = False) -> Seeded:
     """A store, a product with a SKU listed on it (its publish job queued), and an operator's
     delete of a second product waiting for approval: all through the API."""
     owner, org = crew.team.owner, f"/orgs/{crew.team.org_id}"
@@ -65,6 +67,16 @@ def seed(crew: ConsoleTeam) -> Seeded:
     job = ok(owner.post(f"{org}/listings/{listing['id']}/publish"), 202)["job"]
     other = ok(owner.post(f"{org}/products", json={"title": "Cup", "description": "A cup"}))
     asked = ok(crew.team.operator.call("DELETE", f"{org}/products/{other['id']}"), 202)
+    # And, when asked (one more job and store), an order delivered by a signed webhook (stored,
+    # its job queued)
+    delivery_id = ""
+    if delivery:
+        shop_id, shop = connect_signed_shop(crew.team)
+        deliver_order(owner.client, shop_id, shop, shopify_order(9001, "SKU-SEEDED"))
+        query = {"job_type": "process_webhook", "store_id": shop_id}
+        delivery_id = ok(owner.get(f"{org}/jobs", query_string=query))["items"][0]["payload"][
+            "webhook_id"
+        ]
     return Seeded(
         store["id"],
         product["id"],
@@ -73,12 +85,13 @@ def seed(crew: ConsoleTeam) -> Seeded:
         job["id"],
         asked["approval"]["id"],
         other["id"],
+        delivery_id,
     )
 
 
 def pages(crew: ConsoleTeam, s: Seeded) -> dict[str, str]:
     org = crew.org
-    return {
+    found = {
         "dashboard": f"{org}/",
         "jobs": f"{org}/jobs",
         "jobs filtered": f"{org}/jobs?status=pending&store={s.store_id}",
@@ -95,13 +108,16 @@ def pages(crew: ConsoleTeam, s: Seeded) -> dict[str, str]:
         "sandbox": f"{org}/sandbox",
         "audit": f"{org}/audit",
     }
+    if s.delivery_id:
+        found["webhook delivery"] = f"{org}/webhook-deliveries/{s.delivery_id}"
+    return found
 
 
 @pytest.mark.parametrize("role", ROLES)
 def test_every_page_renders_and_only_those_who_may_act_see_buttons(
     crew: ConsoleTeam, role: str
 ) -> None:
-    s = seed(crew)
+    s = seed(crew, delivery=True)
     someone = crew.by_role(role)
     for name, path in pages(crew, s).items():
         answer = someone.get(path)
@@ -188,7 +204,7 @@ def test_a_post_without_the_csrf_token_is_refused(crew: ConsoleTeam, admin_engin
 
 
 def test_another_orgs_ids_are_404(crew: ConsoleTeam, app: Flask, client: FlaskClient) -> None:
-    s = seed(crew)
+    s = seed(crew, delivery=True)
     other = make_team(client, "Bravo")
     stranger = person(app, other.owner)
     for path in pages(crew, s).values():
@@ -199,6 +215,7 @@ def test_another_orgs_ids_are_404(crew: ConsoleTeam, app: Flask, client: FlaskCl
         f"{theirs}/jobs/{s.job_id}",
         f"{theirs}/stores/{s.store_id}",
         f"{theirs}/jobs?store={s.store_id}",
+        f"{theirs}/webhook-deliveries/{s.delivery_id}",
     ):
         assert stranger.get(path).status_code == 404, path
     stranger.get(f"{theirs}/")

@@ -1,43 +1,27 @@
 """The API and the event streams as ``fusion up`` runs them: the real gunicorn processes, with
-the command lines of ``hub_services``. Open streams hold none of the API's request threads,
-and gunicorn's own errors are problem+json like every other error."""
+the command lines of ``hub_services``. The API's streams hold none of its request threads (the
+console's, served on the API's own origin, a few per process), and gunicorn's own errors are
+problem+json like every other error."""
 
 from __future__ import annotations
 
 import json
-import os
-import signal
+import re
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from api.events import API_PROCESS_STREAMS
 from fusion.config import Settings
-from fusion.runtime.services import API_THREADS, API_WORKERS, child_env, hub_services
+from fusion.runtime.services import API_THREADS, API_WORKERS
 from tests.support.api import PASSWORD
-from tests.support.servers import free_port
+from tests.support.serving import served as started
 
-REPO = Path(__file__).resolve().parents[2]
-READY_TIMEOUT_S = 60
 PROBLEM = "application/problem+json"
-
-
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"{url}: the process exited:\n{log.read_text()[-5000:]}"
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.3)
-    pytest.fail(f"{url} not ready after {READY_TIMEOUT_S}s:\n{log.read_text()[-5000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -45,53 +29,11 @@ def served(
     settings: Settings, hub_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
     """``api`` and ``streams`` started exactly as ``fusion up`` starts them; their base URLs."""
-    logs = tmp_path_factory.mktemp("serving")
-    env = {
-        **os.environ,
-        **hub_env,
-        "FUSION_API_PORT": str(free_port()),
-        "FUSION_STREAMS_PORT": str(free_port()),
-        # One person opens more streams than the API has threads (the default cap is 3).
-        "FUSION_STREAMS_PER_PRINCIPAL": "50",
-        "PYTHONPATH": str(REPO),
-    }
-    resolved = Settings.from_env(env)
-    env.update(child_env(resolved))
-    services = {s.name: s for s in hub_services(resolved, note=lambda _: None)}
-    procs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
-    urls = {
-        "api": f"http://127.0.0.1:{resolved.api_port}",
-        "streams": f"http://127.0.0.1:{resolved.streams_port}",
-    }
-    try:
-        for name in ("api", "streams"):
-            log = logs / f"{name}.log"
-            with log.open("wb") as out:
-                procs[name] = (
-                    subprocess.Popen(
-                        services[name].argv,
-                        env={**env, **services[name].env, "PYTHONUNBUFFERED": "1"},
-                        cwd=REPO,
-                        stdin=subprocess.DEVNULL,
-                        stdout=out,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    ),
-                    log,
-                )
-        for name, (proc, log) in procs.items():
-            _wait_ready(urls[name] + "/readyz", proc, log)
+    # One person opens more streams than the API has threads (the default cap is 3).
+    with started(
+        hub_env, tmp_path_factory.mktemp("serving"), FUSION_STREAMS_PER_PRINCIPAL="50"
+    ) as urls:
         yield urls
-    finally:
-        for proc, _ in procs.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-        for proc, _ in procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
 
 
 def _owner_of_an_org(api: str) -> tuple[dict[str, str], str]:
@@ -128,6 +70,51 @@ def test_open_streams_leave_the_api_answering(served: dict[str, str]) -> None:
         misdirected = requests.get(f"{served['api']}/orgs/{org}/events", headers=auth, timeout=30)
         assert misdirected.status_code == 421
         assert misdirected.headers["Content-Type"] == PROBLEM
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def _console_session(api: str) -> tuple[requests.Session, str]:
+    """An org owner signed in to the console on the API's port (a browser's cookie jar)."""
+    email = f"console-{time.monotonic_ns()}@example.test"
+    signed = requests.post(
+        f"{api}/auth/signup", json={"email": email, "password": PASSWORD}, timeout=30
+    )
+    auth = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+    org = requests.post(f"{api}/orgs", json={"name": "Live"}, headers=auth, timeout=30)
+    browser = requests.Session()
+    form = browser.get(f"{api}/console/login", timeout=30).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert token, form
+    login = {"email": email, "password": PASSWORD, "csrf_token": token.group(1)}
+    signed_in = browser.post(f"{api}/console/login", data=login, timeout=30)
+    assert signed_in.status_code == 200 and "/console/orgs/" in signed_in.url, signed_in.text
+    return browser, org.json()["id"]
+
+
+def test_the_api_serves_the_consoles_stream_on_its_own_origin_a_few_at_once(
+    served: dict[str, str],
+) -> None:
+    browser, org = _console_session(served["api"])
+    url = f"{served['api']}/console/orgs/{org}/events"
+    streams: list[Any] = []
+    try:
+        # Given more console streams asked of the API's port than its processes hold
+        for _ in range(API_WORKERS * API_PROCESS_STREAMS + 2):
+            stream = browser.get(url, stream=True, timeout=30)
+            streams.append(stream)
+            assert stream.status_code in (200, 429), stream.text
+        served_here = [s for s in streams if s.status_code == 200]
+        # Then the page's origin serves them live, each process at most its few
+        assert 1 <= len(served_here) <= API_WORKERS * API_PROCESS_STREAMS
+        for stream in served_here:
+            assert stream.headers["Content-Type"].startswith("text/event-stream")
+            assert next(stream.iter_lines()) == b"retry: 2000"
+        assert all(int(s.headers["Retry-After"]) > 0 for s in streams if s.status_code == 429)
+        # And the API's request threads still answer pages
+        page = browser.get(f"{served['api']}/console/orgs/{org}/jobs", timeout=30)
+        assert page.status_code == 200
     finally:
         for stream in streams:
             stream.close()

@@ -1,6 +1,7 @@
 """A real headless Chromium (Debian's ``chromium`` package, driven by Playwright; never a
-downloaded browser) against the hub served over loopback HTTP, with a real Celery worker and
-beat and the Shopify sandbox.
+downloaded browser) against the hub as ``fusion up`` serves it (the API's gunicorn and the
+streams' gunicorn, started from ``hub_services``; the browser opens the API's origin alone),
+with a real Celery worker and beat and the Shopify sandbox.
 
 Every page the tests open fails the test on a request to any host but loopback (the request is
 aborted and recorded) and on any console error or uncaught exception; each test saves a
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,13 +19,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright, sync_playwright
-from werkzeug.serving import make_server
 
+from fusion.config import Settings
 from fusion.sandbox import SandboxServer
 from tests.plugins.e2e import Processes, sandboxes, worker_env, workers_and_beat
 from tests.support.api import PASSWORD
+from tests.support.serving import served
 
 CHROMIUM = os.environ.get("FUSION_CHROMIUM", "/usr/bin/chromium")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -39,21 +39,22 @@ class Hub:
 
 
 @pytest.fixture(scope="module")
-def hub(app: Flask, hub_env: dict[str, str]) -> Iterator[Hub]:
-    """The app on a loopback port (every path in one process, the event streams included),
-    one worker on every queue the scenarios use, beat, and the Shopify sandbox."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with (
-            sandboxes(["shopify"]) as started,
-            workers_and_beat(worker_env(hub_env), "default,shopify", concurrency=4) as procs,
-        ):
-            yield Hub(f"http://127.0.0.1:{server.server_port}", started["shopify"], procs)
-    finally:
-        server.shutdown()
-        thread.join(5)
+def hub(
+    settings: Settings, hub_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Hub]:
+    """The API's and the streams' gunicorn as ``fusion up`` runs them (the pages and their live
+    updates both from the API's origin), one worker on every queue the scenarios use, beat,
+    and the Shopify sandbox."""
+    logs = tmp_path_factory.mktemp("console-hub")
+    with (
+        served(hub_env, logs, FUSION_REQUEST_QUOTA_PER_MINUTE="100000") as urls,
+        sandboxes(["shopify"]) as started,
+        # As `fusion up` gives its children: the API's address is the hub's public URL.
+        workers_and_beat(
+            worker_env(hub_env, FUSION_PUBLIC_URL=urls["api"]), "default,shopify", concurrency=4
+        ) as procs,
+    ):
+        yield Hub(urls["api"], started["shopify"], procs)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """The console in a real browser on a running hub: sign in, publish and watch the job row turn
-completed without a reload, place a sandbox order and watch the stock figure drop, and an
-operator's delete approved by the owner in the inbox."""
+completed without a reload, place a sandbox order and watch the stock figure drop (then follow
+the order's links to its job and its webhook delivery), a ticked job kept ticked across a live
+update of its row, and an operator's delete approved by the owner in the inbox."""
 
 from __future__ import annotations
 
@@ -124,6 +125,19 @@ def test_a_sandbox_order_drops_the_stock_figure_without_a_reload(
     )
     assert _stayed(stock), "the products page reloaded"
 
+    # The order the signed webhook brought links to the job that stored it and the delivery
+    orders = owner.open(f"/console/orgs/{team.org_id}/orders")
+    orders.locator("a.order-job").first.click()
+    orders.wait_for_url("**/jobs/*")
+    assert "process_webhook" in orders.locator("h1").inner_text()
+    orders = owner.open(f"/console/orgs/{team.org_id}/orders")
+    orders.locator("a.order-delivery").first.click()
+    orders.wait_for_url("**/webhook-deliveries/*")
+    assert orders.locator("dd.topic").inner_text() == "orders/create"
+    orders.locator("a.delivery-order").first.click()
+    orders.wait_for_url("**/orders/*")
+    assert sku in orders.locator("table").inner_text()
+
 
 def test_an_operators_delete_waits_for_the_owner_who_approves_it_in_the_inbox(
     browsers: Browsers, client: FlaskClient, admin_engine: Engine
@@ -172,13 +186,17 @@ def test_an_outage_fails_jobs_grouped_on_the_dashboard_and_retry_all_completes_t
     owner.sign_in(email_of(team.owner))
     shop = browsers.hub.shopify.url
     store_id = _connect_sandbox_shop(owner, team, shop)
+    # The shop's order webhooks are subscribed first (a job of its own), before the outage.
+    subscribed = {"org_id": team.org_id, "job_type": "subscribe_order_events"}
+    _eventually(lambda: count_rows(admin_engine, "jobs", status="completed", **subscribed) == 1)
     _knobs(shop, outage=True)
     try:
         for _ in range(2):
             product_id, _ = new_product(team, [new_sku()])
             list_product(team, product_id, store_id)
         # The workers try, the sandbox answers 503 every time, the jobs run out of attempts.
-        _eventually(lambda: count_rows(admin_engine, "jobs", status="failed") == 2, timeout=90)
+        failed = {"org_id": team.org_id, "status": "failed"}
+        _eventually(lambda: count_rows(admin_engine, "jobs", **failed) == 2, timeout=90)
     finally:
         _knobs(shop, outage=False)
 
@@ -194,3 +212,49 @@ def test_an_outage_fails_jobs_grouped_on_the_dashboard_and_retry_all_completes_t
     assert count_rows(admin_engine, "audit_logs", action="job.bulk_retry") == 1
     again = owner.open(f"/console/orgs/{team.org_id}/")
     assert again.locator("tr.failure-group").count() == 0
+
+
+def _parked_job(team: Team) -> str:
+    """A job that stays pending until cancelled: its store is on Etsy, whose queue no worker of
+    these tests takes."""
+    org = f"/orgs/{team.org_id}"
+    store = team.owner.post(
+        f"{org}/stores",
+        json={
+            "platform": "etsy",
+            "name": "Parked",
+            "external_id": "4242",
+            "credentials": {"keystring": "ks", "shared_secret": "ss", "access_token": "1.tok"},
+        },
+    )
+    assert store.status_code == 201, store.json
+    job = team.owner.post(
+        f"{org}/jobs", json={"job_type": "list_products", "store_id": store.json["id"]}
+    )
+    assert job.status_code == 202, job.json
+    return str(job.json["id"])
+
+
+def test_a_ticked_job_stays_ticked_when_a_live_update_redraws_its_row(
+    browsers: Browsers, client: FlaskClient
+) -> None:
+    team = make_team(client, "Alpha")
+    job_id = _parked_job(team)
+    operator = browsers.tab()
+    operator.sign_in(email_of(team.operator))
+    jobs = operator.open(f"/console/orgs/{team.org_id}/jobs")
+    _live(operator)
+    _no_reload_marker(operator)
+    # Given the job's row ticked
+    jobs.check(f"#pick-{job_id}")
+    # When the job changes elsewhere and the live update redraws its row
+    cancelled = team.owner.post(f"/orgs/{team.org_id}/jobs/{job_id}/cancel")
+    assert cancelled.status_code == 200, cancelled.json
+    jobs.locator(f"tr#job-{job_id}[data-status=cancelled]").wait_for(timeout=WAIT_MS)
+    # Then the row shows the change, still ticked, without a reload
+    assert jobs.is_checked(f"#pick-{job_id}")
+    assert _stayed(operator), "the jobs page reloaded"
+    # And the selection still acts: Retry selected re-runs the ticked job
+    jobs.click("button[value=retry-selected]")
+    jobs.wait_for_selector(".flash.ok")
+    assert "1 job(s), 0 skipped" in jobs.locator(".flash.ok").inner_text()
