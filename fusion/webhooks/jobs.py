@@ -62,6 +62,8 @@ from fusion.webhooks.service import (
 def process_webhook(ctx: JobContext) -> dict[str, Any]:
     """Ingest the order a delivery carries (once), take its stock (once, clamped at 0 with a
     warning per clamped SKU) and enqueue the real-time pushes; mark the delivery processed.
+    A refund of single lines (Shopify's ``refunds/create``) gives back those lines' stock once
+    instead (``fusion.orders.returns.apply_refund``), retried while its order is not stored.
     Raises PermanentError for a missing delivery or an order payload the plugin rejects."""
     webhook_id = ctx.payload_uuid("webhook_id")
     with ctx.session() as session:
@@ -187,7 +189,7 @@ def price_order(ctx: JobContext) -> dict[str, Any]:
 def _refunded(
     ctx: JobContext, webhook_id: uuid.UUID, refund: RemoteRefund, returned: Returned, pushes: int
 ) -> dict[str, Any]:
-    # Logged inside the transaction's block but about what it does: it commits on return.
+    # Called as the delivery's transaction returns: logs what that transaction commits.
     given = ", ".join(f"{sku} +{n}" for sku, n in sorted(returned.restocked.items()))
     ctx.log(
         f"refund of order {refund.order_external_id}: {len(returned.returns)} lines newly "

@@ -106,7 +106,10 @@ def make_kit(
         kit["order_id"] = _insert(
             conn, "orders", org_id=org, store_id=kit["store_id"], external_id=f"o-{tag}"
         )
-        _insert(conn, "order_lines", org_id=org, order_id=kit["order_id"], sku="S", quantity=1)
+        kit["order_line_id"] = _insert(
+            conn, "order_lines", org_id=org, order_id=kit["order_id"], sku="S", quantity=1,
+            external_line_id=f"l-{tag}",
+        )  # fmt: skip
         kit["approval_id"] = _insert(
             conn,
             "approvals",
@@ -161,10 +164,21 @@ class Endpoint:
     def json(self, kit: dict[str, Any]) -> dict[str, Any] | None:
         if self.body is None:
             return None
-        return {k: (v.format(**kit) if isinstance(v, str) else v) for k, v in self.body.items()}
+        return {k: _formatted(v, kit) for k, v in self.body.items()}
 
     def expected_success(self, role: str) -> int:
         return self.ok.get(role, self.ok.get("*", 200))
+
+
+def _formatted(value: Any, kit: dict[str, Any]) -> Any:
+    """``value`` with every string in it, however deep, formatted over the kit."""
+    if isinstance(value, str):
+        return value.format(**kit)
+    if isinstance(value, dict):
+        return {k: _formatted(v, kit) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_formatted(v, kit) for v in value]
+    return value
 
 
 ORG = "/orgs/{org_id}"
@@ -281,6 +295,24 @@ ENDPOINTS = [
     Endpoint("POST", ORG + "/imports/{import_id}/confirm", "operator", {}, {"*": 202}),
     Endpoint("GET", ORG + "/orders", "viewer"),
     Endpoint("GET", ORG + "/orders/{order_id}", "viewer"),
+    Endpoint(
+        "POST",
+        ORG + "/orders/{order_id}/fulfilments",
+        "operator",
+        {
+            "carrier": "UPS",
+            "tracking_number": "T-{tag}",
+            "lines": [{"line_id": "{order_line_id}", "quantity": 1}],
+        },
+        {"*": 202},
+    ),
+    Endpoint(
+        "POST",
+        ORG + "/orders/{order_id}/returns",
+        "operator",
+        {"lines": [{"line_id": "{order_line_id}", "quantity": 1}]},
+        {"*": 201},
+    ),
     Endpoint("GET", ORG + "/approvals", "viewer"),
     Endpoint("GET", ORG + "/approvals/{approval_id}", "viewer"),
     Endpoint("POST", ORG + "/approvals/{approval_id}/decision", "owner", {"decision": "reject"}),
