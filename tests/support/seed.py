@@ -145,6 +145,18 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
             event="test",
             message_id=f"msg_{tag}",
         )
+        ids["store_adoptions"] = _insert(
+            conn, "store_adoptions", org_id=org, store_id=ids["stores"]
+        )
+        ids["store_adoption_listings"] = _insert(
+            conn,
+            "store_adoption_listings",
+            org_id=org,
+            adoption_id=ids["store_adoptions"],
+            position=1,
+            external_id="L-1",
+            variants="[]",
+        )
     missing = set(TENANT_TABLES) - set(ids)
     assert not missing, f"seed_org does not cover {sorted(missing)}: add them here"
     return ids
