@@ -32,7 +32,8 @@ EXAMPLES = 10
 # reaches back 7 days at most and never into the future (a date-time has no such bounds), and
 # a notification channel's target is an email address or an https URL by its kind (no
 # discriminator here), and an import's file must be a CSV with the catalog's header (a body
-# the schema can only call a file).
+# the schema can only call a file), and a store's catalog rules map names that must be
+# storable text (their keys: no propertyNames before OpenAPI 3.1 either).
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/auth/login/mfa"),
@@ -50,6 +51,7 @@ BUSINESS_VALIDATED = {
     ("POST", "/orgs/{org_id}/notification-channels"),
     ("PATCH", "/orgs/{org_id}/notification-channels/{channel_id}"),
     ("POST", "/orgs/{org_id}/imports"),
+    ("PUT", "/orgs/{org_id}/stores/{store_id}/catalog-rules"),
 }
 
 
