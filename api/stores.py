@@ -18,7 +18,7 @@ from fusion.errors import JobError, ValidationFailed
 from fusion.stores import service as stores
 from fusion.stores.client import check_connection
 from fusion.stores.models import Store
-from schemas.catalog_rules import CatalogRulesSchema, shown_rules
+from schemas.catalog_rules import CatalogRulesSchema, CatalogRulesShownSchema, shown_rules
 from schemas.store_settings import parse_settings
 from schemas.stores import (
     ConnectionTestSchema,
@@ -145,7 +145,7 @@ class StoreConnectionTest(MethodView):
 
 @blp.route("/<uuid:org_id>/stores/<uuid:store_id>/catalog-rules")
 class StoreCatalogRules(MethodView):
-    @blp.response(200, CatalogRulesSchema)
+    @blp.response(200, CatalogRulesShownSchema)
     @org_scope(Role.VIEWER)
     def get(self, org_id: uuid.UUID, store_id: uuid.UUID) -> dict[str, Any]:
         """The store's price rule and its mappings of the hub's categories and variant
@@ -153,7 +153,7 @@ class StoreCatalogRules(MethodView):
         return shown_rules(stores.get_store(tx(), store_id).catalog_rules)
 
     @blp.arguments(CatalogRulesSchema)
-    @blp.response(200, CatalogRulesSchema)
+    @blp.response(200, CatalogRulesShownSchema)
     @org_scope(Role.OPERATOR)
     def put(self, body: dict[str, Any], org_id: uuid.UUID, store_id: uuid.UUID) -> dict[str, Any]:
         """Replace the store's catalog rules (audited as `store.catalog_rules`). They apply

@@ -16,7 +16,7 @@ from fusion.stores.catalog_rules import (
     CatalogRules,
     Rounding,
 )
-from schemas.common import StrictSchema, Text
+from schemas.common import Money, StrictSchema, Text
 
 NAME = Text(validate=validate.Length(min=1, max=MAX_NAME))
 ENTRIES = validate.Length(max=MAX_ENTRIES)
@@ -86,6 +86,21 @@ class CatalogRulesSchema(StrictSchema):
             "name; attributes not named are not sent."
         },
     )
+
+
+class PricingShownSchema(StrictSchema):
+    markup_percent = Money(required=True)
+    rounding = Text(required=True)
+    overrides = fields.Dict(keys=Text(), values=Money(), required=True)
+
+
+class CatalogRulesShownSchema(StrictSchema):
+    """A store's catalog rules as they are kept, every part written out (amounts as decimal
+    strings)."""
+
+    pricing = fields.Nested(PricingShownSchema, required=True)
+    categories = fields.Dict(keys=Text(), values=Text(), required=True)
+    attributes = fields.Dict(keys=Text(), values=Text(), required=True)
 
 
 def shown_rules(stored: dict[str, Any] | None) -> dict[str, Any]:

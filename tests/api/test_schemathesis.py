@@ -34,7 +34,8 @@ EXAMPLES = 10
 # discriminator here), and an import's file must be a CSV with the catalog's header (a body
 # the schema can only call a file), and likewise an image upload's file, and a fulfilment or
 # return names lines of its order in quantities still unshipped or unreturned (ids and counts
-# no schema can know).
+# no schema can know), and a store's catalog rules map names that must be storable text
+# (their keys: no propertyNames before OpenAPI 3.1 either).
 BUSINESS_VALIDATED = {
     ("POST", "/auth/password"),
     ("POST", "/auth/login/mfa"),
@@ -58,6 +59,7 @@ BUSINESS_VALIDATED = {
     ("PUT", "/orgs/{org_id}/products/{product_id}/images/order"),
     ("POST", "/orgs/{org_id}/orders/{order_id}/fulfilments"),
     ("POST", "/orgs/{org_id}/orders/{order_id}/returns"),
+    ("PUT", "/orgs/{org_id}/stores/{store_id}/catalog-rules"),
 }
 
 
