@@ -145,6 +145,9 @@ def make_kit(
             conn, "webhooks", org_id=org, store_id=kit["store_id"], platform="shopify",
             delivery_id=f"d-{tag}", topic="orders/create", body_sha256="0" * 64,
         )  # fmt: skip
+        kit["adoption_id"] = _insert(
+            conn, "store_adoptions", org_id=org, store_id=kit["store_id"], status="previewed"
+        )
         kit["tag"] = tag
         kit["slug"] = "shopify"
     return kit
@@ -293,6 +296,16 @@ ENDPOINTS = [
     Endpoint("POST", ORG + "/imports", "operator", {"rows": []}, {"*": 422}),
     Endpoint("GET", ORG + "/imports/{import_id}", "viewer"),
     Endpoint("POST", ORG + "/imports/{import_id}/confirm", "operator", {}, {"*": 202}),
+    Endpoint("POST", ORG + "/stores/{store_id}/adoptions", "operator", ok={"*": 202}),
+    Endpoint("GET", ORG + "/stores/{store_id}/adoptions/{adoption_id}", "viewer"),
+    Endpoint("GET", ORG + "/stores/{store_id}/adoptions/{adoption_id}/listings", "viewer"),
+    Endpoint(
+        "POST",
+        ORG + "/stores/{store_id}/adoptions/{adoption_id}/confirm",
+        "operator",
+        {"create_unmatched": False},
+        {"*": 202},
+    ),
     Endpoint("GET", ORG + "/orders", "viewer"),
     Endpoint("GET", ORG + "/orders/{order_id}", "viewer"),
     Endpoint(
