@@ -397,3 +397,40 @@ def test_an_image_reaches_each_platform_and_an_update_sends_the_change(
     else:
         # and only the new image was uploaded to the library
         assert uploads(stack, platform, shop.external_id) == (sent_before or 0) + 1
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::celery.exceptions.CPendingDeprecationWarning")
+def test_amazon_fetches_the_images_from_the_s3_store_at_presigned_urls(
+    s3: str, hub_env: dict[str, str], settings: Settings
+) -> None:
+    # Given a hub keeping its images in S3 (moto's server), API and workers alike
+    env = {
+        "FUSION_MEDIA_BACKEND": "s3",
+        "FUSION_MEDIA_BUCKET": "fusion-images",
+        "FUSION_MEDIA_ENDPOINT_URL": s3,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",  # moto takes any key
+    }
+    with live_stack(
+        hub_env, s3_settings(settings, s3), ("amazon_sc",), concurrency=1, **env
+    ) as hub:
+        team = make_team(hub.app.test_client(), "Images in S3")
+        store_id, shop = connect(team, hub.servers["amazon_sc"], "amazon_sc")
+        sku = new_sku()
+        product_id = product(team, [sku])
+        main = png(31)
+        ok(upload(team, product_id, main, "main.png"), 201)
+        org = f"/orgs/{team.org_id}"
+        body = {"product_id": product_id, "store_id": store_id}
+        listing = ok(team.owner.post(f"{org}/listings", json=body), 201)
+
+        # When it is published on Amazon
+        finished(team, ok(team.owner.post(f"{org}/listings/{listing['id']}/publish"))["job"]["id"])
+
+        # Then Amazon fetched the image from the bucket, at a pre-signed URL
+        fetched = sandbox_state(hub, "amazon_sc", shop.external_id)["listings"][sku]["images"]
+        locator = fetched["main_product_image_locator"]
+        assert locator["sha256"] == sha(main)
+        assert locator["url"].startswith(f"{s3}/fusion-images/images/")
+        assert "X-Amz-Signature=" in locator["url"]
