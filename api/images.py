@@ -22,10 +22,11 @@ from fusion.errors import NotFound, ValidationFailed
 from fusion.media import links
 from fusion.media.sniff import image_type
 from fusion.media.storage import LocalStore, media_store
-from schemas.images import ImageListSchema, ImageOrderSchema, ImageSchema, ImageUploadFormSchema
+from schemas.images import ImageListSchema, ImageOrderSchema, ImageSchema
 
 blp = Blueprint("images", __name__, url_prefix="/orgs", description="Product images.")
 served = FlaskBlueprint("media", __name__)
+MAX_ALT = 500
 
 
 @blp.route("/<uuid:org_id>/products/<uuid:product_id>/images")
@@ -37,20 +38,23 @@ class Images(MethodView):
         catalog.get_product(tx(), product_id)
         return {"items": images.product_images(tx(), product_id)}
 
-    @blp.arguments(ImageUploadFormSchema, location="form")
     @blp.response(201, ImageSchema)
     @org_scope(Role.OPERATOR)
     @image_upload
-    def post(self, form: dict[str, Any], org_id: uuid.UUID, product_id: uuid.UUID) -> ProductImage:
+    def post(self, org_id: uuid.UUID, product_id: uuid.UUID) -> ProductImage:
         """Add an image, last of the product's (``multipart/form-data``: a ``file`` part, an
         optional ``alt`` field). Its type is read from its bytes (JPEG, PNG, GIF or WebP):
         422 naming ``file`` with the reason for an empty file, one over
         ``FUSION_IMAGE_MAX_BYTES``, one that is no such image or whose Content-Type says
         otherwise, or a product that has all its images. Listings get it at their next
         publish or update."""
+        catalog.get_product(tx(), product_id)
         part = request.files.get("file")
         if part is None:
             raise ValidationFailed(fields={"file": ["send multipart/form-data with a file part"]})
+        alt = request.form.get("alt", "")
+        if len(alt) > MAX_ALT or "\0" in alt:
+            raise ValidationFailed(fields={"alt": [f"at most {MAX_ALT} characters, no NUL"]})
         limit = hub().settings.image_max_bytes
         return images.add_image(
             tx(),
@@ -60,7 +64,7 @@ class Images(MethodView):
             data=part.stream.read(limit + 1),
             declared_type=part.mimetype,
             filename=part.filename or "",
-            alt=form["alt"],
+            alt=alt,
             max_bytes=limit,
         )
 

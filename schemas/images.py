@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from schemas.common import StrictSchema, Text, Timestamps
+from schemas.common import StrictSchema, Timestamps
 
 
 class ImageSchema(Timestamps):
@@ -19,12 +19,6 @@ class ImageSchema(Timestamps):
 
 class ImageListSchema(Schema):
     items = fields.List(fields.Nested(ImageSchema), required=True)
-
-
-class ImageUploadFormSchema(StrictSchema):
-    """The form fields beside the ``file`` part of a multipart upload."""
-
-    alt = Text(load_default="", validate=validate.Length(max=500))
 
 
 class ImageOrderSchema(StrictSchema):

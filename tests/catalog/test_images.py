@@ -1,8 +1,8 @@
 """Product images through the HTTP API: uploads checked by their bytes (a bad one is a 422
-naming the reason), listed in order, reordered, deleted, scoped to their org; kept by either
-image store (a folder under FUSION_HOME, or S3 on moto's server over loopback); and, on a
-running hub with real workers, published to each platform the way it takes them, the
-sandbox holding the very bytes, and an update sending only the change."""
+naming the reason), listed in order, reordered, deleted, scoped to their org; kept in the
+local image store behind signed links (the S3 store: test_images_s3.py); and, on a running
+hub with real workers, published to each platform the way it takes them, the sandbox
+holding the very bytes, and an update sending only the change."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from api.app import create_app
 from fusion.config import Settings
 from fusion.jobs import dispatch
 from fusion.media import links
-from fusion.media.storage import LocalStore, S3Store
+from fusion.media.storage import LocalStore
 from tests.api.conftest import Team, make_team
 from tests.support.merchant import connect, new_sku, ok
 from tests.support.stack import Stack, eventually, live_stack
@@ -213,81 +213,6 @@ def test_the_local_store_serves_its_images_at_signed_links_only(
     store.delete(key)
     assert app.test_client().get(url.removeprefix("http://hub.test")).status_code == 404
     assert LocalStore(store.root, public_url=None, secret="s").url(key) is None
-
-
-@pytest.fixture(scope="module")
-def s3(monkeypatch_module: pytest.MonkeyPatch) -> Iterator[str]:
-    """moto's S3 server on loopback with one bucket: its endpoint URL."""
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),  # moto takes any key
-    ):
-        monkeypatch_module.setenv(name, value)
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(
-        Bucket="fusion-images"
-    )
-    try:
-        yield endpoint
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
-
-
-def s3_settings(settings: Settings, endpoint: str) -> Settings:
-    return dataclasses.replace(
-        settings, media_backend="s3", media_bucket="fusion-images", media_endpoint_url=endpoint
-    )
-
-
-def test_the_s3_store_keeps_images_in_the_bucket_behind_presigned_urls(
-    s3: str, settings: Settings
-) -> None:
-    store = S3Store(s3_settings(settings, s3))
-    key = f"images/{uuid.uuid4()}/{uuid.uuid4()}.png"
-    data = png(10)
-    store.put(key, data, "image/png")
-    assert store.get(key) == data
-    url = store.url(key)
-    assert url is not None and "X-Amz-Signature=" in url
-    fetched = requests.get(url, timeout=10)  # what a platform does: no credentials
-    assert (fetched.status_code, fetched.content) == (200, data)
-    store.delete(key)
-    assert requests.get(url, timeout=10).status_code == 404
-
-
-def test_uploads_through_the_api_land_in_the_s3_bucket(s3: str, api_settings: Settings) -> None:
-    previous = dispatch.installed()
-    app = create_app(s3_settings(api_settings, s3))
-    try:
-        team = make_team(app.test_client(), "S3")
-        product_id = product(team, [new_sku()])
-        image = ok(upload(team, product_id, png(11)), 201)
-        store = S3Store(s3_settings(api_settings, s3))
-        [key] = [
-            o["Key"]
-            for o in store.client.list_objects_v2(Bucket="fusion-images").get("Contents", [])
-            if image["id"] in o["Key"]
-        ]
-        assert sha(store.get(key)) == image["sha256"]
-        path = f"/orgs/{team.org_id}/products/{product_id}/images/{image['id']}"
-        assert team.operator.call("DELETE", path).status_code == 204
-        with pytest.raises(Exception, match="No such image"):
-            store.get(key)
-    finally:
-        dispatch.install(previous)
-        app.extensions["fusion"].database.dispose()
 
 
 # -- publishing to the platforms, end to end ------------------------------------------------------

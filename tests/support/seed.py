@@ -157,6 +157,17 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
             external_id="L-1",
             variants="[]",
         )
+        ids["product_images"] = _insert(
+            conn,
+            "product_images",
+            org_id=org,
+            product_id=ids["products"],
+            position=0,
+            content_type="image/png",
+            size_bytes=1,
+            sha256="0" * 64,
+            storage_key=f"images/{org}/seed-{tag}.png",
+        )
     missing = set(TENANT_TABLES) - set(ids)
     assert not missing, f"seed_org does not cover {sorted(missing)}: add them here"
     return ids
