@@ -168,6 +168,24 @@ def seed_org(engine: Engine, org: uuid.UUID) -> dict[str, uuid.UUID]:
             sha256="0" * 64,
             storage_key=f"images/{org}/seed-{tag}.png",
         )
+        ids["fulfilments"] = _insert(
+            conn,
+            "fulfilments",
+            org_id=org,
+            order_id=ids["orders"],
+            carrier="UPS",
+            tracking_number=f"T-{tag}",
+        )
+        ids["order_returns"] = _insert(
+            conn,
+            "order_returns",
+            org_id=org,
+            order_id=ids["orders"],
+            order_line_id=ids["order_lines"],
+            source_key=f"seed-{tag}",
+            quantity=1,
+            restocked=1,
+        )
     missing = set(TENANT_TABLES) - set(ids)
     assert not missing, f"seed_org does not cover {sorted(missing)}: add them here"
     return ids
