@@ -51,6 +51,7 @@ def draft(*images: ImageDraft, sent: dict[str, str] | None = None) -> ProductDra
         description="A print",
         variants=[VariantDraft(sku="PRINT-1", price=Decimal("30.00"), quantity=3)],
         idempotency_key="listing-images-1",
+        category="1",  # the store's mapping of the product's category: Etsy requires a taxonomy_id
         images=images,
         sent_images=sent or {},
     )

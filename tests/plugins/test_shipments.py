@@ -45,7 +45,11 @@ def _ordered(server: SandboxServer) -> tuple[PlatformClient, Any, dict[str, Any]
     sku = f"SHIP-{uuid.uuid4().hex[:6].upper()}"
     if platform != "amazon_sc":  # Amazon's sandbox takes an order of any SKU
         variant = VariantDraft(sku=sku, price=Decimal("12.00"), quantity=5, title="One")
-        client.create_product(ProductDraft(title="Mug", description="A mug", variants=[variant]))
+        # Etsy requires a taxonomy_id: the store's mapping of the product's category gives it
+        category = "1" if platform == "etsy" else None
+        client.create_product(
+            ProductDraft(title="Mug", description="A mug", variants=[variant], category=category)
+        )
     body = {**shop.order_body, "lines": [{"sku": sku, "quantity": 2}]}
     requests.post(f"{server.url}/_sandbox/orders", json=body, timeout=10).raise_for_status()
     [order] = client.fetch_orders(datetime.now(UTC) - timedelta(hours=1))
