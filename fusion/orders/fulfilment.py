@@ -26,7 +26,8 @@ from fusion.auth.access import Access
 from fusion.auth.models import Role
 from fusion.errors import NotFound, ValidationFailed
 from fusion.jobs.service import enqueue
-from fusion.orders.models import Fulfilment, FulfilmentStatus, Order, OrderLine
+from fusion.orders.lines import check_lines, order_lines
+from fusion.orders.models import Fulfilment, FulfilmentStatus, Order
 from fusion.orders.service import FULFIL_JOB
 from fusion.orders.shipments import kept_answer
 from fusion.plugins.base import Shipment, ShipmentAnswer, ShipmentLine
@@ -168,33 +169,20 @@ def _by_key(session: Session, key: str) -> Fulfilment | None:
 def _check_lines(
     session: Session, order_id: uuid.UUID, lines: Sequence[LineRequest]
 ) -> list[LineRequest]:
-    own = {
-        line.id: line
-        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order_id))
-    }
-    shipped = shipped_quantities(session, order_id)
-    problems: dict[str, list[str]] = {}
-    seen: set[uuid.UUID] = set()
-    for n, asked in enumerate(lines):
-        line = own.get(asked.line_id)
-        if line is None:
-            problems[f"lines.{n}.line_id"] = [f"{asked.line_id} is not a line of this order."]
-        elif asked.line_id in seen:
-            problems[f"lines.{n}.line_id"] = [f"{asked.line_id} is named twice."]
-        elif not line.external_line_id:
-            problems[f"lines.{n}.line_id"] = [
-                f"Line {line.sku} has no id on the platform: it cannot be shipped there."
-            ]
-        else:
-            left = line.quantity - shipped.get(line.id, 0)
-            if asked.quantity > left:
-                problems[f"lines.{n}.quantity"] = [
-                    f"Line {line.sku} ({line.id}) has {left} unshipped of {line.quantity}: "
-                    f"{asked.quantity} cannot be shipped."
-                ]
-        seen.add(asked.line_id)
-    if problems:
-        raise ValidationFailed(fields=problems)
+    check_lines(
+        lines,
+        order_lines(session, order_id),
+        shipped_quantities(session, order_id),
+        unusable=lambda line: (
+            None
+            if line.external_line_id
+            else f"Line {line.sku} has no id on the platform: it cannot be shipped there."
+        ),
+        too_many=lambda line, left, asked: (
+            f"Line {line.sku} ({line.id}) has {left} unshipped of {line.quantity}: "
+            f"{asked} cannot be shipped."
+        ),
+    )
     return list(lines)
 
 
@@ -208,10 +196,7 @@ def pending_shipment(session: Session, fulfilment_id: uuid.UUID) -> Shipment | N
         return None
     order = session.get(Order, fulfilment.order_id)
     assert order is not None  # the foreign key cascades
-    own = {
-        line.id: line
-        for line in session.scalars(select(OrderLine).where(OrderLine.order_id == order.id))
-    }
+    own = order_lines(session, order.id)
     before = _shipped_before(session, fulfilment)
     return Shipment(
         reference=str(fulfilment.id),

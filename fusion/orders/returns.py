@@ -28,10 +28,11 @@ from fusion.audit.service import record
 from fusion.auth.access import Access
 from fusion.auth.models import Role
 from fusion.catalog.models import ProductVariant
-from fusion.errors import NotFound, RetryableError, ValidationFailed
+from fusion.errors import NotFound, RetryableError
 from fusion.inventory.ledger import SYSTEM_ACTOR, actor_of, move
 from fusion.inventory.models import MovementKind
 from fusion.inventory.service import fan_out_stock
+from fusion.orders.lines import check_lines, order_lines
 from fusion.orders.models import Order, OrderLine, OrderReturn
 from fusion.plugins.base import RemoteRefund
 
@@ -112,25 +113,16 @@ def record_returns(
     first = [r for r in returns_of(session, order_id) if r.source_key.startswith(f"return:{key}:")]
     if first:
         return Returned(order_id, first)
-    own = {line.id: line for line in _lines(session, order_id)}
-    returned = _returned_by_line(session, order_id)
-    problems: dict[str, list[str]] = {}
-    seen: set[uuid.UUID] = set()
-    for n, asked in enumerate(lines):
-        line = own.get(asked.line_id)
-        if line is None:
-            problems[f"lines.{n}.line_id"] = [f"{asked.line_id} is not a line of this order."]
-        elif asked.line_id in seen:
-            problems[f"lines.{n}.line_id"] = [f"{asked.line_id} is named twice."]
-        elif asked.quantity > line.quantity - returned.get(line.id, 0):
-            left = line.quantity - returned.get(line.id, 0)
-            problems[f"lines.{n}.quantity"] = [
-                f"Line {line.sku} ({line.id}) has {left} of {line.quantity} not yet returned: "
-                f"{asked.quantity} cannot be returned."
-            ]
-        seen.add(asked.line_id)
-    if problems:
-        raise ValidationFailed(fields=problems)
+    own = order_lines(session, order_id)
+    check_lines(
+        lines,
+        own,
+        _returned_by_line(session, order_id),
+        too_many=lambda line, left, asked: (
+            f"Line {line.sku} ({line.id}) has {left} of {line.quantity} not yet returned: "
+            f"{asked} cannot be returned."
+        ),
+    )
     why = reason.strip()[:MAX_REASON] or "returned"
     items = [_Item(own[r.line_id], r.quantity, f"return:{key}:{r.line_id}") for r in lines]
     result = _give_back(
@@ -172,7 +164,9 @@ def apply_refund(
     if order_id is None:
         raise RetryableError(f"order {refund.order_external_id} is not stored yet")
     order = _lock(session, order_id)
-    by_platform_id = {line.external_line_id: line for line in _lines(session, order_id)}
+    by_platform_id = {
+        line.external_line_id: line for line in order_lines(session, order_id).values()
+    }
     items = [
         _Item(by_platform_id[r.external_line_id], r.quantity, r.key, r.restock)
         for r in refund.lines
@@ -186,10 +180,6 @@ def _lock(session: Session, order_id: uuid.UUID) -> Order:
     if order is None:
         raise NotFound("No such order.")
     return order
-
-
-def _lines(session: Session, order_id: uuid.UUID) -> list[OrderLine]:
-    return list(session.scalars(select(OrderLine).where(OrderLine.order_id == order_id)))
 
 
 def _returned_by_line(session: Session, order_id: uuid.UUID) -> dict[uuid.UUID, int]:

@@ -12,16 +12,14 @@ import json
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fusion.errors import PermanentError, RetryableError
 from fusion.plugins import _shopify_queries as q
+from fusion.plugins._shopify_calls import ShopifyCalls
 from fusion.plugins._shopify_ids import StaleIds, stale_codes
 from fusion.plugins.base import SettingSpec, SettingType
 from fusion.ratelimit.spec import ApiCall
-
-if TYPE_CHECKING:
-    from fusion.plugins.base import HttpClient, StoreConnection
 
 BULK_POLL_INTERVAL = SettingSpec(
     "bulk_poll_interval_s",
@@ -42,22 +40,8 @@ BULK_TIMEOUT = SettingSpec(
 BULK_SETTINGS = (BULK_POLL_INTERVAL, BULK_TIMEOUT)
 
 
-class BulkInventory:
+class BulkInventory(ShopifyCalls):
     """Shopify's bulk inventory, for a client that has ``graphql`` and ``_payload``."""
-
-    if TYPE_CHECKING:
-        conn: StoreConnection
-        http: HttpClient
-
-        def log(self, message: str) -> None: ...
-
-        def graphql(
-            self, operation: str, query: str, variables: Mapping[str, Any], *, items: int = 1
-        ) -> dict[str, Any]: ...
-
-        def _payload(
-            self, data: Mapping[str, Any], field: str, operation: str
-        ) -> dict[str, Any]: ...
 
     def _run_inventory_bulk(self, quantities: Sequence[dict[str, Any]], recoverable: bool) -> None:
         """Run one bulk ``inventorySetQuantities`` over ``quantities`` (``inventorySetQuantities``

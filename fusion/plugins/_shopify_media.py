@@ -8,16 +8,14 @@ product's ``media`` in that order give the ids kept for the next update."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fusion.errors import PermanentError
 from fusion.plugins import _shopify_queries as q
 from fusion.plugins._multipart import FilePart, form_data
+from fusion.plugins._shopify_calls import ShopifyCalls
 from fusion.plugins.base import IMAGES, ImageDraft, ProductDraft
 from fusion.ratelimit.spec import ApiCall
-
-if TYPE_CHECKING:
-    from fusion.plugins.base import HttpClient, StoreConnection
 
 MEDIA_PAGE = 50
 PRODUCT_SET_WITH_MEDIA = f"""
@@ -38,23 +36,9 @@ mutation stageImages($input: [StagedUploadInput!]!) {
 """
 
 
-class ProductMedia:
+class ProductMedia(ShopifyCalls):
     """Images for ``productSet``, for a client that has ``graphql``, ``_payload`` and
     ``http``."""
-
-    if TYPE_CHECKING:
-        conn: StoreConnection
-        http: HttpClient
-
-        def log(self, message: str) -> None: ...
-
-        def graphql(
-            self, operation: str, query: str, variables: Mapping[str, Any], *, items: int = 1
-        ) -> dict[str, Any]: ...
-
-        def _payload(
-            self, data: Mapping[str, Any], field: str, operation: str
-        ) -> dict[str, Any]: ...
 
     def _with_files(self, draft: ProductDraft, product_input: dict[str, Any]) -> str:
         """Add the draft's ``files`` to ``product_input`` (staging the new images first) and
