@@ -19,7 +19,7 @@ from fusion.config import Settings
 from tests.api.conftest import Team, make_team
 from tests.plugins.e2e import ShopSpec
 from tests.support.merchant import connect, ok
-from tests.support.stack import Stack, eventually, live_stack
+from tests.support.stack import Stack, eventually, live_stack, warm_up_amazon
 
 pytestmark = [
     pytest.mark.slow,
@@ -47,12 +47,7 @@ ATTRIBUTES = {
 @pytest.fixture(scope="module")
 def stack(hub_env: dict[str, str], settings: Settings) -> Iterator[Stack]:
     with live_stack(hub_env, settings, PLATFORMS) as running:
-        # The sandbox's first shop starts its SQS emulator: slow on a loaded machine.
-        requests.post(
-            f"{running.servers['amazon_sc'].url}/_sandbox/shops",
-            json={"shop": "AWARMUP", "client_id": "c", "client_secret": "s", "refresh_token": "r"},
-            timeout=120,
-        ).raise_for_status()
+        warm_up_amazon(running)
         yield running
 
 

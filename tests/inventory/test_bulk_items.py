@@ -15,7 +15,7 @@ from sqlalchemy import Engine, text
 from fusion.config import Settings
 from tests.api.conftest import Team, make_team
 from tests.support.merchant import channel_shows, connect, ok
-from tests.support.stack import Stack, eventually, live_stack
+from tests.support.stack import Stack, eventually, live_stack, warm_up_amazon
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,12 +26,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def stack(hub_env: dict[str, str], settings: Settings) -> Iterator[Stack]:
     with live_stack(hub_env, settings, ("amazon_sc",)) as running:
-        # The sandbox's first shop starts its SQS emulator: slow on a loaded machine.
-        requests.post(
-            f"{running.servers['amazon_sc'].url}/_sandbox/shops",
-            json={"shop": "AWARMUP", "client_id": "c", "client_secret": "s", "refresh_token": "r"},
-            timeout=120,
-        ).raise_for_status()
+        warm_up_amazon(running)
         yield running
 
 

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import requests
 from flask import Flask
 from werkzeug.serving import make_server
 
@@ -73,3 +74,13 @@ def eventually(check: Callable[[], Any], what: str, timeout: float = 45) -> Any:
             return last
         time.sleep(0.2)
     raise AssertionError(f"{what}: still {last!r} after {timeout}s")
+
+
+def warm_up_amazon(stack: Stack) -> None:
+    """Make the Amazon sandbox's first shop (it starts the SQS emulator, slow on a loaded
+    machine) before a test's own, so no test's call waits on it."""
+    requests.post(
+        f"{stack.servers['amazon_sc'].url}/_sandbox/shops",
+        json={"shop": "AWARMUP", "client_id": "c", "client_secret": "s", "refresh_token": "r"},
+        timeout=120,
+    ).raise_for_status()
