@@ -1,5 +1,6 @@
 """kombu's Redis transport with one fix: a worker whose broker connection dropped survives
-closing its consumer channel (``celeryconfig.broker_transport`` names it for redis:// URLs).
+closing its consumer channel, and the acknowledgements that arrive after it closed
+(``celeryconfig.broker_transport`` names it for redis:// URLs).
 
 When Redis goes away, Celery's consumer calls ``connection.collect()``, which sets the
 transport's ``client`` to None, then restarts its bootsteps, which close the channels. Closing
@@ -10,6 +11,14 @@ with "Unrecoverable error" (kombu issue 582 shows the same path). Restoring ther
 anyway (the broker is gone); the messages stay in Redis's unacked index, which kombu restores
 after the visibility timeout, and Postgres holds every job (the dispatcher sweep republishes
 a pending job whose message is stale), so skipping it loses nothing.
+
+The same holds for an acknowledgement that lands after the channel closed: Celery defers acks
+to the event loop (``call_soon``), so a job that finished while Redis was restarting acks on a
+channel whose ``connection`` is already None, and kombu's ack builds a client from it:
+``AttributeError: 'NoneType' object has no attribute 'client'``, again "Unrecoverable error".
+The ack cannot reach the broker; the message stays in the unacked index, comes back after the
+visibility timeout, and its job's guarded claim (docs/jobs.md) finds the job finished and runs
+nothing.
 """
 
 from __future__ import annotations
@@ -23,9 +32,33 @@ log = logging.getLogger(__name__)
 
 
 class QoS(redis.QoS):
-    def restore_unacked(self, client: Any = None) -> None:
+    def _broker_gone(self) -> bool:
         transport = self.channel.connection
-        if client is None and (transport is None or transport.client is None):
+        return transport is None or transport.client is None
+
+    def ack(self, delivery_tag: Any) -> None:
+        if self._broker_gone():
+            self._forget(delivery_tag, "acknowledgement")
+            return
+        super().ack(delivery_tag)
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        if self._broker_gone():
+            self._forget(delivery_tag, "rejection")
+            return
+        super().reject(delivery_tag, requeue=requeue)
+
+    def _forget(self, delivery_tag: Any, what: str) -> None:
+        log.warning(
+            "broker connection gone: %s of message %s left to the broker, which restores it "
+            "after the visibility timeout (its job's claim then finds it settled)",
+            what,
+            delivery_tag,
+        )
+        self._quick_ack(delivery_tag)  # kombu's own bookkeeping: the tag is no longer held
+
+    def restore_unacked(self, client: Any = None) -> None:
+        if client is None and self._broker_gone():
             log.warning(
                 "broker connection gone: %d unacknowledged message(s) left for the broker to "
                 "restore after the visibility timeout (Postgres keeps their jobs)",

@@ -1,8 +1,10 @@
-"""A worker whose Redis went away survives closing its channels (workers/broker.py): the
-exact failure of kombu's transport, reproduced on a real Redis, and the hub's transport."""
+"""A worker whose Redis went away survives closing its channels and the acknowledgements that
+arrive after (workers/broker.py): the exact failures of kombu's transport, reproduced on a
+real Redis, and the hub's transport."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -52,6 +54,38 @@ def test_the_hubs_transport_leaves_the_message_to_the_broker_and_goes_on(
 ) -> None:
     _restore_after_the_connection_is_gone(broker.url, HUB)
     assert "1 unacknowledged message(s) left for the broker" in caplog.text
+
+
+def _ack_after_the_channel_closed(url: str, transport: str) -> Connection:
+    # Given a delivered, unacknowledged message (acks_late) whose job has just finished
+    conn = Connection(url, transport=transport)
+    channel = conn.channel()
+    queue = Queue("t", Exchange("t"), "t")
+    queue(channel).declare()
+    conn.Producer(channel).publish({"job": 1}, exchange="t", routing_key="t")
+    message = queue(channel).get(no_ack=False)
+    assert message is not None
+    # When the broker connection drops and the consumer closes the channel before the
+    # deferred ack (Celery's call_soon) runs on the event loop
+    conn.transport.close_channel(channel)
+    channel._pool = None
+    message.ack_log_error(logging.getLogger("test"), conn.connection_errors)
+    return conn
+
+
+def test_kombus_own_transport_crashes_on_a_late_ack(broker: RedisServer) -> None:
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'client'"):
+        _ack_after_the_channel_closed(broker.url, STOCK)
+
+
+def test_the_hubs_transport_leaves_a_late_ack_to_the_visibility_timeout(
+    broker: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = _ack_after_the_channel_closed(broker.url, HUB)
+    assert "acknowledgement of message" in caplog.text
+    # the message is still held in the broker's unacked index, to come back (not lost)
+    with conn.channel() as channel:
+        assert channel.client.hlen(channel.qos.unacked_key) == 1
 
 
 def test_celery_uses_the_hubs_transport_for_redis_urls() -> None:
