@@ -77,7 +77,8 @@ class SettingSpec:
 
 class StoreMemo(Protocol):
     """What a client remembers of its store's platform between jobs: ids the platform gave
-    (Shopify's location and SKU -> inventory item ids), shared by every worker of the store,
+    (Shopify's location and SKU -> inventory item ids) or what it last read (an Etsy listing's
+    inventory, for a short while), shared by every worker of the store,
     each entry forgotten after a while on its own. A cache: a miss, or a memo that stores
     nothing, only costs the client a lookup. Never secrets (the memo is not encrypted)."""
 
@@ -85,8 +86,8 @@ class StoreMemo(Protocol):
         """The remembered values of ``keys`` (those not remembered are left out)."""
         ...
 
-    def put_many(self, values: Mapping[str, str]) -> None:
-        """Remember ``values``, each for the memo's time to live from now."""
+    def put_many(self, values: Mapping[str, str], *, ttl_s: float | None = None) -> None:
+        """Remember ``values``, each for ``ttl_s`` (else the memo's time to live) from now."""
         ...
 
     def forget(self, keys: Sequence[str]) -> None:
@@ -100,7 +101,7 @@ class NullMemo:
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
         return {}
 
-    def put_many(self, values: Mapping[str, str]) -> None:
+    def put_many(self, values: Mapping[str, str], *, ttl_s: float | None = None) -> None:
         return None
 
     def forget(self, keys: Sequence[str]) -> None:

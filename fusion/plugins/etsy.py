@@ -46,6 +46,7 @@ from urllib.parse import urlencode
 
 from fusion.errors import MalformedWebhook, PermanentError
 from fusion.plugins._etsy_images import ListingImages, check_image_types
+from fusion.plugins._etsy_inventory import InventoryMemo, writable_products
 from fusion.plugins._etsy_oauth import TokenRefresh
 from fusion.plugins.base import (
     AuthType,
@@ -128,6 +129,10 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
     def shop_id(self) -> str:
         return self.conn.external_id
 
+    @property
+    def _inventories(self) -> InventoryMemo:
+        return InventoryMemo(self.conn.memo)
+
     def _headers(self) -> dict[str, str]:
         credentials = self._credentials
         key = f"{str.__str__(credentials['keystring'])}:{str.__str__(credentials['shared_secret'])}"
@@ -181,15 +186,30 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
 
     # -- listings -------------------------------------------------------------------------------
 
+    def _listings_page(self, state: str, offset: int) -> dict[str, Any]:
+        """One page of ``getListingsByShop`` with the listings' inventories (remembered)."""
+        body: dict[str, Any] = self._call(
+            "GET",
+            f"/shops/{self.shop_id}/listings",
+            "getListingsByShop",
+            params={"state": state, "limit": PAGE, "offset": offset, "includes": "Inventory"},
+        ).json()
+        self._remember_inventories(body["results"])
+        return body
+
+    def _remember_inventories(self, listings: Sequence[Mapping[str, Any]]) -> None:
+        self._inventories.remember(
+            {
+                str(listing["listing_id"]): writable_products(listing["inventory"]["products"])
+                for listing in listings
+                if (listing.get("inventory") or {}).get("products")
+            }
+        )
+
     def _listings(self, state: str) -> Iterator[dict[str, Any]]:
         offset = 0
         while True:
-            body = self._call(
-                "GET",
-                f"/shops/{self.shop_id}/listings",
-                "getListingsByShop",
-                params={"state": state, "limit": PAGE, "offset": offset, "includes": "Inventory"},
-            ).json()
+            body = self._listings_page(state, offset)
             yield from body["results"]
             offset += len(body["results"])
             if not body["results"] or offset >= body["count"]:
@@ -209,12 +229,7 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
         if state not in MANAGED_STATES or not at.isdigit():
             raise PermanentError(f"not an Etsy listings cursor: {cursor!r}")
         offset = int(at)
-        body = self._call(
-            "GET",
-            f"/shops/{self.shop_id}/listings",
-            "getListingsByShop",
-            params={"state": state, "limit": PAGE, "offset": offset, "includes": "Inventory"},
-        ).json()
+        body = self._listings_page(state, offset)
         offset += len(body["results"])
         following = MANAGED_STATES.index(state) + 1
         if body["results"] and offset < body["count"]:
@@ -273,6 +288,7 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
     def delete_product(self, external_id: str) -> None:
         """Delete the listing; one already gone (404) counts as deleted."""
         response = self._call("DELETE", f"/listings/{external_id}", "deleteListing", expect=(404,))
+        self._inventories.forget(external_id)
         if response.status == 404:
             self.log(f"etsy listing {external_id} was already deleted")
 
@@ -280,6 +296,7 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
         listing = self._call(
             "GET", f"/listings/{listing_id}", "getListing", params={"includes": "Inventory"}
         ).json()
+        self._remember_inventories([listing])
         return _remote_product(listing)
 
     def _put_inventory(self, listing_id: str, draft: ProductDraft) -> None:
@@ -288,6 +305,7 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
             _inventory_product(v.sku, v.price, v.quantity, properties[v.sku], self.conn.settings)
             for v in draft.variants
         ]
+        self._inventories.forget(listing_id)  # the listing's _get after this reads it again
         self._send_inventory(listing_id, products)
 
     def _send_inventory(self, listing_id: str, products: list[dict[str, Any]]) -> None:
@@ -349,46 +367,49 @@ class EtsyClient(TokenRefresh, ListingImages, PlatformClient):
         return grouped, skipped
 
     def _set_listing_quantities(self, listing_id: str, quantities: Mapping[str, int]) -> list[str]:
-        """Write the SKUs' quantities into the listing's inventory; returns the SKUs it does
-        not hold (skipped)."""
+        """Write the SKUs' quantities into the listing's inventory (the remembered one while
+        it is fresh, else read now: ``fusion/plugins/_etsy_inventory.py``); returns the SKUs
+        it does not hold (skipped)."""
+        recalled = self._inventories.recall(listing_id)
+        if recalled is not None:
+            products, read_at = recalled
+            if not set(quantities) - {p["sku"] for p in products}:
+                try:
+                    return self._write_quantities(listing_id, products, read_at, quantities)
+                except PermanentError as exc:
+                    self.log(
+                        f"etsy refused listing {listing_id}'s inventory as the hub last read it "
+                        f"({exc}); reading it again"
+                    )
+            self._inventories.forget(listing_id)
         inventory = self._call(
             "GET", f"/listings/{listing_id}/inventory", "getListingInventory"
         ).json()
-        products = []
-        found = set()
-        for product in inventory["products"]:
-            offering = product["offerings"][0]
-            quantity = offering["quantity"]
-            if product.get("sku") in quantities:
-                quantity = quantities[product["sku"]]
-                found.add(product["sku"])
-            price = Decimal(offering["price"]["amount"]) / Decimal(offering["price"]["divisor"])
-            products.append(
-                {
-                    "sku": product.get("sku") or "",
-                    "property_values": [
-                        {
-                            k: pv[k]
-                            for k in ("property_id", "property_name", "value_ids", "values")
-                            if k in pv
-                        }
-                        for pv in product.get("property_values") or []
-                    ],
-                    "offerings": [
-                        {
-                            "price": float(price),
-                            "quantity": quantity,
-                            "is_enabled": offering.get("is_enabled", True),
-                            "readiness_state_id": offering.get("readiness_state_id"),
-                        }
-                    ],
-                }
-            )
+        return self._write_quantities(
+            listing_id, writable_products(inventory["products"]), None, quantities
+        )
+
+    def _write_quantities(
+        self,
+        listing_id: str,
+        products: list[dict[str, Any]],
+        read_at: float | None,
+        quantities: Mapping[str, int],
+    ) -> list[str]:
+        found = {p["sku"] for p in products} & set(quantities)
         missing = sorted(set(quantities) - found)
         if missing:
             self.log(f"etsy listing {listing_id} has no SKUs {', '.join(missing)}; skipped them")
-        if found:
-            self._send_inventory(listing_id, products)
+        if not found:
+            return missing
+        written = [
+            {**p, "offerings": [{**p["offerings"][0], "quantity": quantities[p["sku"]]}]}
+            if p["sku"] in found
+            else p
+            for p in products
+        ]
+        self._send_inventory(listing_id, written)
+        self._inventories.remember({listing_id: written}, read_at)
         return missing
 
     # -- orders ---------------------------------------------------------------------------------

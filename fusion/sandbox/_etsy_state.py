@@ -5,6 +5,7 @@ window of the rate limit, and Etsy's money shape.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,8 @@ class Shop:
     receipts: list[dict[str, Any]] = field(default_factory=list)
     # listing id -> its images by rank (_etsy_images), each with the sha256 of its bytes
     images: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    # Etsy operation id -> the API calls the shop's owner made of it (``calls`` in the state)
+    calls: Counter[str] = field(default_factory=Counter)
 
 
 def money(amount: float, currency: str = "USD") -> dict[str, Any]:

@@ -13,7 +13,8 @@ replaces the whole inventory), ``getShopReceipts`` (``min_last_modified``, ...),
 ``getShopReceipt`` and ``createReceiptShipment``, and listing images (``uploadListingImage``,
 ``getListingImages``, ``deleteListingImage``: ``_etsy_images``; activating a listing needs
 one). Form, JSON and multipart bodies are validated against ``etsy/etsy-openapi-v3.json`` when
-the contract is present (400 with the first problem otherwise).
+the contract is present (400 with the first problem otherwise). Each shop counts the calls
+its owner's token made, by operation id (``calls`` in ``/_sandbox/state``).
 
 Rate limits as Etsy documents them, counted per API keystring: queries per second (a bucket
 holding one second's worth, refilled continuously, so a client that paces itself by the
@@ -73,6 +74,22 @@ from fusion.sandbox.server import Respond, SandboxApp, SandboxError, json_respon
 TOKEN_PATH = "/v3/public/oauth/token"  # noqa: S105 (a path, not a secret)
 DEFAULT_LIMITS = (10.0, 10_000.0)  # (queries per second, queries per day)
 DAY_S = 86_400.0
+# The routes' handlers by Etsy's operation ids, as a shop's ``calls`` counts them.
+OPERATIONS = {
+    "get_listings": "getListingsByShop",
+    "create_listing": "createDraftListing",
+    "update_listing": "updateListing",
+    "get_listing": "getListing",
+    "delete_listing": "deleteListing",
+    "get_inventory": "getListingInventory",
+    "put_inventory": "updateListingInventory",
+    "get_receipts": "getShopReceipts",
+    "get_receipt": "getShopReceipt",
+    "upload_listing_image": "uploadListingImage",
+    "get_listing_images": "getListingImages",
+    "delete_listing_image": "deleteListingImage",
+    "create_receipt_shipment": "createReceiptShipment",
+}
 
 
 class EtsySandbox(ReceiptsAndOrders, ListingImages, SandboxApp):
@@ -176,6 +193,7 @@ class EtsySandbox(ReceiptsAndOrders, ListingImages, SandboxApp):
                 "tokens_issued": shop.tokens_issued,
                 "grant_revoked": shop.refresh_token is None,
                 "images": {str(k): v for k, v in shop.images.items()},
+                "calls": dict(shop.calls),
             }
             for shop in self.shops.values()
         }
@@ -296,6 +314,8 @@ class EtsySandbox(ReceiptsAndOrders, ListingImages, SandboxApp):
         )
         if scheme != "Bearer" or owner is None:
             raise _refusal(401, "invalid_token", headers)
+        endpoint = str(request.environ.get("sandbox.endpoint", ""))
+        owner.calls[OPERATIONS.get(endpoint, endpoint)] += 1
         if time.monotonic() >= owner.token_expires_at:
             raise Respond(
                 json_response(

@@ -188,6 +188,7 @@ class SandboxApp(ABC):
             return self.error_response(405, "Method Not Allowed")
         except HTTPException as exc:  # e.g. a redirect for a trailing slash
             return self.error_response(exc.code or 400, exc.description or "Bad Request")
+        request.environ["sandbox.endpoint"] = str(endpoint)  # for a sandbox's call counts
         handler = getattr(self, str(endpoint))
         try:
             response: Response = handler(request, **values)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from collections.abc import Mapping, Sequence
 
 import redis
@@ -59,13 +60,14 @@ class RedisMemo:
             if value is not None
         }
 
-    def put_many(self, values: Mapping[str, str]) -> None:
+    def put_many(self, values: Mapping[str, str], *, ttl_s: float | None = None) -> None:
         if not values:
             return
+        expiry_ms = max(1, math.ceil((self.ttl_s if ttl_s is None else ttl_s) * 1000))
         try:
             with self.client.pipeline(transaction=False) as pipe:
                 for key, value in values.items():
-                    pipe.set(self.prefix + key, value, ex=self.ttl_s)
+                    pipe.set(self.prefix + key, value, px=expiry_ms)
                 pipe.execute()
         except redis.RedisError as exc:
             log.warning("store memo not written (%s)", type(exc).__name__)

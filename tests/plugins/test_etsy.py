@@ -6,9 +6,11 @@ exactly the platform-side effect (and nothing on failure paths)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -19,6 +21,7 @@ import pytest
 import requests
 
 from fusion.errors import PermanentError, RateLimited, RetryableError
+from fusion.plugins import _etsy_inventory
 from fusion.plugins.base import Capability, InventoryUpdate, ProductDraft, VariantDraft
 from fusion.plugins.etsy import EtsyClient, key_tag, plugin
 from fusion.plugins.models import ContractLevel
@@ -26,6 +29,7 @@ from fusion.sandbox._etsy_contract import API, request_schema
 from fusion.sandbox.etsy import EtsySandbox
 from fusion.sandbox.server import SandboxServer
 from fusion.security.signing import standard_webhooks_sign
+from fusion.stores.memo import RedisMemo
 from tests.sandbox.harness import connection, store_http, webhook_receiver
 
 _shop_ids = count(7001)
@@ -183,6 +187,113 @@ def test_set_inventory_keeps_prices_and_other_skus(server, shop):
         "TOTE-BLK": 2600,
     }
     assert logs == ["etsy has no listing with SKU GHOST; skipped it"]
+
+
+@pytest.fixture
+def memo(redis_client: Any, server: SandboxServer) -> RedisMemo:
+    """The store's memo on the run's real Redis, as every job's client has it."""
+    return RedisMemo(redis_client, store_id=str(uuid.uuid4()), address=server.url)
+
+
+def _remembering_client(
+    server: SandboxServer, shop: dict[str, Any], memo: RedisMemo
+) -> tuple[EtsyClient, list[str]]:
+    client, logs = make_client(server, shop)
+    client.conn = dataclasses.replace(client.conn, memo=memo)
+    return client, logs
+
+
+def _calls(server: SandboxServer, shop: dict[str, Any]) -> Counter[str]:
+    return Counter(state(server, shop)["calls"])
+
+
+def _shown(server: SandboxServer, shop: dict[str, Any], listing_id: str) -> dict[str, Any]:
+    """SKU -> (quantity, price in cents) as Etsy holds the listing's inventory."""
+    inventory = state(server, shop)["inventories"][listing_id]
+    return {
+        p["sku"]: (p["offerings"][0]["quantity"], p["offerings"][0]["price"]["amount"])
+        for p in inventory["products"]
+    }
+
+
+def test_a_burst_of_stock_changes_writes_each_listing_with_one_call(server, shop, memo):
+    # Given a listing the hub created (and so read back, with its inventory)
+    client, _ = _remembering_client(server, shop, memo)
+    created = client.create_product(DRAFT)
+    before = _calls(server, shop)
+    # When its stock changes three times in a row, each by a new job's client
+    for quantity in (4, 3, 2):
+        client, _ = _remembering_client(server, shop, memo)
+        client.set_inventory([InventoryUpdate("TOTE-NAT", quantity, created.external_id)])
+    # Then each change was one write, no read, and Etsy holds the last figure, prices untouched
+    assert _calls(server, shop) - before == Counter({"updateListingInventory": 3})
+    assert _shown(server, shop, created.external_id) == {
+        "TOTE-NAT": (2, 2400),
+        "TOTE-BLK": (2, 2600),
+    }
+
+
+def test_a_listing_is_read_again_once_its_read_is_past_the_lifetime(
+    server, shop, memo, monkeypatch
+):
+    monkeypatch.setattr(_etsy_inventory, "READ_LIFETIME_S", 1.0)
+    client, _ = _remembering_client(server, shop, memo)
+    created = client.create_product(DRAFT)  # read at t=0
+    listing = created.external_id
+    time.sleep(0.6)
+    # A write within the lifetime uses the read and does not extend it
+    before = _calls(server, shop)
+    client.set_inventory([InventoryUpdate("TOTE-NAT", 4, listing)])
+    assert _calls(server, shop) - before == Counter({"updateListingInventory": 1})
+    # and the merchant changes a price on Etsy itself
+    merchant, _ = make_client(server, shop)
+    merchant._send_inventory(
+        listing,
+        [
+            {**p, "offerings": [{**p["offerings"][0], "price": 31.0}]}
+            if p["sku"] == "TOTE-BLK"
+            else p
+            for p in _etsy_inventory.writable_products(
+                state(server, shop)["inventories"][listing]["products"]
+            )
+        ],
+    )
+    time.sleep(0.6)  # 1.2 s after the read, 0.6 s after the write
+    # When the stock changes again
+    before = _calls(server, shop)
+    client.set_inventory([InventoryUpdate("TOTE-NAT", 3, listing)])
+    # Then the listing was read again, and the merchant's price stays
+    assert _calls(server, shop) - before == Counter(
+        {"getListingInventory": 1, "updateListingInventory": 1}
+    )
+    assert _shown(server, shop, listing) == {"TOTE-NAT": (3, 2400), "TOTE-BLK": (2, 3100)}
+
+
+def test_a_remembered_inventory_etsy_refuses_or_lacking_the_sku_is_read_again(server, shop, memo):
+    client, logs = _remembering_client(server, shop, memo)
+    created = client.create_product(DRAFT)
+    listing = created.external_id
+    inventories = _etsy_inventory.InventoryMemo(client.conn.memo)
+    # Given a remembered inventory Etsy would refuse (a negative price)
+    [products, _] = inventories.recall(listing)
+    inventories.remember({listing: [{**p, "offerings": [{**p["offerings"][0], "price": -1.0}]}
+                                    for p in products]})  # fmt: skip
+    before = _calls(server, shop)
+    client.set_inventory([InventoryUpdate("TOTE-NAT", 7, listing)])
+    # Then the refused write was followed by a read and a good write
+    assert _calls(server, shop) - before == Counter(
+        {"getListingInventory": 1, "updateListingInventory": 2}
+    )
+    assert _shown(server, shop, listing) == {"TOTE-NAT": (7, 2400), "TOTE-BLK": (2, 2600)}
+    assert any("reading it again" in line for line in logs)
+    # And given a remembered inventory without a SKU the listing now holds
+    inventories.remember({listing: [p for p in products if p["sku"] != "TOTE-BLK"]})
+    before = _calls(server, shop)
+    client.set_inventory([InventoryUpdate("TOTE-BLK", 9, listing)])
+    assert _calls(server, shop) - before == Counter(
+        {"getListingInventory": 1, "updateListingInventory": 1}
+    )
+    assert _shown(server, shop, listing) == {"TOTE-NAT": (7, 2400), "TOTE-BLK": (9, 2600)}
 
 
 def test_bulk_inventory_is_paced_single_calls_and_says_so(server, shop):
