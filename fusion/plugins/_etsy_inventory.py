@@ -33,13 +33,18 @@ READ_LIFETIME_S = 30.0
 KEY = "etsy:inventory:"
 
 
+def money(value: Mapping[str, Any]) -> Decimal:
+    """An Etsy Money object (``{"amount", "divisor", ...}``) as a decimal."""
+    return Decimal(int(value["amount"])) / Decimal(int(value["divisor"]))
+
+
 def writable_products(products: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """A read inventory's products in the shape ``updateListingInventory`` takes (prices as
     decimals, not Money; only the property fields a write sends)."""
     writable = []
     for product in products:
         offering = product["offerings"][0]
-        price = Decimal(offering["price"]["amount"]) / Decimal(offering["price"]["divisor"])
+        price = money(offering["price"])
         writable.append(
             {
                 "sku": product.get("sku") or "",

@@ -46,7 +46,7 @@ from urllib.parse import urlencode
 
 from fusion.errors import MalformedWebhook, PermanentError
 from fusion.plugins._etsy_images import ListingImages, check_image_types
-from fusion.plugins._etsy_inventory import InventoryMemo, writable_products
+from fusion.plugins._etsy_inventory import InventoryMemo, money, writable_products
 from fusion.plugins._etsy_oauth import TokenRefresh
 from fusion.plugins.base import (
     AuthType,
@@ -618,10 +618,6 @@ def _with_images(remote: RemoteProduct, images: Mapping[str, Any]) -> RemoteProd
     return replace(remote, raw={**remote.raw, **images}) if images else remote
 
 
-def _money(value: Mapping[str, Any]) -> Decimal:
-    return Decimal(int(value["amount"])) / Decimal(int(value["divisor"]))
-
-
 def _remote_product(listing: Mapping[str, Any]) -> RemoteProduct:
     products = (listing.get("inventory") or {}).get("products") or []
     return RemoteProduct(
@@ -638,7 +634,7 @@ def _remote_product(listing: Mapping[str, Any]) -> RemoteProduct:
             RemoteVariant(
                 sku=str(p.get("sku") or ""),
                 quantity=int(p["offerings"][0]["quantity"]),
-                price=_money(p["offerings"][0]["price"]),
+                price=money(p["offerings"][0]["price"]),
             )
             for p in products
             if p.get("offerings")
@@ -656,12 +652,12 @@ def order_from_receipt(receipt: Mapping[str, Any]) -> RemoteOrder:
                 OrderLine(
                     sku=str(t.get("sku") or ""),
                     quantity=int(t["quantity"]),
-                    unit_price=_money(t["price"]),
+                    unit_price=money(t["price"]),
                     external_line_id=str(t["transaction_id"]),
                 )
                 for t in receipt.get("transactions") or []
             ],
-            total=_money(total),
+            total=money(total),
             currency=str(total.get("currency_code") or "USD"),
             status=str(receipt.get("status") or "unknown"),
             placed_at=datetime.fromtimestamp(int(receipt["create_timestamp"]), UTC),

@@ -10,32 +10,31 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-import requests
 
 from fusion.inventory.service import PUSH_DEBOUNCE_S
 from fusion.jobs.engine import Engine as JobEngine
 from fusion.sandbox import SandboxServer
 from tests.api.conftest import Team
-from tests.plugins.e2e import ShopSpec, sandboxes
-from tests.support.merchant import channel_shows, connect, new_product, new_sku, ok, publish, run
+from tests.plugins.e2e import sandboxes
+from tests.support.merchant import (
+    channel_shows,
+    connect,
+    new_product,
+    new_sku,
+    ok,
+    publish,
+    run,
+    shop_calls,
+    shop_state,
+)
 
 
 @pytest.fixture(scope="module")
 def etsy() -> Iterator[SandboxServer]:
     with sandboxes(["etsy"]) as started:
         yield started["etsy"]
-
-
-def _shop_state(server: SandboxServer, shop: ShopSpec) -> dict[str, Any]:
-    state = requests.get(f"{server.url}/_sandbox/state", timeout=5).json()["state"]
-    return state[shop.external_id]  # type: ignore[no-any-return]
-
-
-def _calls(server: SandboxServer, shop: ShopSpec) -> Counter[str]:
-    return Counter(_shop_state(server, shop)["calls"])
 
 
 def _push_once_due(team: Team, job_engine: JobEngine, store_id: str) -> None:
@@ -59,15 +58,15 @@ def test_a_steady_state_etsy_push_is_one_call_and_keeps_etsys_prices(
     sku, other = new_sku(), new_sku()
     product_id, [variant_id, _] = new_product(team_a, [sku, other], quantity=10)
     publish(team_a, job_engine, product_id, store_id)
-    [listing] = _shop_state(etsy, shop)["listings"]
+    [listing] = shop_state(etsy, shop)["listings"]
     prices = {
         p["sku"]: p["offerings"][0]["price"]
-        for p in _shop_state(etsy, shop)["inventories"][str(listing["listing_id"])]["products"]
+        for p in shop_state(etsy, shop)["inventories"][str(listing["listing_id"])]["products"]
     }
     # When the stock changes twice through the API and each push runs (a new job each time,
     # so a new client: only the store's memo carries the inventory from one to the next)
     for delta, expected in ((-2, 8), (-3, 5)):
-        before = _calls(etsy, shop)
+        before = shop_calls(etsy, shop)
         ok(
             team_a.operator.post(
                 f"/orgs/{team_a.org_id}/variants/{variant_id}/stock-adjustments",
@@ -77,8 +76,8 @@ def test_a_steady_state_etsy_push_is_one_call_and_keeps_etsys_prices(
         )
         _push_once_due(team_a, job_engine, store_id)
         # Then each push was one call to Etsy, and Etsy shows the hub's figure
-        assert _calls(etsy, shop) - before == Counter({"updateListingInventory": 1})
+        assert shop_calls(etsy, shop) - before == Counter({"updateListingInventory": 1})
         assert channel_shows("etsy", etsy, shop, sku) == expected
         assert channel_shows("etsy", etsy, shop, other) == 10
-    inventory = _shop_state(etsy, shop)["inventories"][str(listing["listing_id"])]
+    inventory = shop_state(etsy, shop)["inventories"][str(listing["listing_id"])]
     assert {p["sku"]: p["offerings"][0]["price"] for p in inventory["products"]} == prices

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-import requests
 
 from fusion.jobs.engine import Engine as JobEngine
 from fusion.plugins.base import ProductDraft, StoreConnection, VariantDraft
@@ -24,22 +23,23 @@ from fusion.security.crypto import Secret
 from tests.api.conftest import Team
 from tests.plugins.e2e import ShopSpec, sandboxes
 from tests.support.egress import LOOPBACK
-from tests.support.merchant import channel_shows, connect, new_product, new_sku, ok, publish, run
+from tests.support.merchant import (
+    channel_shows,
+    connect,
+    new_product,
+    new_sku,
+    ok,
+    publish,
+    run,
+    shop_calls,
+    shop_state,
+)
 
 
 @pytest.fixture(scope="module")
 def shopify() -> Iterator[SandboxServer]:
     with sandboxes(["shopify"]) as started:
         yield started["shopify"]
-
-
-def _shop_state(server: SandboxServer, shop: ShopSpec) -> dict[str, Any]:
-    state = requests.get(f"{server.url}/_sandbox/state", timeout=5).json()["state"]
-    return state[shop.external_id]  # type: ignore[no-any-return]
-
-
-def _calls(server: SandboxServer, shop: ShopSpec) -> Counter[str]:
-    return Counter(_shop_state(server, shop)["calls"])
 
 
 def _adjust(team: Team, variant_id: str, delta: int) -> None:
@@ -100,11 +100,11 @@ def test_a_steady_state_push_is_one_call(
     # When the stock changes twice through the API and each push runs (a new job each time,
     # so a new client: only the store's memo carries the ids from one to the next)
     for delta, expected in ((-2, 8), (-3, 5)):
-        before = _calls(shopify, shop)
+        before = shop_calls(shopify, shop)
         _adjust(team_a, variant_id, delta)
         _push(team_a, job_engine, store_id)
         # Then each push was one call to Shopify, and Shopify shows the hub's figure
-        assert _calls(shopify, shop) - before == Counter({"inventorySetQuantities": 1})
+        assert shop_calls(shopify, shop) - before == Counter({"inventorySetQuantities": 1})
         assert channel_shows("shopify", shopify, shop, sku) == expected
 
 
@@ -116,7 +116,7 @@ def test_an_id_made_stale_on_shopify_is_looked_up_once_and_the_push_lands(
     sku, other = new_sku(), new_sku()
     product_id, [variant_id, _] = new_product(team_a, [sku, other], quantity=10)
     publish(team_a, job_engine, product_id, store_id)
-    [product] = _shop_state(shopify, shop)["products"]
+    [product] = shop_state(shopify, shop)["products"]
     old_item = next(v["inventoryItem"]["id"] for v in product["variants"] if v["sku"] == sku)
     # and the merchant deletes the SKU's variant on Shopify and makes it again (a new
     # inventory item: the id the hub remembers is gone)
@@ -124,26 +124,26 @@ def test_an_id_made_stale_on_shopify_is_looked_up_once_and_the_push_lands(
     variants = {s: VariantDraft(sku=s, price=Decimal("12.50"), quantity=0) for s in (sku, other)}
     merchant.update_product(product["id"], ProductDraft("Mug", [variants[other]]))
     merchant.update_product(product["id"], ProductDraft("Mug", [variants[other], variants[sku]]))
-    [product] = _shop_state(shopify, shop)["products"]
+    [product] = shop_state(shopify, shop)["products"]
     new_item = next(v["inventoryItem"]["id"] for v in product["variants"] if v["sku"] == sku)
     assert new_item != old_item
 
     # When the SKU's stock changes through the API and the push runs
-    before = _calls(shopify, shop)
+    before = shop_calls(shopify, shop)
     _adjust(team_a, variant_id, -4)
     job_id = _push(team_a, job_engine, store_id)
 
     # Then Shopify refused the stale id once, the ids were looked up again, and the push
     # landed on the new variant
-    assert _calls(shopify, shop) - before == Counter(
+    assert shop_calls(shopify, shop) - before == Counter(
         {"inventorySetQuantities": 2, "productVariants": 1, "locations": 1}
     )
     assert channel_shows("shopify", shopify, shop, sku) == 6
     logs = ok(team_a.viewer.get(f"/orgs/{team_a.org_id}/jobs/{job_id}"))["logs"]
     assert any("looked the batch's ids up again" in line["message"] for line in logs)
     # And the next push is one call again, with the id looked up
-    before = _calls(shopify, shop)
+    before = shop_calls(shopify, shop)
     _adjust(team_a, variant_id, -1)
     _push(team_a, job_engine, store_id)
-    assert _calls(shopify, shop) - before == Counter({"inventorySetQuantities": 1})
+    assert shop_calls(shopify, shop) - before == Counter({"inventorySetQuantities": 1})
     assert channel_shows("shopify", shopify, shop, sku) == 5

@@ -1,11 +1,15 @@
 """A merchant's steps through the HTTP API, shared by the front-door tests: connect a store of
 a sandbox, make a product, publish it (running its job with the real engine), and read what a
-channel itself shows of a SKU (from its sandbox's API, not the hub)."""
+channel itself shows of a SKU (from its sandbox's API, not the hub), and what the sandbox
+itself holds and counts of the shop."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
+
+import requests
 
 from fusion.jobs.engine import Engine as JobEngine
 from fusion.jobs.engine import Outcome
@@ -105,3 +109,14 @@ def channel_shows(platform: str, server: SandboxServer, shop: ShopSpec, sku: str
         if sku in product.quantities:
             return int(product.quantities[sku])
     return None
+
+
+def shop_state(server: SandboxServer, shop: ShopSpec) -> dict[str, Any]:
+    """The sandbox's own state of the shop (``/_sandbox/state``)."""
+    state = requests.get(f"{server.url}/_sandbox/state", timeout=5).json()["state"]
+    return state[shop.external_id]  # type: ignore[no-any-return]
+
+
+def shop_calls(server: SandboxServer, shop: ShopSpec) -> Counter[str]:
+    """The API calls the sandbox counted for the shop, by operation."""
+    return Counter(shop_state(server, shop)["calls"])

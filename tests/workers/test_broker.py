@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from kombu import Connection, Exchange, Queue
+from kombu.message import Message
 
 import celeryconfig
 from tests.support.servers import RedisServer
@@ -27,14 +29,21 @@ def broker() -> Iterator[RedisServer]:
         server.close()
 
 
-def _restore_after_the_connection_is_gone(url: str, transport: str) -> None:
-    # Given a channel holding one delivered, unacknowledged message (acks_late)
+def _delivered(url: str, transport: str) -> tuple[Connection, Any, Message]:
+    """A channel holding one delivered, unacknowledged message (acks_late)."""
     conn = Connection(url, transport=transport)
     channel = conn.channel()
     queue = Queue("t", Exchange("t"), "t")
     queue(channel).declare()
     conn.Producer(channel).publish({"job": 1}, exchange="t", routing_key="t")
-    assert queue(channel).get(no_ack=False) is not None
+    message = queue(channel).get(no_ack=False)
+    assert message is not None
+    return conn, channel, message
+
+
+def _restore_after_the_connection_is_gone(url: str, transport: str) -> None:
+    # Given a channel holding one delivered, unacknowledged message (acks_late)
+    conn, channel, _ = _delivered(url, transport)
     # When the consumer has dropped its broken connection (Connection.close and collect
     # leave the transport without its client) and a bootstep then closes the polling
     # channel, which builds a fresh Redis client to restore the message
@@ -58,13 +67,7 @@ def test_the_hubs_transport_leaves_the_message_to_the_broker_and_goes_on(
 
 def _ack_after_the_channel_closed(url: str, transport: str) -> Connection:
     # Given a delivered, unacknowledged message (acks_late) whose job has just finished
-    conn = Connection(url, transport=transport)
-    channel = conn.channel()
-    queue = Queue("t", Exchange("t"), "t")
-    queue(channel).declare()
-    conn.Producer(channel).publish({"job": 1}, exchange="t", routing_key="t")
-    message = queue(channel).get(no_ack=False)
-    assert message is not None
+    conn, channel, message = _delivered(url, transport)
     # When the broker connection drops and the consumer closes the channel before the
     # deferred ack (Celery's call_soon) runs on the event loop
     conn.transport.close_channel(channel)
