@@ -25,7 +25,8 @@ What is measured, per rate:
   flight, so the figure each sale leaves is exact (``overlapping_sales`` counts the sales that
   found no free SKU and share one; then the first channel reading at or below the figure is
   taken). p50 / p95 / max per channel; ``latency_by_origin_s`` is the same by the channel the
-  sale came from (Amazon's include the order queue's poll interval). A sale not seen on a
+  sale came from (Amazon's include the read of its order queue), and
+  ``latency_by_route_s`` by origin and then destination channel. A sale not seen on a
   channel within ``--settle-timeout`` counts in ``not_seen``.
 - calls: API requests each sandbox answered from the start of the sales to the moment every
   sale has settled and no push is pending (control endpoints excluded; Amazon's SQS calls go to
@@ -630,6 +631,7 @@ class Bench:
         sales = watcher.done + watcher.in_flight
         latency: dict[str, Any] = {}
         by_origin: dict[str, Any] = {}
+        by_route: dict[str, Any] = {}  # origin -> destination -> summary
         for p in PLATFORMS:
             others = [s for s in sales if s.origin != p]
             values = sorted(s.seen[p] for s in others if p in s.seen)
@@ -637,6 +639,11 @@ class Bench:
             mine = [s for s in sales if s.origin == p]
             seen = sorted(v for s in mine for v in s.seen.values())
             by_origin[p] = _summary(seen, len(mine) * (len(PLATFORMS) - 1) - len(seen))
+            by_route[p] = {}
+            for q in PLATFORMS:
+                if q != p:
+                    route = sorted(s.seen[q] for s in mine if q in s.seen)
+                    by_route[p][q] = _summary(route, len(mine) - len(route))
         calls = {p: after["requests"][p] - before["requests"][p] for p in PLATFORMS}
         operations = {}
         for p in PLATFORMS:
@@ -655,6 +662,7 @@ class Bench:
             "window_s": round(window_s, 1),
             "latency_s": latency,
             "latency_by_origin_s": by_origin,
+            "latency_by_route_s": by_route,
             "calls": calls,
             "calls_per_sale": {
                 **{p: round(c / len(sales), 3) for p, c in calls.items()},
