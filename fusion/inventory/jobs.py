@@ -44,19 +44,36 @@ from fusion.stores.models import Store
 
 REAL_TIME_PRIORITY = 10  # stock pushes pass catalog work on the same queue
 PUSH_LOCK_TTL_S = 900  # longer than any push (a Shopify bulk run waits up to 600 s)
-PUSH_LOCK_WAIT_S = 5.0  # then the job is rescheduled instead of holding its worker slot
+# A push of a few SKUs ends within this; past it the waiting job goes back to pending, where
+# later changes join it, instead of holding a worker thread while a long push (Amazon's 5
+# patches a second) runs: waiters that hold threads are no longer joinable, so each change
+# would make another, until every thread of the platform's queue waits and the orders behind
+# them (process_webhook) wait too.
+PUSH_LOCK_WAIT_S = 0.5
+PUSH_RETRY_S = (0.5, 5.0)  # bounds of the rescheduled push's delay (half the lock's age)
+
+
+def push_lock_name(store_id: uuid.UUID) -> str:
+    return f"fusion:push:{store_id}"
 
 
 @contextmanager
 def push_lock(ctx: JobContext, store_id: uuid.UUID) -> Iterator[None]:
     """Hold ``store_id``'s push lock for the block. Raises RateLimited (the job is
-    rescheduled, no attempt spent) when another push keeps it longer than
-    ``PUSH_LOCK_WAIT_S``; a lock whose holder died expires after ``PUSH_LOCK_TTL_S``."""
-    lock = redis_for(ctx).lock(
-        f"fusion:push:{store_id}", timeout=PUSH_LOCK_TTL_S, blocking_timeout=PUSH_LOCK_WAIT_S
-    )
+    rescheduled, no attempt spent, due in half the time the holder has held the lock, within
+    ``PUSH_RETRY_S``) when another push keeps it past ``PUSH_LOCK_WAIT_S``; a lock whose
+    holder died expires after ``PUSH_LOCK_TTL_S``."""
+    client = redis_for(ctx)
+    name = push_lock_name(store_id)
+    lock = client.lock(name, timeout=PUSH_LOCK_TTL_S, blocking_timeout=PUSH_LOCK_WAIT_S)
     if not lock.acquire():
-        raise RateLimited(1.0, "another push to this store is running")
+        left_ms = client.pttl(name)  # negative when the holder released it just now
+        held_s = PUSH_LOCK_TTL_S - left_ms / 1000 if left_ms > 0 else 0.0
+        low, high = PUSH_RETRY_S
+        raise RateLimited(
+            min(max(held_s / 2, low), high),
+            f"another push to this store is running (for {held_s:.1f} s)",
+        )
     try:
         yield
     finally:
