@@ -50,6 +50,9 @@ PUSH_LOCK_TTL_S = 900  # longer than any push (a Shopify bulk run waits up to 60
 # would make another, until every thread of the platform's queue waits and the orders behind
 # them (process_webhook) wait too.
 PUSH_LOCK_WAIT_S = 0.5
+# The sync has read the whole remote catalog before it asks for the lock: rescheduled, it
+# would read it again (and spend the store's allowance on it) each time, so it waits longer.
+SYNC_LOCK_WAIT_S = 5.0
 PUSH_RETRY_S = (0.5, 5.0)  # bounds of the rescheduled push's delay (half the lock's age)
 
 
@@ -58,14 +61,16 @@ def push_lock_name(store_id: uuid.UUID) -> str:
 
 
 @contextmanager
-def push_lock(ctx: JobContext, store_id: uuid.UUID) -> Iterator[None]:
+def push_lock(
+    ctx: JobContext, store_id: uuid.UUID, *, wait_s: float = PUSH_LOCK_WAIT_S
+) -> Iterator[None]:
     """Hold ``store_id``'s push lock for the block. Raises RateLimited (the job is
     rescheduled, no attempt spent, due in half the time the holder has held the lock, within
-    ``PUSH_RETRY_S``) when another push keeps it past ``PUSH_LOCK_WAIT_S``; a lock whose
-    holder died expires after ``PUSH_LOCK_TTL_S``."""
+    ``PUSH_RETRY_S``) when another push keeps it past ``wait_s``; a lock whose holder died
+    expires after ``PUSH_LOCK_TTL_S``."""
     client = redis_for(ctx)
     name = push_lock_name(store_id)
-    lock = client.lock(name, timeout=PUSH_LOCK_TTL_S, blocking_timeout=PUSH_LOCK_WAIT_S)
+    lock = client.lock(name, timeout=PUSH_LOCK_TTL_S, blocking_timeout=wait_s)
     if not lock.acquire():
         left_ms = client.pttl(name)  # negative when the holder released it just now
         held_s = PUSH_LOCK_TTL_S - left_ms / 1000 if left_ms > 0 else 0.0
@@ -266,7 +271,7 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
             remote.update(product.quantities)
         note_remote(ctx, store_id, remote)
         ctx.checkpoint()
-        with push_lock(ctx, store_id):
+        with push_lock(ctx, store_id, wait_s=SYNC_LOCK_WAIT_S):
             with ctx.session() as session:
                 hub = hub_stock(session, store_id, None)
             drift = _drift(ctx, hub, remote)

@@ -92,3 +92,32 @@ def test_a_push_waiting_for_its_stores_lock_goes_back_to_pending_and_later_chang
     run(job_engine, push["id"])
     assert channel_shows("shopify", shopify, shop, first) == 8
     assert channel_shows("shopify", shopify, shop, second) == 7
+
+
+def test_a_sync_waits_out_a_short_push_rather_than_reading_the_catalog_again(
+    team_a: Team, job_engine: JobEngine, shopify: SandboxServer, redis_client: redis.Redis
+) -> None:
+    # Given a product published to a Shopify store, and a push to the store running
+    store_id, shop = connect(team_a, shopify, "shopify")
+    sku = new_sku()
+    product_id, _ = new_product(team_a, [sku], 10)
+    publish(team_a, job_engine, product_id, store_id)
+    lock = redis_client.lock(push_lock_name(uuid.UUID(store_id)), timeout=PUSH_LOCK_TTL_S)
+    assert lock.acquire(blocking=False)
+    # When an operator asks for a sync through the API, and it runs while that push lasts
+    # longer than a push waits (it has read Shopify's whole catalog by then)
+    body = {"job_type": "sync_inventory", "store_id": store_id}
+    sync = ok(team_a.operator.post(f"/orgs/{team_a.org_id}/jobs", json=body), 202)
+    outcome: list[Outcome] = []
+    syncing = threading.Thread(
+        target=lambda: outcome.append(job_engine.execute(uuid.UUID(sync["id"])))
+    )
+    syncing.start()
+    time.sleep(PUSH_LOCK_WAIT_S + 1.0)
+    lock.release()
+    syncing.join(30)
+    # Then the sync waited for the lock and finished, in its one run
+    assert outcome == [Outcome.COMPLETED]
+    done = ok(team_a.viewer.get(f"/orgs/{team_a.org_id}/jobs/{sync['id']}"))
+    assert done["status"] == "completed" and done["result"]["checked"] == 1
+    assert channel_shows("shopify", shopify, shop, sku) == 10
