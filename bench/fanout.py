@@ -42,8 +42,10 @@ Targets (reported, not asserted): real-time channels p95 <= 1 s, the others (Ets
 zero throttled answers, calls per sale falling as the rate rises.
 
 Everything is real and started here: Postgres (FUSION_BENCH_DATABASE_URL, else the machine's
-127.0.0.1:5432, else an embedded one; a scratch database), a private redis-server, the API on a
-loopback port in this process (its public URL, which the sandboxes call), one Celery worker per
+127.0.0.1:5432, else an embedded one; a scratch database), a private redis-server, the API as it is
+deployed (gunicorn with the hub's worker class, processes and threads, on a loopback port: its
+public URL, which the sandboxes call; the setup's own requests use a test client of the app in
+this process), one Celery worker per
 queue (shopify, etsy, amazon_sc, printify, default; threads, ``--concurrency``) as
 docker-compose runs them, beat, and the four sandboxes in this process. Hub settings are the
 hub's defaults unless ``--sweep-s`` / ``--order-queue-poll-s`` say otherwise (the JSON records
@@ -179,6 +181,27 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _tree_cpu_s(pid: int) -> float:
+    """:func:`_cpu_s` of a process and its live children (gunicorn's workers)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return _cpu_s(pid) + sum(_cpu_s(int(child)) for child in children)
+
+
+def _wait_http(url: str, timeout_s: float = 60) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s")
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) jiffies of the whole machine, every session included."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -312,35 +335,28 @@ class Bench:
 
     def start_hub(self) -> None:
         from sqlalchemy import text
-        from werkzeug.serving import make_server
 
         from api.app import create_app
         from fusion.config import Settings
         from fusion.db import migrate
         from fusion.db.session import make_engine
         from fusion.sandbox import SANDBOXES, SandboxServer
-        from fusion.sandbox.server import QuietRequestHandler
         from tests.plugins.e2e import Processes
+        from tests.support.servers import free_port
 
         self.text = text
         settings = Settings.from_env(self.hub_env)
         migrate.upgrade(settings)
         assert settings.database_url
         self.admin = make_engine(settings.database_url, pool_size=4)
-        holder: dict[str, Any] = {}
-        self.api_server = make_server(
-            "127.0.0.1",
-            0,
-            lambda env, start: holder["app"](env, start),
-            threaded=True,
-            request_handler=QuietRequestHandler,
-        )
-        self.url = f"http://127.0.0.1:{self.api_server.server_port}"
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
         self.settings = dataclasses.replace(
             settings, public_url=self.url, request_quota_per_minute=10**6
         )
-        holder["app"] = self.app = create_app(self.settings)
-        threading.Thread(target=self.api_server.serve_forever, daemon=True).start()
+        # The setup's own requests go through this process's app (a test client); everything
+        # the sandboxes and the bench send during the sales reaches the API as deployed.
+        self.app = create_app(self.settings)
         self.servers = {p: SandboxServer(SANDBOXES[p]()).start() for p in PLATFORMS}
         self.calls = {p: CallLog(p, s.app) for p, s in self.servers.items()}
         # Amazon's sandbox starts its SQS server (moto) on the first shop; start it here, where
@@ -350,11 +366,15 @@ class Bench:
         env = {k: v for k, v in os.environ.items() if not k.startswith("FUSION_")}
         env.update(self.hub_env)
         env.update({"PYTHONPATH": str(ROOT), "FUSION_PUBLIC_URL": self.url})
+        env["FUSION_REQUEST_QUOTA_PER_MINUTE"] = str(10**6)
         self.procs = Processes(env)
+        self.procs.api(port)
+        _wait_http(f"{self.url}/healthz")
         for queue in (*PLATFORMS, "default"):
             self.procs.worker(queue, concurrency=self.args.concurrency)
         self.procs.beat()
-        self.proc_names = [f"worker {q}" for q in (*PLATFORMS, "default")] + ["beat"]
+        self.proc_names = ["API (gunicorn)"] + [f"worker {q}" for q in (*PLATFORMS, "default")]
+        self.proc_names.append("beat")
         self.effective = {
             "sweep_interval_s": settings.sweep_interval_s,
             "order_queue_poll_s": settings.order_queue_poll_s,
@@ -368,7 +388,6 @@ class Bench:
         steps: list[Any] = []
         if hasattr(self, "procs"):
             steps += [self.procs.stop, *(s.stop for s in self.servers.values())]
-            steps += [self.api_server.shutdown, self.api_server.server_close]
             steps += [self.app.extensions["fusion"].database.dispose, self.admin.dispose]
             if not self.keep_logs:
                 steps.append(lambda: shutil.rmtree(self.procs.dir, ignore_errors=True))
@@ -497,9 +516,9 @@ class Bench:
         with redis.Redis.from_url(self.redis_server.url) as r:
             raw = r.hgetall(RATE_LIMIT_WAITS_KEY)
         waits = {k.decode(): int(float(v)) for k, v in raw.items()}
-        cpu = {"bench (API, sandboxes, watcher)": _cpu_s(os.getpid())}
+        cpu = {"bench (sandboxes, watcher)": _cpu_s(os.getpid())}
         for (proc, _log), name in zip(self.procs.procs, self.proc_names, strict=True):
-            cpu[name] = _cpu_s(proc.pid)
+            cpu[name] = _tree_cpu_s(proc.pid)
         if self.redis_server.proc is not None:
             cpu["redis"] = _cpu_s(self.redis_server.proc.pid)
         return {

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -194,10 +194,13 @@ class Processes:
         self.procs: list[tuple[subprocess.Popen[bytes], Path]] = []
 
     def _spawn(self, name: str, args: list[str]) -> None:
+        self._start(name, [sys.executable, "-m", "celery", "-A", "workers.app", *args])
+
+    def _start(self, name: str, argv: Sequence[str]) -> None:
         log = self.dir / f"{name}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.app", *args],
+                list(argv),
                 env=self.env,
                 cwd=str(ROOT),
                 stdout=out,
@@ -216,6 +219,13 @@ class Processes:
 
     def beat(self) -> None:
         self._spawn("beat", ["beat", "-s", str(self.dir / "beat-schedule"), "-l", "INFO"])
+
+    def api(self, port: int) -> None:
+        """The API on 127.0.0.1:``port`` as it is deployed: gunicorn with the hub's worker
+        class, processes and threads (``fusion.runtime.services.api_server_command``)."""
+        from fusion.runtime.services import api_server_command
+
+        self._start("api", api_server_command(sys.executable, "api.wsgi:app", f"127.0.0.1:{port}"))
 
     def output(self) -> str:
         return "\n".join(log.read_text(errors="replace") for _, log in self.procs)
