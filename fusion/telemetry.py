@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import functools
 import json
 import logging
 import os
@@ -125,14 +126,21 @@ class Histogram:
         seconds = max(float(seconds), 0.0)
         at = bisect.bisect_left(self.buckets, seconds)
         bound = "+Inf" if at == len(self.buckets) else repr(self.buckets[at])
-        labels = [str(v) for v in values]
+        bucket, count, total = _histogram_fields(tuple(str(v) for v in values), bound)
         _pending.add(
-            counts=(
-                (self.key, field_of([*labels, "le", bound])),
-                (self.key, field_of([*labels, "count"])),
-            ),
-            sum_=((self.key, field_of([*labels, "sum"])), seconds),
+            counts=((self.key, bucket), (self.key, count)), sum_=((self.key, total), seconds)
         )
+
+
+@functools.lru_cache(maxsize=4096)
+def _histogram_fields(labels: tuple[str, ...], bound: str) -> tuple[str, str, str]:
+    """The bucket, count and sum fields of one label set (cached: a worker observes the same
+    few label sets on every job)."""
+    return (
+        field_of([*labels, "le", bound]),
+        field_of([*labels, "count"]),
+        field_of([*labels, "sum"]),
+    )
 
 
 class _Pending:
