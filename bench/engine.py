@@ -1,6 +1,7 @@
 """Benchmark: the job engine against raw Celery, on the same broker, pool and concurrency.
 
     .venv/bin/python bench/engine.py [--jobs 5000] [--workers 2] [--concurrency 8] [--rounds 3]
+        [--out bench/results/engine.json]
 
 Starts what it needs (embedded Postgres and Redis under a temp home unless FUSION_DATABASE_URL
 and FUSION_REDIS_URL are set), real ``celery worker`` processes (threads pool) and beat, and
@@ -28,7 +29,8 @@ Dramatiq, engine, engine one message per job, then again), each round on freshly
 workers; the medians are reported (every round's figure is kept in the JSON too), so a noisy
 moment on the machine does not decide the ratio. The load average is kept with the figures.
 
-Prints every figure and writes them to bench/results/engine.json with the command. This module
+Prints every figure and writes them to bench/results/engine.json (or ``--out``) with the
+command. This module
 is also imported by the benchmark's workers (PYTHONPATH=bench): it registers ``bench.noop`` and
 ``bench.sleep`` and defines ``raw_app`` for the raw Celery side.
 """
@@ -422,6 +424,9 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS, help="where to write the figures (JSON)"
+    )
     args = parser.parse_args()
     extras.require("bench", "bench/engine.py's Dramatiq baseline")
     bench = Bench(args)
@@ -528,9 +533,9 @@ def main() -> int:
             "wall_s": round(time.monotonic() - started, 1),
             "load_average": _load(),
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-        print(f"wrote {RESULTS.relative_to(ROOT)} in {results['wall_s']} s")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out} in {results['wall_s']} s")
         return 0
     except (FusionError, RuntimeError) as exc:
         print(f"bench failed: {exc}; logs in {bench.tmp}", file=sys.stderr)

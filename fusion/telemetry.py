@@ -10,13 +10,24 @@ without persistence, a flush), which ``rate()`` reads as an ordinary counter res
 The Redis client is installed once per process (:func:`install`: the worker runtime, the
 API app); until then, and whenever Redis is down, recording does nothing. Recording never
 raises: a metric must not fail the job, the delivery or the movement it counts.
+
+Histogram observations (two per job attempt) are not a Redis round trip each: they are summed
+in memory by hash field and written every ``FLUSH_S`` by a daemon thread (and at exit), in
+one MULTI/EXEC, so a worker thread never waits on Redis to finish a job. A bench profile of
+no-op jobs found two thirds of a worker's time in those round trips before. The price: a
+scrape sees an observation up to ``FLUSH_S`` late, and a process killed outright (SIGKILL)
+loses at most its last ``FLUSH_S`` of observations. Counters stay one round trip each: they
+count rarer things (webhooks, pushes, throttles) whose callers already pay a network call.
 """
 
 from __future__ import annotations
 
+import atexit
 import bisect
+import functools
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +43,8 @@ PREFIX = "fusion:metrics:"
 WORKER_HEARTBEAT_KEY = f"{PREFIX}worker_heartbeat"
 BEAT_HEARTBEAT_KEY = f"{PREFIX}beat_heartbeat"
 HEARTBEAT_S = 15.0
+# How long a histogram observation may wait in memory before it is written to Redis.
+FLUSH_S = 1.0
 # Counts kept on a session until its transaction commits (dropped if it rolls back).
 _PENDING = "fusion_telemetry_pending"
 
@@ -113,14 +126,81 @@ class Histogram:
         seconds = max(float(seconds), 0.0)
         at = bisect.bisect_left(self.buckets, seconds)
         bound = "+Inf" if at == len(self.buckets) else repr(self.buckets[at])
-        labels = [str(v) for v in values]
+        bucket, count, total = _histogram_fields(tuple(str(v) for v in values), bound)
+        _pending.add(
+            counts=((self.key, bucket), (self.key, count)), sum_=((self.key, total), seconds)
+        )
+
+
+@functools.lru_cache(maxsize=4096)
+def _histogram_fields(labels: tuple[str, ...], bound: str) -> tuple[str, str, str]:
+    """The bucket, count and sum fields of one label set (cached: a worker observes the same
+    few label sets on every job)."""
+    return (
+        field_of([*labels, "le", bound]),
+        field_of([*labels, "count"]),
+        field_of([*labels, "sum"]),
+    )
+
+
+class _Pending:
+    """This process's histogram observations not yet in Redis, summed by (key, field), and
+    the daemon thread that writes them every ``FLUSH_S``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[tuple[str, str], int] = {}
+        self._sums: dict[tuple[str, str], float] = {}
+        self._pid = 0  # the process whose flusher runs: a forked child starts its own
+
+    def add(
+        self, *, counts: Sequence[tuple[str, str]], sum_: tuple[tuple[str, str], float]
+    ) -> None:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start()
+            for at in counts:
+                self._counts[at] = self._counts.get(at, 0) + 1
+            at, seconds = sum_
+            self._sums[at] = self._sums.get(at, 0.0) + seconds
+
+    def flush(self) -> None:
+        """Write what is pending in one MULTI/EXEC (a scrape never sees half of it); lost,
+        like any recording, if Redis is unreachable."""
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            sums, self._sums = self._sums, {}
+        if not counts and not sums:
+            return
 
         def commands(pipe: Any) -> None:
-            pipe.hincrby(self.key, field_of([*labels, "le", bound]), 1)
-            pipe.hincrby(self.key, field_of([*labels, "count"]), 1)
-            pipe.hincrbyfloat(self.key, field_of([*labels, "sum"]), seconds)
+            for (key, fld), n in counts.items():
+                pipe.hincrby(key, fld, n)
+            for (key, fld), seconds in sums.items():
+                pipe.hincrbyfloat(key, fld, seconds)
 
         _run(commands)
+
+    def _start(self) -> None:
+        # Called with the lock held. A forked child drops what its parent had pending (the
+        # parent writes it) and flushes its own from a thread of its own.
+        self._pid = os.getpid()
+        self._counts, self._sums = {}, {}
+        threading.Thread(target=self._loop, name="fusion-telemetry-flush", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_S)
+            self.flush()
+
+
+_pending = _Pending()
+atexit.register(_pending.flush)
+
+
+def flush() -> None:
+    """Write this process's pending histogram observations to Redis now."""
+    _pending.flush()
 
 
 JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)

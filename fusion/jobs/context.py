@@ -120,20 +120,20 @@ class JobContext:
         the job is no longer this worker's."""
         if self.leases is not None:
             self.leases.renew_one(self.job_id)
-        if self.flags.lost.is_set():
+        if self.flags.lost:
             raise LeaseLost(f"job {self.job_id} is no longer held by {self.worker_id}")
-        if self.flags.cancelled.is_set():
+        if self.flags.cancelled:
             raise Cancelled("cancelled at a checkpoint")
 
     @property
     def cancel_requested(self) -> bool:
         """Whether cancellation has been seen (by the heartbeat or a checkpoint)."""
-        return self.flags.cancelled.is_set()
+        return self.flags.cancelled
 
     @property
     def lease_lost(self) -> bool:
         """Whether a renewal found the job no longer this worker's."""
-        return self.flags.lost.is_set()
+        return self.flags.lost
 
     @contextmanager
     def session(self) -> Iterator[Session]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -23,13 +23,15 @@ log = logging.getLogger(__name__)
 HEARTBEAT = text("SELECT id, cancel_requested FROM job_heartbeat(:worker, :ids, :lease)")
 
 
-@dataclass(frozen=True)
+@dataclass
 class LeaseFlags:
     """What the renewals learnt about one running job: cancellation was asked for, or the
-    job is no longer this worker's. Set by the keeper, read by the job's context."""
+    job is no longer this worker's. Set by the keeper's thread, read by the job's context at
+    its next check: plain attributes (nobody waits on them), so holding a job costs no locks
+    (two Events per job were a tenth of a bulk worker's time)."""
 
-    cancelled: threading.Event = field(default_factory=threading.Event)
-    lost: threading.Event = field(default_factory=threading.Event)
+    cancelled: bool = False
+    lost: bool = False
 
 
 class LeaseKeeper:
@@ -94,9 +96,9 @@ class LeaseKeeper:
         held = {row.id: row.cancel_requested for row in rows}
         for job_id, flags in jobs.items():
             if job_id not in held:
-                flags.lost.set()
+                flags.lost = True
             elif held[job_id]:
-                flags.cancelled.set()
+                flags.cancelled = True
 
     def _loop(self) -> None:
         interval = max(self.lease_s / 3, 0.5)

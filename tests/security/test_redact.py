@@ -21,6 +21,28 @@ def test_shapes_are_redacted() -> None:
     assert "b=1" in out and "https://x.test/a" in out
 
 
+def test_each_shape_alone_in_a_line_is_redacted_whatever_its_case() -> None:
+    # A line is scanned once for what any shape needs before the shapes run: none may slip by.
+    alone = {
+        f"job ran {JWT}": JWT,
+        "got shpca_9f8e7d": "shpca_9f8e7d",
+        "got shppa_x1": "shppa_x1",
+        "sig whsec_abc": "whsec_abc",
+        "header BEARER Zm9vYmFy": "Zm9vYmFy",
+        "lwa Atzr|IwEBIA-refresh": "Atzr|IwEBIA-refresh",
+        "url ?Token=t0psecr3t&x=1": "t0psecr3t",
+        "API_KEY: hunter2": "hunter2",
+        "Signature=0xdeadbeef": "0xdeadbeef",
+        "{'Password': 'pa55'}": "pa55",
+        "client_secret=cs-42": "cs-42",
+    }
+    for line, leaked in alone.items():
+        out = redact_text(line)
+        assert leaked not in out and REDACTED in out, line
+    clean = "Task fusion.run_job[3f2a0c1e-9b7d-4e5f-8a6b-1c2d3e4f5a6b] succeeded in 0.01s"
+    assert redact_text(clean) == clean
+
+
 def test_mappings_are_redacted_by_key_name_and_walked() -> None:
     data = {"Authorization": "plain", "nested": [{"x-api-key": "k:s", "sku": "A-1"}]}
     assert redact(data) == {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -62,6 +62,19 @@ def scrape(client: FlaskClient) -> tuple[dict[str, Any], Samples]:
         for s in f.samples
     }
     return families, samples
+
+
+def scrape_when(
+    client: FlaskClient, ready: Callable[[Samples], bool], timeout: float = 10.0
+) -> tuple[dict[str, Any], Samples]:
+    """The first scrape whose samples are ``ready`` (or the last, after ``timeout``): a worker
+    writes its histogram observations every ``telemetry.FLUSH_S``, a moment after the job."""
+    deadline = time.monotonic() + timeout
+    while True:
+        families, samples = scrape(client)
+        if ready(samples) or time.monotonic() > deadline:
+            return families, samples
+        time.sleep(0.1)
 
 
 def value(samples: Samples, name: str, **labels: str) -> float:
@@ -122,19 +135,30 @@ def test_job_run_time_and_queue_wait_are_histograms_that_outlive_a_worker(
     ids = [_enqueue(database, org_a, "test.record", sleep_s=0.3) for _ in range(3)]
     ids.append(_enqueue(database, org_a, "test.fail", error="permanent"))
     wait_until(lambda: _finished(database, org_a, ids), 30)
-    families, second = scrape(scraper)
+    failed = {"job_type": "test.fail", "queue": "default", "outcome": "failed"}
+    record = {"job_type": "test.record", "queue": "default"}
+
+    def grown(samples: Samples, name: str, **labels: str) -> float:
+        return value(samples, name, **labels) - value(first, name, **labels)
+
+    families, second = scrape_when(
+        scraper,
+        lambda s: (
+            grown(s, f"{run}_count", **completed) >= 3
+            and grown(s, f"{run}_count", **failed) >= 1
+            and grown(s, f"{wait}_count", **record) >= 3
+        ),
+    )
     # Then each run is one observation of the run-time histogram, under its outcome
     assert (
         value(second, f"{run}_count", **completed) - value(first, f"{run}_count", **completed) == 3
     )
-    failed = {"job_type": "test.fail", "queue": "default", "outcome": "failed"}
     assert value(second, f"{run}_count", **failed) - value(first, f"{run}_count", **failed) == 1
     assert value(second, f"{run}_sum", **completed) - value(first, f"{run}_sum", **completed) >= 0.9
     buckets, count = histogram(families, run, **completed)
     assert buckets == sorted(buckets) and buckets[-1] == count  # cumulative, +Inf is the count
     fast = value(second, f"{run}_bucket", le="0.25", **completed)
     assert fast - value(first, f"{run}_bucket", le="0.25", **completed) == 0  # each took 0.3s+
-    record = {"job_type": "test.record", "queue": "default"}
     assert value(second, f"{wait}_count", **record) - value(first, f"{wait}_count", **record) == 3
     wait_buckets, wait_count = histogram(families, wait, **record)
     assert wait_buckets == sorted(wait_buckets) and wait_buckets[-1] == wait_count
@@ -147,7 +171,7 @@ def test_job_run_time_and_queue_wait_are_histograms_that_outlive_a_worker(
     celery.worker("w2")
     more = [_enqueue(database, org_a, "test.record") for _ in range(2)]
     wait_until(lambda: _finished(database, org_a, more), 30)
-    families, third = scrape(scraper)
+    families, third = scrape_when(scraper, lambda s: grown(s, f"{run}_count", **completed) >= 5)
     # Then the counts went on from where they were: nothing was lost with the first worker
     assert (
         value(third, f"{run}_count", **completed) - value(first, f"{run}_count", **completed) == 5
@@ -266,3 +290,28 @@ def test_webhooks_orders_stock_and_stores_are_counted(
     assert abs(synced_at - synced.timestamp()) < 0.01
     assert abs(pulled_at - pulled.timestamp()) < 0.01
     assert value(second, "fusion_approvals_pending") == 0
+
+
+def test_histogram_observations_reach_redis_in_one_write_per_flush_not_one_per_job(
+    redis_client: Any,
+) -> None:
+    previous = telemetry.installed()
+    telemetry.install(redis_client)
+    job_type = f"test.batched.{uuid.uuid4().hex[:8]}"
+    try:
+        telemetry.flush()
+        execs = redis_client.info("commandstats").get("cmdstat_exec", {}).get("calls", 0)
+        # When a worker's threads observe 50 job runs
+        for _ in range(50):
+            telemetry.JOB_RUN_SECONDS.observe(0.01, job_type, "default", "completed")
+        telemetry.flush()
+        # Then they reach Redis summed, in one MULTI/EXEC (two if the flusher's second ticked
+        # meanwhile), not 50
+        after = redis_client.info("commandstats")["cmdstat_exec"]["calls"]
+        assert after - execs <= 2
+        count = telemetry.field_of([job_type, "default", "completed", "count"])
+        assert int(redis_client.hget(telemetry.JOB_RUN_SECONDS.key, count)) == 50
+        total = telemetry.field_of([job_type, "default", "completed", "sum"])
+        assert float(redis_client.hget(telemetry.JOB_RUN_SECONDS.key, total)) == pytest.approx(0.5)
+    finally:
+        telemetry.install(previous)
