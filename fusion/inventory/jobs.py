@@ -17,7 +17,9 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from redis.exceptions import LockError
+from redis.lock import Lock
 from sqlalchemy.orm import Session
 
 from fusion import telemetry
@@ -44,16 +46,14 @@ from fusion.stores.models import Store
 
 REAL_TIME_PRIORITY = 10  # stock pushes pass catalog work on the same queue
 PUSH_LOCK_TTL_S = 900  # longer than any push (a Shopify bulk run waits up to 600 s)
-# A push of a few SKUs ends within this; past it the waiting job goes back to pending, where
-# later changes join it, instead of holding a worker thread while a long push (Amazon's 5
-# patches a second) runs: waiters that hold threads are no longer joinable, so each change
-# would make another, until every thread of the platform's queue waits and the orders behind
-# them (process_webhook) wait too.
-PUSH_LOCK_WAIT_S = 0.5
-# The sync has read the whole remote catalog before it asks for the lock: rescheduled, it
-# would read it again (and spend the store's allowance on it) each time, so it waits longer.
-SYNC_LOCK_WAIT_S = 5.0
-PUSH_RETRY_S = (0.5, 5.0)  # bounds of the rescheduled push's delay (half the lock's age)
+# A push that finds the lock held waits for it (up to PUSH_LOCK_WAIT_S) only if no other push
+# to the store is waiting already; the others go back to pending at once, where later changes
+# join them. Waiters hold worker threads and are no longer joinable, so if every push waited,
+# each change would make another while a long push (Amazon's 5 patches a second) runs, until
+# every thread of the platform's queue waited and the orders behind them (process_webhook)
+# waited too. One waiter per store takes the lock the moment it is free.
+PUSH_LOCK_WAIT_S = 5.0
+PUSH_RETRY_S = (0.2, 5.0)  # bounds of a rescheduled push's delay (half the lock's age)
 
 
 def push_lock_name(store_id: uuid.UUID) -> str:
@@ -61,17 +61,17 @@ def push_lock_name(store_id: uuid.UUID) -> str:
 
 
 @contextmanager
-def push_lock(
-    ctx: JobContext, store_id: uuid.UUID, *, wait_s: float = PUSH_LOCK_WAIT_S
-) -> Iterator[None]:
-    """Hold ``store_id``'s push lock for the block. Raises RateLimited (the job is
-    rescheduled, no attempt spent, due in half the time the holder has held the lock, within
-    ``PUSH_RETRY_S``) when another push keeps it past ``wait_s``; a lock whose holder died
+def push_lock(ctx: JobContext, store_id: uuid.UUID, *, always_wait: bool = False) -> Iterator[None]:
+    """Hold ``store_id``'s push lock for the block, waiting up to ``PUSH_LOCK_WAIT_S`` for it
+    when no other job is waiting for it already (or ``always_wait``: the sync, which has read
+    the whole remote catalog by the time it asks, and would read it again if rescheduled).
+    Otherwise raises RateLimited: the job is rescheduled, no attempt spent, due in half the
+    time the holder has held the lock (within ``PUSH_RETRY_S``). A lock whose holder died
     expires after ``PUSH_LOCK_TTL_S``."""
     client = redis_for(ctx)
     name = push_lock_name(store_id)
-    lock = client.lock(name, timeout=PUSH_LOCK_TTL_S, blocking_timeout=wait_s)
-    if not lock.acquire():
+    lock = client.lock(name, timeout=PUSH_LOCK_TTL_S, blocking_timeout=PUSH_LOCK_WAIT_S)
+    if not lock.acquire(blocking=False) and not _wait_for(client, lock, name, always_wait):
         left_ms = client.pttl(name)  # negative when the holder released it just now
         held_s = PUSH_LOCK_TTL_S - left_ms / 1000 if left_ms > 0 else 0.0
         low, high = PUSH_RETRY_S
@@ -86,6 +86,20 @@ def push_lock(
             lock.release()
         except LockError:  # expired and perhaps taken: nothing of ours to release
             ctx.log("the store's push lock expired before the push ended", "warning")
+
+
+def _wait_for(client: redis.Redis, lock: Lock, name: str, always: bool) -> bool:
+    """Wait for the held ``lock`` as the store's one waiter (``always``: whoever waits);
+    whether it was taken."""
+    if always:
+        return bool(lock.acquire())
+    waiter = f"{name}:waiter"
+    if not client.set(waiter, 1, nx=True, px=int(PUSH_LOCK_WAIT_S * 1000) + 1000):
+        return False
+    try:
+        return bool(lock.acquire())
+    finally:
+        client.delete(waiter)
 
 
 def _push(
@@ -271,7 +285,7 @@ def sync_inventory(ctx: JobContext) -> dict[str, Any]:
             remote.update(product.quantities)
         note_remote(ctx, store_id, remote)
         ctx.checkpoint()
-        with push_lock(ctx, store_id, wait_s=SYNC_LOCK_WAIT_S):
+        with push_lock(ctx, store_id, always_wait=True):
             with ctx.session() as session:
                 hub = hub_stock(session, store_id, None)
             drift = _drift(ctx, hub, remote)
