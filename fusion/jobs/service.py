@@ -89,9 +89,11 @@ def enqueue(
     return enqueue_many(session, org_id=org_id, specs=[spec], settings=settings)[0]
 
 
+# Serialises coalescing per (store, job type) so two concurrent changes never both miss the
+# pending job and make two.
+COALESCE_LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 # A pending job of the type on the store, due soon (not one waiting out a retry backoff),
-# unless a worker claiming it or another transaction joining it holds its row; its ``skus``
-# become the union.
+# locked unless a worker is claiming it right now; its ``skus`` become the union.
 JOIN_PENDING = text(
     """
     UPDATE jobs SET payload = jsonb_set(payload, '{skus}', (
@@ -128,15 +130,9 @@ def enqueue_or_join(
     """A job of ``job_type`` on ``store_id`` that covers ``skus``: the store's pending one of
     that type, with ``skus`` added to its payload's ``skus`` (and a line in its log), or else
     a new one due in ``delay_s`` (the window in which further changes join it). In the
-    caller's transaction. Raises as :func:`enqueue` for a new job.
-
-    Nothing waits here: a pending job that another transaction is joining right now is
-    skipped (its row is locked until that transaction ends), and with none other free a new
-    job is made. Concurrent changes may so make two pending pushes where one would do, each
-    sending the figures it reads when it runs; serialising them instead (a lock per store held
-    to each order's commit) queued every order of a busy org behind the slowest transaction
-    that touched the same store: at 10 sales a second, 20 orders waiting at once."""
+    caller's transaction. Raises as :func:`enqueue` for a new job."""
     wanted = sorted(set(skus))
+    session.execute(COALESCE_LOCK, {"key": f"coalesce:{job_type}:{store_id}"})
     joined = session.execute(
         JOIN_PENDING,
         {

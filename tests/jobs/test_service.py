@@ -17,7 +17,6 @@ from fusion.jobs.lanes import BULK_BACKLOG, Lane
 from fusion.jobs.models import JobStatus
 from fusion.jobs.service import JobSpec
 from tests.jobs.conftest import RecordingDispatcher, executions_of
-from tests.support.seed import seed_org
 
 pytestmark = pytest.mark.usefixtures("executions")
 
@@ -221,27 +220,3 @@ def test_another_orgs_job_is_not_found(
         for action in (service.get_job, service.cancel, service.rerun, service.job_logs):
             with pytest.raises(NotFound):
                 action(session, job.id)
-
-
-def test_a_change_never_waits_for_another_transaction_joining_the_stores_pending_push(
-    database: Database, admin_engine: Engine, org_a: uuid.UUID
-) -> None:
-    store = seed_org(admin_engine, org_a)["stores"]
-    push = {"org_id": org_a, "job_type": "push_inventory", "store_id": store, "delay_s": 5.0}
-    with database.org_session(org_a) as session:
-        pending = service.enqueue_or_join(session, skus=["A"], **push)
-    with database.org_session(org_a) as joining:
-        assert service.enqueue_or_join(joining, skus=["B"], **push).id == pending.id
-        # While that join is not yet committed, another change to the store's stock neither
-        # waits for it (the lock timeout would raise) nor loses its SKU: it makes a new push
-        with database.org_session(org_a) as other:
-            other.execute(text("SET LOCAL lock_timeout = '2s'"))
-            made = service.enqueue_or_join(other, skus=["C"], **push)
-        assert made.id != pending.id
-    with admin_engine.connect() as conn:
-        skus = dict(
-            conn.execute(
-                text("SELECT id, payload -> 'skus' FROM jobs WHERE job_type = 'push_inventory'")
-            ).all()
-        )
-    assert skus == {pending.id: ["A", "B"], made.id: ["C"]}
