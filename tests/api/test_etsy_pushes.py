@@ -19,6 +19,7 @@ from fusion.sandbox import SandboxServer
 from tests.api.conftest import Team
 from tests.plugins.e2e import sandboxes
 from tests.support.merchant import (
+    adjust_stock,
     channel_shows,
     connect,
     new_product,
@@ -67,13 +68,7 @@ def test_a_steady_state_etsy_push_is_one_call_and_keeps_etsys_prices(
     # so a new client: only the store's memo carries the inventory from one to the next)
     for delta, expected in ((-2, 8), (-3, 5)):
         before = shop_calls(etsy, shop)
-        ok(
-            team_a.operator.post(
-                f"/orgs/{team_a.org_id}/variants/{variant_id}/stock-adjustments",
-                json={"delta": delta, "reason": "a correction"},
-            ),
-            201,
-        )
+        adjust_stock(team_a, variant_id, delta)
         _push_once_due(team_a, job_engine, store_id)
         # Then each push was one call to Etsy, and Etsy shows the hub's figure
         assert shop_calls(etsy, shop) - before == Counter({"updateListingInventory": 1})

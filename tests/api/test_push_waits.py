@@ -27,23 +27,22 @@ from fusion.jobs.engine import Outcome
 from fusion.sandbox import SandboxServer
 from tests.api.conftest import Team
 from tests.plugins.e2e import sandboxes
-from tests.support.merchant import channel_shows, connect, new_product, new_sku, ok, publish, run
+from tests.support.merchant import (
+    adjust_stock,
+    channel_shows,
+    connect,
+    new_product,
+    new_sku,
+    ok,
+    publish,
+    run,
+)
 
 
 @pytest.fixture(scope="module")
 def shopify() -> Iterator[SandboxServer]:
     with sandboxes(["shopify"]) as started:
         yield started["shopify"]
-
-
-def _adjust(team: Team, variant_id: str, delta: int) -> None:
-    ok(
-        team.operator.post(
-            f"/orgs/{team.org_id}/variants/{variant_id}/stock-adjustments",
-            json={"delta": delta, "reason": "a correction"},
-        ),
-        201,
-    )
 
 
 def _pushes(team: Team, store_id: str) -> dict[str, dict[str, Any]]:
@@ -88,16 +87,16 @@ def test_one_push_waits_for_its_stores_lock_and_the_next_goes_back_to_pending_fo
     # and another push to the store running (holding the store's push lock)
     lock = _held_lock(redis_client, store_id)
     # When the first SKU's stock changes and its push starts: it waits for the lock
-    _adjust(team_a, variants[0], -1)
+    adjust_stock(team_a, variants[0], -1)
     [waiting] = _pushes(team_a, store_id)
     waited = _in_thread(job_engine, waiting)
     time.sleep(0.5)
     # and the second SKU's change makes another push, which finds a push waiting already
-    _adjust(team_a, variants[1], -2)
+    adjust_stock(team_a, variants[1], -2)
     [second] = set(_pushes(team_a, store_id)) - {waiting}
     run(job_engine, second, Outcome.RESCHEDULED)
     # Then that one is pending again, and the third SKU's change joins it
-    _adjust(team_a, variants[2], -3)
+    adjust_stock(team_a, variants[2], -3)
     pushes = _pushes(team_a, store_id)
     assert set(pushes) == {waiting, second}, [(p["status"], p["payload"]) for p in pushes.values()]
     assert pushes[waiting]["status"] == "running"
@@ -124,7 +123,7 @@ def test_a_sync_waits_for_the_lock_even_behind_a_waiting_push(
     product_id, [variant] = new_product(team_a, [sku], 10)
     publish(team_a, job_engine, product_id, store_id)
     lock = _held_lock(redis_client, store_id)
-    _adjust(team_a, variant, -4)
+    adjust_stock(team_a, variant, -4)
     [push] = _pushes(team_a, store_id)
     pushed = _in_thread(job_engine, push)
     time.sleep(0.5)

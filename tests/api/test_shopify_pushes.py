@@ -24,6 +24,7 @@ from tests.api.conftest import Team
 from tests.plugins.e2e import ShopSpec, sandboxes
 from tests.support.egress import LOOPBACK
 from tests.support.merchant import (
+    adjust_stock,
     channel_shows,
     connect,
     new_product,
@@ -40,16 +41,6 @@ from tests.support.merchant import (
 def shopify() -> Iterator[SandboxServer]:
     with sandboxes(["shopify"]) as started:
         yield started["shopify"]
-
-
-def _adjust(team: Team, variant_id: str, delta: int) -> None:
-    ok(
-        team.operator.post(
-            f"/orgs/{team.org_id}/variants/{variant_id}/stock-adjustments",
-            json={"delta": delta, "reason": "a correction"},
-        ),
-        201,
-    )
 
 
 def _pending_push(team: Team, store_id: str) -> str:
@@ -101,7 +92,7 @@ def test_a_steady_state_push_is_one_call(
     # so a new client: only the store's memo carries the ids from one to the next)
     for delta, expected in ((-2, 8), (-3, 5)):
         before = shop_calls(shopify, shop)
-        _adjust(team_a, variant_id, delta)
+        adjust_stock(team_a, variant_id, delta)
         _push(team_a, job_engine, store_id)
         # Then each push was one call to Shopify, and Shopify shows the hub's figure
         assert shop_calls(shopify, shop) - before == Counter({"inventorySetQuantities": 1})
@@ -130,7 +121,7 @@ def test_an_id_made_stale_on_shopify_is_looked_up_once_and_the_push_lands(
 
     # When the SKU's stock changes through the API and the push runs
     before = shop_calls(shopify, shop)
-    _adjust(team_a, variant_id, -4)
+    adjust_stock(team_a, variant_id, -4)
     job_id = _push(team_a, job_engine, store_id)
 
     # Then Shopify refused the stale id once, the ids were looked up again, and the push
@@ -143,7 +134,7 @@ def test_an_id_made_stale_on_shopify_is_looked_up_once_and_the_push_lands(
     assert any("looked the batch's ids up again" in line["message"] for line in logs)
     # And the next push is one call again, with the id looked up
     before = shop_calls(shopify, shop)
-    _adjust(team_a, variant_id, -1)
+    adjust_stock(team_a, variant_id, -1)
     _push(team_a, job_engine, store_id)
     assert shop_calls(shopify, shop) - before == Counter({"inventorySetQuantities": 1})
     assert channel_shows("shopify", shopify, shop, sku) == 5

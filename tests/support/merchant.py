@@ -52,6 +52,17 @@ def connect(team: Team, server: SandboxServer, platform: str) -> tuple[str, Shop
     return str(store["id"]), shop
 
 
+def adjust_stock(team: Team, variant_id: str, delta: int) -> None:
+    """A stock adjustment of the variant through the API, as an operator makes one."""
+    ok(
+        team.operator.post(
+            f"/orgs/{team.org_id}/variants/{variant_id}/stock-adjustments",
+            json={"delta": delta, "reason": "a correction"},
+        ),
+        201,
+    )
+
+
 def new_product(team: Team, skus: list[str], quantity: int = 5) -> tuple[str, list[str]]:
     """A product with one variant per SKU, each holding ``quantity``: (product id, variant ids)."""
     org = f"/orgs/{team.org_id}"
