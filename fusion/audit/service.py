@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from fusion.audit.models import AuditLog
@@ -62,22 +62,30 @@ def record(
     resource_id: uuid.UUID | None,
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
-) -> AuditLog:
+) -> None:
     """Append one entry to ``org_id``'s chain (the database fills seq and hashes). ``actor`` None
-    means the system. Secret-named keys in before/after are removed, not stored."""
-    entry = AuditLog(
-        org_id=org_id,
-        actor_type=(actor.actor_type if actor else ActorType.SYSTEM).value,
-        actor_id=actor.actor_id if actor else None,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        before=_scrub(before),
-        after=_scrub(after),
-    )
-    session.add(entry)
+    means the system. Secret-named keys in before/after are removed, not stored.
+
+    One prebuilt INSERT (every write makes one: no ORM object, no statement built per call);
+    the ORM's pending changes are flushed first, so the entry follows what it records."""
     session.flush()
-    return entry
+    session.execute(
+        _INSERT,
+        {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "actor_type": (actor.actor_type if actor else ActorType.SYSTEM).value,
+            "actor_id": actor.actor_id if actor else None,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "before": _scrub(before),
+            "after": _scrub(after),
+        },
+    )
+
+
+_INSERT = insert(AuditLog.metadata.tables[AuditLog.__tablename__])
 
 
 def _scrub(data: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ import enum
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from fusion.auth.models import OrgMember, Role
@@ -80,11 +80,12 @@ def role_in_org(session: Session, principal: Principal, org_id: uuid.UUID) -> Ro
     ``org_id``: RLS makes other orgs' memberships invisible anyway."""
     if principal.actor_type is ActorType.API_KEY:
         return principal.key_role if principal.key_org_id == org_id else None
-    return session.scalar(
-        select(OrgMember.role).where(
-            OrgMember.org_id == org_id, OrgMember.user_id == principal.actor_id
-        )
-    )
+    return session.scalar(_ROLE, {"org_id": org_id, "user_id": principal.actor_id})
+
+
+_ROLE = select(OrgMember.role).where(
+    OrgMember.org_id == bindparam("org_id"), OrgMember.user_id == bindparam("user_id")
+)
 
 
 def authorize(

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from fusion.auth import mfa
@@ -255,15 +255,20 @@ def active_user(session: Session, claims: AccessClaims) -> User:
     """The user an access token names, if their account is active and the login session is not
     revoked. Raises AuthenticationFailed otherwise. One query (every authenticated request
     makes it): the user and whether their login session has a revoked token."""
-    revoked = (
-        select(RefreshToken.id)
-        .where(RefreshToken.family_id == claims.session_id, RefreshToken.revoked_at.is_not(None))
-        .exists()
-    )
-    found = session.execute(select(User, revoked).where(User.id == claims.user_id)).first()
+    found = session.execute(
+        _ACTIVE_USER, {"user_id": claims.user_id, "session_id": claims.session_id}
+    ).first()
     if found is None or not found[0].is_active:
         raise AuthenticationFailed("user unknown or inactive")
     if found[1]:
         raise AuthenticationFailed("login session revoked")
     user: User = found[0]
     return user
+
+
+_ACTIVE_USER = select(
+    User,
+    select(RefreshToken.id)
+    .where(RefreshToken.family_id == bindparam("session_id"), RefreshToken.revoked_at.is_not(None))
+    .exists(),
+).where(User.id == bindparam("user_id"))

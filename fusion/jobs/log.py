@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -22,19 +22,38 @@ def write(
 ) -> None:
     """Add one entry to ``job_id``'s log in ``session``'s transaction (stamped with the
     wall clock, not the transaction start, so entries of one transaction keep their order)."""
-    now = func.clock_timestamp()
+    write_many(session, [(org_id, job_id, message, level, data)])
+
+
+Entry = tuple[uuid.UUID, uuid.UUID, str, LogLevel, Mapping[str, Any] | None]
+
+
+def write_many(session: Session, entries: Sequence[Entry]) -> None:
+    """:func:`write` for several (org, job, message, level, data) entries, in that order, in
+    one statement. The ORM's pending changes are flushed first (an entry's job may be one)."""
+    if not entries:
+        return
+    session.flush()
     session.execute(
-        insert(JobLog).values(
-            id=uuid.uuid4(),
-            org_id=org_id,
-            job_id=job_id,
-            level=level,
-            message=message,
-            data=dict(data or {}),
-            created_at=now,
-            updated_at=now,
-        )
+        _INSERT,
+        [
+            {
+                "id": uuid.uuid4(),
+                "org_id": org_id,
+                "job_id": job_id,
+                "level": level,
+                "message": message,
+                "data": dict(data or {}),
+            }
+            for org_id, job_id, message, level, data in entries
+        ],
     )
+
+
+# Prebuilt (every transition of every job writes an entry): compiled once per process.
+_INSERT = insert(JobLog.metadata.tables[JobLog.__tablename__]).values(
+    created_at=func.clock_timestamp(), updated_at=func.clock_timestamp()
+)
 
 
 def entries(session: Session, job_id: uuid.UUID, *, limit: int = 500) -> list[JobLog]:

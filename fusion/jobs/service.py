@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
@@ -234,44 +234,19 @@ def enqueue_many(
     keys = {r["idempotency_key"] for r in keyed}
     if len(keys) != len(keyed):
         raise ValidationFailed(fields={"idempotency_key": ["repeated within one batch"]})
-    statement = pg_insert(Job).values(rows)
-    if keyed:
-        statement = statement.on_conflict_do_nothing(
-            index_elements=["org_id", "idempotency_key"],
-            index_where=text("idempotency_key IS NOT NULL"),
-        )
-    # The new rows come back whole (one round trip: no read after the insert).
-    returned = {j.id: j for j in session.scalars(statement.returning(Job))}
+    # The new rows come back whole (no read after the insert); the rows go as parameters of
+    # one prebuilt statement, compiled once per process, not once per call.
+    statement = _INSERT_KEYED if keyed else _INSERT
+    returned = {j.id: j for j in session.scalars(statement, rows)}
     inserted = set(returned)
     new_rows = [r for r in rows if r["id"] in inserted]
-    if new_rows:
-        session.execute(
-            insert(JobLog),
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "org_id": org_id,
-                    "job_id": r["id"],
-                    "level": LogLevel.INFO,
-                    "message": _enqueued_message(r, now),
-                    "data": {"status": JobStatus.PENDING.value, "queue": r["queue"]},
-                }
-                for r in new_rows
-            ]
-            + [
-                {
-                    "id": uuid.uuid4(),
-                    "org_id": org_id,
-                    "job_id": r["id"],
-                    "level": LogLevel.INFO,
-                    "message": note,
-                    "data": {},
-                }
-                for r, spec in zip(rows, items, strict=True)
-                if r["id"] in inserted
-                for note in spec.notes
-            ],
-        )
+    notes = {r["id"]: spec.notes for r, spec in zip(rows, items, strict=True)}
+    entries: list[joblog.Entry] = []
+    for r in new_rows:
+        state = {"status": JobStatus.PENDING.value, "queue": r["queue"]}
+        entries.append((org_id, r["id"], _enqueued_message(r, now), LogLevel.INFO, state))
+        entries += [(org_id, r["id"], note, LogLevel.INFO, None) for note in notes[r["id"]]]
+    joblog.write_many(session, entries)
     ids = [r["id"] for r in rows]
     if keys - {r["idempotency_key"] for r in new_rows}:
         # A key already used: the first job stands in for this spec.
@@ -288,6 +263,17 @@ def enqueue_many(
         jobs.update({j.id: j for j in session.scalars(select(Job).where(Job.id.in_(missing)))})
     _publish(session, org_id, [r for r in new_rows if r["dispatched_at"] is not None], now)
     return [jobs[i] for i in ids]
+
+
+_INSERT = pg_insert(Job).returning(Job)
+_INSERT_KEYED = (
+    pg_insert(Job)
+    .on_conflict_do_nothing(
+        index_elements=["org_id", "idempotency_key"],
+        index_where=text("idempotency_key IS NOT NULL"),
+    )
+    .returning(Job)
+)
 
 
 def cancel(session: Session, job_id: uuid.UUID) -> Job:
@@ -378,7 +364,7 @@ def _stores(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
     ids = set(ids)
     if not ids:
         return {}
-    found = dict(session.execute(select(Store.id, Store.platform).where(Store.id.in_(ids))).all())
+    found = dict(session.execute(_PLATFORMS, {"ids": list(ids)}).all())
     missing = ids - set(found)
     if missing:
         raise NotFound(f"no store {sorted(map(str, missing))[0]} in this organisation")
@@ -480,13 +466,19 @@ def _backlogs(session: Session, org_id: uuid.UUID, queues: set[str], batch: int)
     (a big batch is a backlog by itself, no need to count)."""
     if batch >= lanes.BULK_BACKLOG:
         return dict.fromkeys(queues, batch)
-    cap = lanes.BULK_BACKLOG
-    result = {}
-    for queue in queues:
-        waiting = (
-            select(Job.id)
-            .where(Job.org_id == org_id, Job.queue == queue, Job.status == JobStatus.PENDING)
-            .limit(cap)
-        )
-        result[queue] = session.scalar(select(func.count()).select_from(waiting.subquery())) or 0
-    return result
+    return {
+        queue: session.scalar(_BACKLOG, {"org": org_id, "queue": queue}) or 0 for queue in queues
+    }
+
+
+_PLATFORMS = select(Store.id, Store.platform).where(Store.id.in_(bindparam("ids", expanding=True)))
+_BACKLOG = select(func.count()).select_from(
+    select(Job.id)
+    .where(
+        Job.org_id == bindparam("org"),
+        Job.queue == bindparam("queue"),
+        Job.status == JobStatus.PENDING,
+    )
+    .limit(lanes.BULK_BACKLOG)
+    .subquery()
+)

@@ -1,6 +1,7 @@
 """What one request costs the database and Redis: one org transaction per org request (the
-preflight's, carried on by the view), none left open when the view never runs, and an org's
-quota counted in Redis in batches far from the limit, exactly near it."""
+preflight's, carried on by the view), none left open when the view never runs, a job's
+enqueue in a fixed number of statements each compiled once per process (not once per
+request), and an org's quota counted in Redis in batches far from the limit, exactly near it."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy.engine.default import CACHE_HIT
 
 from api import quota
 from api.app import create_app
 from fusion.config import Settings
 from fusion.jobs import dispatch
 from tests.api.conftest import Team, make_team
+from tests.api.kit import make_kit
 
 
 def _commits(app: Flask) -> list[str]:
@@ -52,6 +55,38 @@ def test_a_view_that_never_runs_leaves_no_transaction_open(app: Flask, team_a: T
     assert refused.status_code == 422
     assert seen == ["rollback"]
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def _statements(app: Flask) -> list[tuple[str, bool]]:
+    """(SQL, whether its compiled form came from the cache) of every statement from now on."""
+    seen: list[tuple[str, bool]] = []
+    engine = app.extensions["fusion"].database.engine
+
+    def executing(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        seen.append((statement, context is None or context.cache_hit is CACHE_HIT))
+
+    event.listen(engine, "before_cursor_execute", executing)
+    return seen
+
+
+def test_enqueueing_a_job_costs_a_fixed_set_of_statements_compiled_once(
+    app: Flask, team_a: Team, admin_engine: Engine
+) -> None:
+    store = make_kit(admin_engine, team_a.org_id, None)["store_id"]
+    path = f"/orgs/{team_a.org_id}/jobs"
+    body = {"job_type": "list_products", "store_id": str(store)}
+    # Given a first job enqueued through the API (every statement of the path compiled once)
+    assert team_a.operator.post(path, json=body).status_code == 202
+    seen = _statements(app)
+    # When two more are enqueued
+    for _ in range(2):
+        assert team_a.operator.post(path, json=body).status_code == 202
+    # Then each cost the same statements, every one compiled before (none built for the
+    # request): the org's stamp, who the caller is and their role, the store, the job and its
+    # log, the org's backlog (for the lane), and the audit entry
+    assert len(seen) == 2 * 8, [sql.split("\n")[0][:60] for sql, _ in seen]
+    assert [sql for sql, _ in seen[:8]] == [sql for sql, _ in seen[8:]]
+    assert [sql.split("\n")[0][:60] for sql, cached in seen if not cached] == []
 
 
 @pytest.fixture
