@@ -31,16 +31,28 @@ def has_schema(job_type: str) -> bool:
 def validate_payload(job_type: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     """The cleaned payload of ``job_type``; raises ValidationFailed with the schema's field
     errors, or when the job type has no schema registered here."""
-    schema_cls = _schemas.get(job_type)
-    if schema_cls is None:
-        raise ValidationFailed(f"no payload schema is registered for job type {job_type!r}")
-    schema = schema_cls(unknown=RAISE)
+    schema = _instance(job_type)
     try:
         data = schema.load(dict(payload))
         # Stored as JSON: dump again so dates and decimals become JSON values.
         return dict(schema.dump(data))
     except ValidationError as exc:
         raise ValidationFailed("the payload is invalid", fields=_flatten(exc.messages)) from None
+
+
+def _instance(job_type: str) -> Schema:
+    """The schema of ``job_type``, made once (a bulk enqueue checks thousands of payloads; a
+    marshmallow schema keeps no state between loads)."""
+    schema_cls = _schemas.get(job_type)
+    if schema_cls is None:
+        raise ValidationFailed(f"no payload schema is registered for job type {job_type!r}")
+    made = _instances.get(job_type)
+    if made is None or type(made) is not schema_cls:
+        made = _instances[job_type] = schema_cls(unknown=RAISE)
+    return made
+
+
+_instances: dict[str, Schema] = {}
 
 
 def install() -> None:

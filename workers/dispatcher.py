@@ -105,7 +105,7 @@ def argsrepr(ids: Sequence[str], labels: Labels) -> str:
     """What Flower shows as a message's arguments: for one job its id, type, org and store;
     for a bulk message how many jobs and of which types (by count), and the orgs' count.
     Jobs without a label (republished by a sweep) show their ids only."""
-    known = [labels[uuid.UUID(i)] for i in ids if uuid.UUID(i) in labels]
+    known = [label for i in ids if (label := labels.get(uuid.UUID(i))) is not None]
     if len(ids) == 1:
         return f"{ids[0]} {known[0]}" if known else repr((ids[0],))
     types = Counter(label.job_type for label in known)
