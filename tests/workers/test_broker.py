@@ -1,6 +1,7 @@
 """A worker whose Redis went away survives closing its channels and the acknowledgements that
 arrive after (workers/broker.py): the exact failures of kombu's transport, reproduced on a
-real Redis, and the hub's transport."""
+real Redis, and the hub's transport. And the hub's transport sends its commands through one
+Redis client per channel's pool, where kombu's builds one per command."""
 
 from __future__ import annotations
 
@@ -94,3 +95,42 @@ def test_the_hubs_transport_leaves_a_late_ack_to_the_visibility_timeout(
 def test_celery_uses_the_hubs_transport_for_redis_urls() -> None:
     assert celeryconfig.broker_url.startswith("redis://")
     assert celeryconfig.broker_transport == HUB
+
+
+def _clients_of(url: str, transport: str) -> tuple[set[int], Any]:
+    """The Redis clients a channel sent three publishes, a delivery and its ack through."""
+    conn, channel, message = _delivered(url, transport)
+    used: set[int] = set()
+    build = channel._create_client
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        client = build(*args, **kwargs)
+        used.add(id(client))
+        return client
+
+    channel._create_client = counted
+    producer = conn.Producer(channel)
+    for n in range(3):
+        producer.publish({"job": n}, exchange="t", routing_key="t")
+    message.ack()
+    return used, channel
+
+
+def test_kombus_own_transport_builds_a_client_per_command(broker: RedisServer) -> None:
+    used, _ = _clients_of(broker.url, STOCK)
+    assert len(used) >= 4  # at least one per publish and one for the ack
+
+
+def test_the_hubs_transport_sends_through_one_client_until_its_pool_is_replaced(
+    broker: RedisServer,
+) -> None:
+    used, channel = _clients_of(broker.url, HUB)
+    assert len(used) == 1
+    # every message got there, and the ack left the broker's unacked index
+    assert channel.client.llen("t") == 3
+    assert channel.client.hlen(channel.qos.unacked_key) == 0
+    # a replaced pool (after a lost connection) gets a client of its own
+    before = channel._create_client()
+    channel._pool = None
+    after = channel._create_client()
+    assert after is not before and after.connection_pool is channel.pool
