@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, text, update
+from sqlalchemy import and_, bindparam, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -148,20 +148,18 @@ def record(
     # No conflict target: a repeated delivery id and a repeated body digest (the partial
     # unique index) are both the same delivery again.
     webhook_id = session.execute(
-        insert(WebhookDelivery)
-        .values(
-            id=uuid.uuid4(),
-            org_id=org_id,
-            store_id=store_id,
-            platform=plugin.slug,
-            delivery_id=event.delivery_id,
-            topic=event.topic[:MAX_TOPIC],
-            body_sha256=hashlib.sha256(body).hexdigest(),
-            payload=dict(event.payload),
-            status=DeliveryStatus.RECEIVED if acted_on else DeliveryStatus.IGNORED,
-        )
-        .on_conflict_do_nothing()
-        .returning(WebhookDelivery.id)
+        _STORE_ONCE,
+        {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "store_id": store_id,
+            "platform": plugin.slug,
+            "delivery_id": event.delivery_id,
+            "topic": event.topic[:MAX_TOPIC],
+            "body_sha256": hashlib.sha256(body).hexdigest(),
+            "payload": dict(event.payload),
+            "status": DeliveryStatus.RECEIVED if acted_on else DeliveryStatus.IGNORED,
+        },
     ).scalar_one_or_none()
     if webhook_id is None:
         return Receipt("duplicate", None)
@@ -179,6 +177,10 @@ def record(
     )
     _link(session, webhook_id, job.id)
     return Receipt("accepted", webhook_id, job.id)
+
+
+# Prebuilt (every delivery makes one): compiled once per process.
+_STORE_ONCE = insert(WebhookDelivery).on_conflict_do_nothing().returning(WebhookDelivery.id)
 
 
 def receiver_url(public_url: str, platform: str, store_id: uuid.UUID) -> str:
@@ -221,13 +223,28 @@ def start_order_listener(session: Session, settings: Settings, store: Store) -> 
 
 
 def _route(database: Database, store_id: uuid.UUID, platform: str) -> uuid.UUID:
-    with database.system_session() as session:
-        row = session.execute(
-            text("SELECT org_id, platform FROM webhook_route(:store_id)"), {"store_id": store_id}
-        ).first()
-    if row is None or row.platform != platform:
+    route = _ROUTES.get(store_id)
+    if route is None:
+        with database.system_session() as session:
+            row = session.execute(_WEBHOOK_ROUTE, {"store_id": store_id}).first()
+        if row is None:
+            raise WebhookRefused("webhook refused")
+        route = _ROUTES[store_id] = (uuid.UUID(str(row.org_id)), row.platform)
+        while len(_ROUTES) > ROUTES_KEPT:
+            _ROUTES.pop(next(iter(_ROUTES)), None)
+    org_id, routed_platform = route
+    if routed_platform != platform:
         raise WebhookRefused("webhook refused")
-    return uuid.UUID(str(row.org_id))
+    return org_id
+
+
+_WEBHOOK_ROUTE = text("SELECT org_id, platform FROM webhook_route(:store_id)")
+# Routes found (store id -> org, platform), kept so that a busy store's deliveries skip the
+# routing transaction: a store never changes org or platform, and the org session re-reads
+# the store (a deleted one is refused there). Unknown stores are never kept. The oldest go
+# first past ROUTES_KEPT.
+_ROUTES: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+ROUTES_KEPT = 10_000
 
 
 def _plugin(platform: str) -> Plugin:
@@ -261,9 +278,14 @@ def _acts_on(plugin: Plugin, event: WebhookEvent) -> bool:
 
 
 def _link(session: Session, webhook_id: uuid.UUID, job_id: uuid.UUID) -> None:
-    session.execute(
-        update(WebhookDelivery).where(WebhookDelivery.id == webhook_id).values(job_id=job_id)
-    )
+    session.execute(_LINK, {"webhook": webhook_id, "job": job_id})
+
+
+_LINK = (
+    update(WebhookDelivery)
+    .where(WebhookDelivery.id == bindparam("webhook"))
+    .values(job_id=bindparam("job"))
+)
 
 
 def order_queue_stores() -> StoreFilter:

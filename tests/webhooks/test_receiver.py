@@ -12,7 +12,7 @@ import uuid
 
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from werkzeug.test import TestResponse
 
 from fusion.config import Settings
@@ -200,3 +200,37 @@ def test_a_shopify_topic_the_hub_ignores_is_kept_without_a_job(
     assert (response.status_code, response.json) == (200, {"status": "ignored"})
     assert count(admin_engine, "webhooks") == 1
     assert count(admin_engine, "jobs") == 0
+
+
+def test_a_stores_route_is_read_once_and_a_deleted_store_is_refused_after(
+    app: Flask, client: FlaskClient, admin_engine: Engine, shop_a: uuid.UUID
+) -> None:
+    routed: list[str] = []
+    engine = app.extensions["fusion"].database.engine
+
+    def executing(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "webhook_route" in statement:
+            routed.append(statement)
+
+    event.listen(engine, "before_cursor_execute", executing)
+    shop = external_id(admin_engine, shop_a)
+    try:
+        # When the store gets three deliveries
+        for n in range(3):
+            body, headers = shopify_delivery(shopify_order(2000 + n), shop=shop)
+            assert _post(client, "shopify", shop_a, body, headers).status_code == 200
+        # Then its route (org, platform) was read in the first only
+        assert len(routed) == 1
+        # And once the store is gone, its next delivery is refused, as for any unknown store,
+        # though its route is still known to this process (the org session reads the store)
+        with admin_engine.begin() as conn:
+            conn.execute(text("DELETE FROM stores WHERE id = :id"), {"id": shop_a})
+        body, headers = shopify_delivery(shopify_order(2010), shop=shop)
+        refused = _post(client, "shopify", shop_a, body, headers)
+        assert refused.status_code == 401
+        assert len(routed) == 1
+        # and the route of the wrong platform for it is refused as well
+        body, headers = shopify_delivery(shopify_order(2011), shop=shop)
+        assert _post(client, "etsy", shop_a, body, headers).status_code == 401
+    finally:
+        event.remove(engine, "before_cursor_execute", executing)
