@@ -72,7 +72,10 @@ class CeleryDispatcher:
         if not jobs:
             return
         run_at = eta + timedelta(seconds=ETA_SLACK_S) if eta is not None else None
-        with self.app.producer_or_acquire() as producer:
+        # One batch (kombu's Producer.batch: a Redis pipeline, sent when the block ends) for
+        # all the messages of one call, not a round trip each; a failed send raises here,
+        # the jobs stay pending, and the dispatcher sweep sends them again.
+        with self.app.producer_or_acquire() as producer, producer.batch():
             for queue, ids in self._messages(jobs, lane):
                 single = len(ids) == 1
                 self.app.send_task(

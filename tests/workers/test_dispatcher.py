@@ -1,12 +1,20 @@
-"""How the Celery dispatcher packs job ids into messages (pure logic, no broker needed)."""
+"""How the Celery dispatcher packs job ids into messages (pure logic, no broker needed), and
+that one publish sends all its messages to a real Redis in one pipeline, not a round trip
+each."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from typing import Any
 
+import pytest
+import redis
 from celery import Celery
 
+import celeryconfig
 from fusion.jobs.lanes import Lane
+from tests.support.servers import RedisServer
 from workers.dispatcher import BULK_CHUNK, CeleryDispatcher
 
 
@@ -36,3 +44,37 @@ def test_a_bulk_batch_is_packed_per_queue_into_small_chunks_keeping_every_id_onc
 def test_chunking_can_be_turned_off() -> None:
     dispatcher = CeleryDispatcher(Celery("t"), bulk_chunk=1)
     assert len(dispatcher._messages(_jobs(300), Lane.BULK)) == 300
+
+
+@pytest.fixture
+def broker() -> Iterator[RedisServer]:
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def test_one_publish_sends_its_messages_in_one_pipeline(
+    broker: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = Celery("t")
+    app.config_from_object(celeryconfig)
+    app.conf.broker_url = broker.url
+    sent: list[int] = []
+    execute = redis.client.Pipeline.execute
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        sent.append(len(self.command_stack))
+        return execute(self, *args, **kwargs)
+
+    dispatcher = CeleryDispatcher(app)
+    dispatcher.publish(_jobs(1, "shopify"), Lane.NORMAL)  # the queue's binding, declared once
+    monkeypatch.setattr(redis.client.Pipeline, "execute", counted)
+    # When 40 jobs are published in the normal lane (one message each)
+    dispatcher.publish(_jobs(40, "shopify"), Lane.NORMAL)
+    # Then Redis got them in one round trip, and every message is on the queue's lane
+    assert sent == [40]
+    client = redis.Redis.from_url(broker.url)
+    assert sum(client.llen(k) for k in client.keys("shopify*")) == 41
