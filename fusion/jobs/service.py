@@ -450,9 +450,12 @@ def _publish(
     if not rows:
         return
     by_lane: dict[tuple[lanes.Lane, datetime | None], list[tuple[uuid.UUID, str]]] = {}
-    backlog = _backlogs(session, org_id, {r["queue"] for r in rows}, len(rows))
+    # Only a job of priority 0 needs its org's backlog for its lane (urgent and bulk are
+    # decided by the priority alone): a real-time push counts nothing.
+    counted = {r["queue"] for r in rows if r["priority"] == 0}
+    backlog = _backlogs(session, org_id, counted, len(rows))
     for r in rows:
-        lane = lanes.lane_for(priority=r["priority"], backlog=backlog[r["queue"]])
+        lane = lanes.lane_for(priority=r["priority"], backlog=backlog.get(r["queue"], 0))
         # A near job's message waits for its due time (recorded as its dispatched_at).
         eta = r["scheduled_at"] if r["scheduled_at"] > now else None
         by_lane.setdefault((lane, eta), []).append((r["id"], r["queue"]))

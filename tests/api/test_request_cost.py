@@ -89,6 +89,22 @@ def test_enqueueing_a_job_costs_a_fixed_set_of_statements_compiled_once(
     assert [sql.split("\n")[0][:60] for sql, cached in seen if not cached] == []
 
 
+def test_an_urgent_job_counts_no_backlog(app: Flask, team_a: Team, admin_engine: Engine) -> None:
+    store = make_kit(admin_engine, team_a.org_id, None)["store_id"]
+    path = f"/orgs/{team_a.org_id}/jobs"
+    body = {"job_type": "list_products", "store_id": str(store)}
+    assert team_a.operator.post(path, json=body).status_code == 202
+    seen = _statements(app)
+    # When a job of priority 0 and one of priority 5 are enqueued
+    assert team_a.operator.post(path, json=body).status_code == 202
+    normal = len(seen)
+    assert team_a.operator.post(path, json={**body, "priority": 5}).status_code == 202
+    # Then only the first counted its org's backlog (the lane of the second is urgent,
+    # whatever the backlog): one statement less
+    counts = [sql for sql, _ in seen if "count(*)" in sql.lower()]
+    assert len(counts) == 1 and len(seen) == 2 * normal - 1
+
+
 @pytest.fixture
 def quota_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     # Batches that never fall due by time within the test: only nearness to the limit sends.
