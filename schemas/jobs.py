@@ -16,11 +16,13 @@ from fusion.errors import ValidationFailed
 from fusion.jobs import registry
 
 _schemas: dict[str, type[Schema]] = {}
+_instances: dict[str, Schema] = {}  # made from _schemas on first use
 
 
 def register_payload_schema(name: str, schema_cls: type[Schema]) -> None:
     """Check payloads of job type ``name`` with ``schema_cls`` (unknown fields refused)."""
     _schemas[name] = schema_cls
+    _instances.pop(name, None)
 
 
 def has_schema(job_type: str) -> bool:
@@ -43,16 +45,13 @@ def validate_payload(job_type: str, payload: Mapping[str, Any]) -> dict[str, Any
 def _instance(job_type: str) -> Schema:
     """The schema of ``job_type``, made once (a bulk enqueue checks thousands of payloads; a
     marshmallow schema keeps no state between loads)."""
-    schema_cls = _schemas.get(job_type)
-    if schema_cls is None:
-        raise ValidationFailed(f"no payload schema is registered for job type {job_type!r}")
     made = _instances.get(job_type)
-    if made is None or type(made) is not schema_cls:
+    if made is None:
+        schema_cls = _schemas.get(job_type)
+        if schema_cls is None:
+            raise ValidationFailed(f"no payload schema is registered for job type {job_type!r}")
         made = _instances[job_type] = schema_cls(unknown=RAISE)
     return made
-
-
-_instances: dict[str, Schema] = {}
 
 
 def install() -> None:

@@ -82,6 +82,18 @@ def redis_server() -> Iterator[RedisServer | None]:
         server.close()
 
 
+@pytest.fixture
+def broker() -> Iterator[RedisServer]:
+    """A private redis-server of the test's own, for a test that restarts or inspects its
+    broker (the session's Redis is shared)."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 @pytest.fixture(scope="session")
 def hub_env(
     test_database: ScratchDatabase,

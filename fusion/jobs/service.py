@@ -240,12 +240,12 @@ def enqueue_many(
     returned = {j.id: j for j in session.scalars(statement, rows)}
     inserted = set(returned)
     new_rows = [r for r in rows if r["id"] in inserted]
-    notes = {r["id"]: spec.notes for r, spec in zip(rows, items, strict=True)}
     entries: list[joblog.Entry] = []
-    for r in new_rows:
-        state = {"status": JobStatus.PENDING.value, "queue": r["queue"]}
-        entries.append((org_id, r["id"], _enqueued_message(r, now), LogLevel.INFO, state))
-        entries += [(org_id, r["id"], note, LogLevel.INFO, None) for note in notes[r["id"]]]
+    for r, spec in zip(rows, items, strict=True):
+        if r["id"] in inserted:
+            state = {"status": JobStatus.PENDING.value, "queue": r["queue"]}
+            entries.append((org_id, r["id"], _enqueued_message(r, now), LogLevel.INFO, state))
+            entries += [(org_id, r["id"], note, LogLevel.INFO, None) for note in spec.notes]
     joblog.write_many(session, entries)
     ids = [r["id"] for r in rows]
     if keys - {r["idempotency_key"] for r in new_rows}:

@@ -229,9 +229,9 @@ def _route(database: Database, store_id: uuid.UUID, platform: str) -> uuid.UUID:
             row = session.execute(_WEBHOOK_ROUTE, {"store_id": store_id}).first()
         if row is None:
             raise WebhookRefused("webhook refused")
+        if len(_ROUTES) >= ROUTES_KEPT:
+            _ROUTES.clear()  # read again as their deliveries come
         route = _ROUTES[store_id] = (uuid.UUID(str(row.org_id)), row.platform)
-        while len(_ROUTES) > ROUTES_KEPT:
-            _ROUTES.pop(next(iter(_ROUTES)), None)
     org_id, routed_platform = route
     if routed_platform != platform:
         raise WebhookRefused("webhook refused")
@@ -241,8 +241,8 @@ def _route(database: Database, store_id: uuid.UUID, platform: str) -> uuid.UUID:
 _WEBHOOK_ROUTE = text("SELECT org_id, platform FROM webhook_route(:store_id)")
 # Routes found (store id -> org, platform), kept so that a busy store's deliveries skip the
 # routing transaction: a store never changes org or platform, and the org session re-reads
-# the store (a deleted one is refused there). Unknown stores are never kept. The oldest go
-# first past ROUTES_KEPT.
+# the store (a deleted one is refused there). Unknown stores are never kept; past
+# ROUTES_KEPT all are dropped and read again.
 _ROUTES: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
 ROUTES_KEPT = 10_000
 

@@ -39,16 +39,6 @@ BETWEEN_RESTARTS_S = 4.0
 
 
 @pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture
 def hub(
     settings: Settings, broker: RedisServer, tmp_path: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], Path, int]]:

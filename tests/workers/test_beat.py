@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,16 +29,6 @@ WINDOW_S = 8.0
 ONE_SENDER_MAX = int(2 * (WINDOW_S / SWEEP_S + 1)) + 4
 ONE_SENDER_MIN = int(2 * (WINDOW_S / SWEEP_S - 2))
 RUN_CLI = "import sys; from fusion.cli.main import cli; sys.exit(cli(prog_name='fusion'))"
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 class Beat:

@@ -6,7 +6,6 @@ Redis client per channel's pool, where kombu's builds one per command."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,16 +17,6 @@ from tests.support.servers import RedisServer
 
 STOCK = "redis"
 HUB = "workers.broker:Transport"
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def _delivered(url: str, transport: str) -> tuple[Connection, Any, Message]:

@@ -5,7 +5,6 @@ each."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -44,16 +43,6 @@ def test_a_bulk_batch_is_packed_per_queue_into_small_chunks_keeping_every_id_onc
 def test_chunking_can_be_turned_off() -> None:
     dispatcher = CeleryDispatcher(Celery("t"), bulk_chunk=1)
     assert len(dispatcher._messages(_jobs(300), Lane.BULK)) == 300
-
-
-@pytest.fixture
-def broker() -> Iterator[RedisServer]:
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
 
 
 def test_one_publish_sends_its_messages_in_one_pipeline(
