@@ -74,7 +74,6 @@ class Job(TenantScoped, Base):
     __table_args__ = (
         Index("ix_jobs_org_id_created_at", "org_id", text("created_at DESC")),
         Index("ix_jobs_store_id_status", "store_id", "status"),
-        Index("ix_jobs_payload", "payload", postgresql_using="gin"),
         # The claim path: due pending jobs, most urgent first.
         Index(
             "ix_jobs_due_pending",

@@ -62,8 +62,7 @@ def test_a_batch_runs_only_its_claimable_jobs_each_once_with_their_log_entries(
             assert job.locked_by is None and job.finished_at is not None
         assert _story(database, org, job_id) == [
             "enqueued test.record on queue default",
-            f"claimed by {job_engine.worker_id}",
-            "running: attempt 1 of 5",
+            f"running: attempt 1 of 5, claimed by {job_engine.worker_id}",
             "completed",
         ]
     # the other worker's claim is untouched; the future job still waits, no attempt spent

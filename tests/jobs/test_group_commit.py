@@ -140,9 +140,7 @@ def test_jobs_run_at_once_share_claim_and_finish_statements_and_each_runs_and_lo
         assert list(statuses) == [JobStatus.COMPLETED.value]
     assert sorted(n for _, n in ran) == [1] * 12 and {j for j, _ in ran} == set(ids)
     # Every transition of every job is in its log, in order, as for a job run alone.
-    assert {j: list(s) for j, s in stories} == {
-        j: ["pending", "claimed", "running", "completed"] for j in ids
-    }
+    assert {j: list(s) for j, s in stories} == {j: ["pending", "running", "completed"] for j in ids}
 
 
 @pytest.mark.usefixtures("executions")
@@ -155,7 +153,7 @@ def test_two_deliveries_of_one_job_in_one_claim_statement_claim_it_once(
     assert duplicate is None
     with admin_engine.connect() as conn:
         claims = conn.execute(
-            text("SELECT count(*) FROM job_logs WHERE job_id = :j AND data->>'status' = 'claimed'"),
+            text("SELECT count(*) FROM job_logs WHERE job_id = :j AND data->>'status' = 'running'"),
             {"j": job_id},
         ).scalar()
     assert claims == 1
