@@ -7,6 +7,7 @@ dispatcher (see :mod:`fusion.jobs.dispatch`); a rollback publishes nothing.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, func, select, text
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from fusion.config import Settings
@@ -234,19 +234,26 @@ def enqueue_many(
     keys = {r["idempotency_key"] for r in keyed}
     if len(keys) != len(keyed):
         raise ValidationFailed(fields={"idempotency_key": ["repeated within one batch"]})
-    # The new rows come back whole (no read after the insert); the rows go as parameters of
-    # one prebuilt statement, compiled once per process, not once per call.
-    statement = _INSERT_KEYED if keyed else _INSERT
-    returned = {j.id: j for j in session.scalars(statement, rows)}
+    entries = [
+        {"job_id": str(r["id"]), "message": m, "data": d, "n": n}
+        for n, (r, m, d) in enumerate(_enqueue_lines(rows, items, now))
+    ]
+    # One round trip: the rows and their log lines go as two JSON parameters of one prebuilt
+    # statement (compiled once per process), which inserts the jobs, logs the ones inserted
+    # (not those an idempotency key already had) and returns them whole.
+    session.flush()  # the ORM's pending changes first, as joblog.write_many does
+    returned = {
+        j.id: j
+        for j in session.scalars(
+            _INSERT_KEYED if keyed else _INSERT,
+            {
+                "rows": _json([{k: _plain(r[k]) for k in _COLUMNS} for r in rows]),
+                "entries": _json(entries),
+            },
+        )
+    }
     inserted = set(returned)
     new_rows = [r for r in rows if r["id"] in inserted]
-    entries: list[joblog.Entry] = []
-    for r, spec in zip(rows, items, strict=True):
-        if r["id"] in inserted:
-            state = {"status": JobStatus.PENDING.value, "queue": r["queue"]}
-            entries.append((org_id, r["id"], _enqueued_message(r, now), LogLevel.INFO, state))
-            entries += [(org_id, r["id"], note, LogLevel.INFO, None) for note in spec.notes]
-    joblog.write_many(session, entries)
     ids = [r["id"] for r in rows]
     if keys - {r["idempotency_key"] for r in new_rows}:
         # A key already used: the first job stands in for this spec.
@@ -265,15 +272,70 @@ def enqueue_many(
     return [jobs[i] for i in ids]
 
 
-_INSERT = pg_insert(Job).returning(Job)
-_INSERT_KEYED = (
-    pg_insert(Job)
-    .on_conflict_do_nothing(
-        index_elements=["org_id", "idempotency_key"],
-        index_where=text("idempotency_key IS NOT NULL"),
-    )
-    .returning(Job)
+# What enqueue_many sends of each row (the rest are the columns' defaults).
+_COLUMNS = {
+    "id": "uuid", "org_id": "uuid", "store_id": "uuid", "job_type": "text", "queue": "text",
+    "priority": "smallint", "payload": "jsonb", "max_attempts": "integer",
+    "scheduled_at": "timestamptz", "dispatched_at": "timestamptz", "idempotency_key": "text",
+    "created_by": "uuid",
+}  # fmt: skip
+# The log lines follow their jobs' rows (an inserted job's only): clock_timestamp() is
+# evaluated after the ORDER BY, so the lines keep their order.
+_INSERT_SQL = """
+WITH ins AS (
+    INSERT INTO jobs ({columns})
+    SELECT {columns} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({typed})
+    {conflict}
+    RETURNING *
+), logged AS (
+    INSERT INTO job_logs (id, org_id, job_id, level, message, data, created_at, updated_at)
+    SELECT gen_random_uuid(), ins.org_id, ins.id, 'info', e.message, COALESCE(e.data, '{{}}'),
+           clock_timestamp(), clock_timestamp()
+      FROM jsonb_to_recordset(CAST(:entries AS jsonb)) AS e(job_id uuid, message text,
+                                                            data jsonb, n integer)
+      JOIN ins ON ins.id = e.job_id
+     ORDER BY e.n
 )
+SELECT * FROM ins
+"""
+
+
+def _insert(conflict: str = "") -> Any:
+    sql = _INSERT_SQL.format(
+        columns=", ".join(_COLUMNS),
+        typed=", ".join(f"{c} {t}" for c, t in _COLUMNS.items()),
+        conflict=conflict,
+    )
+    return select(Job).from_statement(text(sql))
+
+
+_INSERT = _insert()
+_INSERT_KEYED = _insert(
+    "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING"
+)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _plain(value: Any) -> Any:
+    """A row's value as JSON carries it (ids and times as text; payloads are JSON already)."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _enqueue_lines(
+    rows: Sequence[Mapping[str, Any]], specs: Sequence[JobSpec], now: datetime
+) -> Iterable[tuple[Mapping[str, Any], str, dict[str, Any] | None]]:
+    """Each new job's log lines: "enqueued ..." with its state, then its spec's notes."""
+    for r, spec in zip(rows, specs, strict=True):
+        yield r, _enqueued_message(r, now), {"status": JobStatus.PENDING.value, "queue": r["queue"]}
+        for note in spec.notes:
+            yield r, note, None
 
 
 def cancel(session: Session, job_id: uuid.UUID) -> Job:

@@ -109,13 +109,13 @@ def test_unknown_job_types_and_missing_stores_are_refused(
         service.enqueue(session, org_id=org_a, job_type="test.store", store_id=uuid.uuid4())
 
 
-def test_enqueue_many_inserts_every_job_with_one_statement(
+def test_enqueue_many_inserts_every_job_and_its_log_line_with_one_statement(
     database: Database, org_a: uuid.UUID, recorder: RecordingDispatcher
 ) -> None:
     inserts: list[str] = []
 
     def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if statement.lstrip().upper().startswith("INSERT INTO JOBS"):
+        if "INSERT INTO JOB" in statement.upper():
             inserts.append(statement)
 
     event.listen(database.engine, "before_cursor_execute", count)
@@ -128,8 +128,13 @@ def test_enqueue_many_inserts_every_job_with_one_statement(
             )
     finally:
         event.remove(database.engine, "before_cursor_execute", count)
-    assert len(inserts) == 1
+    assert len(inserts) == 1 and "INSERT INTO job_logs" in inserts[0]
     assert [j.payload["n"] for j in jobs] == list(range(300))
+    with database.org_session(org_a) as session:
+        lines = [service.job_logs(session, j.id) for j in jobs]
+    assert [[e.message for e in log] for log in lines] == [
+        ["enqueued test.noop on queue default"]
+    ] * 300
     # A batch this size is a backlog: it rides in the bulk lane.
     assert {lane for _, _, lane in recorder.published} == {Lane.BULK}
     assert len(recorder.published) == 300
