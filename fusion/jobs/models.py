@@ -113,15 +113,16 @@ class Job(TenantScoped, Base):
 
 class JobLog(TenantScoped, Base):
     __tablename__ = "job_logs"
+    # A line belongs to its job, and goes with it (also when its org goes: orgs → jobs →
+    # job_logs cascade): no key of its own to orgs, which every line of every transition
+    # would check and share-lock the org's row for (migration 0028).
+    org_id: Mapped[uuid.UUID] = mapped_column(index=False)
     job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
     level: Mapped[LogLevel] = mapped_column(pg_enum(LogLevel, "log_level"))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
 
-    __table_args__ = (
-        Index("ix_job_logs_org_id_created_at", "org_id", text("created_at DESC")),
-        Index("ix_job_logs_job_id_created_at", "job_id", "created_at"),
-    )
+    __table_args__ = (Index("ix_job_logs_job_id_created_at", "job_id", "created_at"),)
 
 
 class ItemStatus(enum.StrEnum):

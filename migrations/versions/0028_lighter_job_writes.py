@@ -15,10 +15,16 @@ Create Date: 2026-12-03
   content (a store's pending push is found by ``ix_jobs_store_id_status``), and it cost every
   job three GIN insertions: the enqueue, the claim and the outcome each write a new row
   version, and a changed status never makes a heap-only update.
+- ``job_logs`` loses its foreign key to ``orgs`` and the index on (org_id, created_at). A line
+  belongs to its job (``job_id`` → ``jobs``, on delete cascade), and an org's deletion reaches
+  it through its jobs; the key was checked for every line of every transition, each check
+  share-locking the org's one row, and no query reads an org's lines across its jobs (a job's
+  log is read by ``ix_job_logs_job_id_created_at``). ``org_id`` stays, for row-level security.
 """
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0028"
@@ -94,8 +100,18 @@ def _claims(log: str) -> None:
 def upgrade() -> None:
     _claims(ONE_LOG_ROW)
     op.drop_index("ix_jobs_payload", table_name="jobs", postgresql_using="gin")
+    op.drop_constraint("fk_job_logs_org_id_orgs", "job_logs", type_="foreignkey")
+    op.drop_index("ix_job_logs_org_id_created_at", table_name="job_logs")
 
 
 def downgrade() -> None:
+    op.create_index(
+        "ix_job_logs_org_id_created_at",
+        "job_logs",
+        ["org_id", sa.literal_column("created_at DESC")],
+    )
+    op.create_foreign_key(
+        "fk_job_logs_org_id_orgs", "job_logs", "orgs", ["org_id"], ["id"], ondelete="CASCADE"
+    )
     op.create_index("ix_jobs_payload", "jobs", ["payload"], unique=False, postgresql_using="gin")
     _claims(TWO_LOG_ROWS)
