@@ -235,7 +235,7 @@ def enqueue_many(
     if len(keys) != len(keyed):
         raise ValidationFailed(fields={"idempotency_key": ["repeated within one batch"]})
     entries = [
-        {"job_id": str(r["id"]), "message": m, "data": d, "n": n}
+        {"job_id": r["id"], "message": m, "data": d, "n": n}
         for n, (r, m, d) in enumerate(_enqueue_lines(rows, items, now))
     ]
     # One round trip: the rows and their log lines go as two JSON parameters of one prebuilt
@@ -247,7 +247,7 @@ def enqueue_many(
         for j in session.scalars(
             _INSERT_KEYED if keyed else _INSERT,
             {
-                "rows": _json([{k: _plain(r[k]) for k in _COLUMNS} for r in rows]),
+                "rows": _json([{k: r[k] for k in _COLUMNS} for r in rows]),
                 "entries": _json(entries),
             },
         )
@@ -316,16 +316,16 @@ _INSERT_KEYED = _insert(
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return json.dumps(value, separators=(",", ":"), default=_plain)
 
 
-def _plain(value: Any) -> Any:
-    """A row's value as JSON carries it (ids and times as text; payloads are JSON already)."""
+def _plain(value: Any) -> str:
+    """The JSON of a row's ids and times (text); anything else is not JSON (payloads are)."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _enqueue_lines(
