@@ -209,7 +209,9 @@ def test_a_rate_limited_order_lookup_is_rescheduled_and_its_worker_runs_other_jo
     # Then the stock is taken at once, from the notification's lines: no lookup waited for
     wait_until(lambda: _stock_applied(hub.admin, store), 30)
     assert _held(hub.admin, sku) == 3
-    [processed] = _process_jobs(hub.admin, connected.org_id)
+    # (the handler's stock commits before the engine writes the job's outcome)
+    [processing] = _process_jobs(hub.admin, connected.org_id)
+    processed = hub.wait([processing.id], timeout=30)[processing.id]
     assert (processed.status, processed.attempts) == ("completed", 1)
     # and the lookup of its prices is rescheduled, not left waiting in its worker thread
     wait_until(lambda: len(_jobs(hub.admin, store, PRICE_JOB)) == 1, 30)
