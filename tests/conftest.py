@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -74,18 +75,20 @@ def redis_server() -> Iterator[RedisServer | None]:
     if os.environ.get("FUSION_TEST_REDIS_URL"):
         yield None
         return
-    server = RedisServer()
-    server.start()
-    try:
+    with _started_redis() as server:
         yield server
-    finally:
-        server.close()
 
 
 @pytest.fixture
 def broker() -> Iterator[RedisServer]:
     """A private redis-server of the test's own, for a test that restarts or inspects its
     broker (the session's Redis is shared)."""
+    with _started_redis() as server:
+        yield server
+
+
+@contextmanager
+def _started_redis() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:

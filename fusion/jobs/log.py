@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -21,32 +21,19 @@ def write(
     data: Mapping[str, Any] | None = None,
 ) -> None:
     """Add one entry to ``job_id``'s log in ``session``'s transaction (stamped with the
-    wall clock, not the transaction start, so entries of one transaction keep their order)."""
-    write_many(session, [(org_id, job_id, message, level, data)])
-
-
-Entry = tuple[uuid.UUID, uuid.UUID, str, LogLevel, Mapping[str, Any] | None]
-
-
-def write_many(session: Session, entries: Sequence[Entry]) -> None:
-    """:func:`write` for several (org, job, message, level, data) entries, in that order, in
-    one statement. The ORM's pending changes are flushed first (an entry's job may be one)."""
-    if not entries:
-        return
+    wall clock, not the transaction start, so entries of one transaction keep their order).
+    The ORM's pending changes are flushed first (the entry's job may be one of them)."""
     session.flush()
     session.execute(
         _INSERT,
-        [
-            {
-                "id": uuid.uuid4(),
-                "org_id": org_id,
-                "job_id": job_id,
-                "level": level,
-                "message": message,
-                "data": dict(data or {}),
-            }
-            for org_id, job_id, message, level, data in entries
-        ],
+        {
+            "id": uuid.uuid4(),
+            "org_id": org_id,
+            "job_id": job_id,
+            "level": level,
+            "message": message,
+            "data": dict(data or {}),
+        },
     )
 
 

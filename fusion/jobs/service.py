@@ -241,7 +241,7 @@ def enqueue_many(
     # One round trip: the rows and their log lines go as two JSON parameters of one prebuilt
     # statement (compiled once per process), which inserts the jobs, logs the ones inserted
     # (not those an idempotency key already had) and returns them whole.
-    session.flush()  # the ORM's pending changes first, as joblog.write_many does
+    session.flush()  # the ORM's pending changes first, as joblog.write does
     returned = {
         j.id: j
         for j in session.scalars(
