@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -44,6 +43,7 @@ from tests.support.servers import (
     ScratchDatabase,
     admin_postgres_url,
     cluster_lock,
+    free_ports,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -207,29 +207,6 @@ def test_the_monitoring_profile_scrapes_with_the_token_file_and_alerts_on_hub_me
 # -- 2. the hub's services, run as compose writes them ------------------------------------
 
 
-def _free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = int(probe.getsockname()[1])
-        if base + count > 65535:
-            continue
-        try:
-            held = []
-            for port in range(base, base + count):
-                s = socket.socket()
-                held.append(s)
-                s.bind(("127.0.0.1", port))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in held:
-                s.close()
-    raise AssertionError("no consecutive free ports")
-
-
 def _unprivileged_prefix(probe_dir: Path) -> list[str]:
     """How to run a command so it cannot write where permissions say it may not (see the
     module docstring); checked on ``probe_dir`` before it is relied on."""
@@ -275,8 +252,8 @@ class Stage:
         self.workdir.mkdir()
         self.workdir.chmod(0o555)
         self.prefix = _unprivileged_prefix(self.workdir)
-        self.ports = {8000: _free_ports(1), 5555: _free_ports(1)}
-        sandbox_base = _free_ports(4)
+        self.ports = {8000: free_ports(1), 5555: free_ports(1)}
+        sandbox_base = free_ports(4)
         self.ports.update({9100: sandbox_base, 9104: sandbox_base + 4})
         self.running: list[Running] = []
 

@@ -8,7 +8,6 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from tests.support.servers import free_port
 
 
 def signature_holds(secret: str, headers: dict[str, str], body: bytes) -> bool:
@@ -112,18 +113,12 @@ class _Keep:
         return "250 Message accepted for delivery"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 class SmtpReceiver:
     """An SMTP server on a loopback port keeping (sender, recipients, message) of each mail."""
 
     def __init__(self) -> None:
         self.messages: list[tuple[str, list[str], Message]] = []
-        self.port = _free_port()
+        self.port = free_port()
         self.controller = Controller(_Keep(self.messages), hostname="127.0.0.1", port=self.port)
 
     def start(self) -> SmtpReceiver:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,15 +14,11 @@ import psutil
 import pytest
 import requests
 
+from tests.support.servers import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 25
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pid_from(path: Path) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import os
 import shutil
 import socket
@@ -51,10 +52,52 @@ def xdist_index() -> int:
     return int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else 0
 
 
+# Ports handed to servers the tests start come from below the kernel's ephemeral range,
+# where no outgoing connection and no bind to port 0 can take one between the check here and
+# the server's own bind (a clean CI run lost the compose sandbox's fourth port that way). Each
+# xdist worker draws from a band of its own, in turn, so no two sessions pick the same port.
+_PORTS_LOW = 20000
+_PORTS_PER_WORKER = 1000
+_drawn = itertools.count()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive loopback ports, free now and outside the kernel's
+    ephemeral range (see above)."""
+    band = _PORTS_LOW + xdist_index() * _PORTS_PER_WORKER
+    if band + _PORTS_PER_WORKER > _ephemeral_low():
+        raise AssertionError(
+            f"xdist worker {xdist_worker()}'s port band reaches the ephemeral range"
+        )
+    for _ in range(_PORTS_PER_WORKER):
+        base = band + next(_drawn) % (_PORTS_PER_WORKER - count + 1)
+        ports = range(base, base + count)
+        if all(_bindable(port) for port in ports):
+            for _ in ports[1:]:
+                next(_drawn)
+            return base
+    raise AssertionError(f"no {count} consecutive free ports from {band}")
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """One loopback port for a server a test starts (see :func:`free_ports`)."""
+    return free_ports(1)
 
 
 def _reachable(host: str, port: int) -> bool:
