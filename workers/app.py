@@ -80,11 +80,12 @@ def run_job(job_id: str) -> str:
 
 @app.task(name=celeryconfig.RUN_JOBS, ignore_result=True)
 def run_jobs(job_ids: list[str], queue: str) -> dict[str, int]:
-    """Claim the claimable ones of ``job_ids`` in one statement and run them in turn (a bulk
+    """Claim the claimable ones of ``job_ids`` as they are needed and run them in turn (a bulk
     lane message); their outcomes are written before this returns (so before the ack). After
-    ``BULK_SLICE_S`` the claimed jobs not yet started go back to pending and on to the queue
-    as a new message, so no thread is held by a batch for long (a new job of another org
-    waits for a free slot, not for a whole batch). Malformed ids are dropped."""
+    ``BULK_SLICE_S`` the ids not yet claimed, and claimed jobs not yet started (back to
+    pending), go on to the queue as two new messages (one if a single id), so no thread is
+    held by a batch for long (a new job of another org waits for a free slot, not for a whole
+    batch) and a slow batch spreads over more slots each slice. Malformed ids are dropped."""
     engine = runtime(app).engine
     parsed: list[uuid.UUID] = []
     for job_id in job_ids if isinstance(job_ids, list) else []:
@@ -93,14 +94,18 @@ def run_jobs(job_ids: list[str], queue: str) -> dict[str, int]:
         except ValueError:
             log.error("dropping a malformed id from a run_jobs message")
     run = engine.execute_many(parsed, slice_s=BULK_SLICE_S)
-    if run.passed_on:
-        app.send_task(
-            celeryconfig.RUN_JOBS,
-            args=[[str(i) for i in run.passed_on], queue],
-            queue=queue,
-            routing_key=queue,
-            priority=int(Lane.BULK),
-        )
+    if rest := [str(i) for i in run.passed_on]:
+        half = (len(rest) + 1) // 2
+        with app.producer_or_acquire() as producer:
+            for part in filter(None, (rest[:half], rest[half:])):
+                app.send_task(
+                    celeryconfig.RUN_JOBS,
+                    args=[part, queue],
+                    queue=queue,
+                    routing_key=queue,
+                    priority=int(Lane.BULK),
+                    producer=producer,
+                )
     return run.outcomes
 
 

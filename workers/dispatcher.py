@@ -6,9 +6,11 @@ name to the jobs' queue; never a payload.
 
 Urgent and normal lanes get one message per job (``fusion.run_job``): lowest latency, and
 every worker slot can take one. The bulk lane packs a big batch into messages of up to
-``BULK_CHUNK`` ids (``fusion.run_jobs``), claimed in one statement and run one job at a time:
-Celery's per-message cost is most of a short job's cost, and a 10,000-job import need not
-pay it 10,000 times. Chunks stay small enough that a batch still spreads over every worker slot.
+``BULK_CHUNK`` ids (``fusion.run_jobs``), claimed a few at a time as fast as they run and run
+one job at a time: Celery's per-message cost is most of a short job's cost, and a 10,000-job
+import need not pay it 10,000 times. A batch starts on at least ``SPREAD`` messages; a
+message whose jobs outlast its time slice passes the rest on as two messages, so a slow batch
+spreads over more worker slots with every slice (``workers.app.run_jobs``).
 
 Flower shows a message's ``argsrepr`` as its arguments: a job's type, org and store (the
 publish port's labels) where they are known, for a bulk message its job types and count;
@@ -38,9 +40,9 @@ import celeryconfig
 from fusion.jobs.dispatch import Labels
 from fusion.jobs.lanes import Lane
 
-BULK_CHUNK = 16
-# Aim for at least this many messages per batch so all worker slots get work.
-SPREAD = 64
+BULK_CHUNK = 64
+# Aim for at least this many messages per batch, so that many worker slots start on it.
+SPREAD = 16
 # A delayed message runs this long after its job's due time: the claim compares with
 # Postgres' now(), and a worker's clock may be a little ahead of the database's.
 ETA_SLACK_S = 0.05

@@ -11,10 +11,10 @@ for good after max_attempts; RateLimited → pending again at now + retry_after 
 spending an attempt; PermanentError (incl. UnsupportedCapability) → failed at once;
 Cancelled → cancelled.
 
-A bulk message's ids (:meth:`Engine.execute_many`) are claimed in one statement
-(``job_claim_many``: same conditions, same log rows) and their outcomes, when the jobs end
-close together, recorded in one statement (``job_finish_many``: same guard, same log rows)
-before the method returns, so before the message is acknowledged.
+A bulk message's ids (:meth:`Engine.execute_many`) are claimed a few per statement as they
+are needed (``job_claim_many``: same conditions, same log rows) and their outcomes, when the
+jobs end close together, recorded in one statement (``job_finish_many``: same guard, same log
+rows) before the method returns, so before the message is acknowledged.
 
 Single messages (:meth:`Engine.execute`, one per thread) are group-committed across the
 process's threads (``fusion.jobs.group_commit``): the claims asked for while another claim is
@@ -83,6 +83,9 @@ MAX_ERROR_CHARS = 2000
 # Outcomes of a bulk message are written together unless the first of them has waited this
 # long: short jobs share one round trip, a slow batch does not sit on finished outcomes.
 FLUSH_WINDOW_S = 0.05
+# A bulk message's first claim takes this many of its ids; the pace of those decides how many
+# of the rest the next claim takes (see Engine.execute_many).
+FIRST_CLAIM = 2
 
 T = TypeVar("T")
 
@@ -223,49 +226,71 @@ class Engine:
             self.leases.release(claimed.id)
 
     def execute_many(self, job_ids: list[uuid.UUID], *, slice_s: float) -> BatchRun:
-        """Claim every claimable id of ``job_ids`` in one statement and run them in turn.
+        """Run the claimable ids of ``job_ids`` in turn, claiming them as the batch goes.
 
-        Ids not claimable (duplicate, early, stale, cancelled, unknown) count as SKIPPED and
-        run nothing. Once ``slice_s`` has passed, claimed jobs not yet started go back to
-        pending (attempt not counted, logged) and are returned in ``passed_on`` for the caller
-        to publish. Every outcome is written, under the (worker, attempt) guard, before this
-        returns. Raises only if Postgres stays unreachable longer than the worker's patience
-        (claimed jobs are then rescued by the reaper)."""
-        unique = list(dict.fromkeys(job_ids))
-        claimed = self._patiently(lambda: self._claim_many(unique)) if unique else []
+        The first ``FIRST_CLAIM`` ids are claimed in one statement; then, each time those
+        are run, as many of the rest as the pace so far says fit in what is left of
+        ``slice_s`` (at least one while the slice lasts), in one statement. Ids not
+        claimable (duplicate, early, stale, cancelled, unknown) count as SKIPPED and run
+        nothing. Once ``slice_s`` has passed, the ids not yet claimed, and claimed jobs not
+        yet started (back to pending, attempt not counted, logged), are returned in
+        ``passed_on`` for the caller to publish. Every outcome is written, under the
+        (worker, attempt) guard, before this returns. Raises only if Postgres stays
+        unreachable longer than the worker's patience (claimed jobs are then rescued by the
+        reaper)."""
+        rest = list(dict.fromkeys(job_ids))
         run = BatchRun(outcomes={}, passed_on=[])
-        if len(claimed) < len(unique):
-            log.info("%d job(s) of a batch not claimable: ignored", len(unique) - len(claimed))
-            run.outcomes[Outcome.SKIPPED.value] = len(unique) - len(claimed)
-        contexts = [self._context(job) for job in claimed]
-        deadline = time.monotonic() + slice_s
+        started = time.monotonic()
+        deadline = started + slice_s
+        held: list[Claimed] = []
         decided: list[Finish] = []
         first_at = 0.0
+        tried = begun = 0  # ids claimed or found not claimable; claimed jobs taken in hand
+        size = FIRST_CLAIM
         try:
-            for n, (job, ctx) in enumerate(zip(claimed, contexts, strict=True)):
-                if n and time.monotonic() > deadline:
-                    decided += [self._pass_on(rest) for rest in claimed[n:]]
-                    break
-                if ctx.lease_lost:
-                    outcome: Finish | Outcome = Outcome.ABANDONED
-                elif ctx.cancel_requested:
-                    outcome = self._cancelled(job, "cancel requested before it started")
-                else:
-                    outcome = self._run(job, ctx)
-                if isinstance(outcome, Outcome):
-                    run.outcomes[outcome.value] = run.outcomes.get(outcome.value, 0) + 1
-                    continue
-                if not decided:
-                    first_at = time.monotonic()
-                decided.append(outcome)
-                if time.monotonic() - first_at >= FLUSH_WINDOW_S:
-                    self._write_many(decided, run)
-                    decided = []
+            while rest and not (begun and time.monotonic() > deadline):
+                wanted, rest = rest[:size], rest[size:]
+                claimed = self._patiently(lambda: self._claim_many(wanted))  # noqa: B023
+                held += claimed
+                if skipped := len(wanted) - len(claimed):
+                    log.info("%d job(s) of a batch not claimable: ignored", skipped)
+                    self._count(run, Outcome.SKIPPED, skipped)
+                contexts = [self._context(job) for job in claimed]  # their leases kept
+                for n, (job, ctx) in enumerate(zip(claimed, contexts, strict=True)):
+                    if begun and time.monotonic() > deadline:
+                        decided += [self._pass_on(later) for later in claimed[n:]]
+                        break
+                    begun += 1
+                    outcome = self._run_in_batch(job, ctx)
+                    if isinstance(outcome, Outcome):
+                        self._count(run, outcome)
+                        continue
+                    if not decided:
+                        first_at = time.monotonic()
+                    decided.append(outcome)
+                    if time.monotonic() - first_at >= FLUSH_WINDOW_S:
+                        self._write_many(decided, run)
+                        decided = []
+                tried += len(wanted)
+                pace = (time.monotonic() - started) / tried
+                size = max(1, int((deadline - time.monotonic()) / pace))
             self._write_many(decided, run)
         finally:
-            for job in claimed:
+            for job in held:
                 self.leases.release(job.id)
+        run.passed_on += rest
         return run
+
+    def _run_in_batch(self, job: Claimed, ctx: JobContext) -> Finish | Outcome:
+        if ctx.lease_lost:
+            return Outcome.ABANDONED
+        if ctx.cancel_requested:
+            return self._cancelled(job, "cancel requested before it started")
+        return self._run(job, ctx)
+
+    @staticmethod
+    def _count(run: BatchRun, outcome: Outcome, n: int = 1) -> None:
+        run.outcomes[outcome.value] = run.outcomes.get(outcome.value, 0) + n
 
     def _context(self, claimed: Claimed) -> JobContext:
         return JobContext(
@@ -511,7 +536,7 @@ class Engine:
                 )
             elif outcome is Outcome.PASSED_ON:
                 run.passed_on.append(f.job.id)
-            run.outcomes[outcome.value] = run.outcomes.get(outcome.value, 0) + 1
+            self._count(run, outcome)
 
     def _patiently(self, fn: Callable[[], T]) -> T:
         """``fn()``, retried while Postgres is unreachable, up to the worker's patience."""

@@ -61,7 +61,8 @@ def test_a_bulk_message_names_its_job_types_and_count(
     kit = make_kit(admin_engine, team_a.org_id, None)
     broker = app.extensions["fusion"].redis
     before = {json.dumps(m) for m in _messages(broker, "shopify")}
-    # When 128 jobs of two types are enqueued at once (a backlog: the bulk lane, 2 per message)
+    # When 128 jobs of two types are enqueued at once (a backlog: the bulk lane, spread
+    # over 16 messages of 8)
     specs = [
         {"job_type": kind, "store_id": kit["store_id"]}
         for _ in range(64)
@@ -71,10 +72,10 @@ def test_a_bulk_message_names_its_job_types_and_count(
         service.enqueue_many(session, org_id=team_a.org_id, specs=specs)
     new = [m for m in _messages(broker, "shopify") if json.dumps(m) not in before]
     # Then each message says how many jobs of which types, and of how many orgs
-    assert len(new) == 64
+    assert len(new) == 16
     assert {m["headers"]["task"] for m in new} == {"fusion.run_jobs"}
     assert {m["headers"]["argsrepr"] for m in new} == {
-        "2 jobs (list_products x1, sync_inventory x1) in 1 org(s)"
+        "8 jobs (list_products x4, sync_inventory x4) in 1 org(s)"
     }
 
 

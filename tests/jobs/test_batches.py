@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
 from fusion.config import Settings
 from fusion.db.session import Database
 from fusion.jobs import service, sweeps
-from fusion.jobs.engine import BatchRun, Outcome
+from fusion.jobs.engine import FIRST_CLAIM, BatchRun, Outcome
 from fusion.jobs.engine import Engine as JobEngine
 from fusion.jobs.models import JobStatus
 from tests.jobs.conftest import executions_of
@@ -103,12 +103,16 @@ def test_a_batch_outcomes_keep_their_kinds_when_written_together(
     assert _story(database, org_a, ids[1])[-1].startswith("failed: the platform refused")
 
 
-def test_claimed_jobs_not_started_within_the_slice_go_back_to_pending_and_are_passed_on(
+def test_after_the_slice_claimed_jobs_not_started_and_ids_never_claimed_are_passed_on(
     database: Database, admin_engine: Engine, org_a: uuid.UUID, job_engine: JobEngine
 ) -> None:
     ids = [_enqueue(database, org_a, "test.record", payload={"sleep_s": 0.2}) for _ in range(3)]
+    # When a batch of three slow jobs has a slice shorter than one of them
     run = job_engine.execute_many(ids, slice_s=0.05)
-    assert run.outcomes == {"completed": 1, "passed_on": 2} and run.passed_on == ids[1:]
+    # Then the first ran; the second, claimed with it (the first claim takes FIRST_CLAIM),
+    # went back to pending; the third was never claimed; both are passed on, in order
+    assert FIRST_CLAIM == 2
+    assert run.outcomes == {"completed": 1, "passed_on": 1} and run.passed_on == ids[1:]
     assert [executions_of(admin_engine, j) for j in ids] == [1, 0, 0]
     with database.org_session(org_a) as session:
         rest = [service.get_job(session, j) for j in ids[1:]]
@@ -116,11 +120,50 @@ def test_claimed_jobs_not_started_within_the_slice_go_back_to_pending_and_are_pa
     assert _story(database, org_a, ids[1])[-1] == (
         "not started within its batch's time slice; back to pending (attempt not counted)"
     )
+    assert _story(database, org_a, ids[2]) == ["enqueued test.record on queue default"]
     # passed on: the next message runs them, each once
     again = job_engine.execute_many(run.passed_on, slice_s=5)
     assert again.outcomes == {"completed": 2}
     assert [executions_of(admin_engine, j) for j in ids] == [1, 1, 1]
     assert Outcome.PASSED_ON.value == "passed_on"
+
+
+def _claims(job_engine: JobEngine) -> list[int]:
+    """How many ids each claim statement of ``job_engine`` asks for, from now on."""
+    asked: list[int] = []
+
+    def executing(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        if "job_claim_many" in statement:
+            asked.append(len(parameters["ids"]))
+
+    event.listen(job_engine._fast, "before_cursor_execute", executing)
+    return asked
+
+
+def test_a_batch_claims_a_few_ids_first_then_as_many_as_its_pace_fits_in_the_slice(
+    database: Database, admin_engine: Engine, org_a: uuid.UUID, job_engine: JobEngine
+) -> None:
+    fast = [_enqueue(database, org_a, "test.noop") for _ in range(40)]
+    slow = [_enqueue(database, org_a, "test.record", payload={"sleep_s": 0.2}) for _ in range(6)]
+    asked = _claims(job_engine)
+    # When a batch of 40 quick jobs runs with a generous slice
+    quick = job_engine.execute_many(fast, slice_s=5)
+    # Then it took two claims: the first FIRST_CLAIM ids, then all the rest at once
+    assert quick.outcomes == {"completed": 40} and quick.passed_on == []
+    assert asked == [FIRST_CLAIM, 40 - FIRST_CLAIM]
+    # When a batch of 6 jobs of 0.2 s each has a 0.5 s slice
+    asked.clear()
+    run = job_engine.execute_many(slow, slice_s=0.5)
+    # Then it claimed the first two, then (their pace leaving room for one more at most) one
+    # at a time, and stopped with the slice: the ids after those it claimed were never
+    # claimed (still pending, nothing logged), and all the rest are passed on in order
+    claimed = sum(asked)
+    assert asked[0] == FIRST_CLAIM and set(asked[1:]) <= {1} and claimed < len(slow)
+    ran = run.outcomes["completed"]
+    assert FIRST_CLAIM <= ran <= claimed and run.passed_on == slow[ran:]
+    assert [executions_of(admin_engine, j) for j in slow] == [1] * ran + [0] * (6 - ran)
+    for job_id in slow[claimed:]:
+        assert _story(database, org_a, job_id) == ["enqueued test.record on queue default"]
 
 
 def test_a_reaped_workers_late_batch_write_cannot_complete_a_job_twice(

@@ -10,11 +10,13 @@ import pytest
 from sqlalchemy import Engine, text
 
 from fusion.db.session import Database
-from fusion.jobs import service
+from fusion.jobs import dispatch, service
+from fusion.jobs.lanes import Lane
 from fusion.jobs.models import JobStatus
 from fusion.jobs.service import JobSpec
 from tests.jobs.conftest import executions_of
 from tests.workers.conftest import Celery, wait_until
+from workers import dispatcher as dispatcher_module
 from workers.dispatcher import BULK_CHUNK, CeleryDispatcher
 
 pytestmark = pytest.mark.usefixtures("executions")
@@ -119,3 +121,42 @@ def test_another_orgs_new_job_passes_an_orgs_backlog_on_the_same_queue(
             {"a": org_a, "b": b_job.id},
         ).scalar_one()
     assert a_done_before_b <= BULK_CHUNK  # at most the one message the worker had taken
+
+
+def test_a_slow_bulk_message_passes_its_rest_on_as_two_and_spreads_over_the_worker_slots(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given 12 jobs of 0.3 s each, stored with no message yet, and a worker with 4 slots
+    dispatch.install(None)
+    with database.org_session(org_a) as session:
+        jobs = service.enqueue_many(
+            session,
+            org_id=org_a,
+            specs=[JobSpec("test.record", payload={"sleep_s": 0.3}) for _ in range(12)],
+        )
+    dispatch.install(publisher)
+    worker = celery.worker("w1", concurrency=4)
+    # When they are published as one bulk message (a batch spread over one message)
+    monkeypatch.setattr(dispatcher_module, "SPREAD", 1)
+    publisher.publish([(job.id, job.queue) for job in jobs], Lane.BULK)
+    # Then each runs once, and more than one slot runs them at a time: the message ran what
+    # fits in its 0.5 s slice and passed the rest on as two messages, which did the same
+    ids = [job.id for job in jobs]
+    wait_until(lambda: all(_status(database, org_a, j) is JobStatus.COMPLETED for j in ids), 60)
+    assert [executions_of(admin_engine, j) for j in ids] == [1] * 12
+    with admin_engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT extract(epoch FROM at) FROM test_executions WHERE job_id = ANY(:ids)"),
+            {"ids": ids},
+        ).scalars()
+        ends = sorted(float(e) for e in rows)
+    # A handler ends when it records its execution, 0.3 s or more after it began: the most
+    # handlers running at one moment (a slot's jobs, one after another, never overlap).
+    at_once = max(sum(e - 0.3 < x <= e for e in ends) for x in ends)
+    assert at_once >= 3, ends
+    assert worker.output().count("fusion.run_jobs[") >= 2 * 5  # 5+ messages received and done

@@ -31,7 +31,7 @@ def test_normal_and_urgent_jobs_get_one_message_each() -> None:
 
 def test_a_bulk_batch_is_packed_per_queue_into_small_chunks_keeping_every_id_once() -> None:
     dispatcher = CeleryDispatcher(Celery("t"))
-    jobs = _jobs(1000) + _jobs(10, "shopify")
+    jobs = _jobs(2000) + _jobs(10, "shopify")
     messages = dispatcher._messages(jobs, Lane.BULK)
     ids = [i for _, chunk in messages for i in chunk]
     assert sorted(ids) == sorted(str(j) for j, _ in jobs)
