@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from api.context import hub
 from api.quota import charge
 from fusion.auth import api_keys, sessions
-from fusion.auth.access import Access, ActorType, Principal, authorize
+from fusion.auth.access import Access, ActorType, Principal, authorize, grant, role_in_org
 from fusion.auth.errors import AuthenticationFailed
 from fusion.auth.models import Role
 from fusion.auth.tokens import AccessClaims, decode_access_token
@@ -66,10 +66,8 @@ class Guard:
             stack = ExitStack()
             session = stack.enter_context(hub().database.org_session(org_id))
             try:
-                principal = authenticate(session)
-                found = authorize(
-                    session, principal, org_id, self.minimum, people_only=self.people_only
-                )
+                principal, role = _authenticate(session, org_id=org_id)
+                found = grant(principal, org_id, role, self.minimum, people_only=self.people_only)
             except BaseException:
                 session.rollback()
                 stack.close()
@@ -147,23 +145,37 @@ def _presented() -> tuple[str, str]:
 
 def authenticate(session: Session, *, allow_keys: bool = True) -> Principal:
     """The caller of the current request; raises AuthenticationFailed."""
+    principal, _ = _authenticate(session, allow_keys=allow_keys)
+    return principal
+
+
+def _authenticate(
+    session: Session, *, allow_keys: bool = True, org_id: uuid.UUID | None = None
+) -> tuple[Principal, Role | None]:
+    """:func:`authenticate`; with ``org_id`` (``session`` scoped to it), also the caller's
+    role there (None: not a member), a person's read in the same query as their account."""
     kind, value = _presented()
     if kind == "key":
         if not allow_keys:
             raise AuthenticationFailed("api keys cannot act as a person")
         identity = api_keys.authenticate(session, value)
         g.api_key_id = identity.key_id
-        return Principal(
+        principal = Principal(
             ActorType.API_KEY,
             identity.key_id,
             identity.org_id,
             identity.role,
             key_creator_id=identity.created_by,
         )
+        return principal, None if org_id is None else role_in_org(session, principal, org_id)
     claims = decode_access_token(hub().settings.jwt_secret, value)
-    sessions.active_user(session, claims)
+    role = None
+    if org_id is None:
+        sessions.active_user(session, claims)
+    else:
+        _, role = sessions.active_member(session, claims, org_id)
     g.claims = claims
-    return Principal(ActorType.USER, claims.user_id)
+    return Principal(ActorType.USER, claims.user_id), role
 
 
 def _document(wrapper: Any, security: list[dict[str, list[str]]], codes: tuple[int, ...]) -> None:

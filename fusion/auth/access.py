@@ -104,6 +104,19 @@ def authorize(
     API key attempts a people-only action.
     """
     role = role_in_org(session, principal, org_id)
+    return grant(principal, org_id, role, minimum, people_only=people_only)
+
+
+def grant(
+    principal: Principal,
+    org_id: uuid.UUID,
+    role: Role | None,
+    minimum: Role,
+    *,
+    people_only: bool = False,
+) -> Access:
+    """:func:`authorize` given the principal's ``role`` in ``org_id`` as just read in the
+    org's transaction (None: not a member), for a caller that read it with something else."""
     if role is None:
         raise NotFound("No such organisation.")
     if RANK[role] < RANK[minimum]:

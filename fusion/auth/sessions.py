@@ -14,13 +14,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from fusion.auth import mfa
 from fusion.auth.errors import AuthenticationFailed
-from fusion.auth.models import RefreshToken, User
+from fusion.auth.models import OrgMember, RefreshToken, Role, User
 from fusion.auth.passwords import hash_password, password_problems, verify_password
 from fusion.auth.secrets import digest, new_opaque_token
 from fusion.auth.tokens import AccessClaims, issue_access_token
@@ -255,20 +256,42 @@ def active_user(session: Session, claims: AccessClaims) -> User:
     """The user an access token names, if their account is active and the login session is not
     revoked. Raises AuthenticationFailed otherwise. One query (every authenticated request
     makes it): the user and whether their login session has a revoked token."""
+    user, _ = _active(session, _ACTIVE_USER, claims, {})
+    return user
+
+
+def active_member(
+    session: Session, claims: AccessClaims, org_id: uuid.UUID
+) -> tuple[User, Role | None]:
+    """:func:`active_user`, with the user's role in ``org_id`` (None: not a member) read in
+    the same query; ``session`` must be scoped to ``org_id`` (row-level security)."""
+    return _active(session, _ACTIVE_MEMBER, claims, {"org_id": org_id})
+
+
+def _active(
+    session: Session, query: Any, claims: AccessClaims, params: dict[str, Any]
+) -> tuple[User, Role | None]:
     found = session.execute(
-        _ACTIVE_USER, {"user_id": claims.user_id, "session_id": claims.session_id}
+        query, {"user_id": claims.user_id, "session_id": claims.session_id, **params}
     ).first()
     if found is None or not found[0].is_active:
         raise AuthenticationFailed("user unknown or inactive")
     if found[1]:
         raise AuthenticationFailed("login session revoked")
     user: User = found[0]
-    return user
+    return user, found[2] if len(found) > 2 else None
 
 
-_ACTIVE_USER = select(
-    User,
+_REVOKED = (
     select(RefreshToken.id)
     .where(RefreshToken.family_id == bindparam("session_id"), RefreshToken.revoked_at.is_not(None))
-    .exists(),
+    .exists()
+)
+_ACTIVE_USER = select(User, _REVOKED).where(User.id == bindparam("user_id"))
+_ACTIVE_MEMBER = select(
+    User,
+    _REVOKED,
+    select(OrgMember.role)
+    .where(OrgMember.org_id == bindparam("org_id"), OrgMember.user_id == User.id)
+    .scalar_subquery(),
 ).where(User.id == bindparam("user_id"))

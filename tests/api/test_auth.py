@@ -226,8 +226,13 @@ def test_signup_rules(client: FlaskClient) -> None:
 
 def test_logout_ends_the_session(client: FlaskClient) -> None:
     person = signup(client)
+    org = person.post("/orgs", json={"name": "Mine"}).json["id"]
+    assert person.get(f"/orgs/{org}/jobs").status_code == 200
     assert client.post("/auth/logout", headers=person.headers).status_code == 200
     assert client.get("/me", headers=person.headers).status_code == 401
+    # An org's routes read the login session with the caller's role, in one query: it too
+    # sees the session ended
+    assert person.get(f"/orgs/{org}/jobs").status_code == 401
     refreshed = client.post("/auth/refresh", json={"refresh_token": person.refresh_token})
     assert refreshed.status_code == 401
 
