@@ -22,8 +22,11 @@ Then, for ``--seconds`` each, ``--clients`` keep-alive connections send requests
 Then ``post_job_paced``: ``POST /jobs`` again at half the hello-world's POST rate (open loop,
 one request every ``1 / rate`` seconds spread over the clients), for its latency at that rate.
 
-Prints requests/s and p50/p99 (ms) of each; the ratio of each hub endpoint to the hello-world
-of the same method; writes bench/results/api.json with the command and the load average.
+Prints requests/s and p50/p99 (ms) of each, and the CPU milliseconds per request of each side
+(on Linux): the server's gunicorn processes, the Postgres backends of the bench's database
+(when Postgres runs on this machine) and the client (this process); the ratio of each hub
+endpoint to the hello-world of the same method; writes bench/results/api.json with the
+command and the load average.
 No workers run: the jobs stay pending (what is measured is the API). Non-2xx answers count as
 errors and are reported; a run with errors says so.
 """
@@ -66,15 +69,23 @@ class Run:
     seconds: float
     latencies_s: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
+    # CPU seconds each side spent during the load (see Bench.cpu), when it could be read
+    cpu_s: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies_s)
+        answered = len(lat) + sum(self.errors.values())
         return {
             "requests_per_s": round(len(lat) / self.seconds, 1),
             "p50_ms": round(_pct(lat, 50) * 1000, 2),
             "p99_ms": round(_pct(lat, 99) * 1000, 2),
             "requests": len(lat),
             "errors": dict(self.errors),
+            "cpu_ms_per_request": {
+                side: round(seconds / answered * 1000, 3) for side, seconds in self.cpu_s.items()
+            }
+            if answered
+            else {},
         }
 
 
@@ -88,12 +99,21 @@ def _pct(values: list[float], p: int) -> float:
 
 
 def load(
-    name: str, port: int, make: Request, *, clients: int, seconds: float, rate: float = 0.0
+    name: str,
+    port: int,
+    make: Request,
+    *,
+    clients: int,
+    seconds: float,
+    rate: float = 0.0,
+    cpu: Callable[[], dict[str, dict[int, float]]] | None = None,
 ) -> Run:
     """``clients`` keep-alive connections sending ``make()``'s requests for ``seconds``: back to
     back, or (``rate`` > 0) one request every ``1 / rate`` seconds in all, each on its
-    schedule (latency counted from when it was due, so a server falling behind shows)."""
+    schedule (latency counted from when it was due, so a server falling behind shows).
+    ``cpu``: reads each side's processes' CPU seconds, before and after (``Run.cpu_s``)."""
     run = Run(name, seconds)
+    before = cpu() if cpu else {}
     lock = threading.Lock()
     start = time.perf_counter() + 0.2
     stop_at = start + seconds
@@ -142,7 +162,37 @@ def load(
     # Requests per second over the time they took: a paced load the server could not keep
     # up with ends late, and counts as the slower rate it really got.
     run.seconds = max(time.perf_counter() - start, seconds)
+    if cpu:
+        # A process that started during the load counts from zero; one that ended is lost.
+        after = cpu()
+        run.cpu_s = {
+            side: sum(t - before.get(side, {}).get(pid, 0.0) for pid, t in times.items())
+            for side, times in after.items()
+        }
     return run
+
+
+def _process_cpu_s(pid: int) -> float | None:
+    """User plus system CPU seconds of process ``pid`` so far (Linux ``/proc``), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _group(pgid: int) -> list[int]:
+    """The processes of process group ``pgid`` (a gunicorn master and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(stat[2]) == pgid:
+                found.append(int(entry.name))
+    return found
 
 
 class Bench:
@@ -206,6 +256,32 @@ class Bench:
             self._wait(f"http://127.0.0.1:{port}{path}")
         self.sandbox = SandboxServer(SANDBOXES["shopify"]()).start()
         self.hub = f"http://127.0.0.1:{self.hub_port}"
+
+    def cpu(self, server: subprocess.Popen[bytes]) -> Callable[[], dict[str, dict[int, float]]]:
+        """A meter of CPU seconds by side, for :func:`load`: ``server`` (the gunicorn master
+        and workers under load), ``postgres`` (the backends connected to the bench's
+        database; only when Postgres runs on this machine) and ``client`` (this process:
+        the load's threads and the sandbox)."""
+        import psycopg2
+
+        dsn = self.database.url.replace("postgresql+psycopg2://", "postgresql://")
+
+        def read() -> dict[str, dict[int, float]]:
+            with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+                cur.execute(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                backends = [pid for (pid,) in cur.fetchall()]
+            conn.close()
+            sides = {"server": _group(server.pid), "postgres": backends, "client": [os.getpid()]}
+            times = {
+                side: {pid: t for pid in pids if (t := _process_cpu_s(pid)) is not None}
+                for side, pids in sides.items()
+            }
+            return {side: found for side, found in times.items() if found}
+
+        return read
 
     def _wait(self, url: str, timeout: float = 60) -> None:
         import requests
@@ -342,22 +418,25 @@ def main() -> int:
         bench.start()
         bench.setup()
         hub, hello = bench.hub_port, bench.hello_port
+        hub_cpu, hello_cpu = bench.cpu(bench.procs[0]), bench.cpu(bench.procs[1])
         opts = {"clients": args.clients, "seconds": args.seconds}
-        plan: list[tuple[str, int, Request]] = [
-            ("hello_get", hello, bench.hello("GET")),
-            ("hello_post", hello, bench.hello("POST")),
-            ("post_job", hub, bench.post_job),
-            ("get_jobs", hub, bench.get_jobs),
-            ("webhook", hub, bench.webhook),
+        plan: list[tuple[str, int, Request, Any]] = [
+            ("hello_get", hello, bench.hello("GET"), hello_cpu),
+            ("hello_post", hello, bench.hello("POST"), hello_cpu),
+            ("post_job", hub, bench.post_job, hub_cpu),
+            ("get_jobs", hub, bench.get_jobs, hub_cpu),
+            ("webhook", hub, bench.webhook, hub_cpu),
         ]
-        for _, port, make in plan:  # warm every process and connection pool first
+        for _, port, make, _cpu in plan:  # warm every process and connection pool first
             load("warm-up", port, make, clients=args.clients, seconds=1.0)
         results: dict[str, dict[str, Any]] = {}
-        for name, port, make in plan:
-            results[name] = load(name, port, make, **opts).summary()
+        for name, port, make, cpu in plan:
+            results[name] = load(name, port, make, cpu=cpu, **opts).summary()
             _show(name, results[name])
         rate = results["hello_post"]["requests_per_s"] / 2
-        paced = load("post_job_paced", hub, bench.post_job, rate=rate, **opts).summary()
+        paced = load(
+            "post_job_paced", hub, bench.post_job, rate=rate, cpu=hub_cpu, **opts
+        ).summary()
         paced["offered_per_s"] = round(rate, 1)
         results["post_job_paced"] = paced
         _show(f"post_job at {rate:,.0f}/s", paced)
@@ -399,9 +478,10 @@ def main() -> int:
 
 def _show(name: str, r: dict[str, Any]) -> None:
     errors = f", errors {r['errors']}" if r["errors"] else ""
+    cpu = "  ".join(f"{side} {ms:.2f}" for side, ms in r["cpu_ms_per_request"].items())
     print(
         f"{name:>20}: {r['requests_per_s']:8,.0f} req/s  p50 {r['p50_ms']:6.1f} ms  "
-        f"p99 {r['p99_ms']:6.1f} ms{errors}"
+        f"p99 {r['p99_ms']:6.1f} ms{errors}" + (f"  (CPU ms per request: {cpu})" if cpu else "")
     )
 
 
