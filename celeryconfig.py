@@ -4,10 +4,8 @@ Postgres is the truth and Celery the transport (docs/jobs.md): a message carries
 claim in Postgres makes duplicates harmless, the sweeps make lost messages only a delay. The
 settings below make the transport itself as safe as it can be (docs/jobs.md).
 
-The knobs for operators and tests (``FUSION_BROKER_VISIBILITY_TIMEOUT_S``, default 7200:
-longer than the longest job; ``FUSION_BROKER_RESTORE_INTERVAL_S``, how often a worker looks
-for unacknowledged messages to restore, kombu's default 10; ``FUSION_SWEEP_INTERVAL_S``,
-reaper and dispatcher, default 5; ``FUSION_DISPATCH_STALE_S``, default 30;
+The knobs for operators and tests (``FUSION_SWEEP_INTERVAL_S``, reaper and dispatcher,
+default 2; ``FUSION_DISPATCH_STALE_S``, default 30;
 ``FUSION_WORKER_SOFT_SHUTDOWN_S``, default 10; ``FUSION_ORDER_QUEUE_POLL_S``, default 60;
 ``FUSION_CHECK_INTERVAL_S``, notification checks and approval expiry, default 300) are
 ``Settings`` fields, read and checked in ``fusion/config.py`` like every other variable.
@@ -40,7 +38,6 @@ CHECK_NOTIFICATIONS = "fusion.notifications.check"
 
 
 _settings = BrokerSettings.from_env()
-VISIBILITY_TIMEOUT_S = _settings.broker_visibility_timeout_s
 SWEEP_INTERVAL_S = _settings.sweep_interval_s
 DISPATCH_STALE_S = _settings.dispatch_stale_s
 # How often every store's order notification queue (Amazon's SQS) is read; 0 turns it off.
@@ -52,18 +49,17 @@ broker_url = _settings.redis_url or "redis://127.0.0.1:6379/0"
 broker_connection_retry_on_startup = True
 broker_connection_max_retries = None  # keep trying through a broker restart
 broker_transport_options = {
-    "visibility_timeout": VISIBILITY_TIMEOUT_S,
-    "unacked_restore_interval": _settings.broker_restore_interval_s,
+    # Unacknowledged messages in the worker's memory, not copied into Redis (no visibility
+    # timeout): Postgres and the sweeps bring back what a killed worker held (workers/broker.py).
+    "ack_emulation": False,
     # Lanes (fusion.jobs.lanes) are Redis priority lists; 0 is served first.
     "queue_order_strategy": "priority",
     "priority_steps": sorted({0, *(int(lane) for lane in Lane), 9}),
 }
-visibility_timeout = VISIBILITY_TIMEOUT_S
 
 # Results live in the jobs table, not in Redis.
 result_backend = None
 task_ignore_result = True
-result_backend_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
 
 task_serializer = "json"
 accept_content = ["json"]
@@ -140,6 +136,7 @@ enable_utc = True
 # (workers/beat.py, fusion/runtime/beat.py).
 beat_scheduler = "workers.beat:SingleBeatScheduler"
 
-# kombu's Redis transport with the reconnect fix of workers/broker.py (redis:// only).
+# kombu's Redis transport with the in-memory acknowledgements, the shared client and the
+# reconnect fix of workers/broker.py (redis:// only).
 if broker_url.startswith("redis://"):
     broker_transport = "workers.broker:Transport"

@@ -92,9 +92,16 @@ for _job_type, _schema in (
     register(_job_type)
     schemas.jobs.register_payload_schema(_job_type.name, _schema)
 
-# The raw side: the same broker and transport settings, a task that only counts itself.
+# The raw side: the same broker and transport settings, a task that only counts itself, and
+# Celery's usual at-least-once on Redis: acks_late with kombu's ack emulation (each delivered
+# message copied into Redis until acknowledged). The hub turns the emulation off because
+# Postgres holds its jobs (workers/broker.py); a raw task has nothing else to come back from.
 raw_app = Celery("bench-raw")
 raw_app.config_from_object(celeryconfig)
+raw_app.conf.broker_transport_options = {
+    **celeryconfig.broker_transport_options,
+    "ack_emulation": True,
+}
 
 
 @raw_app.task(name="bench.raw_noop", ignore_result=True)

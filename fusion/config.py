@@ -220,8 +220,6 @@ VARIABLES: Mapping[str, str] = {
     "test_connection_deadline_s": "FUSION_TEST_CONNECTION_DEADLINE_S",
     "test_connection_max_bytes": "FUSION_TEST_CONNECTION_MAX_BYTES",
     "public_url": "FUSION_PUBLIC_URL",
-    "broker_visibility_timeout_s": "FUSION_BROKER_VISIBILITY_TIMEOUT_S",
-    "broker_restore_interval_s": "FUSION_BROKER_RESTORE_INTERVAL_S",
     "sweep_interval_s": "FUSION_SWEEP_INTERVAL_S",
     "dispatch_stale_s": "FUSION_DISPATCH_STALE_S",
     "worker_soft_shutdown_s": "FUSION_WORKER_SOFT_SHUTDOWN_S",
@@ -309,9 +307,7 @@ class Settings:
     test_connection_max_bytes: int = 2 * 1024 * 1024
     # Where platforms reach this hub (webhook subscriptions): scheme and host, no path.
     public_url: str | None = None
-    # Broker and sweep knobs (celeryconfig): the visibility timeout is longer than any job.
-    broker_visibility_timeout_s: float = 7200
-    broker_restore_interval_s: float = 10  # how often unacknowledged messages are restored
+    # Sweep knobs (celeryconfig).
     sweep_interval_s: float = 2  # reaper and dispatcher sweeps
     dispatch_stale_s: int = 30  # a pending job's message older than this is published again
     worker_soft_shutdown_s: float = 10
@@ -541,12 +537,6 @@ def _broker_values(env: Mapping[str, str], *, mode: str, redis_url: str | None) 
     return {
         "env": mode,
         "redis_url": redis_url,
-        "broker_visibility_timeout_s": _float(
-            env, v["broker_visibility_timeout_s"], 7200, lo=1, hi=30 * 86400
-        ),
-        "broker_restore_interval_s": _float(
-            env, v["broker_restore_interval_s"], 10, lo=0.1, hi=3600
-        ),
         "sweep_interval_s": _float(env, v["sweep_interval_s"], 2, lo=0.1, hi=3600),
         "dispatch_stale_s": _int(env, v["dispatch_stale_s"], 30, lo=1, hi=86400),
         "worker_soft_shutdown_s": _float(env, v["worker_soft_shutdown_s"], 10, lo=0, hi=3600),
@@ -565,8 +555,6 @@ class BrokerSettings:
 
     env: str = "dev"
     redis_url: str | None = None
-    broker_visibility_timeout_s: float = 7200
-    broker_restore_interval_s: float = 10
     sweep_interval_s: float = 2
     dispatch_stale_s: int = 30
     worker_soft_shutdown_s: float = 10

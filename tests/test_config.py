@@ -29,7 +29,6 @@ from fusion.errors import ConfigError
         ({"FUSION_REFRESH_REUSE_GRACE_S": "600"}, "FUSION_REFRESH_REUSE_GRACE_S: must be between"),
         ({"FUSION_JOB_RETENTION_DAYS": "-1"}, "FUSION_JOB_RETENTION_DAYS: must be between"),
         ({"FUSION_SWEEP_INTERVAL_S": "often"}, "FUSION_SWEEP_INTERVAL_S: expected a number"),
-        ({"FUSION_BROKER_VISIBILITY_TIMEOUT_S": "0"}, "FUSION_BROKER_VISIBILITY_TIMEOUT_S: must"),
         ({"FUSION_DISPATCH_STALE_S": "2.5"}, "FUSION_DISPATCH_STALE_S: expected an integer"),
         ({"FUSION_ORDER_QUEUE_POLL_S": "-1"}, "FUSION_ORDER_QUEUE_POLL_S: must be between"),
     ],
@@ -130,8 +129,6 @@ def test_the_broker_and_sweep_knobs_and_job_modules_are_read(tmp_path: Path) -> 
     settings = Settings.from_env(
         {
             "FUSION_HOME": str(tmp_path),
-            "FUSION_BROKER_VISIBILITY_TIMEOUT_S": "2",
-            "FUSION_BROKER_RESTORE_INTERVAL_S": "0.5",
             "FUSION_SWEEP_INTERVAL_S": "0.3",
             "FUSION_DISPATCH_STALE_S": "3",
             "FUSION_WORKER_SOFT_SHUTDOWN_S": "0",
@@ -140,24 +137,20 @@ def test_the_broker_and_sweep_knobs_and_job_modules_are_read(tmp_path: Path) -> 
         }
     )
     assert (
-        settings.broker_visibility_timeout_s,
-        settings.broker_restore_interval_s,
         settings.sweep_interval_s,
         settings.dispatch_stale_s,
         settings.worker_soft_shutdown_s,
         settings.order_queue_poll_s,
         settings.job_modules,
-    ) == (2, 0.5, 0.3, 3, 0, 0, ("tests.jobs.handlers", "bench.engine"))
+    ) == (0.3, 3, 0, 0, ("tests.jobs.handlers", "bench.engine"))
     defaults = Settings.from_env({"FUSION_HOME": str(tmp_path)})
     assert (
-        defaults.broker_visibility_timeout_s,
-        defaults.broker_restore_interval_s,
         defaults.sweep_interval_s,
         defaults.dispatch_stale_s,
         defaults.worker_soft_shutdown_s,
         defaults.order_queue_poll_s,
         defaults.job_modules,
-    ) == (7200, 10, 2, 30, 10, 60, ())
+    ) == (2, 30, 10, 60, ())
 
 
 def test_broker_settings_read_the_broker_variables_and_nothing_else(tmp_path: Path) -> None:

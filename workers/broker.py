@@ -1,32 +1,35 @@
-"""kombu's Redis transport with one fix and one saving (``celeryconfig.broker_transport``
-names it for redis:// URLs, so the API's publisher and every worker use it).
+"""kombu's Redis transport as the hub uses it (``celeryconfig.broker_transport`` names it for
+redis:// URLs, so the API's publisher and every worker use it): acknowledgements kept in the
+worker's memory, one Redis client per connection pool, and a worker that survives losing its
+broker.
 
-The saving: kombu builds a new redis-py client for every command it sends outside the event
-loop (each publish, each acknowledgement, each delivery's entry in the unacked index), and
-building one fills its ~170 response callbacks (0.1 ms, a third of a publish's CPU). A client
-holds no connection of its own (it takes one from the channel's pool per command) and is
-safe to share between threads, so :class:`Channel` keeps one per pool instead.
+**Acknowledgements in memory.** With ``ack_emulation`` on (kombu's default), every delivered
+message is copied into an "unacked" hash and index in Redis, and removed again when it is
+acknowledged: two Redis transactions per message, a quarter of a worker's time on one-job
+messages (bench/README.md), so that a killed worker's messages come back after the visibility
+timeout. The hub does not need that copy: Postgres holds every job, the dispatcher sweep
+republishes a pending job whose message is lost (``FUSION_DISPATCH_STALE_S`` after it was
+due) and the reaper gives back a running job whose worker died once its lease expires, both
+long before a visibility timeout that must outlast the longest job. So ``celeryconfig`` turns
+ack emulation off and a delivered message lives in the worker's memory only
+(:class:`QoS`): acknowledging it sends nothing, a worker that stops gracefully gives back
+what it holds (kombu's restore at close, from memory), and a long job's message is never
+redelivered to a second worker by a visibility timeout, since there is none.
 
-The fix: a worker whose broker connection dropped survives
-closing its consumer channel, and the acknowledgements that arrive after it closed.
+**One client per pool.** kombu builds a new redis-py client for every command it sends
+outside the event loop (each publish, each ack), and building one fills its ~170 response
+callbacks (0.1 ms, a third of a publish's CPU). A client holds no connection of its own (it
+takes one from the channel's pool per command) and is safe to share between threads, so
+:class:`Channel` keeps one per pool instead.
 
-When Redis goes away, Celery's consumer calls ``connection.collect()``, which sets the
-transport's ``client`` to None, then restarts its bootsteps, which close the channels. Closing
-the consumer channel restores its unacknowledged messages (acks_late) and, when the channel
-was polling, builds a new Redis client from ``transport.client``: ``AttributeError: 'NoneType'
-object has no attribute 'hostname'``, which is not a connection error, so the worker stopped
-with "Unrecoverable error" (kombu issue 582 shows the same path). Restoring there cannot work
-anyway (the broker is gone); the messages stay in Redis's unacked index, which kombu restores
-after the visibility timeout, and Postgres holds every job (the dispatcher sweep republishes
-a pending job whose message is stale), so skipping it loses nothing.
-
-The same holds for an acknowledgement that lands after the channel closed: Celery defers acks
-to the event loop (``call_soon``), so a job that finished while Redis was restarting acks on a
-channel whose ``connection`` is already None, and kombu's ack builds a client from it:
-``AttributeError: 'NoneType' object has no attribute 'client'``, again "Unrecoverable error".
-The ack cannot reach the broker; the message stays in the unacked index, comes back after the
-visibility timeout, and its job's guarded claim (docs/jobs.md) finds the job finished and runs
-nothing.
+**A lost broker.** When Redis goes away, Celery's consumer calls ``connection.collect()``,
+which sets the transport's ``client`` to None, then restarts its bootsteps, which close the
+channels. Closing the consumer channel gives back its unacknowledged messages, which needs a
+Redis client built from ``transport.client``: kombu's own transport fails there with
+``AttributeError: 'NoneType' object has no attribute 'hostname'``, which is not a connection
+error, so the worker stopped with "Unrecoverable error" (kombu issue 582 shows the same path).
+Giving messages back cannot work then (the broker is gone), and their jobs are in Postgres,
+so :class:`QoS` leaves them to the dispatcher sweep and says so.
 """
 
 from __future__ import annotations
@@ -34,51 +37,35 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kombu.transport import redis
+from kombu.transport import redis, virtual
 
 log = logging.getLogger(__name__)
 
 
-class QoS(redis.QoS):
-    def _broker_gone(self) -> bool:
+class QoS(virtual.QoS):
+    """Unacknowledged messages in the worker's memory (kombu's own bookkeeping for transports
+    without ack emulation); given back to their queue when the channel closes, unless the
+    broker is gone."""
+
+    def restore_unacked(self) -> list[tuple[BaseException, Any]]:
         transport = self.channel.connection
-        return transport is None or transport.client is None
-
-    def ack(self, delivery_tag: Any) -> None:
-        if self._broker_gone():
-            self._forget(delivery_tag, "acknowledgement")
-            return
-        super().ack(delivery_tag)
-
-    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
-        if self._broker_gone():
-            self._forget(delivery_tag, "rejection")
-            return
-        super().reject(delivery_tag, requeue=requeue)
-
-    def _forget(self, delivery_tag: Any, what: str) -> None:
-        log.warning(
-            "broker connection gone: %s of message %s left to the broker, which restores it "
-            "after the visibility timeout (its job's claim then finds it settled)",
-            what,
-            delivery_tag,
-        )
-        self._quick_ack(delivery_tag)  # kombu's own bookkeeping: the tag is no longer held
-
-    def restore_unacked(self, client: Any = None) -> None:
-        if client is None and self._broker_gone():
+        if transport is None or transport.client is None:
             log.warning(
-                "broker connection gone: %d unacknowledged message(s) left for the broker to "
-                "restore after the visibility timeout (Postgres keeps their jobs)",
+                "broker connection gone: %d unacknowledged message(s) not given back; the "
+                "dispatcher sweep republishes their jobs (Postgres keeps them)",
                 len(self._delivered),
             )
             self._delivered.clear()
-            return
-        super().restore_unacked(client)
+            return []
+        return super().restore_unacked()  # type: ignore[no-any-return]
 
 
 class Channel(redis.Channel):
-    QoS = QoS
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.ack_emulation:
+            self.QoS = QoS  # kombu's __init__ put virtual.QoS here
+
     _shared: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:

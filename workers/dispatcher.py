@@ -21,8 +21,8 @@ message's ``eta`` (plus ``ETA_SLACK_S``). The Redis transport hands it to a work
 which holds it (unacknowledged, outside its prefetch count) until then and then claims it as
 any other message: the claim, by Postgres' clock, must find the job due, and the slack covers
 a worker clock a little ahead of Postgres'. A worker that stops gracefully gives the messages
-it holds back to the queue (soft shutdown); one killed leaves them in kombu's unacked set
-until the visibility timeout, and the dispatcher sweep republishes the jobs
+it holds back to the queue (soft shutdown); one killed takes them with it (they are held in
+its memory, workers/broker.py), and the dispatcher sweep republishes the jobs
 ``FUSION_DISPATCH_STALE_S`` after they were due. Either way the claim runs each job once.
 """
 

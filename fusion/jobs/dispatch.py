@@ -49,9 +49,8 @@ Labels = Mapping[uuid.UUID, JobLabel]
 
 
 # Jobs due within this many seconds are published at once with their due time as the
-# message's ETA; later ones wait for the dispatcher sweep. Far below the broker's visibility
-# timeout (a held message is not redelivered while it waits) and short enough that the
-# messages workers hold stay few (a rate times this).
+# message's ETA; later ones wait for the dispatcher sweep. Short enough that the messages
+# workers hold (in memory: workers/broker.py) stay few (a rate times this).
 NEAR_S = 30.0
 
 

@@ -1,7 +1,8 @@
-"""A worker whose Redis went away survives closing its channels and the acknowledgements that
-arrive after (workers/broker.py): the exact failures of kombu's transport, reproduced on a
-real Redis, and the hub's transport. And the hub's transport sends its commands through one
-Redis client per channel's pool, where kombu's builds one per command."""
+"""The hub's Redis transport (workers/broker.py), on a real Redis: a delivered message is held
+in the worker's memory only and given back when its channel closes; a worker whose Redis went
+away survives closing its channels and the acknowledgements that arrive after (the exact
+failures of kombu's own transport are reproduced beside it); and it sends its commands
+through one Redis client per channel's pool, where kombu's builds one per command."""
 
 from __future__ import annotations
 
@@ -19,9 +20,17 @@ STOCK = "redis"
 HUB = "workers.broker:Transport"
 
 
+def _connection(url: str, transport: str) -> Connection:
+    """kombu's transport with its own defaults, or the hub's with the hub's options."""
+    if transport == STOCK:
+        return Connection(url, transport=transport)
+    return Connection(url, transport=transport,
+                      transport_options=celeryconfig.broker_transport_options)  # fmt: skip
+
+
 def _delivered(url: str, transport: str) -> tuple[Connection, Any, Message]:
     """A channel holding one delivered, unacknowledged message (acks_late)."""
-    conn = Connection(url, transport=transport)
+    conn = _connection(url, transport)
     channel = conn.channel()
     queue = Queue("t", Exchange("t"), "t")
     queue(channel).declare()
@@ -48,11 +57,39 @@ def test_kombus_own_transport_fails_there_as_the_worker_did(broker: RedisServer)
         _restore_after_the_connection_is_gone(broker.url, STOCK)
 
 
-def test_the_hubs_transport_leaves_the_message_to_the_broker_and_goes_on(
+def test_the_hubs_transport_leaves_the_message_to_the_sweep_and_goes_on(
     broker: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     _restore_after_the_connection_is_gone(broker.url, HUB)
-    assert "1 unacknowledged message(s) left for the broker" in caplog.text
+    assert "1 unacknowledged message(s) not given back" in caplog.text
+
+
+def _unacked_keys(channel: Any) -> list[bytes]:
+    return list(channel.client.keys("unacked*"))
+
+
+def test_the_hubs_transport_holds_a_delivered_message_in_memory_and_gives_it_back_at_close(
+    broker: RedisServer,
+) -> None:
+    # Given a message delivered on the hub's transport and not acknowledged
+    _, channel, message = _delivered(broker.url, HUB)
+    # Then Redis holds no copy of it: no unacked hash or index, nothing left in the queue
+    assert _unacked_keys(channel) == [] and channel.client.llen("t") == 0
+    # When the channel closes (a worker stopping gracefully)
+    client = channel.client
+    channel.close()
+    # Then the message is back on its queue
+    assert client.llen("t") == 1
+    with _connection(broker.url, HUB) as again:
+        redelivered = Queue("t", Exchange("t"), "t")(again.channel()).get(no_ack=True)
+        assert redelivered is not None and redelivered.payload == message.payload
+
+
+def test_kombus_own_transport_copies_every_delivered_message_into_redis(
+    broker: RedisServer,
+) -> None:
+    _, channel, _ = _delivered(broker.url, STOCK)
+    assert channel.client.hlen(channel.qos.unacked_key) == 1  # what the hub does without
 
 
 def _ack_after_the_channel_closed(url: str, transport: str) -> Connection:
@@ -71,19 +108,17 @@ def test_kombus_own_transport_crashes_on_a_late_ack(broker: RedisServer) -> None
         _ack_after_the_channel_closed(broker.url, STOCK)
 
 
-def test_the_hubs_transport_leaves_a_late_ack_to_the_visibility_timeout(
-    broker: RedisServer, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_the_hubs_transport_takes_a_late_ack_in_memory(broker: RedisServer) -> None:
     conn = _ack_after_the_channel_closed(broker.url, HUB)
-    assert "acknowledgement of message" in caplog.text
-    # the message is still held in the broker's unacked index, to come back (not lost)
+    # nothing about the message is left in Redis (the closed channel gave it back first)
     with conn.channel() as channel:
-        assert channel.client.hlen(channel.qos.unacked_key) == 1
+        assert _unacked_keys(channel) == []
 
 
-def test_celery_uses_the_hubs_transport_for_redis_urls() -> None:
+def test_celery_uses_the_hubs_transport_for_redis_urls_without_ack_emulation() -> None:
     assert celeryconfig.broker_url.startswith("redis://")
     assert celeryconfig.broker_transport == HUB
+    assert celeryconfig.broker_transport_options["ack_emulation"] is False
 
 
 def _clients_of(url: str, transport: str) -> tuple[set[int], Any]:
@@ -115,9 +150,9 @@ def test_the_hubs_transport_sends_through_one_client_until_its_pool_is_replaced(
 ) -> None:
     used, channel = _clients_of(broker.url, HUB)
     assert len(used) == 1
-    # every message got there, and the ack left the broker's unacked index
+    # every message got there, and Redis never held a copy of the acknowledged one
     assert channel.client.llen("t") == 3
-    assert channel.client.hlen(channel.qos.unacked_key) == 0
+    assert _unacked_keys(channel) == []
     # a replaced pool (after a lost connection) gets a client of its own
     before = channel._create_client()
     channel._pool = None
