@@ -240,3 +240,34 @@ def test_0019_marks_the_older_repeats_of_a_body_and_then_holds_each_body_once(
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM webhooks")).scalar_one() == 3
     engine.dispose()
+
+
+ENGINE_FUNCTIONS = ("job_claim", "job_claim_many", "job_finish_many", "job_heartbeat")
+
+
+def _languages(url: str) -> dict[str, str]:
+    engine = make_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT p.proname, l.lanname FROM pg_proc p JOIN pg_language l "
+                "ON l.oid = p.prolang WHERE p.proname = ANY (:names)"
+            ),
+            {"names": list(ENGINE_FUNCTIONS)},
+        ).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def test_0029_makes_the_engines_functions_plpgsql_so_their_plans_are_kept(
+    empty_database: Settings,
+) -> None:
+    # A SECURITY DEFINER SQL function is never inlined and plans its body in every call; a
+    # plpgsql one prepares it once per connection (the engine's tests check what they do).
+    assert empty_database.database_url
+    migrate.upgrade(empty_database, "0028")
+    assert _languages(empty_database.database_url) == dict.fromkeys(ENGINE_FUNCTIONS, "sql")
+    migrate.upgrade(empty_database)
+    assert _languages(empty_database.database_url) == dict.fromkeys(ENGINE_FUNCTIONS, "plpgsql")
+    migrate.downgrade(empty_database, "0028")
+    assert _languages(empty_database.database_url) == dict.fromkeys(ENGINE_FUNCTIONS, "sql")
