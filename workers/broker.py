@@ -57,14 +57,14 @@ class QoS(virtual.QoS):
             )
             self._delivered.clear()
             return []
-        return super().restore_unacked()  # type: ignore[no-any-return]
+        return super().restore_unacked()
 
 
 class Channel(redis.Channel):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not self.ack_emulation:
-            self.QoS = QoS  # kombu's __init__ put virtual.QoS here
+            self.QoS = QoS  # type: ignore[assignment]  # kombu put virtual.QoS here
 
     _shared: Any = None
 
