@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import Integer, bindparam, column, select, text
 from sqlalchemy.orm import Session
 
 from fusion.config import Settings
@@ -240,18 +240,19 @@ def enqueue_many(
     ]
     # One round trip: the rows and their log lines go as two JSON parameters of one prebuilt
     # statement (compiled once per process), which inserts the jobs, logs the ones inserted
-    # (not those an idempotency key already had) and returns them whole.
+    # (not those an idempotency key already had), counts the org's backlog on their queues
+    # where a lane needs it, and returns the jobs whole with that count.
     session.flush()  # the ORM's pending changes first, as joblog.write does
-    returned = {
-        j.id: j
-        for j in session.scalars(
-            _INSERT_KEYED if keyed else _INSERT,
-            {
-                "rows": _json([{k: r[k] for k in _COLUMNS} for r in rows]),
-                "entries": _json(entries),
-            },
-        )
-    }
+    result = session.execute(
+        _INSERT_KEYED if keyed else _INSERT,
+        {
+            "rows": _json([{k: r[k] for k in _COLUMNS} for r in rows]),
+            "entries": _json(entries),
+            "count_backlog": publishing and len(rows) < lanes.BULK_BACKLOG,
+        },
+    ).all()
+    returned = {job.id: job for job, _ in result}
+    waiting = {job.queue: n for job, n in result if n is not None}
     inserted = set(returned)
     new_rows = [r for r in rows if r["id"] in inserted]
     ids = [r["id"] for r in rows]
@@ -268,7 +269,8 @@ def enqueue_many(
     jobs = dict(returned)
     if missing := set(ids) - inserted:  # jobs an idempotency key already had
         jobs.update({j.id: j for j in session.scalars(select(Job).where(Job.id.in_(missing)))})
-    _publish(session, org_id, [r for r in new_rows if r["dispatched_at"] is not None], now)
+    backlog = _backlogs(waiting, new_rows, len(rows))
+    _publish(session, org_id, [r for r in new_rows if r["dispatched_at"] is not None], backlog, now)
     return [jobs[i] for i in ids]
 
 
@@ -280,7 +282,10 @@ _COLUMNS = {
     "created_by": "uuid",
 }  # fmt: skip
 # The log lines follow their jobs' rows (an inserted job's only): clock_timestamp() is
-# evaluated after the ORDER BY, so the lines keep their order.
+# evaluated after the ORDER BY, so the lines keep their order. ``waiting`` counts, once per
+# queue that has a job of priority 0 (the only ones whose lane depends on it; none when
+# ``count_backlog`` is false), the org's pending jobs there up to the bulk threshold: it reads
+# the snapshot before the insert, so the batch's own jobs are added by _backlogs.
 _INSERT_SQL = """
 WITH ins AS (
     INSERT INTO jobs ({columns})
@@ -295,8 +300,17 @@ WITH ins AS (
                                                             data jsonb, n integer)
       JOIN ins ON ins.id = e.job_id
      ORDER BY e.n
+), waiting AS (
+    SELECT q.queue, (SELECT count(*) FROM (
+               SELECT 1 FROM jobs j
+                WHERE j.org_id = q.org_id AND j.queue = q.queue AND j.status = 'pending'
+                LIMIT {cap}) AS pending) AS n
+      FROM (SELECT DISTINCT r.org_id, r.queue
+              FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(org_id uuid, queue text,
+                                                                  priority smallint)
+             WHERE r.priority = 0 AND CAST(:count_backlog AS boolean)) AS q
 )
-SELECT * FROM ins
+SELECT ins.*, waiting.n AS waiting FROM ins LEFT JOIN waiting ON waiting.queue = ins.queue
 """
 
 
@@ -305,8 +319,10 @@ def _insert(conflict: str = "") -> Any:
         columns=", ".join(_COLUMNS),
         typed=", ".join(f"{c} {t}" for c, t in _COLUMNS.items()),
         conflict=conflict,
+        cap=lanes.BULK_BACKLOG,
     )
-    return select(Job).from_statement(text(sql))
+    waiting = column("waiting", Integer)
+    return select(Job, waiting).from_statement(text(sql))
 
 
 _INSERT = _insert()
@@ -507,15 +523,15 @@ def _enqueued_message(row: Mapping[str, Any], now: datetime) -> str:
 
 
 def _publish(
-    session: Session, org_id: uuid.UUID, rows: Sequence[Mapping[str, Any]], now: datetime
+    session: Session,
+    org_id: uuid.UUID,
+    rows: Sequence[Mapping[str, Any]],
+    backlog: Mapping[str, int],
+    now: datetime,
 ) -> None:
     if not rows:
         return
     by_lane: dict[tuple[lanes.Lane, datetime | None], list[tuple[uuid.UUID, str]]] = {}
-    # Only a job of priority 0 needs its org's backlog for its lane (urgent and bulk are
-    # decided by the priority alone): a real-time push counts nothing.
-    counted = {r["queue"] for r in rows if r["priority"] == 0}
-    backlog = _backlogs(session, org_id, counted, len(rows))
     for r in rows:
         lane = lanes.lane_for(priority=r["priority"], backlog=backlog.get(r["queue"], 0))
         # A near job's message waits for its due time (recorded as its dispatched_at).
@@ -526,24 +542,18 @@ def _publish(
         dispatch.publish_after_commit(session, jobs, lane=lane, labels=labels, eta=eta)
 
 
-def _backlogs(session: Session, org_id: uuid.UUID, queues: set[str], batch: int) -> dict[str, int]:
-    """How many jobs this org has waiting on each queue, counted up to the bulk threshold
-    (a big batch is a backlog by itself, no need to count)."""
+def _backlogs(
+    waiting: Mapping[str, int], new: Sequence[Mapping[str, Any]], batch: int
+) -> dict[str, int]:
+    """How many jobs this org has waiting on each queue of its ``new`` jobs, those included:
+    the insert's count (``waiting``, where it counted) plus the new jobs there. A batch of the
+    bulk threshold or more is a backlog by itself: its size, nothing counted."""
     if batch >= lanes.BULK_BACKLOG:
-        return dict.fromkeys(queues, batch)
-    return {
-        queue: session.scalar(_BACKLOG, {"org": org_id, "queue": queue}) or 0 for queue in queues
-    }
+        return {r["queue"]: batch for r in new}
+    backlog = dict(waiting)
+    for r in new:
+        backlog[r["queue"]] = backlog.get(r["queue"], 0) + 1
+    return backlog
 
 
 _PLATFORMS = select(Store.id, Store.platform).where(Store.id.in_(bindparam("ids", expanding=True)))
-_BACKLOG = select(func.count()).select_from(
-    select(Job.id)
-    .where(
-        Job.org_id == bindparam("org"),
-        Job.queue == bindparam("queue"),
-        Job.status == JobStatus.PENDING,
-    )
-    .limit(lanes.BULK_BACKLOG)
-    .subquery()
-)

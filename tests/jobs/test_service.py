@@ -143,14 +143,23 @@ def test_enqueue_many_inserts_every_job_and_its_log_line_with_one_statement(
 def test_a_big_backlog_goes_to_the_bulk_lane_and_urgent_jobs_pass_it(
     database: Database, org_a: uuid.UUID, org_b: uuid.UUID, recorder: RecordingDispatcher
 ) -> None:
+    # Given an org enqueueing one job after another in one transaction: each counts those
+    # before it, so the job that makes the backlog and every later one ride in bulk
     with database.org_session(org_a) as session:
-        for _ in range(BULK_BACKLOG):
-            service.enqueue(session, org_id=org_a, job_type="test.noop")
+        first = [
+            service.enqueue(session, org_id=org_a, job_type="test.noop").id
+            for _ in range(BULK_BACKLOG)
+        ]
+    lanes = {job_id: lane for job_id, _, lane in recorder.published}
+    assert [lanes[i] for i in first] == [Lane.NORMAL] * (BULK_BACKLOG - 1) + [Lane.BULK]
+    # When it enqueues more later, an urgent one among them, and another org one job
     with database.org_session(org_a) as session:
         late_a = service.enqueue(session, org_id=org_a, job_type="test.noop")
         urgent_a = service.enqueue(session, org_id=org_a, job_type="test.urgent")
     with database.org_session(org_b) as session:
         new_b = service.enqueue(session, org_id=org_b, job_type="test.noop")
+    # Then the backlog's next job rides in bulk, the urgent one passes it, and the other
+    # org's is not held behind it
     lanes = {job_id: lane for job_id, _, lane in recorder.published}
     assert lanes[late_a.id] == Lane.BULK
     assert lanes[urgent_a.id] == Lane.URGENT
