@@ -1,0 +1,161 @@
+"""Where a job with a message of its own spends its time: CPU per job of each side, raw
+Celery beside it, and the engine's statements in Postgres.
+
+    .venv/bin/python bench/engine_profile.py [--jobs 10000]
+
+Starts the servers as bench/engine.py does (the embedded Postgres and Redis when no URLs are
+given; the embedded Postgres is restarted once with ``pg_stat_statements`` loaded), then, after a
+warm-up round of each: raw Celery (2 workers x 8 threads, acks_late, prefetch 1) and the
+engine with one message per job (the path of single enqueues), each draining ``--jobs``
+no-op jobs. Prints the rate, the CPU milliseconds per job of each side (the worker
+processes, Postgres with its background processes, Redis, this process: the enqueue and the
+publish) read from Linux's ``/proc``, and the statements that took most of Postgres' time,
+per job. On two cores every side shares the same CPUs: the rate is at most about
+2 / (CPU per job of all sides). Nothing is written; this explains bench/engine.py's figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_STATEMENTS = "pg_stat_statements"
+TOP = """
+SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 90)
+  FROM pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY total_exec_time DESC LIMIT 8
+"""
+
+
+def _load(name: str, file: str) -> ModuleType:
+    """A bench script as a module of its own name (``api`` and ``engine`` are taken)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / file)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _children(pid: int) -> list[int]:
+    """``pid`` and the processes whose parent it is (a postmaster and its backends)."""
+    found = [pid]
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(stat[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _meter(sides: dict[str, Callable[[], list[int]]], cpu_s: Any) -> Callable[[], dict[str, float]]:
+    def read() -> dict[str, float]:
+        return {side: sum(cpu_s(p) or 0.0 for p in pids()) for side, pids in sides.items()}
+
+    return read
+
+
+def _per_job(meter: Callable[[], dict[str, float]], run: Callable[[], float], n: int) -> float:
+    before = meter()
+    rate = run()
+    after = meter()
+    for side, seconds in after.items():
+        print(f"  {side:<34} {(seconds - before[side]) / n * 1000:6.3f} ms CPU per job")
+    total = sum(after.values()) - sum(before.values())
+    print(f"  {'all sides':<34} {total / n * 1000:6.3f} ms")
+    return rate
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=10_000)
+    args = parser.parse_args()
+    sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+    engine = _load("bench_engine", "engine.py")
+    api = _load("bench_api", "api.py")
+    from sqlalchemy import text
+
+    bench = engine.Bench(argparse.Namespace(jobs=args.jobs, workers=2, concurrency=8))
+    try:
+        bench.start_servers()
+        servers = bench.servers
+        embedded = servers is not None and servers.postgres is not None
+        if embedded:  # load pg_stat_statements: one restart, the data kept
+            servers.postgres.stop()
+            with (servers.postgres.data / "postgresql.conf").open("a") as conf:
+                conf.write(f"\nshared_preload_libraries = '{PG_STATEMENTS}'\n")
+            servers.postgres.start()
+        try:
+            with bench.admin.begin() as conn:
+                conn.execute(text(f"CREATE EXTENSION IF NOT EXISTS {PG_STATEMENTS}"))
+            statements = True
+        except Exception as exc:  # not loaded in a Postgres this script did not start
+            print(f"no statement figures: {str(exc).splitlines()[0]}")
+            statements = False
+        engine.raw_app.conf.broker_url = bench.settings.redis_url
+        import boot
+        from fusion.jobs import dispatch
+        from workers.dispatcher import CeleryDispatcher, producer_app
+
+        boot.load_jobs()
+        publisher = producer_app()
+        publisher.conf.broker_url = bench.settings.redis_url
+        dispatch.install(CeleryDispatcher(publisher, bulk_chunk=1))
+        redis = servers.redis if servers is not None else None
+        shared: dict[str, Callable[[], list[int]]] = {
+            "Redis": lambda: [redis.pid] if redis is not None and redis.pid else [],
+            "this process (enqueue, publish)": lambda: [os.getpid()],
+        }
+
+        raw = bench.workers("engine:raw_app", "raw")
+        groups = {"workers": lambda: [p for w in raw for p in api._group(w.pid)]}
+        bench.celery_throughput()  # warm-up
+        print(f"raw Celery, {args.jobs} no-op tasks, 2 workers x 8 threads:")
+        rate = _per_job(
+            _meter({**groups, **shared}, api._process_cpu_s), bench.celery_throughput, args.jobs
+        )
+        print(f"  {rate:,.0f} tasks/s")
+        bench.stop(raw)
+
+        beat = bench.celery(
+            "workers.app", "beat", "-l", "INFO", "-s", str(bench.tmp / "beat"), log="beat.log"
+        )
+        workers = bench.workers("workers.app", "engine")
+        sides = {
+            "workers": lambda: [p for w in workers for p in api._group(w.pid)],
+            "Postgres (server and backends)": (
+                (lambda: _children(servers.postgres.pid)) if embedded else (lambda: [])
+            ),
+            **shared,
+        }
+        bench.engine_throughput()  # warm-up
+        if statements:
+            with bench.admin.begin() as conn:
+                conn.execute(text("SELECT pg_stat_statements_reset()"))
+        print(f"engine, one message per job, {args.jobs} no-op jobs, 2 workers x 8 threads:")
+        rate = _per_job(_meter(sides, api._process_cpu_s), bench.engine_throughput, args.jobs)
+        print(f"  {rate:,.0f} jobs/s")
+        bench.stop([*workers, beat])
+        if statements:
+            print("Postgres' time per job by statement (executor time, waits included):")
+            with bench.admin.connect() as conn:
+                for calls, ms, rows, query in conn.execute(text(TOP)):
+                    print(f"  {ms / args.jobs:6.3f} ms  {calls:>6} calls {rows:>6} rows  {query}")
+        return 0
+    finally:
+        bench.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
