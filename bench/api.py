@@ -183,6 +183,14 @@ def _process_cpu_s(pid: int) -> float | None:
 
 def _group(pgid: int) -> list[int]:
     """The processes of process group ``pgid`` (a gunicorn master and its workers)."""
+    return processes(PGRP, pgid)
+
+
+PPID, PGRP = 1, 2  # fields of /proc/<pid>/stat after the name
+
+
+def processes(field: int, value: int) -> list[int]:
+    """The processes whose ``/proc/<pid>/stat`` ``field`` (PPID, PGRP) is ``value``."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -190,7 +198,7 @@ def _group(pgid: int) -> list[int]:
                 stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             except (OSError, IndexError):
                 continue
-            if int(stat[2]) == pgid:
+            if int(stat[field]) == value:
                 found.append(int(entry.name))
     return found
 

@@ -45,20 +45,6 @@ def _load(name: str, file: str) -> ModuleType:
     return module
 
 
-def _children(pid: int) -> list[int]:
-    """``pid`` and the processes whose parent it is (a postmaster and its backends)."""
-    found = [pid]
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if int(stat[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 def _meter(sides: dict[str, Callable[[], list[int]]], cpu_s: Any) -> Callable[[], dict[str, float]]:
     def read() -> dict[str, float]:
         return {side: sum(cpu_s(p) or 0.0 for p in pids()) for side, pids in sides.items()}
@@ -135,7 +121,9 @@ def main() -> int:
         sides = {
             "workers": lambda: [p for w in workers for p in api._group(w.pid)],
             "Postgres (server and backends)": (
-                (lambda: _children(servers.postgres.pid)) if embedded else (lambda: [])
+                (lambda: [servers.postgres.pid, *api.processes(api.PPID, servers.postgres.pid)])
+                if embedded
+                else (lambda: [])
             ),
             **shared,
         }
