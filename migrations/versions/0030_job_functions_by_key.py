@@ -17,8 +17,11 @@ to its jobs.
 
 Here the status is compared as text (``status::text``). That condition implies no partial
 index's predicate, so the one index left that can serve the statement is the primary key,
-and ``job_finish_many`` looks its outcomes' ids up there (``id = ANY`` of them). The
-conditions, locks, log rows and results are the same as in 0029.
+and ``job_finish_many`` looks its outcomes' ids up there (``id = ANY`` of them). Each
+function also runs with ``enable_seqscan = off``: a plan made while ``jobs`` was small (a
+new database, the first jobs) would otherwise scan the whole table, and a connection keeps
+its plan until the next ANALYZE (auto_explain showed 60 of 162 finishes doing so, at 2.2 ms
+each). The conditions, locks, log rows and results are the same as in 0029.
 """
 
 from __future__ import annotations
@@ -114,20 +117,20 @@ FUNCTIONS = {
 BY_KEY = "AND j.id = ANY (ARRAY(SELECT k.id FROM o k))\n           "
 
 
-def _create(status: str, by_key: str) -> None:
+def _create(status: str, by_key: str, settings: str) -> None:
     # CREATE OR REPLACE keeps each function's owner (the system role) and grants.
     for signature, statement in FUNCTIONS.items():
         body = statement.format(status=status, by_key=by_key)
         op.execute(
             f"CREATE OR REPLACE FUNCTION {signature}\n"
-            "LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$\n"
+            f"LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp{settings} AS $$\n"
             f"#variable_conflict use_column\nBEGIN\n    RETURN QUERY{body};\nEND $$"
         )
 
 
 def upgrade() -> None:
-    _create("status::text", BY_KEY)
+    _create("status::text", BY_KEY, " SET enable_seqscan = off")
 
 
 def downgrade() -> None:
-    _create("status", "")
+    _create("status", "", "")

@@ -271,3 +271,26 @@ def test_0029_makes_the_engines_functions_plpgsql_so_their_plans_are_kept(
     assert _languages(empty_database.database_url) == dict.fromkeys(ENGINE_FUNCTIONS, "plpgsql")
     migrate.downgrade(empty_database, "0028")
     assert _languages(empty_database.database_url) == dict.fromkeys(ENGINE_FUNCTIONS, "sql")
+
+
+def _settings(url: str) -> dict[str, list[str]]:
+    engine = make_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT proname, coalesce(proconfig, '{}') FROM pg_proc WHERE proname = ANY(:n)"),
+            {"n": list(ENGINE_FUNCTIONS)},
+        ).all()
+    return {name: sorted(config) for name, config in rows}
+
+
+def test_0030_runs_the_engines_functions_without_sequential_scans(
+    empty_database: Settings,
+) -> None:
+    # A plan made while jobs was small would read the whole table for each call after it grew.
+    assert empty_database.database_url
+    migrate.upgrade(empty_database)
+    at_head = ["enable_seqscan=off", "search_path=public, pg_temp"]
+    assert _settings(empty_database.database_url) == dict.fromkeys(ENGINE_FUNCTIONS, at_head)
+    migrate.downgrade(empty_database, "0029")
+    before = ["search_path=public, pg_temp"]
+    assert _settings(empty_database.database_url) == dict.fromkeys(ENGINE_FUNCTIONS, before)
