@@ -16,7 +16,13 @@ from datetime import timedelta
 
 import redis
 from celery import Celery
-from celery.signals import after_setup_logger, beat_init, before_task_publish, worker_ready
+from celery.signals import (
+    after_setup_logger,
+    beat_init,
+    before_task_publish,
+    worker_ready,
+    worker_shutdown,
+)
 
 import celeryconfig
 from fusion import logs, telemetry
@@ -29,7 +35,7 @@ from fusion.notifications import checks
 from fusion.orders.service import RECONCILE_JOB
 from fusion.security import redact
 from fusion.webhooks.service import CONSUME_JOB, order_queue_stores
-from workers.runtime import runtime
+from workers.runtime import runtime, shutdown
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,14 @@ def _set_up_logging(logger: logging.Logger, **_: object) -> None:
     redact.install(logger)
     for handler in logger.handlers:
         handler.addFilter(QuietSweeps())
+
+
+@worker_shutdown.connect
+def _write_outcomes_at_shutdown(**_: object) -> None:
+    """After a warm shutdown has let the running jobs end: their outcomes, handed to the
+    engine's writer, are written before the process exits (a cold one loses them, and the
+    reaper gives their jobs back)."""
+    shutdown()
 
 
 @app.task(name=celeryconfig.RUN_JOB, ignore_result=True)

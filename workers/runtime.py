@@ -57,8 +57,20 @@ def runtime(app: Celery) -> Runtime:
             client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
             loaded = boot.start(settings, database, dispatcher=CeleryDispatcher(app))
             telemetry.install(client)
-            engine = Engine(settings, database, redis=client)
+            # A worker's thread takes its next message once its outcome is handed to the
+            # writer (fusion/jobs/write_behind.py); shutdown() writes what is left.
+            engine = Engine(settings, database, redis=client, write_behind=True)
             engine.start()
             log.info("worker %s ready; job modules: %s", engine.worker_id, ", ".join(loaded))
             _runtime = Runtime(settings, database, client, engine, os.getpid())
     return _runtime
+
+
+def shutdown() -> None:
+    """A graceful stop of this process's runtime, if it was built here: the outcomes handed
+    to the writer are written, then the leases stop being renewed."""
+    global _runtime
+    with _lock:
+        built, _runtime = _runtime, None
+    if built is not None and built.pid == os.getpid():
+        built.engine.stop()

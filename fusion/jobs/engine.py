@@ -16,13 +16,18 @@ are needed (``job_claim_many``: same conditions, same log rows) and their outcom
 jobs end close together, recorded in one statement (``job_finish_many``: same guard, same log
 rows) before the method returns, so before the message is acknowledged.
 
-Single messages (:meth:`Engine.execute`, one per thread) are group-committed across the
-process's threads (``fusion.jobs.group_commit``): the claims asked for while another claim is
-in flight go together in the next statement (``job_claim`` for each id), and so do the
-outcomes (``job_finish_many``). Each thread still waits for its own claim and its own outcome
-to be written before it runs the job or returns (so before its message is acknowledged); a
-worker that dies with an outcome not yet written leaves the job to the reaper, which gives it
-back to run again, and the (worker, attempt) guard keeps the dead attempt from ever finishing.
+Single messages (:meth:`Engine.execute`, one per thread): the claims that threads of the
+process ask for while another claim is in flight go together in the next statement
+(``fusion.jobs.group_commit``; ``job_claim`` for each id), and each thread waits for its own
+claim before it runs the job. Their outcomes go to one writer thread
+(``fusion.jobs.write_behind``), which writes what has been handed over since its last write in
+one statement (``job_finish_many``), releases those jobs' leases and publishes the retries due
+soon. A worker's engine (``write_behind=True``) returns as soon as the outcome is handed
+over, so its thread takes the next message a round trip sooner and the writes batch larger; a
+worker that dies with an outcome not yet written leaves the job running under a lease nobody
+renews, the reaper gives it back to run again, and the (worker, attempt) guard keeps the dead
+attempt from ever finishing. Otherwise (tests, scripts) :meth:`Engine.execute` waits for its
+outcome's write and returns what was written.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from fusion.jobs.group_commit import GroupCommit
 from fusion.jobs.lease import LeaseKeeper
 from fusion.jobs.models import JobStatus, LogLevel
 from fusion.jobs.retry import backoff_s
+from fusion.jobs.write_behind import WriteBehind
 from fusion.security.redact import redact_text
 
 log = logging.getLogger(__name__)
@@ -131,6 +137,7 @@ class Finish:
     finished_at: datetime | None = None
     refund: int = 0
     redispatched: bool = False
+    eta: datetime | None = None  # published again with this ETA once written (due soon)
     data: Mapping[str, Any] | None = None
 
     def log_data(self) -> dict[str, Any]:
@@ -180,12 +187,14 @@ class Engine:
         redis: Any = None,
         worker_id: str | None = None,
         db_patience_s: float = DB_PATIENCE_S,
+        write_behind: bool = False,
     ) -> None:
         self.settings = settings
         self.database = database
         self.redis = redis
         self.worker_id = worker_id or new_worker_id()
         self.db_patience_s = db_patience_s
+        self.write_behind = write_behind
         self.leases = LeaseKeeper(database, worker_id=self.worker_id, lease_s=settings.lease_s)
         # The claim/finish path: autocommit, one round trip each, and no pre-ping (a dead
         # connection fails fast, is invalidated and retried by _patiently instead).
@@ -196,23 +205,33 @@ class Engine:
             pool_size=database.engine.pool.size(),  # type: ignore[attr-defined]
             max_overflow=10,
         )
-        # Claims and outcomes of single messages: group-committed across this process's
-        # threads (fusion/jobs/group_commit.py), so a busy worker pays one round trip per
-        # batch of claims and one per batch of outcomes, not two per job.
+        # Single messages: claims group-committed across this process's threads, outcomes
+        # written behind by one thread, so a busy worker pays one round trip per batch of
+        # claims and one per batch of outcomes, not two per job.
         self.claims: GroupCommit[uuid.UUID, Claimed | None] = GroupCommit(self._claim_each)
-        self.finishes: GroupCommit[Finish, bool] = GroupCommit(self._finish_each)
+        self.finishes: WriteBehind[Finish, bool] = WriteBehind(
+            self._write_outcomes, name="fusion-outcome-writer"
+        )
 
     def start(self) -> None:
         self.leases.start()
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every outcome handed over so far is written."""
+        return self.finishes.flush(timeout)
+
     def stop(self) -> None:
+        """Write the outcomes handed over, then stop renewing leases (a graceful shutdown)."""
+        self.finishes.stop(timeout=self.db_patience_s)
         self.leases.stop()
         self._fast.dispose()
 
     def execute(self, job_id: uuid.UUID) -> Outcome:
         """Claim ``job_id`` and run it to an outcome. Returns SKIPPED when the job is not
         claimable (already taken, not due, cancelled, unknown); never runs a job twice at
-        once. Raises only if Postgres stays unreachable longer than the worker's patience
+        once. With ``write_behind`` the outcome returned is the one handed to the writer (an
+        attempt taken over meanwhile is logged by the writer as abandoned); otherwise the one
+        written. Raises only if Postgres stays unreachable longer than the worker's patience
         (the job, if claimed, is then rescued by the reaper)."""
         claimed = self._patiently(lambda: self._claim(job_id))
         if claimed is None:
@@ -221,9 +240,19 @@ class Engine:
         ctx = self._context(claimed)
         try:
             decided = self._run(claimed, ctx)
-            return decided if isinstance(decided, Outcome) else self._write(decided)
-        finally:
+        except BaseException:
             self.leases.release(claimed.id)
+            raise
+        if isinstance(decided, Outcome):
+            self.leases.release(claimed.id)
+            return decided
+        # The writer releases the lease once the outcome is written: until then the job is
+        # running in the database, and its lease is renewed as any running job's.
+        decided = self._with_eta(decided)
+        if self.write_behind:
+            self.finishes.put(decided)
+            return decided.outcome
+        return decided.outcome if self.finishes.put_and_wait(decided) else Outcome.ABANDONED
 
     def execute_many(self, job_ids: list[uuid.UUID], *, slice_s: float) -> BatchRun:
         """Run the claimable ids of ``job_ids`` in turn, claiming them as the batch goes.
@@ -398,7 +427,7 @@ class Engine:
         except Exception as exc:  # RetryableError and anything unforeseen: retry on the ladder
             return self._retry(job, exc)
 
-    # Outcomes: decided here, written by _write / _write_many, each one conditional on this
+    # Outcomes: decided here, written by _write_outcomes / _write_many, each one conditional on this
     # worker still holding this attempt.
 
     def _complete(self, job: Claimed, result: dict[str, Any] | None) -> Finish:
@@ -486,34 +515,48 @@ class Engine:
             redispatched=True,
         )
 
-    def _write(self, f: Finish) -> Outcome:
-        """Write ``f`` under the (worker, attempt) guard, with the other outcomes this
-        process's threads write meanwhile (group commit). A job rescheduled for within
-        ``dispatch.NEAR_S`` is published right after, its new due time as the message's ETA,
-        so it starts on time rather than at the next sweep (a sweep that sends it again as
-        well makes a message that claims nothing)."""
+    def _with_eta(self, f: Finish) -> Finish:
+        """``f``, to be published again once written if it is rescheduled for within
+        ``dispatch.NEAR_S``: its new due time as the message's ETA, so it starts on time
+        rather than at the next sweep (a sweep that sends it again as well makes a message
+        that claims nothing)."""
         at = f.scheduled_at
-        redispatch = (
+        if (
             at is not None
             and f.status is JobStatus.PENDING
             and not f.redispatched
             and dispatch.installed() is not None
             and dispatch.is_near(at, _now())
-        )
-        if redispatch:
-            f = replace(f, redispatched=True)
-        if self._patiently(lambda: self.finishes.submit(f)):
-            if redispatch and at is not None:
-                lane = lanes.lane_for(priority=f.job.priority, backlog=0)
-                dispatch.publish_now([(f.job.id, f.job.queue)], lane, eta=at)
-            return f.outcome
-        log.warning("job %s: attempt %s was taken over before it finished", f.job.id, f.job.attempt)
-        return Outcome.ABANDONED
+        ):
+            return replace(f, redispatched=True, eta=at)
+        return f
 
-    def _finish_each(self, decided: Sequence[Finish]) -> list[bool]:
-        """Write ``decided`` in one statement; whether each was written (False: this worker
-        no longer holds that attempt)."""
-        written = self._finish(decided)
+    def _write_outcomes(self, decided: Sequence[Finish]) -> list[bool]:
+        """The writer's one statement for ``decided`` under the (worker, attempt) guard; then
+        their leases released and the retries due soon published. Whether each was written
+        (False: this worker no longer holds that attempt). If Postgres stays away past the
+        worker's patience, the leases are released all the same: the reaper gives the jobs
+        back once they expire."""
+        try:
+            written = self._patiently(lambda: self._finish(decided))
+        except SQLAlchemyError:
+            log.error(
+                "%d outcome(s) not written (database unreachable): their jobs run again once "
+                "their leases expire",
+                len(decided),
+            )
+            raise
+        finally:
+            for f in decided:
+                self.leases.release(f.job.id)
+        for f in decided:
+            if f.job.id not in written:
+                log.warning(
+                    "job %s: attempt %s was taken over before it finished", f.job.id, f.job.attempt
+                )
+            elif f.eta is not None:
+                lane = lanes.lane_for(priority=f.job.priority, backlog=0)
+                dispatch.publish_now([(f.job.id, f.job.queue)], lane, eta=f.eta)
         return [f.job.id in written for f in decided]
 
     def _finish(self, decided: Sequence[Finish]) -> set[uuid.UUID]:

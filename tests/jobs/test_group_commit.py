@@ -4,7 +4,6 @@ together, and every guarantee of one job alone still holds."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from collections.abc import Sequence
 
@@ -18,21 +17,9 @@ from fusion.jobs.engine import Outcome
 from fusion.jobs.group_commit import GroupCommit
 from fusion.jobs.models import JobStatus
 from fusion.jobs.service import JobSpec
+from tests.support.gate import Gate, wait_until
 
 # --- the batching itself (pure logic) ------------------------------------------------------
-
-
-class _Gate:
-    """A write that blocks until released, recording each batch it was given."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[int]] = []
-        self.release = threading.Event()
-
-    def write(self, items: Sequence[int]) -> list[int]:
-        self.batches.append(list(items))
-        self.release.wait(5)
-        return [i * 10 for i in items]
 
 
 def _submit_all(gc: GroupCommit[int, int], items: list[int]) -> dict[int, int]:
@@ -45,25 +32,18 @@ def _submit_all(gc: GroupCommit[int, int], items: list[int]) -> dict[int, int]:
     return answers
 
 
-def _wait_until(condition: object, timeout: float = 5) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition never met"
-        time.sleep(0.005)
-
-
 def test_an_idle_writer_writes_at_once_and_arrivals_during_a_write_share_the_next() -> None:
-    gate = _Gate()
+    gate = Gate()
     gc: GroupCommit[int, int] = GroupCommit(gate.write)
     # Given a write in flight (its caller alone: nothing waited)
     first = _submit_all(gc, [1])
-    _wait_until(lambda: gate.batches == [[1]])
+    wait_until(lambda: gate.batches == [[1]])
     # When three more arrive while it is in flight
     rest = _submit_all(gc, [2, 3, 4])
-    _wait_until(lambda: len(gc._waiting) == 3)
+    wait_until(lambda: len(gc._waiting) == 3)
     assert gate.batches == [[1]]
     gate.release.set()
-    _wait_until(lambda: len(first) + len(rest) == 4)
+    wait_until(lambda: len(first) + len(rest) == 4)
     # Then they went together, in one write, and each got its own answer
     assert gate.batches[0] == [1]
     assert sorted(gate.batches[1]) == [2, 3, 4] and len(gate.batches) == 2
@@ -173,7 +153,7 @@ def test_a_grouped_outcome_of_an_attempt_this_worker_no_longer_holds_is_not_writ
             {"j": taken},
         )
     finishes = [job_engine._complete(c, {"ok": True}) for c in claimed if c is not None]
-    assert job_engine._finish_each(finishes) == [True, False]
+    assert job_engine._write_outcomes(finishes) == [True, False]
     with admin_engine.connect() as conn:
         rows = dict(
             conn.execute(

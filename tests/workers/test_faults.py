@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import uuid
 
@@ -10,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from fusion.db.session import Database
 from fusion.jobs import service
-from fusion.jobs.models import JobStatus
+from fusion.jobs.models import Job, JobStatus
 from fusion.jobs.service import JobSpec
 from tests.jobs.conftest import executions_of
 from tests.support.servers import RedisServer
@@ -25,6 +27,14 @@ def _status(database: Database, org: uuid.UUID, job_id: uuid.UUID) -> JobStatus:
         return service.get_job(session, job_id).status
 
 
+def _running_job(database: Database, org: uuid.UUID, **payload: object) -> Job:
+    """A ``test.record`` job enqueued with ``payload``, once a worker has claimed it."""
+    with database.org_session(org) as session:
+        job = service.enqueue(session, org_id=org, job_type="test.record", payload=payload)
+    wait_until(lambda: _status(database, org, job.id) is JobStatus.RUNNING, 20, every=0.05)
+    return job
+
+
 def test_a_worker_killed_mid_job_leaves_the_job_completed_exactly_once(
     celery: Celery,
     publisher: CeleryDispatcher,
@@ -35,10 +45,7 @@ def test_a_worker_killed_mid_job_leaves_the_job_completed_exactly_once(
     # Given a worker running a 3-second job, and beat sweeping every second
     doomed = celery.worker("doomed", concurrency=2)
     celery.beat()
-    with database.org_session(org_a) as session:
-        job = service.enqueue(session, org_id=org_a, job_type="test.record",
-                              payload={"sleep_s": 3})  # fmt: skip
-    wait_until(lambda: _status(database, org_a, job.id) is JobStatus.RUNNING, 20)
+    job = _running_job(database, org_a, sleep_s=3)
     time.sleep(1)
     # When the worker is killed with SIGKILL in the middle of it
     doomed.kill()
@@ -56,6 +63,44 @@ def test_a_worker_killed_mid_job_leaves_the_job_completed_exactly_once(
     assert any(m.startswith("lease expired; back to pending") for m in story)
     assert survivor.proc is not None
     print(f"rescued and completed {rescue_s:.1f}s after SIGKILL")
+
+
+def test_a_worker_stopped_gracefully_writes_the_outcomes_its_threads_handed_over_before_it_exits(
+    celery: Celery,
+    publisher: CeleryDispatcher,
+    database: Database,
+    admin_engine: Engine,
+    org_a: uuid.UUID,
+) -> None:
+    # Given a worker whose job has run while another transaction holds the job's row, so its
+    # outcome is handed to the worker's writer but cannot be written yet (no beat: nothing
+    # would rescue the job if the outcome were lost)
+    worker = celery.worker("w1", concurrency=2)
+    job = _running_job(database, org_a, sleep_s=1, checkpoints=False)
+    blocker = admin_engine.connect()
+    tx = blocker.begin()
+    try:
+        blocker.execute(text("SELECT 1 FROM jobs WHERE id = :j FOR UPDATE"), {"j": job.id})
+        wait_until(lambda: executions_of(admin_engine, job.id) == 1, 20, every=0.05)
+        wait_until(lambda: f"job test.record {job.id}" in worker.output(), 10, every=0.05)
+        # When the worker is told to stop (SIGTERM, a warm shutdown) with the write pending
+        assert worker.proc is not None
+        os.killpg(worker.proc.pid, signal.SIGTERM)
+        time.sleep(1.5)
+        # Then it waits for the write rather than exit with the outcome in memory
+        assert worker.proc.poll() is None, worker.output()[-3000:]
+    finally:
+        tx.rollback()
+        blocker.close()
+    # And once the row is free it writes the outcome and exits: the job completed by its
+    # first attempt, run once, every transition in its log
+    worker.proc.wait(30)
+    with database.org_session(org_a) as session:
+        row = service.get_job(session, job.id)
+        story = [e.data.get("status") for e in service.job_logs(session, job.id)]
+    assert (row.status, row.attempts) == (JobStatus.COMPLETED, 1)
+    assert executions_of(admin_engine, job.id) == 1
+    assert [s for s in story if s] == ["pending", "running", "completed"]
 
 
 def test_redis_restarted_with_a_thousand_jobs_pending_every_job_completes_once(
