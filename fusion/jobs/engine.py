@@ -216,10 +216,6 @@ class Engine:
     def start(self) -> None:
         self.leases.start()
 
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every outcome handed over so far is written."""
-        return self.finishes.flush(timeout)
-
     def stop(self) -> None:
         """Write the outcomes handed over, then stop renewing leases (a graceful shutdown)."""
         self.finishes.stop(timeout=self.db_patience_s)

@@ -163,14 +163,14 @@ def test_a_thread_returns_before_its_outcome_is_written_and_the_job_runs_under_l
         # running in the database, its lease still renewed by this worker
         assert done == [Outcome.COMPLETED]
         assert behind.finishes.pending() == 1
-        assert behind.flush(0.3) is False
+        assert behind.finishes.flush(0.3) is False
         assert _row(admin_engine, job.id) == ("running", 1, behind.worker_id)
         assert job.id in behind.leases._jobs
     finally:
         tx.rollback()
         blocker.close()
     # And once the row is free the writer writes it: completed once, every transition logged
-    assert behind.flush(10)
+    assert behind.finishes.flush(10)
     assert _row(admin_engine, job.id)[:2] == ("completed", 1)
     assert job.id not in behind.leases._jobs
     assert _story(admin_engine, job.id) == ["pending", "running", "completed"]
