@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from celery import Celery
+from celery.utils import uuid as celery_uuid
 
 import celeryconfig
 from fusion.jobs.dispatch import Labels
@@ -74,22 +75,38 @@ class CeleryDispatcher:
         if not jobs:
             return
         run_at = eta + timedelta(seconds=ETA_SLACK_S) if eta is not None else None
+        amqp = self.app.amqp
+        # Celery's own message (protocol 2) and publish, without what send_task adds and the
+        # dispatcher does not use (routing by task name, per-call configuration reads, result
+        # and parent-task bookkeeping: results are ignored, and a job's lineage is its row's
+        # parent_job_id): half of a message's publish.
+        # Each queue is declared by its first message only: kombu remembers a declaration
+        # per connection, but its check copies and binds the queue on every message.
+        declared: set[str] = set()
         # One batch (kombu's Producer.batch: a Redis pipeline, sent when the block ends) for
         # all the messages of one call, not a round trip each; a failed send raises here,
         # the jobs stay pending, and the dispatcher sweep sends them again.
         with self.app.producer_or_acquire() as producer, producer.batch():
             for queue, ids in self._messages(jobs, lane):
-                single = len(ids) == 1
-                self.app.send_task(
-                    celeryconfig.RUN_JOB if single else celeryconfig.RUN_JOBS,
-                    args=[ids[0]] if single else [ids, queue],
+                name = celeryconfig.RUN_JOB if len(ids) == 1 else celeryconfig.RUN_JOBS
+                message = amqp.create_task_message(
+                    celery_uuid(),
+                    name,
+                    [ids[0]] if len(ids) == 1 else [ids, queue],
+                    eta=run_at,
+                    argsrepr=argsrepr(ids, labels or {}),
+                    ignore_result=True,
+                )
+                amqp.send_task_message(
+                    producer,
+                    name,
+                    message,
                     queue=queue,
                     routing_key=queue,
                     priority=int(lane),
-                    producer=producer,
-                    argsrepr=argsrepr(ids, labels or {}),
-                    eta=run_at,
+                    declare=None if queue not in declared else [],
                 )
+                declared.add(queue)
 
     def _messages(
         self, jobs: Sequence[tuple[uuid.UUID, str]], lane: Lane

@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from fusion.jobs.models import JobLog, LogLevel
+from fusion.jobs.models import Job, JobLog, LogLevel
 
 
 def write(
@@ -22,7 +22,8 @@ def write(
 ) -> None:
     """Add one entry to ``job_id``'s log in ``session``'s transaction (stamped with the
     wall clock, not the transaction start, so entries of one transaction keep their order).
-    The ORM's pending changes are flushed first (the entry's job may be one of them)."""
+    The ORM's pending changes are flushed first (the entry's job may be one of them). A job
+    that is not there (deleted, or not ``org_id``'s) gets no entry."""
     session.flush()
     session.execute(
         _INSERT,
@@ -37,9 +38,25 @@ def write(
     )
 
 
-# Prebuilt (every transition of every job writes an entry): compiled once per process.
-_INSERT = insert(JobLog.metadata.tables[JobLog.__tablename__]).values(
-    created_at=func.clock_timestamp(), updated_at=func.clock_timestamp()
+# Prebuilt (compiled once per process). The line is written from its job's row, read with
+# the share lock a foreign key would take (job_logs has none, migration 0031): a job being
+# deleted is waited for, and then gets no line.
+_JOBS = Job.metadata.tables[Job.__tablename__]
+_LOGS = JobLog.metadata.tables[JobLog.__tablename__]
+_INSERT = insert(_LOGS).from_select(
+    ["id", "org_id", "job_id", "level", "message", "data", "created_at", "updated_at"],
+    select(
+        bindparam("id", type_=_LOGS.c.id.type),
+        _JOBS.c.org_id,
+        _JOBS.c.id,
+        bindparam("level", type_=_LOGS.c.level.type),
+        bindparam("message", type_=_LOGS.c.message.type),
+        bindparam("data", type_=_LOGS.c.data.type),
+        func.clock_timestamp(),
+        func.clock_timestamp(),
+    )
+    .where(_JOBS.c.id == bindparam("job_id"), _JOBS.c.org_id == bindparam("org_id"))
+    .with_for_update(read=True, key_share=True),
 )
 
 

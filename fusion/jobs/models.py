@@ -117,7 +117,10 @@ class JobLog(TenantScoped, Base):
     # job_logs cascade): no key of its own to orgs, which every line of every transition
     # would check and share-lock the org's row for (migration 0028).
     org_id: Mapped[uuid.UUID] = mapped_column(index=False)
-    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    # Nor a key to jobs, which every line would check and share-lock its job's row for
+    # (migration 0031): a trigger on jobs deletes a deleted job's lines, and a line is
+    # written from its job's row (fusion.jobs.log.write, and the engine's functions).
+    job_id: Mapped[uuid.UUID]
     level: Mapped[LogLevel] = mapped_column(pg_enum(LogLevel, "log_level"))
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))

@@ -246,6 +246,14 @@ def test_a_deleted_store_leaves_its_listings_live_and_says_so(
     listing_id = publish(team_a, job_engine, product_id, store_id)
     listing = team_a.viewer.get(f"{org}/listings/{listing_id}").json
     jobs_before = count_rows(admin_engine, "jobs", org_id=team_a.org_id)
+    store_jobs = _job_ids(admin_engine, "store_id = :s", s=store_id)
+    other_lines = _lines(
+        admin_engine,
+        "j.org_id = :o AND j.store_id IS DISTINCT FROM :s",
+        o=team_a.org_id,
+        s=store_id,
+    )
+    assert store_jobs and _lines(admin_engine, "j.store_id = :s", s=store_id) > 0
 
     # When the owner deletes the store
     answer = team_a.owner.call("DELETE", f"{org}/stores/{store_id}")
@@ -268,6 +276,27 @@ def test_a_deleted_store_leaves_its_listings_live_and_says_so(
     assert team_a.viewer.get(f"{org}/products/{product_id}").json["status"] == "active"
     [entry] = _audit(admin_engine, team_a.org_id, "store.delete")
     assert entry.after == {"left_live_and_unmanaged": [left]}
+    # and the store's jobs went with their log lines (migration 0031's trigger), the org's
+    # other jobs keeping theirs
+    assert not _job_ids(admin_engine, "id = ANY(:ids)", ids=store_jobs)
+    with admin_engine.connect() as conn:
+        orphans = conn.execute(
+            text("SELECT count(*) FROM job_logs WHERE job_id = ANY(:ids)"), {"ids": store_jobs}
+        ).scalar_one()
+    assert orphans == 0
+    assert _lines(admin_engine, "j.org_id = :o", o=team_a.org_id) == other_lines
+
+
+def _job_ids(admin_engine: Engine, where: str, **params: Any) -> list[uuid.UUID]:
+    with admin_engine.connect() as conn:
+        return list(conn.execute(text(f"SELECT id FROM jobs WHERE {where}"), params).scalars())
+
+
+def _lines(admin_engine: Engine, where: str, **params: Any) -> int:
+    """Log lines of the jobs ``where`` (on ``jobs j``) picks."""
+    with admin_engine.connect() as conn:
+        sql = f"SELECT count(*) FROM job_logs l JOIN jobs j ON j.id = l.job_id WHERE {where}"
+        return int(conn.execute(text(sql), params).scalar_one())
 
 
 def test_a_disconnected_store_leaves_its_listings_live_and_says_so(

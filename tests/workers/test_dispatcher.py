@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import kombu.messaging
 import pytest
 import redis
 from celery import Celery
@@ -67,3 +68,28 @@ def test_one_publish_sends_its_messages_in_one_pipeline(
     assert sent == [40]
     client = redis.Redis.from_url(broker.url)
     assert sum(client.llen(k) for k in client.keys("shopify*")) == 41
+
+
+def test_a_publish_declares_each_queue_once_and_a_new_queue_gets_its_messages(
+    broker: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = Celery("t")
+    app.config_from_object(celeryconfig)
+    app.conf.broker_url = broker.url
+    declared: list[str] = []
+    maybe_declare = kombu.messaging.maybe_declare
+
+    def counted(entity: Any, *args: Any, **kwargs: Any) -> Any:
+        declared.append(entity.name)
+        return maybe_declare(entity, *args, **kwargs)
+
+    monkeypatch.setattr(kombu.messaging, "maybe_declare", counted)
+    client = redis.Redis.from_url(broker.url)
+    # When 30 jobs on two queues neither of which was declared are published, one message each
+    CeleryDispatcher(app).publish(_jobs(20, "etsy") + _jobs(10, "amazon_sc"), Lane.NORMAL)
+    # Then each queue was declared once, by its first message, and holds all of its messages
+    assert declared == ["etsy", "amazon_sc"]
+    assert sum(client.llen(k) for k in client.keys("etsy*")) == 20
+    assert sum(client.llen(k) for k in client.keys("amazon_sc*")) == 10
+    bindings = b" ".join(client.smembers(b"_kombu.binding.default"))
+    assert b"etsy" in bindings and b"amazon_sc" in bindings
