@@ -222,7 +222,8 @@ def enqueue_many(
         return []
     if len(items) > MAX_BULK:
         raise ValidationFailed(fields={"specs": [f"at most {MAX_BULK} jobs per call"]})
-    stores = _stores(session, {s.store_id for s in items if s.store_id is not None})
+    store_ids = {s.store_id for s in items if s.store_id is not None}
+    stores, remembered = _stores(session, org_id, store_ids)
     now = datetime.now(UTC)
     publishing = dispatch.installed() is not None
     default_attempts = settings.max_attempts if settings else Settings.max_attempts
@@ -239,7 +240,8 @@ def enqueue_many(
         for n, (r, m, d) in enumerate(_enqueue_lines(rows, items, now))
     ]
     # One round trip: the rows and their log lines go as two JSON parameters of one prebuilt
-    # statement (compiled once per process), which inserts the jobs, logs the ones inserted
+    # statement (compiled once per process), which inserts the jobs if every store of the
+    # batch is there (as this org sees them; nothing otherwise), logs the ones inserted
     # (not those an idempotency key already had), counts the org's backlog on their queues
     # where a lane needs it, and returns the jobs whole with that count.
     session.flush()  # the ORM's pending changes first, as joblog.write does
@@ -251,6 +253,10 @@ def enqueue_many(
             "count_backlog": publishing and len(rows) < lanes.BULK_BACKLOG,
         },
     ).all()
+    if not result and remembered:
+        # Nothing inserted: every spec's key had its job, or a store remembered by
+        # _PLATFORM_OF is gone (the statement inserts nothing then): read them to know.
+        _stores(session, org_id, store_ids, fresh=True)
     returned = {job.id: job for job, _ in result}
     waiting = {job.queue: n for job, n in result if n is not None}
     inserted = set(returned)
@@ -281,15 +287,21 @@ _COLUMNS = {
     "scheduled_at": "timestamptz", "dispatched_at": "timestamptz", "idempotency_key": "text",
     "created_by": "uuid",
 }  # fmt: skip
-# The log lines follow their jobs' rows (an inserted job's only): clock_timestamp() is
-# evaluated after the ORDER BY, so the lines keep their order. ``waiting`` counts, once per
-# queue that has a job of priority 0 (the only ones whose lane depends on it; none when
-# ``count_backlog`` is false), the org's pending jobs there up to the bulk threshold: it reads
-# the snapshot before the insert, so the batch's own jobs are added by _backlogs.
+# A store that is gone (or not this org's, by RLS) inserts none of the batch: _stores may
+# have answered from memory. The log lines follow their jobs' rows (an inserted job's
+# only): clock_timestamp() is evaluated after the ORDER BY, so the lines keep their order.
+# ``waiting`` counts, once per queue that has a job of priority 0 (the only ones whose lane
+# depends on it; none when ``count_backlog`` is false), the org's pending jobs there up to the
+# bulk threshold: it reads the snapshot before the insert, so the batch's own jobs are added
+# by _backlogs.
 _INSERT_SQL = """
 WITH ins AS (
     INSERT INTO jobs ({columns})
     SELECT {columns} FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({typed})
+     WHERE NOT EXISTS (
+           SELECT 1 FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS m(store_id uuid)
+            WHERE m.store_id IS NOT NULL
+              AND NOT EXISTS (SELECT 1 FROM stores s WHERE s.id = m.store_id))
     {conflict}
     RETURNING *
 ), logged AS (
@@ -438,15 +450,25 @@ def _locked(session: Session, job_id: uuid.UUID) -> Job:
     return job
 
 
-def _stores(session: Session, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+def _stores(
+    session: Session, org_id: uuid.UUID, ids: Iterable[uuid.UUID], *, fresh: bool = False
+) -> tuple[dict[uuid.UUID, str], bool]:
+    """The platform of each store of ``ids``, and whether any came from ``_PLATFORM_OF``
+    (``fresh``: none; every one read). Raises NotFound for a store this org does not see."""
     ids = set(ids)
-    if not ids:
-        return {}
-    found = dict(session.execute(_PLATFORMS, {"ids": list(ids)}).all())
-    missing = ids - set(found)
-    if missing:
-        raise NotFound(f"no store {sorted(map(str, missing))[0]} in this organisation")
-    return found
+    found = {} if fresh else {i: p for i in ids if (p := _PLATFORM_OF.get((org_id, i)))}
+    unread = ids - set(found)
+    if unread:
+        read = dict(session.execute(_PLATFORMS, {"ids": list(unread)}).all())
+        if missing := unread - set(read):
+            for store_id in missing:
+                _PLATFORM_OF.pop((org_id, store_id), None)
+            raise NotFound(f"no store {sorted(map(str, missing))[0]} in this organisation")
+        if len(_PLATFORM_OF) + len(read) > PLATFORMS_KEPT:
+            _PLATFORM_OF.clear()
+        _PLATFORM_OF.update({(org_id, i): p for i, p in read.items()})
+        found.update(read)
+    return found, len(found) > len(unread)
 
 
 def _row(
@@ -557,3 +579,9 @@ def _backlogs(
 
 
 _PLATFORMS = select(Store.id, Store.platform).where(Store.id.in_(bindparam("ids", expanding=True)))
+# The platform of each store this process has enqueued for, by (org, store), read under the
+# org's RLS: a store's platform never changes, so a job's queue and capability check need no
+# read, and the enqueue's own statement checks that the store is still there. Bounded: the
+# whole map is dropped when it would pass PLATFORMS_KEPT (and refilled as jobs come).
+PLATFORMS_KEPT = 10_000
+_PLATFORM_OF: dict[tuple[uuid.UUID, uuid.UUID], str] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -105,6 +106,44 @@ def test_forged_and_broken_tokens_all_get_the_same_401(
     assert all(r.content_type == "application/problem+json" for r in answers.values())
     # And the genuine token still works
     assert client.get(path, headers=owner.headers).status_code == 200
+
+
+def test_a_token_accepted_once_is_remembered_until_it_expires(
+    client: FlaskClient, team_a: Team, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    owner = team_a.owner
+    assert owner.user_id
+    sid = _session_id(owner.headers["Authorization"].split()[1])
+    now = datetime.now(UTC)
+    # Given a token expired 7 s ago (to the second: 7 to 8): inside the 10 s leeway, for 2 s
+    expiring = jwt.encode(
+        _claims(owner.user_id, sid, exp=now - timedelta(seconds=7), iat=now, nbf=now),
+        api_settings.jwt_secret,
+        algorithm="HS256",
+    )
+    forged = jwt.encode(_claims(owner.user_id, sid), "another-secret-" * 4, algorithm="HS256")
+    decoded: list[str] = []
+    real_decode = jwt.decode
+
+    def counting(token: str, *args: Any, **kwargs: Any) -> Any:
+        decoded.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting)
+    path = f"/orgs/{team_a.org_id}/members"
+
+    def status(token: str) -> int:
+        return client.get(path, headers={"Authorization": f"Bearer {token}"}).status_code
+
+    # When each is presented twice, at once
+    answers = [status(expiring), status(expiring), status(forged), status(forged)]
+    # Then the good one was verified once and accepted twice; the forged one was verified
+    # (and refused) each time: a refusal is never remembered
+    assert answers == [200, 200, 401, 401]
+    assert decoded == [expiring, forged, forged]
+    # And once the leeway has run out, the remembered token is refused like any expired one
+    time.sleep(max(0.0, (now + timedelta(seconds=3.1) - datetime.now(UTC)).total_seconds()))
+    assert status(expiring) == 401
 
 
 def _age_used_tokens(admin_engine: Engine, user_id: uuid.UUID | None, seconds: int) -> None:

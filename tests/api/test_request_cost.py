@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from flask import Flask
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine.default import CACHE_HIT
 
 from api import quota
@@ -82,12 +82,42 @@ def test_enqueueing_a_job_costs_a_fixed_set_of_statements_compiled_once(
     for _ in range(2):
         assert team_a.operator.post(path, json=body).status_code == 202
     # Then each cost the same statements, every one compiled before (none built for the
-    # request): the org's stamp, who the caller is with their role (one statement), the store,
-    # the job with its log line and the org's backlog for its lane (one statement), and the
-    # audit entry
-    assert len(seen) == 2 * 5, [sql.split("\n")[0][:60] for sql, _ in seen]
-    assert [sql for sql, _ in seen[:5]] == [sql for sql, _ in seen[5:]]
+    # request): the org's stamp, who the caller is with their role (one statement), the job
+    # with its log line and the org's backlog for its lane (one statement, which also checks
+    # that the store is there: its platform is remembered from the first job), and the audit
+    # entry
+    assert len(seen) == 2 * 4, [sql.split("\n")[0][:60] for sql, _ in seen]
+    assert [sql for sql, _ in seen[:4]] == [sql for sql, _ in seen[4:]]
     assert [sql.split("\n")[0][:60] for sql, cached in seen if not cached] == []
+
+
+def _jobs_on(engine: Engine, store: uuid.UUID) -> int:
+    with engine.connect() as conn:
+        query = text("SELECT count(*) FROM jobs WHERE store_id = :s")
+        return int(conn.execute(query, {"s": store}).scalar_one())
+
+
+def test_a_store_remembered_by_the_enqueue_is_still_checked_for_each_job(
+    team_a: Team, team_b: Team, admin_engine: Engine
+) -> None:
+    store = make_kit(admin_engine, team_a.org_id, None)["store_id"]
+    body = {"job_type": "list_products", "store_id": str(store)}
+    # Given a job enqueued on org A's store (its platform now remembered by the process)
+    assert team_a.operator.post(f"/orgs/{team_a.org_id}/jobs", json=body).status_code == 202
+    before = _jobs_on(admin_engine, store)  # the kit's and this one
+    # When org B's operator names that store for a job of theirs
+    foreign = team_b.operator.post(f"/orgs/{team_b.org_id}/jobs", json=body)
+    # Then it is not found for them, and nothing is stored
+    assert foreign.status_code == 404 and str(store) in foreign.json["detail"]
+    assert _jobs_on(admin_engine, store) == before
+    # When the store is deleted over HTTP and a job is asked for on it again
+    assert team_a.owner.call("DELETE", f"/orgs/{team_a.org_id}/stores/{store}").status_code == 200
+    again = team_a.operator.post(f"/orgs/{team_a.org_id}/jobs", json=body)
+    # Then it is not found either (the enqueue's statement found the store gone), and no job
+    # is left on it; a second try reads the store afresh and is refused the same way
+    assert again.status_code == 404 and str(store) in again.json["detail"]
+    assert _jobs_on(admin_engine, store) == 0
+    assert team_a.operator.post(f"/orgs/{team_a.org_id}/jobs", json=body).status_code == 404
 
 
 @pytest.fixture
