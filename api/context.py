@@ -36,7 +36,9 @@ class Hub:
             raise ConfigError("FUSION_REDIS_URL: not set (the API needs the broker)")
         return cls(
             settings=settings,
-            database=Database(settings.app_database_url),
+            database=Database(
+                settings.app_database_url, prepared_statements=settings.db_prepared_statements
+            ),
             redis=redis.Redis.from_url(
                 settings.redis_url, socket_timeout=2, socket_connect_timeout=2
             ),

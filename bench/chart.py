@@ -11,7 +11,8 @@ each panel beside its target:
 3. latencies of the engine: enqueue-to-start p50 / p99 (target p50 10 ms) and rescue of a
    SIGKILLed worker's job (target 10 s);
 4. the API: requests/s of each endpoint beside the hello-world of the same method, with
-   p99 in the label (targets: POST /jobs at least half the hello-world's rate, p99 25 ms).
+   p99 in the label (targets: POST /jobs at least half the hello-world's rate, p99 25 ms),
+   and POST /jobs's floor (its own round trips without the hub's framework, bench/floor_wsgi.py).
 
 A missing results file leaves its panels saying so. Needs the ``bench`` extra (matplotlib).
 """
@@ -120,14 +121,19 @@ def draw(out: Path) -> Path:
             ("get_jobs", "GET\n/jobs"),
             ("hello_post", "hello\nPOST"),
             ("post_job", "POST\n/jobs"),
+            ("post_job_floor", "its floor"),
             ("webhook", "webhook"),
         ]
+        names = [(key, label) for key, label in names if key in ep]  # older runs: no floor
         _bars(
             http,
             [f"{label}\np99 {ep[key]['p99_ms']:.0f} ms" for key, label in names],
             [ep[key]["requests_per_s"] for key, _ in names],
             "{:,.0f}",
-            [grey, blue, grey, blue, blue],
+            [
+                grey if key.startswith("hello") or key.endswith("floor") else blue
+                for key, _ in names
+            ],
         )
         half = ep["hello_post"]["requests_per_s"] / 2
         http.axhline(half, color="red", linestyle="--", linewidth=1, label="½ hello POST")

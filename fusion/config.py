@@ -209,6 +209,7 @@ VARIABLES: Mapping[str, str] = {
     "max_attempts": "FUSION_MAX_ATTEMPTS",
     "db_statement_timeout_ms": "FUSION_DB_STATEMENT_TIMEOUT_MS",
     "db_idle_in_transaction_timeout_ms": "FUSION_DB_IDLE_IN_TRANSACTION_TIMEOUT_MS",
+    "db_prepared_statements": "FUSION_DB_PREPARED_STATEMENTS",
     "request_quota_per_minute": "FUSION_REQUEST_QUOTA_PER_MINUTE",
     "job_retention_days": "FUSION_JOB_RETENTION_DAYS",
     "failed_job_retention_days": "FUSION_FAILED_JOB_RETENTION_DAYS",
@@ -289,6 +290,10 @@ class Settings:
     max_attempts: int = 5
     db_statement_timeout_ms: int = 30_000
     db_idle_in_transaction_timeout_ms: int = 60_000
+    # The statements most requests send are prepared once per connection (fusion.db.prepared);
+    # off behind a pooler that hands one client's transactions to different server
+    # connections (PgBouncer in transaction mode).
+    db_prepared_statements: bool = True
     request_quota_per_minute: int = 600
     job_retention_days: int = 14  # completed and cancelled jobs; 0 keeps them for ever
     failed_job_retention_days: int = 90
@@ -437,6 +442,7 @@ class Settings:
             db_idle_in_transaction_timeout_ms=_int(
                 env, v["db_idle_in_transaction_timeout_ms"], 60_000, lo=100, hi=3_600_000
             ),
+            db_prepared_statements=_bool(env, v["db_prepared_statements"], True),
             request_quota_per_minute=_int(env, v["request_quota_per_minute"], 600, lo=1, hi=10**7),
             max_body_bytes=_int(env, v["max_body_bytes"], 1024 * 1024, lo=1024, hi=10**9),
             import_max_bytes=_int(

@@ -24,6 +24,7 @@ from fusion.errors import ConfigError
         ({"FUSION_ENCRYPTION_KEYS": "short"}, "FUSION_ENCRYPTION_KEYS: key #1 is not a Fernet"),
         ({"FUSION_RETRY_LADDER": "60,five"}, "FUSION_RETRY_LADDER: expected comma-separated"),
         ({"FUSION_ALLOW_PRIVATE_EGRESS": "maybe"}, "FUSION_ALLOW_PRIVATE_EGRESS: expected true or"),
+        ({"FUSION_DB_PREPARED_STATEMENTS": "sometimes"}, "FUSION_DB_PREPARED_STATEMENTS: expected"),
         ({"FUSION_PUBLIC_URL": "hub.example.com"}, "FUSION_PUBLIC_URL: expected a URL with"),
         ({"FUSION_PUBLIC_URL": "https://hub.example/x"}, "FUSION_PUBLIC_URL: expected scheme://"),
         ({"FUSION_REFRESH_REUSE_GRACE_S": "600"}, "FUSION_REFRESH_REUSE_GRACE_S: must be between"),
@@ -65,6 +66,13 @@ def test_dev_mode_generates_secrets_once_and_keeps_them(tmp_path: Path) -> None:
     assert first.jwt_secret and first.jwt_secret == second.jwt_secret
     assert first.encryption_keys == second.encryption_keys
     assert oct((tmp_path / "secrets" / "jwt_secret").stat().st_mode & 0o777) == "0o600"
+
+
+def test_prepared_statements_are_on_unless_turned_off(tmp_path: Path) -> None:
+    home = {"FUSION_HOME": str(tmp_path)}
+    assert Settings.from_env(home).db_prepared_statements is True
+    off = Settings.from_env({**home, "FUSION_DB_PREPARED_STATEMENTS": "false"})
+    assert off.db_prepared_statements is False
 
 
 def test_the_application_connects_as_the_non_owner_role(tmp_path: Path) -> None:

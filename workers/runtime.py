@@ -53,7 +53,12 @@ def runtime(app: Celery) -> Runtime:
             if not settings.app_database_url:
                 raise ConfigError("FUSION_DATABASE_URL or FUSION_APP_DATABASE_URL: required")
             # Pool sized for the thread pool plus the lease keeper and sweeps.
-            database = Database(settings.app_database_url, pool_size=10, max_overflow=10)
+            database = Database(
+                settings.app_database_url,
+                prepared_statements=settings.db_prepared_statements,
+                pool_size=10,
+                max_overflow=10,
+            )
             client = redis.Redis.from_url(settings.redis_url) if settings.redis_url else None
             loaded = boot.start(settings, database, dispatcher=CeleryDispatcher(app))
             telemetry.install(client)

@@ -10,11 +10,12 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import insert, text
+from sqlalchemy import bindparam, insert, text
 from sqlalchemy.orm import Session
 
 from fusion.audit.models import AuditLog
 from fusion.auth.access import ActorType, Principal
+from fusion.db.prepared import prepare
 
 # Column names that must never be copied into before/after, whatever the resource.
 SECRET_FIELDS = frozenset(
@@ -70,7 +71,7 @@ def record(
     the ORM's pending changes are flushed first, so the entry follows what it records."""
     session.flush()
     session.execute(
-        _INSERT,
+        _INSERT.on(session),
         {
             "id": uuid.uuid4(),
             "org_id": org_id,
@@ -85,7 +86,15 @@ def record(
     )
 
 
-_INSERT = insert(AuditLog.metadata.tables[AuditLog.__tablename__])
+_AUDIT_LOGS = AuditLog.metadata.tables[AuditLog.__tablename__]
+_WRITTEN = (
+    "id", "org_id", "actor_type", "actor_id", "action", "resource_type", "resource_id",
+    "before", "after",
+)  # fmt: skip
+# Prepared once per connection (fusion.db.prepared): every audited request sends it.
+_INSERT = prepare(
+    insert(_AUDIT_LOGS).values({c: bindparam(c, type_=_AUDIT_LOGS.c[c].type) for c in _WRITTEN})
+)
 
 
 def _scrub(data: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Boolean, bindparam, column, func, select, update
 from sqlalchemy.orm import Session
 
 from fusion.auth import mfa
@@ -26,6 +26,7 @@ from fusion.auth.passwords import hash_password, password_problems, verify_passw
 from fusion.auth.secrets import digest, new_opaque_token
 from fusion.auth.tokens import AccessClaims, issue_access_token
 from fusion.config import Settings
+from fusion.db.prepared import Prepared, prepare
 from fusion.errors import Conflict, ValidationFailed
 
 
@@ -269,10 +270,10 @@ def active_member(
 
 
 def _active(
-    session: Session, query: Any, claims: AccessClaims, params: dict[str, Any]
+    session: Session, query: Prepared, claims: AccessClaims, params: dict[str, Any]
 ) -> tuple[User, Role | None]:
     found = session.execute(
-        query, {"user_id": claims.user_id, "session_id": claims.session_id, **params}
+        query.on(session), {"user_id": claims.user_id, "session_id": claims.session_id, **params}
     ).first()
     if found is None or not found[0].is_active:
         raise AuthenticationFailed("user unknown or inactive")
@@ -286,12 +287,24 @@ _REVOKED = (
     select(RefreshToken.id)
     .where(RefreshToken.family_id == bindparam("session_id"), RefreshToken.revoked_at.is_not(None))
     .exists()
+    .label("revoked")
 )
-_ACTIVE_USER = select(User, _REVOKED).where(User.id == bindparam("user_id"))
-_ACTIVE_MEMBER = select(
-    User,
-    _REVOKED,
+_ROLE = (
     select(OrgMember.role)
     .where(OrgMember.org_id == bindparam("org_id"), OrgMember.user_id == User.id)
-    .scalar_subquery(),
-).where(User.id == bindparam("user_id"))
+    .scalar_subquery()
+    .label("role")
+)
+# Every authenticated request makes one of these: prepared once per connection, read back by
+# column name into the user and the answers beside it.
+_ACTIVE_USER = prepare(
+    select(User, _REVOKED).where(User.id == bindparam("user_id")),
+    User,
+    column("revoked", Boolean),
+)
+_ACTIVE_MEMBER = prepare(
+    select(User, _REVOKED, _ROLE).where(User.id == bindparam("user_id")),
+    User,
+    column("revoked", Boolean),
+    column("role", OrgMember.role.type),
+)

@@ -25,7 +25,9 @@ def verify(org_id: uuid.UUID) -> None:
     settings = Settings.from_env()
     if not settings.app_database_url:
         raise ConfigError("FUSION_DATABASE_URL: not set")
-    database = Database(settings.app_database_url)
+    database = Database(
+        settings.app_database_url, prepared_statements=settings.db_prepared_statements
+    )
     try:
         with database.org_session(org_id) as session:
             broken = audit.verify(session, org_id)

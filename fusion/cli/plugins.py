@@ -38,7 +38,9 @@ def sync() -> None:
     settings = Settings.from_env()
     if not settings.app_database_url:
         raise ConfigError("FUSION_DATABASE_URL: not set (the sync needs a database)")
-    database = Database(settings.app_database_url)
+    database = Database(
+        settings.app_database_url, prepared_statements=settings.db_prepared_statements
+    )
     try:
         with database.system_session() as session:
             results = sync_plugins(session)

@@ -28,7 +28,9 @@ def _hub_database() -> Iterator[Database]:
     settings = Settings.from_env()
     if not settings.app_database_url:
         raise ConfigError("FUSION_DATABASE_URL: not set")
-    database = Database(settings.app_database_url)
+    database = Database(
+        settings.app_database_url, prepared_statements=settings.db_prepared_statements
+    )
     try:
         yield database
     except (Conflict, ValidationFailed) as exc:

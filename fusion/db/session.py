@@ -20,6 +20,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 ORG_SETTING = "fusion.org_id"
+# The engine's execution option that fusion.db.prepared reads.
+PREPARED_OPTION = "fusion_prepared_statements"
 
 
 class ScopedSession(Session):
@@ -56,8 +58,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 class Database:
     """The application's handle on Postgres, connected as the non-owner application role."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
-        self.engine = make_engine(url, **engine_kwargs)
+    def __init__(self, url: str, *, prepared_statements: bool = True, **engine_kwargs: Any) -> None:
+        """``prepared_statements``: whether :mod:`fusion.db.prepared` statements are prepared
+        on this engine's connections (off behind a pooler in transaction mode)."""
+        options = {PREPARED_OPTION: prepared_statements}
+        self.engine = make_engine(url, execution_options=options, **engine_kwargs)
         self._sessions = sessionmaker(self.engine, class_=ScopedSession, expire_on_commit=False)
 
     @contextmanager

@@ -18,6 +18,7 @@ from sqlalchemy import Integer, bindparam, column, select, text
 from sqlalchemy.orm import Session
 
 from fusion.config import Settings
+from fusion.db.prepared import Prepared, prepare
 from fusion.errors import Conflict, NotFound, UnsupportedCapability, ValidationFailed
 from fusion.jobs import dispatch, lanes, registry
 from fusion.jobs import log as joblog
@@ -246,7 +247,7 @@ def enqueue_many(
     # where a lane needs it, and returns the jobs whole with that count.
     session.flush()  # the ORM's pending changes first, as joblog.write does
     result = session.execute(
-        _INSERT_KEYED if keyed else _INSERT,
+        (_INSERT_KEYED if keyed else _INSERT).on(session),
         {
             "rows": _json([{k: r[k] for k in _COLUMNS} for r in rows]),
             "entries": _json(entries),
@@ -303,7 +304,7 @@ WITH ins AS (
             WHERE m.store_id IS NOT NULL
               AND NOT EXISTS (SELECT 1 FROM stores s WHERE s.id = m.store_id))
     {conflict}
-    RETURNING *
+    RETURNING {returned}
 ), logged AS (
     INSERT INTO job_logs (id, org_id, job_id, level, message, data, created_at, updated_at)
     SELECT gen_random_uuid(), ins.org_id, ins.id, 'info', e.message, COALESCE(e.data, '{{}}'),
@@ -322,19 +323,24 @@ WITH ins AS (
                                                                   priority smallint)
              WHERE r.priority = 0 AND CAST(:count_backlog AS boolean)) AS q
 )
-SELECT ins.*, waiting.n AS waiting FROM ins LEFT JOIN waiting ON waiting.queue = ins.queue
+SELECT {returned_ins}, waiting.n AS waiting FROM ins LEFT JOIN waiting ON waiting.queue = ins.queue
 """
 
 
-def _insert(conflict: str = "") -> Any:
+def _insert(conflict: str = "") -> Prepared:
+    # Prepared (fusion.db.prepared): its columns by name, so that a column added to jobs
+    # later does not change what the prepared statement returns.
+    returned = [c.name for c in Job.__table__.columns]
     sql = _INSERT_SQL.format(
         columns=", ".join(_COLUMNS),
         typed=", ".join(f"{c} {t}" for c, t in _COLUMNS.items()),
         conflict=conflict,
         cap=lanes.BULK_BACKLOG,
+        returned=", ".join(returned),
+        returned_ins=", ".join(f"ins.{c}" for c in returned),
     )
     waiting = column("waiting", Integer)
-    return select(Job, waiting).from_statement(text(sql))
+    return prepare(text(sql), Job, waiting)
 
 
 _INSERT = _insert()

@@ -113,9 +113,10 @@ def test_enqueue_many_inserts_every_job_and_its_log_line_with_one_statement(
     database: Database, org_a: uuid.UUID, recorder: RecordingDispatcher
 ) -> None:
     inserts: list[str] = []
+    enqueue = service._INSERT  # a prepared statement (fusion.db.prepared)
 
     def count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-        if "INSERT INTO JOB" in statement.upper():
+        if statement.startswith(f"EXECUTE {enqueue.name}("):
             inserts.append(statement)
 
     event.listen(database.engine, "before_cursor_execute", count)
@@ -128,7 +129,7 @@ def test_enqueue_many_inserts_every_job_and_its_log_line_with_one_statement(
             )
     finally:
         event.remove(database.engine, "before_cursor_execute", count)
-    assert len(inserts) == 1 and "INSERT INTO job_logs" in inserts[0]
+    assert len(inserts) == 1 and "INSERT INTO job_logs" in enqueue.definition
     assert [j.payload["n"] for j in jobs] == list(range(300))
     with database.org_session(org_a) as session:
         lines = [service.job_logs(session, j.id) for j in jobs]
