@@ -11,10 +11,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from api.app import create_app
 from fusion.config import Settings
-from fusion.jobs import dispatch
 from tests.api.conftest import Team, make_team
+from tests.support.api import running_app
 
 PROBLEM = "application/problem+json"
 
@@ -80,11 +79,8 @@ def test_oversized_body_is_413(team_a: Team, api_settings: Settings) -> None:
 
 @pytest.fixture
 def tight_app(settings: Settings) -> Iterator[Flask]:
-    previous = dispatch.installed()
-    app = create_app(dataclasses.replace(settings, request_quota_per_minute=5))
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(dataclasses.replace(settings, request_quota_per_minute=5)) as app:
+        yield app
 
 
 def test_quota_is_per_org(tight_app: Flask, admin_engine: Engine) -> None:

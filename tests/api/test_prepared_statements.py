@@ -15,14 +15,13 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, event, text
 
-from api.app import create_app
 from fusion.audit import service as audit
 from fusion.auth import sessions
 from fusion.config import Settings
-from fusion.jobs import dispatch
 from fusion.jobs import service as jobs
 from tests.api.conftest import Team, make_team
 from tests.api.kit import make_kit
+from tests.support.api import running_app
 
 # The member read, the enqueue and the audit entry: what a POST /jobs prepares.
 ENQUEUE_PATH = (sessions._ACTIVE_MEMBER, jobs._INSERT, audit._INSERT)
@@ -132,11 +131,8 @@ def test_a_refused_request_keeps_what_its_connection_prepared(
 
 @pytest.fixture
 def unprepared_app(settings: Settings) -> Iterator[Flask]:
-    previous = dispatch.installed()
-    app = create_app(dataclasses.replace(settings, db_prepared_statements=False))
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(dataclasses.replace(settings, db_prepared_statements=False)) as app:
+        yield app
 
 
 def test_an_engine_made_not_to_prepare_sends_the_plain_statements(

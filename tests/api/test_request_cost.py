@@ -16,11 +16,10 @@ from sqlalchemy import Engine, event, text
 from sqlalchemy.engine.default import CACHE_HIT
 
 from api import quota
-from api.app import create_app
 from fusion.config import Settings
-from fusion.jobs import dispatch
 from tests.api.conftest import Team, make_team
 from tests.api.kit import make_kit
+from tests.support.api import running_app
 
 
 def _commits(app: Flask) -> list[str]:
@@ -124,11 +123,8 @@ def test_a_store_remembered_by_the_enqueue_is_still_checked_for_each_job(
 def quota_app(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
     # Batches that never fall due by time within the test: only nearness to the limit sends.
     monkeypatch.setattr(quota, "SYNC_S", 3600.0, raising=False)
-    previous = dispatch.installed()
-    app = create_app(dataclasses.replace(settings, request_quota_per_minute=10))
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(dataclasses.replace(settings, request_quota_per_minute=10)) as app:
+        yield app
 
 
 def _counted(app: Flask, org_id: uuid.UUID) -> int:

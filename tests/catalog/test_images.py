@@ -20,12 +20,11 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.app import create_app
 from fusion.config import Settings
-from fusion.jobs import dispatch
 from fusion.media import links
 from fusion.media.storage import LocalStore
 from tests.api.conftest import Team, make_team
+from tests.support.api import running_app
 from tests.support.merchant import connect, new_sku, ok
 from tests.support.stack import Stack, eventually, live_stack
 
@@ -79,12 +78,8 @@ def product(team: Team, skus: list[str]) -> str:
 @pytest.fixture(scope="module")
 def small_app(api_settings: Settings) -> Iterator[Flask]:
     """The API with a 4 KiB image limit, so "too big" is cheap to send."""
-    previous = dispatch.installed()
-    app = create_app(dataclasses.replace(api_settings, image_max_bytes=4096))
-    app.config["TESTING"] = True
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(dataclasses.replace(api_settings, image_max_bytes=4096)) as app:
+        yield app
 
 
 def test_images_are_uploaded_listed_in_order_reordered_and_deleted(client: FlaskClient) -> None:

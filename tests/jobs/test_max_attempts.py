@@ -10,12 +10,12 @@ import pytest
 from flask import Flask
 from sqlalchemy import Engine, text
 
-from api.app import create_app
 from fusion.config import Settings
 from fusion.db.session import Database
-from fusion.jobs import dispatch, service
+from fusion.jobs import service
 from tests.api.conftest import make_team
 from tests.jobs.conftest import RecordingDispatcher
+from tests.support.api import running_app
 
 
 def _stored_max_attempts(admin_engine: Engine, job_id: uuid.UUID) -> int:
@@ -69,13 +69,8 @@ def test_without_settings_a_job_gets_the_built_in_default(
 
 @pytest.fixture
 def app_with_eight(eight: Settings) -> Iterator[Flask]:
-    # create_app installs the Celery publisher process-wide; put back what was there.
-    previous = dispatch.installed()
-    app = create_app(eight)
-    app.config["TESTING"] = True
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(eight) as app:
+        yield app
 
 
 def test_a_job_enqueued_through_the_api_gets_the_setting(

@@ -15,10 +15,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.app import create_app
 from fusion.config import Settings
-from fusion.jobs import dispatch
 from tests.notifications.receivers import HttpReceiver, SmtpReceiver
+from tests.support.api import running_app
 from tests.support.workers import FAST, ROOT
 from tests.workers.conftest import Celery
 
@@ -58,12 +57,8 @@ def hub_settings(settings: Settings, hub_env: dict[str, str], smtp: SmtpReceiver
 
 @pytest.fixture(scope="module")
 def app(hub_settings: Settings) -> Iterator[Flask]:
-    previous = dispatch.installed()
-    app = create_app(dataclasses.replace(hub_settings, request_quota_per_minute=10**6))
-    app.config["TESTING"] = True
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(dataclasses.replace(hub_settings, request_quota_per_minute=10**6)) as app:
+        yield app
 
 
 @pytest.fixture

@@ -12,13 +12,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from api.app import create_app
 from fusion.config import Settings
-from fusion.jobs import dispatch
 from fusion.plugins.http import post_once
 from fusion.security.egress import EgressPolicy, EgressRefused
 from tests.api.conftest import Team, count_rows, make_team
 from tests.notifications.receivers import HttpReceiver
+from tests.support.api import running_app
 from tests.support.egress import LOOPBACK
 
 HOOK = {"name": "ERP", "kind": "webhook", "events": ["stock.out"]}
@@ -130,13 +129,11 @@ def test_the_signing_secret_is_shown_once_and_stored_encrypted(
 @pytest.fixture(scope="module")
 def strict_app(settings: Settings) -> Iterator[Flask]:
     """The API of a production-like hub: private egress off, no SMTP server."""
-    previous = dispatch.installed()
-    app = create_app(
-        dataclasses.replace(settings, allow_private_egress=False, request_quota_per_minute=10**6)
+    strict = dataclasses.replace(
+        settings, allow_private_egress=False, request_quota_per_minute=10**6
     )
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(strict) as app:
+        yield app
 
 
 def test_private_destinations_are_refused_where_private_egress_is_off(

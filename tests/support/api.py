@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from flask import Flask
@@ -29,16 +30,25 @@ def api_settings(settings: Settings) -> Settings:
     )
 
 
+@contextmanager
+def running_app(settings: Settings) -> Iterator[Flask]:
+    """The API app over ``settings``, for the block. create_app installs the Celery
+    publisher process-wide: what was there is put back after, and the app's connections
+    closed, so the rest of the suite runs as if the block had not."""
+    previous = dispatch.installed()
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    try:
+        yield app
+    finally:
+        dispatch.install(previous)
+        app.extensions["fusion"].database.dispose()
+
+
 @pytest.fixture(scope="module")
 def app(api_settings: Settings) -> Iterator[Flask]:
-    # create_app installs the Celery publisher process-wide; put back what was there so the
-    # rest of the suite runs as if these tests had not.
-    previous = dispatch.installed()
-    app = create_app(api_settings)
-    app.config["TESTING"] = True
-    yield app
-    dispatch.install(previous)
-    app.extensions["fusion"].database.dispose()
+    with running_app(api_settings) as app:
+        yield app
 
 
 @pytest.fixture
