@@ -12,7 +12,11 @@ connection (remembered in the pooled connection's ``info``, which SQLAlchemy emp
 replaces the connection) and then ``EXECUTE <name>(...)``, with the original statement's
 parameters and their types. A prepared statement is not part of a transaction: it outlives a
 rollback. Postgres plans it again when a table it reads changes; its result columns must not
-change, so a prepared statement names the columns it returns (no ``*``).
+change, so a prepared statement names the columns it returns (no ``*``). A migration that
+changes the type of one of them makes it fail on every connection that prepared it
+("cached plan must not change result type"): :func:`heal` has SQLAlchemy treat that error
+as a lost connection, so the request that meets it fails and the pool's connections are
+replaced, their successors preparing the statement afresh.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ import re
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Executable, bindparam, select, text
+from sqlalchemy import Engine, Executable, bindparam, event, select, text
 from sqlalchemy.dialects.postgresql import psycopg2
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from fusion.db.session import PREPARED_OPTION
-
+# The engine's execution option that turns preparing off (fusion.db.session.Database).
+OPTION = "fusion_prepared_statements"
 INFO_KEY = "fusion.prepared"
 _DIALECT = psycopg2.dialect()
 _PARAMETER = re.compile(r"%\((\w+)\)s")
@@ -52,7 +57,7 @@ class Prepared:
         statement prepared there first if it is not yet; the plain statement where the
         engine was made not to prepare (:class:`fusion.db.session.Database`)."""
         connection = session.connection()
-        if not connection.get_execution_options().get(PREPARED_OPTION, True):
+        if not connection.get_execution_options().get(OPTION, True):
             return self.plain
         done: set[str] = connection.info.setdefault(INFO_KEY, set())
         if self.name not in done:
@@ -88,3 +93,18 @@ def prepare(statement: ClauseElement, *returns: Any) -> Prepared:
     rows: Any = statement  # a SELECT or a statement with RETURNING
     read = select(*returns)
     return Prepared(name, definition, read.from_statement(execute), read.from_statement(rows))
+
+
+_FEATURE_NOT_SUPPORTED = "0A000"  # the SQLSTATE of "cached plan must not change result type"
+
+
+def heal(engine: Engine) -> None:
+    """Replace ``engine``'s connections when a prepared statement's result type changed under
+    it (a migration): each of them would fail on that statement until it is replaced."""
+    event.listen(engine, "handle_error", _changed_result_type)
+
+
+def _changed_result_type(context: ExceptionContext) -> None:
+    error = context.original_exception
+    if getattr(error, "pgcode", None) == _FEATURE_NOT_SUPPORTED and "cached plan" in str(error):
+        context.is_disconnect = True  # this connection is dropped, the pool's others recycled

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
+from fusion.db import prepared
+
 ORG_SETTING = "fusion.org_id"
-# The engine's execution option that fusion.db.prepared reads.
-PREPARED_OPTION = "fusion_prepared_statements"
 
 
 class ScopedSession(Session):
@@ -61,8 +61,9 @@ class Database:
     def __init__(self, url: str, *, prepared_statements: bool = True, **engine_kwargs: Any) -> None:
         """``prepared_statements``: whether :mod:`fusion.db.prepared` statements are prepared
         on this engine's connections (off behind a pooler in transaction mode)."""
-        options = {PREPARED_OPTION: prepared_statements}
+        options = {prepared.OPTION: prepared_statements}
         self.engine = make_engine(url, execution_options=options, **engine_kwargs)
+        prepared.heal(self.engine)
         self._sessions = sessionmaker(self.engine, class_=ScopedSession, expire_on_commit=False)
 
     @contextmanager

@@ -151,3 +151,27 @@ def test_an_engine_made_not_to_prepare_sends_the_plain_statements(
     assert _jobs_on(admin_engine, store) == before + 2
     assert not [s for s in seen if s.startswith(("PREPARE", "EXECUTE"))]
     assert any(s.startswith("WITH ins AS") for s in seen)  # the enqueue, sent as it is
+
+
+def test_a_migration_that_changes_a_returned_type_costs_one_request_not_the_connection(
+    app: Flask, team_a: Team, admin_engine: Engine, enqueue: tuple[str, dict[str, str]]
+) -> None:
+    path, body = enqueue
+    engine = app.extensions["fusion"].database.engine
+    # Given a connection that has prepared the enqueue, which returns jobs.priority
+    engine.dispose()
+    assert team_a.operator.post(path, json=body).status_code == 202
+    with admin_engine.begin() as admin:  # When a migration widens that column
+        admin.execute(text("ALTER TABLE jobs ALTER COLUMN priority TYPE integer"))
+    try:
+        seen = _sent(engine)
+        # Then the next enqueue fails (its prepared plan no longer matches the table) ...
+        first = team_a.operator.post(path, json=body)
+        # ... and the one after it succeeds on a new connection, which prepares afresh
+        second = team_a.operator.post(path, json=body)
+        assert first.status_code == 500 and second.status_code == 202, second.json
+        assert jobs._INSERT.name in _prepared(seen)
+    finally:
+        with admin_engine.begin() as admin:
+            admin.execute(text("ALTER TABLE jobs ALTER COLUMN priority TYPE smallint"))
+        engine.dispose()
